@@ -1,0 +1,35 @@
+# The two commands of the README:
+#   make demo   set up the environment and run the main job on the embedded default
+#   make test   set up the same environment and run the test suite (offline)
+# Both create .venv on first use and reinstall only when pyproject.toml or requirements.lock change.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.rlhfkit-installed
+
+.PHONY: demo test setup bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first and pinned, so nothing later can pull a multi-GB CUDA build in its place.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/rlhfkit build-default
+	HF_HUB_OFFLINE=1 $(BIN)/rlhfkit sample --model tiny --task reviews --n-prompts 4 --k 3 --temperature 0.8 \
+		--seed 0 --quiet --out runs/demo/candidates.jsonl
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/sampling_batching.py
+
+clean:
+	rm -rf $(VENV) .cache runs
