@@ -1,0 +1,33 @@
+"""Shared test set-up: offline, a project-local model cache, and the embedded default built once per session."""
+
+import os
+from pathlib import Path
+
+# Tests never reach a hub; the embedded default is cached inside the checkout unless the caller chose a cache.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("RLHFKIT_CACHE", str(Path(__file__).resolve().parents[1] / ".cache" / "rlhfkit"))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_path() -> Path:
+    """Folder of the embedded default model (built on first use, about a minute)."""
+    from rlhfkit.tiny import default_model_path
+
+    return default_model_path(progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_path):
+    from rlhfkit.models import load_tokenizer
+
+    return load_tokenizer(tiny_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_path):
+    from rlhfkit.models import load_policy
+
+    return load_policy(tiny_path, device="cpu")
