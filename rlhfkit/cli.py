@@ -1,0 +1,110 @@
+"""`rlhfkit ...`: the command line. Each subcommand is a thin layer over the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _build_default(args: argparse.Namespace) -> int:
+    from rlhfkit.tiny import build_info, default_model_path
+
+    path = default_model_path(force=args.force, progress=not args.quiet)
+    info = build_info(path)
+    print(f"embedded default model: {path}")
+    print(f"  parameters: {info['parameters']:,}   pretraining: {info['build_seconds']:.1f} s "
+          f"on {info['train_tokens_seen']:,} tokens")
+    print(f"  eval loss: {info['eval_loss']:.3f} nats/token   "
+          f"(unigram baseline {info['unigram_baseline_loss']:.3f}; held-out items only)")
+    print("  samples (temperature 1, held-out prompts):")
+    for sample in info["samples"]:
+        print(f"    > {sample['prompt']}\n      {sample['response']}")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from rlhfkit.data import load_task
+    from rlhfkit.models import load_policy, load_tokenizer
+    from rlhfkit.sampling import SamplingConfig, sample_candidates
+
+    if args.prompt:
+        prompts = args.prompt
+    else:
+        task = load_task(args.task)
+        prompts = task.eval_prompts[: args.n_prompts]
+    config = SamplingConfig(k=1 if args.greedy else args.k, do_sample=not args.greedy,
+                            temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+                            max_new_tokens=args.max_new_tokens, seed=args.seed, batch_size=args.batch_size)
+    tokenizer = load_tokenizer(args.model, trust_remote_code=args.trust_remote_code)
+    model = load_policy(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
+    table = sample_candidates(model, tokenizer, prompts, config, progress=not args.quiet)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix == ".csv":
+            table.to_csv(out, index=False)
+        elif out.suffix == ".parquet":
+            table.to_parquet(out, index=False)
+        else:
+            table.to_json(out, orient="records", lines=True)
+        print(f"wrote {len(table)} candidates to {out}")
+    with pd.option_context("display.max_colwidth", 90, "display.width", 200):
+        print(table[["prompt_index", "candidate", "n_tokens", "sum_logprob", "finish_reason", "response"]]
+              .to_string(index=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlhfkit", description="A workbench for RLHF: SFT, preferences, "
+                                     "reward models, PPO and DPO on a model you can run.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    build = sub.add_parser("build-default", help="build (or find) the embedded default model and show it",
+                           description="Build the embedded default (a review corpus, a BPE tokenizer and a small "
+                           "Llama, about a minute on a CPU) into the cache, or find the cached build, and print "
+                           "where it is, its eval loss and a few samples. Cache: $RLHFKIT_CACHE or ~/.cache/rlhfkit.")
+    build.add_argument("--force", action="store_true", help="rebuild even if a valid build is cached")
+    build.add_argument("--quiet", action="store_true", help="no progress bar")
+    build.set_defaults(func=_build_default)
+
+    sample = sub.add_parser("sample", help="sample K candidate responses per prompt",
+                            description="Sample K candidates per prompt from a model and print (and optionally "
+                            "save) a table with token counts, log-probabilities and finish reasons.")
+    sample.add_argument("--model", default="tiny", help="'tiny' (the embedded default), a local folder or a Hub id")
+    sample.add_argument("--task", default="reviews", help="task whose eval prompts to use (default: reviews)")
+    sample.add_argument("--prompt", action="append", help="a prompt to use instead of the task's (repeatable)")
+    sample.add_argument("--n-prompts", type=int, default=4, help="how many of the task's eval prompts")
+    sample.add_argument("--k", type=int, default=4, help="candidates per prompt")
+    sample.add_argument("--greedy", action="store_true", help="greedy decoding (one candidate per prompt)")
+    sample.add_argument("--temperature", type=float, default=1.0)
+    sample.add_argument("--top-p", type=float, default=1.0)
+    sample.add_argument("--top-k", type=int, default=0)
+    sample.add_argument("--max-new-tokens", type=int, default=64)
+    sample.add_argument("--batch-size", type=int, default=16, help="prompts per generate call")
+    sample.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
+    sample.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)")
+    sample.add_argument("--out", help="save the table (.jsonl, .csv or .parquet)")
+    sample.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code to run")
+    sample.add_argument("--quiet", action="store_true", help="no progress bar")
+    sample.set_defaults(func=_sample)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "quiet", False):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    try:
+        return args.func(args)
+    except (OSError, ValueError) as err:  # bad input: one clear line, not a traceback
+        print(f"rlhfkit {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
