@@ -30,6 +30,8 @@ def _sample(args: argparse.Namespace) -> int:
     from rlhfkit.models import load_policy, load_tokenizer
     from rlhfkit.sampling import SamplingConfig, sample_candidates
 
+    if args.out and Path(args.out).suffix not in (".jsonl", ".csv", ".parquet"):
+        raise ValueError(f"--out {args.out}: expected a file ending in .jsonl, .csv or .parquet")
     if args.prompt:
         prompts = args.prompt
     else:
@@ -49,7 +51,7 @@ def _sample(args: argparse.Namespace) -> int:
         elif out.suffix == ".parquet":
             table.to_parquet(out, index=False)
         else:
-            table.to_json(out, orient="records", lines=True)
+            table.to_json(out, orient="records", lines=True, force_ascii=False)
         print(f"wrote {len(table)} candidates to {out}")
     with pd.option_context("display.max_colwidth", 90, "display.width", 200):
         print(table[["prompt_index", "candidate", "n_tokens", "sum_logprob", "finish_reason", "response"]]

@@ -172,7 +172,7 @@ class SimulatedAnnotator:
                     responses_b: Sequence[str]) -> list[dict]:
         """Preference rows in TRL's format (`prompt`, `chosen`, `rejected`) plus `annotator`, `chosen_position`
         ("left"/"right"), the judge's scores of both responses, `judge_tie`, and `agrees_with_judge` (False where
-        noise or position bias went against the judge). Pairs of identical responses cannot express a preference:
+        noise or position bias went against the judge; True on judge ties). Pairs of identical responses cannot express a preference:
         they are skipped with a warning that counts them."""
         if not len(prompts) == len(responses_a) == len(responses_b):
             raise ValueError(f"label_pairs needs equally many prompts and responses, got {len(prompts)}, "
