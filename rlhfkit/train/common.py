@@ -1,0 +1,86 @@
+"""What every TRL-backed stage shares: device-aware TRL arguments, and running a trainer into a run directory so
+that an interrupt keeps a resumable checkpoint and a NaN loss stops the run with a clear message.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rlhfkit.runs import MetricsCallback, NonFiniteLossError, Run
+
+__all__ = ["trl_args", "train_into_run", "last_checkpoint"]
+
+
+def trl_args(config_cls, run: Run, *, seed: int, device: str | None = None, **fields: Any):
+    """A TRL `*Config` for this machine: on a CUDA device bf16 where supported, on the CPU fp32 with `use_cpu`;
+    no activation checkpointing (TRL's default costs time and buys nothing on models this small; pass
+    `activation_checkpointing=True` for big ones); checkpoints under the run's `checkpoints/`; logging every step
+    unless told otherwise, so the metrics stream and the NaN guard see every step."""
+    on_gpu = torch.cuda.is_available() and (device is None or str(device).startswith("cuda"))
+    defaults = dict(
+        output_dir=str(run.checkpoint_path),
+        seed=seed,
+        use_cpu=not on_gpu,
+        bf16=bool(on_gpu and torch.cuda.is_bf16_supported()),
+        activation_checkpointing=False,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=50,
+        save_total_limit=2,
+        report_to="none",
+        disable_tqdm=False,
+        dataloader_num_workers=0,
+    )
+    defaults.update(fields)
+    return config_cls(**defaults)
+
+
+def last_checkpoint(run: Run) -> str | None:
+    """The newest complete trainer checkpoint of a run, if any."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = run.checkpoint_path
+    return get_last_checkpoint(str(folder)) if folder.exists() else None
+
+
+def train_into_run(trainer, run: Run, *, resume: bool = False, tokenizer=None) -> Path:
+    """Train, then save the final model into `run/model`.
+
+    - Ctrl-C / a kernel interrupt: the current state is saved as a trainer checkpoint (weights, optimizer,
+      scheduler, RNG), the run is marked "interrupted", and KeyboardInterrupt is re-raised; calling the stage
+      again with `resume=True` continues from there.
+    - A NaN or infinite loss: training stops at that step without saving it, the run is marked "failed" and
+      NonFiniteLossError names the last good checkpoint.
+    """
+    guard = MetricsCallback(run)
+    trainer.add_callback(guard)
+    checkpoint = last_checkpoint(run) if resume else None
+    try:
+        trainer.train(resume_from_checkpoint=checkpoint)
+    except KeyboardInterrupt:
+        trainer._save_checkpoint(trainer.model, trial=None)  # the same format resume_from_checkpoint reads
+        run.set_status("interrupted", "stopped by KeyboardInterrupt; call again with resume=True to continue",
+                       step=trainer.state.global_step, checkpoint=last_checkpoint(run))
+        raise
+    if guard.non_finite is not None:
+        step, key, value = guard.non_finite
+        good = last_checkpoint(run)
+        message = (f"{key} became {value} at step {step}; training stopped. Last good checkpoint: "
+                   f"{good or 'none (the loss was not finite before the first save)'}. Lower the learning rate "
+                   f"or check the data.")
+        run.set_status("failed", message, step=step, checkpoint=good)
+        raise NonFiniteLossError(message)
+    return run.save_model(trainer.model, tokenizer if tokenizer is not None else trainer.processing_class)
+
+
+def finite_or_none(value: Any) -> float | None:
+    """A metric as a float, or None when missing or not finite (JSON has no NaN)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
