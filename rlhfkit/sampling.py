@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import pandas as pd
 import torch
 
-__all__ = ["SamplingConfig", "render_prompts", "sample_candidates"]
+__all__ = ["SamplingConfig", "render_prompts", "sample_candidates", "candidate_pairs"]
 
 
 @dataclass
@@ -155,3 +155,22 @@ def _candidate_row(tokenizer, tokens: torch.Tensor, token_logprobs: torch.Tensor
         "finish_reason": finish,
         **settings,
     }
+
+
+def candidate_pairs(table: pd.DataFrame, max_pairs_per_prompt: int | None = None, seed: int = 0) -> list[dict]:
+    """Unordered pairs of distinct responses to the same prompt from a `sample_candidates` table, as
+    {"prompt", "response_a", "response_b"}: all K(K-1)/2 per prompt, or a seeded random subset of at most
+    `max_pairs_per_prompt`. Identical responses are never paired (they cannot express a preference)."""
+    import itertools
+    import random
+
+    rng = random.Random(seed)
+    pairs = []
+    for _, group in table.groupby("prompt_index", sort=True):
+        responses = list(dict.fromkeys(group.response))  # distinct, in candidate order
+        combos = list(itertools.combinations(responses, 2))
+        if max_pairs_per_prompt is not None and len(combos) > max_pairs_per_prompt:
+            combos = rng.sample(combos, max_pairs_per_prompt)
+        prompt = group.prompt.iloc[0]
+        pairs.extend({"prompt": prompt, "response_a": a, "response_b": b} for a, b in combos)
+    return pairs

@@ -96,3 +96,20 @@ def test_message_list_prompts_use_the_chat_template(tiny_tokenizer):
     rendered = render_prompts(tiny_tokenizer, [[{"role": "user", "content": "Hi"}], "Hi"])
     assert rendered[0] == rendered[1] == "<|user|>Hi<|end|><|assistant|>"
     assert render_prompts(tiny_tokenizer, ["Hi"], chat=False) == ["Hi"]
+
+
+def test_candidate_pairs_cover_distinct_responses_per_prompt():
+    import pandas as pd
+
+    from rlhfkit.sampling import candidate_pairs
+
+    table = pd.DataFrame({
+        "prompt_index": [0, 0, 0, 0, 1, 1],
+        "prompt": ["p0"] * 4 + ["p1"] * 2,
+        "response": ["a", "b", "a", "c", "x", "x"],
+    })
+    pairs = candidate_pairs(table)
+    assert {(p["response_a"], p["response_b"]) for p in pairs} == {("a", "b"), ("a", "c"), ("b", "c")}
+    assert all(p["prompt"] == "p0" for p in pairs)  # p1 has one distinct response: no pair
+    limited = candidate_pairs(table, max_pairs_per_prompt=2, seed=1)
+    assert len(limited) == 2 and limited == candidate_pairs(table, max_pairs_per_prompt=2, seed=1)
