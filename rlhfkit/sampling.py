@@ -75,8 +75,8 @@ def _prompt_text(prompt: Any) -> str:
 @torch.no_grad()
 def sample_candidates(model, tokenizer, prompts: Sequence[Any], config: SamplingConfig | None = None,
                       progress: bool = True) -> pd.DataFrame:
-    """K candidates for every prompt, one row each: prompt_index, prompt, candidate, response, n_tokens
-    (excluding EOS), sum_logprob (including EOS when generated), finish_reason ("eos" or "length"), and the
+    """K candidates for every prompt, one row each: prompt_index, prompt, candidate, response, response_ids (the
+    sampled token ids, EOS excluded), n_tokens (excluding EOS), sum_logprob (including EOS when generated), finish_reason ("eos" or "length"), and the
     decoding settings."""
     from tqdm.auto import tqdm
 
@@ -150,6 +150,9 @@ def _candidate_row(tokenizer, tokens: torch.Tensor, token_logprobs: torch.Tensor
         "prompt": prompt,
         "candidate": candidate,
         "response": tokenizer.decode(tokens[:end], skip_special_tokens=True),
+        # The exact sampled ids: decoding drops special tokens a model may emit mid-response, so re-tokenizing the
+        # text is not always the same sequence (KL and log-prob computations should use these).
+        "response_ids": tokens[:end].tolist(),
         "n_tokens": end,
         "sum_logprob": float(token_logprobs[:n_scored].sum()),
         "finish_reason": finish,

@@ -58,7 +58,8 @@ def test_sum_logprob_is_the_models_own_log_likelihood(tiny_model, tiny_tokenizer
         targets = ids[0, 1:]
         picked = logprobs.gather(-1, targets[:, None])[:, 0][len(prompt_ids) - 1:]
         assert float(picked.sum()) == pytest.approx(row.sum_logprob, abs=1e-2)
-        assert row.n_tokens == len(response_ids) - (row.finish_reason == "eos")
+        assert row.n_tokens == len(response_ids) - (row.finish_reason == "eos") == len(row.response_ids)
+        assert tiny_tokenizer.decode(row.response_ids, skip_special_tokens=True) == row.response
 
 
 def test_finish_reason_and_settings_are_recorded(tiny_model, tiny_tokenizer):

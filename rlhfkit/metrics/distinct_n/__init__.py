@@ -1,0 +1,1 @@
+"""The `evaluate` module distinct_n; its script is distinct_n.py (load it with rlhfkit.evaluation.load_metric("distinct_n"))."""

@@ -1,0 +1,1 @@
+"""The `evaluate` module pairwise_accuracy; its script is pairwise_accuracy.py (load it with rlhfkit.evaluation.load_metric("pairwise_accuracy"))."""
