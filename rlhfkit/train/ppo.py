@@ -1,0 +1,919 @@
+"""PPO for RLHF, our own (TRL deleted its PPOTrainer in 1.13), in one file you can read top to bottom.
+
+Each step of `train_ppo`:
+
+  1. Rollout     sample one response per prompt from the current policy (chat-templated, left padded, temperature),
+                 cut it after the first EOS, and record per-token log-probs of the policy and of the frozen
+                 reference, and the value estimates.
+  2. Reward      score each (prompt, response) with `reward_fn`; the score goes on the last response token, every
+                 token pays -beta * KL_t (k1 or k3 estimator); beta is fixed or follows an adaptive controller.
+  3. Advantages  GAE(gamma, lambda) over the response tokens; returns = advantages + values; whitened advantages.
+  4. Update      several PPO epochs over shuffled minibatches: clipped policy loss + vf_coef * clipped value loss,
+                 gradient clipping, optional gradient accumulation.
+  5. Log         TRL's metric names into the run's metrics.jsonl (averaged over processes), samples, callbacks,
+                 a checkpoint every `save_every` steps.
+
+The pure math (`compute_gae`, `whiten`, `kl_penalty`, `policy_loss`, `value_loss`, `AdaptiveKLController`) sits in
+small functions above the loop so that tests check it on hand-computed tensors. Everything runs on `accelerate`:
+one process, or `accelerate launch --num_processes N` (each process rolls out its share of the prompts; DDP averages
+the gradients). On a CUDA device with bf16 the forward passes run under bf16 autocast with no change to the code.
+
+Notation: P = prompt length (left padded), R = response length (right padded after EOS), B = responses.
+A response token y_t is predicted from the logits at position P - 1 + t; the value V(s_t) is read at that position
+too, i.e. it is the value of the state *before* y_t is generated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from rlhfkit.models import (LoraSettings, load_policy, load_reference, load_reward_model, load_tokenizer, pick_dtype,
+                            resolve_model)
+from rlhfkit.runs import METRICS, SAMPLES, NonFiniteLossError, Run, RunData, load
+from rlhfkit.sampling import render_prompts
+
+__all__ = [
+    "PPOSettings", "train_ppo", "compute_gae", "whiten", "masked_mean", "masked_var", "kl_penalty", "policy_loss",
+    "value_loss", "entropy_from_logits", "AdaptiveKLController", "FixedKLController", "METRIC_NAMES",
+]
+
+# The metric names written to metrics.jsonl every step (TRL's names, so users' habits and tools carry over).
+METRIC_NAMES = (
+    "objective/kl", "objective/entropy", "objective/non_score_reward", "objective/rlhf_reward", "objective/scores",
+    "objective/kl_coef", "policy/approxkl_avg", "policy/clipfrac_avg", "loss/policy_avg", "loss/value_avg",
+    "val/clipfrac_avg", "policy/entropy_avg", "val/ratio", "val/ratio_var", "val/num_eos_tokens", "lr", "episode",
+)
+
+
+# ================================================================================================================
+# Settings
+# ================================================================================================================
+
+@dataclass
+class PPOSettings:
+    """Hyperparameters of `train_ppo`. The defaults raise the VADER score of the embedded default model on the
+    reviews task within about a minute on a laptop CPU; for a real model on a GPU change the budgets
+    (total_steps, batch_size, max_new_tokens) and the learning rate (1e-6 .. 1e-5 for full fine-tuning)."""
+
+    total_steps: int = 24
+    """PPO iterations: each one is a rollout of `batch_size` prompts followed by the update on it."""
+    batch_size: int = 32
+    """Prompts (one response each) per step, over all processes together; must divide by the number of processes."""
+    num_ppo_epochs: int = 4
+    """Passes of the update over each rollout batch (with a fresh shuffle each pass)."""
+    num_mini_batches: int = 1
+    """Optimizer steps per PPO epoch: each process's share of the batch is split into this many minibatches."""
+    gradient_accumulation_steps: int = 1
+    """Forward/backward passes per minibatch (the minibatch is split into this many micro-batches whose gradients
+    add up before one optimizer step): trade speed for memory without changing the update."""
+    learning_rate: float = 2e-4
+    """AdamW learning rate for the policy and the value model (right for the 1M-parameter embedded default; real
+    models want ~1e-6 to 1e-5, or ~1e-5 to 1e-4 with LoRA)."""
+    anneal_lr: bool = False
+    """Decay the learning rate linearly to zero over `total_steps`."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Clip the global gradient norm to this before each optimizer step."""
+    max_new_tokens: int = 48
+    """Longest response in tokens; a response cut here has no EOS (see `missing_eos_penalty`)."""
+    temperature: float = 1.0
+    """Sampling temperature of the rollouts. Log-probs of the policy and the reference are taken from the same
+    tempered distribution (logits / temperature), so the importance ratio and the KL match what was sampled."""
+    kl_coef: float = 0.05
+    """beta: weight of the per-token KL penalty -beta * KL_t (the initial value when `target_kl` is set)."""
+    kl_estimator: str = "k1"
+    """Per-token KL estimator: "k1" = log pi - log pi_ref (unbiased, can be negative per token), or
+    "k3" = (r - 1) - log r with r = pi_ref / pi (unbiased, never negative, lower variance)."""
+    target_kl: float | None = None
+    """Adaptive beta (Ziegler et al. 2019): the sequence KL to aim for; None keeps beta fixed at `kl_coef`."""
+    kl_horizon: int = 10000
+    """Adaptive beta's horizon in episodes: beta moves by at most 20% * batch / horizon per step."""
+    missing_eos_penalty: float | None = None
+    """A positive number subtracted from the score of responses that hit `max_new_tokens` without ending in EOS
+    (TRL's convention); None = no penalty."""
+    gamma: float = 1.0
+    """Discount factor of GAE over response tokens."""
+    lam: float = 0.95
+    """lambda of GAE: 1 = Monte-Carlo returns, 0 = one-step TD."""
+    whiten_rewards: bool = False
+    """Scale the per-token rewards to unit variance (without shifting their mean) before GAE."""
+    cliprange: float = 0.2
+    """epsilon of the clipped policy objective: the ratio pi / pi_old is clipped to [1 - eps, 1 + eps]."""
+    cliprange_value: float = 0.2
+    """Value predictions may move at most this far from their rollout-time values before the loss is clipped."""
+    vf_coef: float = 0.1
+    """Weight of the value loss in the total loss."""
+    value_model: str | None = None
+    """"separate": a separate model (a sequence classifier: backbone + scalar head) initialised from the
+    `value_model` path given to train_ppo (default the policy's path; a reward model's path is a good start).
+    "shared": a scalar head on the policy's own last hidden state. None = "separate", or "shared" with LoRA, so
+    that policy, value and reference share one backbone."""
+    save_every: int = 10
+    """Save a resumable checkpoint (weights, optimizer, beta, RNG) every this many steps; the last good one is
+    what a NaN stop falls back to."""
+    sample_every: int = 1
+    """Write a few (prompt, response, score) rows to samples.jsonl every this many steps."""
+    num_samples: int = 4
+    """Rows written each time samples are logged."""
+    mixed_precision: str | None = None
+    """"no", "bf16" or "fp16" autocast; None = bf16 on a CUDA device that supports it, else "no". Trained weights
+    stay fp32 (the frozen base of a LoRA model and the reference take the device's dtype)."""
+    cpu_threads: int | None = None
+    """torch threads per process while training on the CPU (restored afterwards). None = 1 for a policy under
+    20M parameters, where handing tiny matrix products between threads costs more than it saves (measured on a
+    busy 2-core machine: 4 s/step with 1 thread vs 34 s/step with 2), else torch's own setting."""
+    progress: bool = True
+    """Show a progress bar (main process only)."""
+    seed: int = 0
+    """Seed for the value head, the prompt order, sampling and minibatch shuffles (process i uses seed + i for
+    sampling)."""
+    device: str | None = None
+    """None = accelerate's choice (a GPU when there is one); "cpu" forces the CPU."""
+    lora: LoraSettings | None = None
+    """Train a LoRA adapter instead of all weights; the reference is then the same model with the adapter disabled
+    (no second copy in memory), and the saved model has the adapter merged in."""
+    trl_overrides: dict = field(default_factory=dict)
+    """Settings under TRL PPOConfig names (there is no TRL config to forward to: TRL has no PPO any more), applied
+    over the fields above, e.g. {"response_length": 64, "lam": 0.9, "kl_coef": 0.1}. Unknown names raise."""
+
+    def __post_init__(self) -> None:
+        if self.trl_overrides:
+            for key, value in self.trl_overrides.items():
+                name = _TRL_NAMES.get(key, key if key in _FIELD_NAMES else None)
+                if name is None or name == "trl_overrides":
+                    raise ValueError(f"trl_overrides: unknown setting {key!r}; expected a PPOSettings field or one "
+                                     f"of TRL's names {sorted(_TRL_NAMES)}")
+                setattr(self, name, value)
+        if self.kl_estimator not in ("k1", "k3"):
+            raise ValueError(f"kl_estimator must be 'k1' or 'k3', got {self.kl_estimator!r}")
+        if self.value_model not in (None, "separate", "shared"):
+            raise ValueError(f"value_model must be 'separate', 'shared' or None, got {self.value_model!r}")
+        positive = ("total_steps", "batch_size", "num_ppo_epochs", "num_mini_batches", "gradient_accumulation_steps",
+                    "max_new_tokens", "save_every", "sample_every", "kl_horizon")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.cpu_threads is not None and self.cpu_threads < 1:
+            raise ValueError(f"cpu_threads must be at least 1 (or None), got {self.cpu_threads}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.target_kl is not None and self.target_kl <= 0:
+            raise ValueError(f"target_kl must be > 0 (or None for a fixed beta), got {self.target_kl}")
+
+
+_FIELD_NAMES = {f.name for f in dataclasses.fields(PPOSettings)}
+_TRL_NAMES = {
+    "response_length": "max_new_tokens", "lam": "lam", "gamma": "gamma", "kl_coef": "kl_coef",
+    "kl_estimator": "kl_estimator", "cliprange": "cliprange", "cliprange_value": "cliprange_value",
+    "vf_coef": "vf_coef", "num_ppo_epochs": "num_ppo_epochs", "num_mini_batches": "num_mini_batches",
+    "whiten_rewards": "whiten_rewards", "missing_eos_penalty": "missing_eos_penalty", "temperature": "temperature",
+    "learning_rate": "learning_rate", "max_grad_norm": "max_grad_norm", "weight_decay": "weight_decay",
+    "gradient_accumulation_steps": "gradient_accumulation_steps", "seed": "seed", "save_steps": "save_every",
+}
+
+
+# ================================================================================================================
+# The math: masked statistics, KL estimators, GAE, the clipped losses, the KL controllers
+# ================================================================================================================
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """Mean of `values` where `mask` is 1 (over everything, or along `dim`)."""
+    mask = mask.to(values.dtype)
+    if dim is None:
+        return (values * mask).sum() / mask.sum().clamp(min=1)
+    return (values * mask).sum(dim) / mask.sum(dim).clamp(min=1)
+
+
+def masked_var(values: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
+    """Variance of `values` where `mask` is 1 (with Bessel's correction unless `unbiased=False`)."""
+    mean = masked_mean(values, mask)
+    var = masked_mean((values - mean) ** 2, mask)
+    n = mask.sum()
+    if unbiased and n > 1:
+        var = var * n / (n - 1)
+    return var
+
+
+def whiten(values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
+    """Scale to mean 0 and standard deviation 1 over the masked entries only (keep the mean if `shift_mean` is
+    False); entries outside the mask become 0."""
+    mean, var = masked_mean(values, mask), masked_var(values, mask)
+    out = (values - mean) * torch.rsqrt(var + eps)
+    if not shift_mean:
+        out = out + mean
+    return out * mask.to(values.dtype)
+
+
+def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str = "k1") -> torch.Tensor:
+    """Per-token estimate of KL(pi || pi_ref) from log-probs of sampled tokens (http://joschu.net/blog/kl-approx.html):
+    "k1" = log pi - log pi_ref, whose sum over a response is the sequence's log-ratio; "k3" = (r - 1) - log r with
+    r = pi_ref / pi, never negative. Both are unbiased when the tokens are sampled from pi."""
+    if estimator == "k1":
+        return logp - ref_logp
+    if estimator == "k3":
+        log_r = ref_logp - logp
+        return torch.expm1(log_r) - log_r
+    raise ValueError(f"unknown KL estimator {estimator!r}; expected 'k1' or 'k3'")
+
+
+def compute_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0,
+                lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over response tokens (B x R tensors; `mask` is a prefix of ones per row).
+
+    delta_t = r_t + gamma * V_{t+1} - V_t (V after the last token is 0: the episode ends there),
+    A_t = delta_t + gamma * lam * A_{t+1}, returns_t = A_t + V_t. Entries outside the mask are 0."""
+    mask = mask.to(values.dtype)
+    rewards, values = rewards * mask, values * mask
+    advantages = torch.zeros_like(values)
+    last = torch.zeros_like(values[:, 0])
+    for t in reversed(range(values.shape[1])):
+        next_value = values[:, t + 1] if t + 1 < values.shape[1] else torch.zeros_like(last)
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        last = delta + gamma * lam * last
+        advantages[:, t] = last
+    advantages = advantages * mask
+    return advantages, (advantages + values) * mask
+
+
+def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
+                cliprange: float = 0.2) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PPO's clipped surrogate: mean over masked tokens of max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps)).
+    Returns the loss and detached stats: "clipfrac" (share of tokens where the clipped term is the larger one, i.e.
+    gets no gradient), "approxkl" (0.5 * mean squared log-ratio) and "ratio" (mean ratio)."""
+    log_ratio = logp - old_logp
+    ratio = torch.exp(log_ratio)
+    unclipped = -advantages * ratio
+    clipped = -advantages * torch.clamp(ratio, 1.0 - cliprange, 1.0 + cliprange)
+    loss = masked_mean(torch.max(unclipped, clipped), mask)
+    with torch.no_grad():
+        stats = {"clipfrac": masked_mean((clipped > unclipped).float(), mask),
+                 "approxkl": 0.5 * masked_mean(log_ratio ** 2, mask),
+                 "ratio": masked_mean(ratio, mask)}
+    return loss, stats
+
+
+def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
+               cliprange_value: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clipped value loss: 0.5 * mean over masked tokens of max((V - G)^2, (V_clip - G)^2), where V_clip stays
+    within `cliprange_value` of the rollout-time value. Returns the loss and the clip fraction."""
+    clipped_values = old_values + torch.clamp(values - old_values, -cliprange_value, cliprange_value)
+    loss_unclipped = (values - returns) ** 2
+    loss_clipped = (clipped_values - returns) ** 2
+    loss = 0.5 * masked_mean(torch.max(loss_unclipped, loss_clipped), mask)
+    with torch.no_grad():
+        clipfrac = masked_mean((loss_clipped > loss_unclipped).float(), mask)
+    return loss, clipfrac
+
+
+def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of the softmax distribution at every position (in nats)."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+class FixedKLController:
+    """beta stays at its initial value."""
+
+    def __init__(self, kl_coef: float) -> None:
+        self.value = float(kl_coef)
+
+    def update(self, current_kl: float, n_steps: int) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {"value": self.value}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.value = float(state["value"])
+
+
+class AdaptiveKLController(FixedKLController):
+    """Ziegler et al. (2019): beta <- beta * (1 + clip(KL / target - 1, -0.2, 0.2) * n_steps / horizon), so beta
+    grows while the measured sequence KL is above the target and shrinks while it is below."""
+
+    def __init__(self, kl_coef: float, target: float, horizon: int) -> None:
+        super().__init__(kl_coef)
+        self.target, self.horizon = float(target), int(horizon)
+
+    def update(self, current_kl: float, n_steps: int) -> None:
+        error = float(np.clip(current_kl / self.target - 1.0, -0.2, 0.2))
+        self.value *= 1.0 + error * n_steps / self.horizon
+
+
+# ================================================================================================================
+# Models: the policy and its value function in one module (so DDP syncs both), the reference, the optimizer
+# ================================================================================================================
+
+class PolicyAndValue(nn.Module):
+    """The policy and the value function behind one forward pass: (token logits, per-position values).
+    "shared": a linear head on the policy's last hidden state; "separate": a sequence classifier's backbone and
+    score head applied at every position (not only the last, as in its own forward)."""
+
+    def __init__(self, policy: nn.Module, value_model: nn.Module | None = None) -> None:
+        super().__init__()
+        self.policy = policy
+        if value_model is None:
+            hidden = policy.config.get_text_config().hidden_size
+            self.value_head = nn.Linear(hidden, 1)
+            nn.init.normal_(self.value_head.weight, std=1.0 / math.sqrt(hidden + 1))
+            nn.init.zeros_(self.value_head.bias)
+            self.value_model = None
+        else:
+            self.value_head = None
+            self.value_model = value_model
+            _value_parts(value_model)  # fail now, not mid-training, if the model has no usable head
+
+    def forward(self, input_ids, attention_mask, position_ids):
+        shared = self.value_head is not None
+        out = self.policy(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                          output_hidden_states=shared, use_cache=False)
+        if shared:
+            values = self.value_head(out.hidden_states[-1])
+        else:
+            backbone, head = _value_parts(self.value_model)
+            hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                              use_cache=False).last_hidden_state
+            values = head(hidden)
+        return out.logits, values.squeeze(-1).float()
+
+
+def _value_parts(value_model: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """(backbone, scalar head) of a sequence classifier, looking through a peft wrapper."""
+    inner = value_model.get_base_model() if hasattr(value_model, "get_base_model") else value_model
+    backbone = getattr(inner, getattr(inner, "base_model_prefix", "model"), None)
+    head = getattr(inner, "score", None) or getattr(inner, "classifier", None)
+    if backbone is None or head is None:
+        raise ValueError(f"value model {type(inner).__name__} has no backbone + 'score' head; expected an "
+                         f"AutoModelForSequenceClassification-style decoder (e.g. LlamaForSequenceClassification)")
+    return backbone, head
+
+
+def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Trainable parameters by name (tied weights once), for checkpoints."""
+    return {name: p.detach().contiguous().cpu() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    """Every token that ends a response: the tokenizer's EOS and any the generation config adds."""
+    ids = {tokenizer.eos_token_id}
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.update(configured if isinstance(configured, list) else [configured])
+    ids.discard(None)
+    if not ids:
+        raise ValueError("the tokenizer has no EOS token; PPO needs one to know where a response ends")
+    return sorted(ids)
+
+
+# ================================================================================================================
+# Rollout: sample, cut at EOS, score log-probs and values without gradients
+# ================================================================================================================
+
+@dataclass
+class Rollout:
+    """One step's experience on this process (B responses, R response positions)."""
+
+    prompts: list            # the prompts as given (strings or message lists)
+    query_response: torch.Tensor  # B x (P + R) token ids, pad after EOS
+    attention_mask: torch.Tensor  # B x (P + R)
+    position_ids: torch.Tensor    # B x (P + R)
+    context_length: int           # P
+    responses: torch.Tensor       # B x R
+    mask: torch.Tensor            # B x R, 1 on response tokens up to and including EOS
+    has_eos: torch.Tensor         # B
+    texts: list[str]              # decoded responses
+    logprobs: torch.Tensor = None      # B x R, policy at rollout time
+    ref_logprobs: torch.Tensor = None  # B x R
+    values: torch.Tensor = None        # B x R
+    scores: torch.Tensor = None        # B
+
+
+def _token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log p(token) under softmax(logits / temperature), in fp32."""
+    logits = logits.float() / temperature
+    picked = torch.gather(logits, -1, tokens.unsqueeze(-1)).squeeze(-1)
+    return picked - torch.logsumexp(logits, dim=-1)
+
+
+@torch.no_grad()
+def _generate(policy, tokenizer, prompts: list, settings: PPOSettings, eos_ids: list[int], device) -> Rollout:
+    """Sample one response per prompt (KV-cached HF generate, pure temperature sampling: no top-k/top-p, so the
+    sampling distribution is exactly the one PPO's ratios assume) and cut each response after its first EOS."""
+    texts = render_prompts(tokenizer, prompts)
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+    out = policy.generate(
+        **enc, do_sample=True, temperature=settings.temperature, top_k=0, top_p=1.0, min_p=None,
+        repetition_penalty=1.0, max_new_tokens=settings.max_new_tokens, eos_token_id=eos_ids,
+        pad_token_id=tokenizer.pad_token_id, use_cache=True,
+    )
+    context_length = enc["input_ids"].shape[1]
+    responses = out[:, context_length:]
+    is_eos = torch.isin(responses, torch.tensor(eos_ids, device=responses.device))
+    has_eos = is_eos.any(1)
+    length = torch.where(has_eos, is_eos.int().argmax(1) + 1, torch.full_like(has_eos, responses.shape[1],
+                                                                               dtype=torch.long))
+    mask = torch.arange(responses.shape[1], device=responses.device)[None, :] < length[:, None]
+    responses = responses.masked_fill(~mask, tokenizer.pad_token_id)
+    attention_mask = torch.cat([enc["attention_mask"], mask.long()], dim=1)
+    position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
+    decoded = tokenizer.batch_decode(responses, skip_special_tokens=True)
+    return Rollout(prompts=list(prompts), query_response=torch.cat([enc["input_ids"], responses], 1),
+                   attention_mask=attention_mask, position_ids=position_ids, context_length=context_length,
+                   responses=responses, mask=mask.float(), has_eos=has_eos, texts=decoded)
+
+
+def _forward(model, rollout: Rollout, index, temperature: float):
+    """(response log-probs, response values or None, response logits) for the rows `index` of a rollout, from
+    a PolicyAndValue (possibly DDP-wrapped) or a plain causal LM (the reference)."""
+    p = rollout.context_length
+    extra = {} if isinstance(accelerate_unwrap(model), PolicyAndValue) else {"use_cache": False}
+    out = model(input_ids=rollout.query_response[index], attention_mask=rollout.attention_mask[index],
+                position_ids=rollout.position_ids[index], **extra)
+    logits, values = out if isinstance(out, tuple) else (out.logits, None)
+    logits = logits[:, p - 1:-1]
+    values = values[:, p - 1:-1] if values is not None else None
+    return _token_logprobs(logits, rollout.responses[index], temperature), values, logits
+
+
+def accelerate_unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DDP wrapper."""
+    return getattr(model, "module", model)
+
+
+def _prompt_text(prompt: Any) -> str:
+    return prompt if isinstance(prompt, str) else str(prompt[-1]["content"])
+
+
+# ================================================================================================================
+# Checkpoints: resumable state under run_dir/checkpoints/step-NNNNNN
+# ================================================================================================================
+
+def _rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _latest_checkpoint(folder: Path) -> Path | None:
+    """The newest complete checkpoint (state.json is written last)."""
+    done = sorted(p for p in folder.glob("step-*") if (p / "state.json").exists()) if folder.exists() else []
+    return done[-1] if done else None
+
+
+def _save_checkpoint(folder: Path, step: int, model: nn.Module, optimizer, state: dict,
+                     rng_states: list[dict]) -> Path:
+    """Write a checkpoint atomically (a staging folder renamed into place) and drop older ones."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"step-{step:06d}"
+    staging = folder / f".step-{step:06d}.saving-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    save_file(_trainable_state(model), str(staging / "trainable.safetensors"))
+    torch.save(optimizer.state_dict(), staging / "optimizer.pt")
+    torch.save(rng_states, staging / "rng.pt")
+    (staging / "state.json").write_text(json.dumps(state, indent=2))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(staging, final)
+    for old in folder.glob("step-*"):
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _drop_rows_after(run_path: Path, step: int) -> None:
+    """On resume, forget metrics/samples logged after the checkpoint (they will be produced again), so step
+    numbers stay continuous."""
+    for name in (METRICS, SAMPLES):
+        path = run_path / name
+        if not path.exists():
+            continue
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                if int(json.loads(line).get("step", 0)) <= step:
+                    kept.append(line)
+            except (ValueError, AttributeError):
+                continue  # a torn line from a killed process
+        tmp = path.with_name(f".{name}.tmp-{os.getpid()}")
+        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        os.replace(tmp, path)
+
+
+# ================================================================================================================
+# The training loop
+# ================================================================================================================
+
+def _make_accelerator(settings: PPOSettings):
+    """An Accelerator for this run: DDP tolerant of parameters without gradient in a pass (the reference and
+    value heads), bf16 autocast on a capable GPU."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    # Without a GPU the CPU is the device; saying so explicitly also makes `accelerate launch --num_processes N`
+    # start N CPU processes (with cpu=False accelerate silently falls back to one process per rank).
+    cpu = (settings.device is not None and str(settings.device) == "cpu") or not torch.cuda.is_available()
+    precision = settings.mixed_precision
+    if precision is None:
+        on_gpu = torch.cuda.is_available() and not cpu
+        precision = "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "no"
+    kwargs = dict(cpu=cpu, mixed_precision=precision,
+                  kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    try:
+        return Accelerator(**kwargs)
+    except ValueError as err:
+        # A single process that made an Accelerator before (an earlier run in this notebook or test session) with
+        # other settings: start afresh. Under `accelerate launch` the error is real and is raised.
+        if "already been initialized" not in str(err) or AcceleratorState().num_processes > 1:
+            raise
+        AcceleratorState._reset_state(reset_partial_state=True)
+        return Accelerator(**kwargs)
+
+
+def _prompt_indices(n_prompts: int, start: int, count: int, seed: int) -> list[int]:
+    """Indices of `count` prompts from position `start` of an endless sequence of seeded shuffles (a new shuffle
+    for every pass over the prompts). Depends only on (seed, start), so a resumed run sees the same prompts."""
+    out, cache = [], {}
+    for i in range(start, start + count):
+        epoch = i // n_prompts
+        if epoch not in cache:
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+            cache[epoch] = torch.randperm(n_prompts, generator=gen).tolist()
+        out.append(cache[epoch][i % n_prompts])
+    return out
+
+
+def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[float]] | str,
+              prompts: Sequence[Any], settings: PPOSettings | None = None, run_dir: str | os.PathLike = "runs/ppo",
+              *, reference: str | os.PathLike | None = None, value_model: str | os.PathLike | None = None,
+              resume: bool = False, callbacks: Sequence[Callable[[int, dict, list[dict]], Any]] = ()) -> RunData:
+    """Optimise `policy` (name or path) with PPO against `reward_fn(prompts, responses) -> list[float]` (any
+    rlhfkit Judge, a reward model's scorer, or a builtin judge name such as "vader"), with a KL penalty to
+    `reference` (default: the policy's own starting weights). Returns the run read back (`rlhfkit.runs.load`).
+
+    - `value_model`: path of the separate value model's initial weights (default the policy's path; a trained
+      reward model is a good start). Not allowed with `settings.value_model="shared"`.
+    - `callbacks`: `cb(step, metrics, samples)` called on the main process after every step (`samples` holds the
+      rows written to samples.jsonl at that step, else []). Raising KeyboardInterrupt from one stops the run like
+      Ctrl-C does.
+    - Ctrl-C / KeyboardInterrupt saves a checkpoint, marks the run "interrupted" and re-raises; `resume=True`
+      continues from the newest checkpoint with continuous step numbers (starts afresh when there is none).
+    - A NaN or infinite loss stops the run before the bad update, marks it "failed" and raises NonFiniteLossError
+      naming the last good checkpoint (saved every `settings.save_every` steps).
+    - At the end: run_dir/model (policy weights as safetensors + tokenizer; LoRA merged) and summary.json.
+    """
+    from accelerate.utils import gather_object
+    from tqdm.auto import tqdm
+
+    settings = settings or PPOSettings()
+    prompts = list(prompts)
+    if not prompts:
+        raise ValueError("train_ppo needs at least one prompt")
+    for i, p in enumerate(prompts):
+        if not (isinstance(p, str) and p.strip()) and not (isinstance(p, list) and p):
+            raise ValueError(f"prompt {i}: expected a non-empty string or a list of chat messages, got {p!r:.80}")
+    if isinstance(reward_fn, str):
+        from rlhfkit.judges import as_judge
+
+        reward_fn = as_judge(reward_fn)
+    if not callable(reward_fn):
+        raise TypeError(f"reward_fn must be callable as reward_fn(prompts, responses) -> list[float], got "
+                        f"{type(reward_fn).__name__}")
+    mode = settings.value_model or ("shared" if settings.lora is not None else "separate")
+    if mode == "shared" and value_model is not None:
+        raise ValueError("a value_model path was given but settings.value_model is 'shared' (a head on the policy);"
+                         " use value_model='separate' to start the value function from that model")
+
+    accelerator = _make_accelerator(settings)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    if settings.batch_size % world:
+        raise ValueError(f"batch_size {settings.batch_size} does not divide among {world} processes; use a multiple")
+    local_batch = settings.batch_size // world
+    if local_batch % settings.num_mini_batches:
+        raise ValueError(f"each process's {local_batch} responses do not split into num_mini_batches="
+                         f"{settings.num_mini_batches} equal minibatches")
+    mini_batch = local_batch // settings.num_mini_batches
+    if mini_batch % settings.gradient_accumulation_steps:
+        raise ValueError(f"minibatches of {mini_batch} do not split into gradient_accumulation_steps="
+                         f"{settings.gradient_accumulation_steps} equal micro-batches")
+    micro_batch = mini_batch // settings.gradient_accumulation_steps
+
+    policy_path = resolve_model(policy)
+    reference_path = resolve_model(reference) if reference is not None else policy_path
+    value_path = resolve_model(value_model) if value_model is not None else policy_path
+    device = accelerator.device
+    run_path = Path(run_dir)
+    checkpoint = _latest_checkpoint(run_path / "checkpoints") if resume else None
+    # With LoRA the reference is the policy's own base (adapter disabled), unless another one is named.
+    own_reference = settings.lora is None or reference_path != policy_path
+    # resume=True with nothing to resume from starts afresh in the same folder.
+    run = Run(run_path, stage="ppo", seed=settings.seed, resume=checkpoint is not None,
+              overwrite=resume and checkpoint is None, enabled=accelerator.is_main_process, config={
+                  **{f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)},
+                  "value_model": mode, "policy_path": policy_path,
+                  "reference_path": reference_path if own_reference else "policy with the LoRA adapter disabled",
+                  "value_model_path": value_path if mode == "separate" else None,
+                  "reward_fn": getattr(reward_fn, "name", getattr(reward_fn, "__name__", repr(reward_fn))),
+                  "num_prompts": len(prompts), "num_processes": world,
+                  "mixed_precision": accelerator.mixed_precision,
+              })
+    if accelerator.is_main_process:
+        if checkpoint is not None:
+            _drop_rows_after(run_path, int(json.loads((checkpoint / "state.json").read_text())["step"]))
+        else:  # a fresh run in a reused folder must never fall back to an older run's checkpoint
+            shutil.rmtree(run.checkpoint_path, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+    # --- models -------------------------------------------------------------------------------------------------
+    # Same seed on every process while building, so a fresh value head starts identical everywhere (DDP would
+    # broadcast rank 0's anyway).
+    torch.manual_seed(settings.seed)
+    # Trained weights in fp32 under autocast; frozen weights (a LoRA base, the reference) in the device's dtype.
+    frozen_dtype = pick_dtype(device)
+    tokenizer = load_tokenizer(policy_path, padding_side="left")
+    policy_model = load_policy(policy_path, device=device, lora=settings.lora,
+                               dtype=frozen_dtype if settings.lora is not None else torch.float32)
+    value = None
+    if mode == "separate":
+        value = load_reward_model(value_path, device=device, lora=settings.lora,
+                                  dtype=frozen_dtype if settings.lora is not None else torch.float32)
+        value.config.pad_token_id = tokenizer.pad_token_id
+    model = PolicyAndValue(policy_model, value).to(device)
+    model.eval()  # dropout off: the PPO ratio must be exactly 1 before the first update
+    ref_model = load_reference(reference_path, device=device, dtype=frozen_dtype) if own_reference else None
+    eos_ids = _eos_ids(policy_model, tokenizer)
+
+    kl_ctl = (AdaptiveKLController(settings.kl_coef, settings.target_kl, settings.kl_horizon)
+              if settings.target_kl is not None else FixedKLController(settings.kl_coef))
+    state = {"step": 0, "episode": 0, "initial_score": None, "seconds": 0.0}
+    rng_states = None
+    if checkpoint is not None:
+        from safetensors.torch import load_file
+
+        saved = load_file(str(checkpoint / "trainable.safetensors"), device=str(device))
+        missing = set(_trainable_state(model)) - set(saved)
+        if missing:
+            raise ValueError(f"checkpoint {checkpoint} does not match these settings: it lacks {sorted(missing)[:3]}"
+                             f" (was it made with another value_model / lora setting?)")
+        model.load_state_dict(saved, strict=False)
+        state.update(json.loads((checkpoint / "state.json").read_text()))
+        kl_ctl.load_state_dict(state["kl_controller"])
+        # Python's and numpy's RNG states are plain Python objects (pickled by this module into the run's own
+        # folder), hence weights_only=False.
+        rng_states = torch.load(checkpoint / "rng.pt", weights_only=False)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay, eps=1e-5)
+    if checkpoint is not None:
+        optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", map_location=device, weights_only=False))
+    model, optimizer = accelerator.prepare(model, optimizer)
+    unwrapped = accelerator.unwrap_model(model)
+
+    # Sampling randomness differs per process; a resumed process continues its own random stream.
+    if rng_states is not None and rank < len(rng_states):
+        _set_rng_state(rng_states[rank])
+    else:
+        seed = settings.seed + rank + 7919 * state["step"]
+        random.seed(seed), np.random.seed(seed % 2**32), torch.manual_seed(seed)
+
+    def save(step: int, collective: bool = True) -> Path | None:
+        """Checkpoint the current state; `collective` gathers every process's RNG (not possible on an interrupt,
+        when other processes may be elsewhere)."""
+        rngs = gather_object([_rng_state()]) if collective and world > 1 else [_rng_state()]
+        path = None
+        if accelerator.is_main_process:
+            path = _save_checkpoint(run.checkpoint_path, step, unwrapped, optimizer,
+                                    {**state, "step": step, "kl_controller": kl_ctl.state_dict(),
+                                     "num_processes": world}, rngs)
+        if collective:
+            accelerator.wait_for_everyone()
+        return path or _latest_checkpoint(run.checkpoint_path)
+
+    def from_all_processes(values) -> torch.Tensor:
+        """All processes' values (equal-sized per process) gathered into one tensor."""
+        return accelerator.gather(torch.as_tensor(values, dtype=torch.float32, device=device).reshape(-1))
+
+    threads_before = torch.get_num_threads()
+    if device.type == "cpu":
+        small = sum(p.numel() for p in policy_model.parameters()) < 20_000_000
+        threads = settings.cpu_threads or (1 if small else None)
+        if threads:
+            torch.set_num_threads(threads)
+    first_step = state["step"] + 1
+    bar = tqdm(range(first_step, settings.total_steps + 1), desc="ppo", disable=not (settings.progress and
+               accelerator.is_main_process), initial=first_step - 1, total=settings.total_steps)
+    started = time.perf_counter()
+    steps_run, last_metrics = 0, {}
+    try:
+        try:
+            for step in bar:
+                lr = settings.learning_rate * ((1 - (step - 1) / settings.total_steps) if settings.anneal_lr else 1)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+
+                # --- 1. rollout: this process's share of the step's prompts ------------------------------------
+                indices = _prompt_indices(len(prompts), (step - 1) * settings.batch_size, settings.batch_size,
+                                          settings.seed)[rank * local_batch:(rank + 1) * local_batch]
+                batch_prompts = [prompts[i] for i in indices]
+                with torch.no_grad(), accelerator.autocast():
+                    ro = _generate(unwrapped.policy, tokenizer, batch_prompts, settings, eos_ids, device)
+                    chunks = [slice(i, i + micro_batch) for i in range(0, local_batch, micro_batch)]
+                    logps, refs, vals = [], [], []
+                    for chunk in chunks:
+                        logp, v, _ = _forward(unwrapped, ro, chunk, settings.temperature)
+                        if ref_model is not None:
+                            ref_logp, _, _ = _forward(ref_model, ro, chunk, settings.temperature)
+                        else:
+                            with unwrapped.policy.disable_adapter():  # LoRA: the reference is the base model
+                                ref_logp, _, _ = _forward(unwrapped.policy, ro, chunk, settings.temperature)
+                        logps.append(logp), refs.append(ref_logp), vals.append(v)
+                ro.logprobs, ro.ref_logprobs, ro.values = torch.cat(logps), torch.cat(refs), torch.cat(vals)
+                mask = ro.mask
+
+                # --- 2. reward: the score at the last response token, -beta * KL on every token -----------------
+                raw_scores = reward_fn(list(batch_prompts), list(ro.texts))
+                if len(raw_scores) != len(ro.texts):
+                    raise ValueError(f"reward_fn returned {len(raw_scores)} scores for {len(ro.texts)} responses "
+                                     f"(expected one float per response)")
+                scores = torch.tensor([float(s) for s in raw_scores], dtype=torch.float32, device=device)
+                if settings.missing_eos_penalty is not None:
+                    scores = scores - settings.missing_eos_penalty * (~ro.has_eos).float()
+                ro.scores = scores
+                kl = kl_penalty(ro.logprobs, ro.ref_logprobs, settings.kl_estimator) * mask
+                beta = kl_ctl.value
+                non_score_reward = -beta * kl
+                rewards = non_score_reward.clone()
+                last = (mask.sum(1).long() - 1).clamp(min=0)
+                rewards[torch.arange(len(last), device=device), last] += scores
+                if settings.whiten_rewards:
+                    rewards = whiten(rewards, mask, shift_mean=False)
+
+                # --- 3. advantages: GAE over response tokens, returns, whitening -------------------------------
+                values_old = ro.values * mask
+                advantages, returns = compute_gae(rewards, values_old, mask, settings.gamma, settings.lam)
+                advantages = whiten(advantages, mask)
+
+                # --- 4. update: PPO epochs over shuffled minibatches -------------------------------------------
+                stats = {k: [] for k in ("approxkl", "clipfrac", "pg_loss", "vf_loss", "vf_clipfrac", "entropy",
+                                         "ratio")}
+                for _epoch in range(settings.num_ppo_epochs):
+                    order = torch.randperm(local_batch, device=device)
+                    for start in range(0, local_batch, mini_batch):
+                        mini = order[start:start + mini_batch]
+                        for k, micro_start in enumerate(range(0, mini_batch, micro_batch)):
+                            idx = mini[micro_start:micro_start + micro_batch]
+                            is_last = k == settings.gradient_accumulation_steps - 1
+                            # Gradients are synchronised across processes only on the last micro-batch.
+                            sync = accelerator.no_sync(model) if not is_last else contextlib.nullcontext()
+                            with sync:
+                                with accelerator.autocast():  # one forward pass gives logits and values
+                                    logp, vpred, logits = _forward(model, ro, idx, settings.temperature)
+                                    m = mask[idx]
+                                    pg_loss, pg = policy_loss(logp, ro.logprobs[idx], advantages[idx], m,
+                                                              settings.cliprange)
+                                    vf_loss, vf_clipfrac = value_loss(vpred * m, values_old[idx], returns[idx], m,
+                                                                      settings.cliprange_value)
+                                    loss = pg_loss + settings.vf_coef * vf_loss
+                                # Every process must agree to stop, or DDP would wait forever for the others.
+                                if from_all_processes([float(torch.isfinite(loss))]).min() < 1:
+                                    raise _NonFinite(step, loss, scores)
+                                accelerator.backward(loss / settings.gradient_accumulation_steps)
+                            with torch.no_grad():
+                                stats["approxkl"].append(pg["approxkl"]), stats["clipfrac"].append(pg["clipfrac"])
+                                stats["ratio"].append(pg["ratio"]), stats["pg_loss"].append(pg_loss.detach())
+                                stats["vf_loss"].append(vf_loss.detach()), stats["vf_clipfrac"].append(vf_clipfrac)
+                                stats["entropy"].append(masked_mean(entropy_from_logits(logits.detach()), m))
+                        accelerator.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+                        optimizer.step()
+                        optimizer.zero_grad(set_to_none=True)
+
+                # --- 5. log: metrics averaged over processes, beta update, samples, checkpoint, callbacks ------
+                seq_kl = kl.sum(1)
+                local = {
+                    "objective/kl": seq_kl.mean(),
+                    "objective/entropy": (-ro.logprobs * mask).sum(1).mean(),
+                    "objective/non_score_reward": non_score_reward.sum(1).mean(),
+                    "objective/rlhf_reward": non_score_reward.sum(1).mean() + scores.mean(),
+                    "objective/scores": scores.mean(),
+                    "objective/response_length": mask.sum(1).mean(),
+                    **{name: torch.stack(stats[key]).mean() for name, key in (
+                        ("policy/approxkl_avg", "approxkl"), ("policy/clipfrac_avg", "clipfrac"),
+                        ("loss/policy_avg", "pg_loss"), ("loss/value_avg", "vf_loss"),
+                        ("val/clipfrac_avg", "vf_clipfrac"), ("policy/entropy_avg", "entropy"),
+                        ("val/ratio", "ratio"))},
+                }
+                names = list(local)
+                gathered = from_all_processes([float(local[n]) for n in names]).reshape(world, len(names))
+                metrics = dict(zip(names, gathered.mean(0).tolist()))
+                ratios = from_all_processes([float(r) for r in stats["ratio"]])
+                metrics["val/ratio_var"] = float(ratios.var(correction=1 if ratios.numel() > 1 else 0))
+                metrics["val/num_eos_tokens"] = int(from_all_processes([float(ro.has_eos.sum())]).sum())
+                metrics["objective/kl_coef"] = beta
+                state["episode"] += settings.batch_size
+                metrics["lr"], metrics["episode"] = lr, state["episode"]
+                kl_ctl.update(metrics["objective/kl"], settings.batch_size)
+                if state["initial_score"] is None:
+                    state["initial_score"] = metrics["objective/scores"]
+                run.log(step, metrics)
+                samples = []
+                if step % settings.sample_every == 0:
+                    seq_kl_list = seq_kl.tolist()
+                    samples = [{"prompt": _prompt_text(batch_prompts[i]), "response": ro.texts[i],
+                                "score": float(raw_scores[i]), "kl": seq_kl_list[i],
+                                "n_tokens": int(mask[i].sum())} for i in range(min(settings.num_samples, local_batch))]
+                    run.log_samples(step, samples)
+                steps_run += 1
+                state["step"] = step
+                state["seconds"] += time.perf_counter() - started
+                started = time.perf_counter()
+                bar.set_postfix(score=f"{metrics['objective/scores']:.3f}", kl=f"{metrics['objective/kl']:.2f}")
+                if step % settings.save_every == 0:
+                    save(step)
+                if accelerator.is_main_process:
+                    for cb in callbacks:
+                        cb(step, dict(metrics), list(samples))
+                last_metrics = metrics
+        except KeyboardInterrupt:
+            path = save(state["step"], collective=False)
+            run.set_status("interrupted", "stopped by KeyboardInterrupt; call again with resume=True to continue",
+                           step=state["step"], checkpoint=path)
+            raise
+        except _NonFinite as bad:
+            good = _latest_checkpoint(run.checkpoint_path)
+            hint = (" The reward function returned non-finite scores." if not torch.isfinite(bad.scores).all()
+                    else " Lower the learning rate or check the reward function.")
+            message = (f"loss became {bad.value} at step {bad.step}; training stopped before that update. Last good "
+                       f"checkpoint: {good or 'none (the loss was not finite before the first save)'}.{hint}")
+            run.set_status("failed", message, step=bad.step, checkpoint=good)
+            raise NonFiniteLossError(message) from None
+        except Exception as err:
+            run.set_status("failed", f"{type(err).__name__}: {err}", step=state["step"],
+                           checkpoint=_latest_checkpoint(run.checkpoint_path))
+            raise
+
+        # --- the end: final model and summary ---------------------------------------------------------------------
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            final_policy = unwrapped.policy
+            if settings.lora is not None:
+                # The adapter alone in adapter/ (as the DPO stage does); model/ holds plain merged weights that
+                # every loader reads without peft.
+                run.save_model(final_policy, tokenizer, name="adapter")
+                final_policy = final_policy.merge_and_unload()
+            run.save_model(final_policy, tokenizer)
+            done = steps_run > 0
+            run.finish({
+                "steps": state["step"],
+                "episodes": state["episode"],
+                "initial_score": state["initial_score"],
+                "final_score": last_metrics["objective/scores"] if done else None,
+                "final_kl": last_metrics["objective/kl"] if done else None,
+                "kl_estimator": settings.kl_estimator,
+                "final_kl_coef": kl_ctl.value,
+                "seconds": state["seconds"],
+                "seconds_per_step": state["seconds"] / state["step"] if state["step"] else None,
+                "num_processes": world,
+            })
+        accelerator.wait_for_everyone()
+    finally:
+        bar.close()
+        # Free the prepared objects before tearing down the process group (avoids a hang at exit under gloo).
+        model = optimizer = unwrapped = ref_model = policy_model = value = None
+        accelerator.free_memory()
+        accelerator.end_training()
+        torch.set_num_threads(threads_before)
+    return load(run_path)
+
+
+class _NonFinite(Exception):
+    """Internal: a non-finite loss was seen by some process at `step`."""
+
+    def __init__(self, step: int, loss: torch.Tensor, scores: torch.Tensor) -> None:
+        super().__init__(step)
+        self.step, self.value, self.scores = step, float(loss.detach()), scores
+
