@@ -28,15 +28,6 @@ REQUIRED_KEYS = {"gold_reward_mean", "gold_reward_ci", "proxy_reward_mean", "kl_
                  "n_samples"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Generation on a shared 2-core machine is ~10x faster on one thread than on two contended ones.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def words(prompt, response):
     return float(len(response.split()))
 

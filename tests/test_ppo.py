@@ -22,16 +22,6 @@ SMALL = dict(total_steps=2, batch_size=8, max_new_tokens=16, num_ppo_epochs=1, n
              device="cpu")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The tiny model's matrices are too small to gain from a second thread, and on a shared CPU a spinning second
-    thread makes every step several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def task():
     from rlhfkit.tiny import reviews_task

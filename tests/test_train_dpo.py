@@ -14,18 +14,6 @@ from rlhfkit.tiny import reviews_task
 from rlhfkit.train.dpo import DPOSettings, LOSS_TYPES, prepare_preferences, train_dpo
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The tiny model gains nothing from intra-op threads, and on a CPU shared with other processes two threads
-    per process made these runs 5-10x slower (measured here); restored after this module."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def task():
     return reviews_task()

@@ -10,18 +10,6 @@ from rlhfkit.tiny import reviews_task
 from rlhfkit.train.online import OnlineSettings, train_online
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The tiny model gains nothing from intra-op threads, and on a CPU shared with other processes two threads
-    per process made these runs 5-10x slower (measured here); restored after this module."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 PROMPTS = [
     "Write a short review of the film The Quiet Harbor.",
     "What did you think of the Lumo 2 kettle? Write a short review.",
