@@ -59,6 +59,16 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pipeline(args: argparse.Namespace) -> int:
+    from rlhfkit.pipeline import PipelineSettings, run_pipeline
+
+    options = dict(model=args.model, task=args.task, out_dir=args.out, seed=args.seed,
+                   methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()))
+    settings = PipelineSettings.quick(**options) if args.quick else PipelineSettings(**options)
+    run_pipeline(settings)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlhfkit", description="A workbench for RLHF: SFT, preferences, "
                                      "reward models, PPO and DPO on a model you can run.")
@@ -92,6 +102,19 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code to run")
     sample.add_argument("--quiet", action="store_true", help="no progress bar")
     sample.set_defaults(func=_sample)
+
+    pipeline = sub.add_parser("pipeline", help="run the whole pipeline: SFT, labels, reward model, PPO/DPO/RLOO, "
+                              "evaluation, report",
+                              description="SFT -> K candidates per prompt -> simulated annotator (gold judge plus "
+                              "noise) -> reward model -> PPO, DPO and RLOO from the same SFT model -> evaluation -> "
+                              "OUT/report.html and OUT/summary.json. Each stage writes a run directory under OUT.")
+    pipeline.add_argument("--out", default="runs/pipeline", help="output folder (default: runs/pipeline)")
+    pipeline.add_argument("--model", default="tiny", help="'tiny' (the embedded default), a local folder or a Hub id")
+    pipeline.add_argument("--task", default="reviews", help="task name or prompts file (default: reviews)")
+    pipeline.add_argument("--methods", default="ppo,dpo,rloo", help="comma-separated subset of ppo,dpo,rloo")
+    pipeline.add_argument("--seed", type=int, default=0)
+    pipeline.add_argument("--quick", action="store_true", help="smoke-test budgets (about 2 minutes on a CPU)")
+    pipeline.set_defaults(func=_pipeline)
     return parser
 
 

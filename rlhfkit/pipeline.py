@@ -1,0 +1,255 @@
+"""The whole RLHF pipeline in one call: what `rlhfkit pipeline` and the quickstart notebook run.
+
+    model -> SFT -> K candidates per prompt -> simulated annotator labels pairs -> reward model
+          -> PPO, DPO and RLOO from the same SFT model -> evaluation -> report.html + summary.json
+
+Every stage writes its own run directory under `out_dir`, so the dashboard and the comparison can read any of
+them, live or after a restart. The numbers in summary.json are what the run measured; if a method does not beat
+SFT, the summary table says so.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from rlhfkit.compare import summary_table, write_report
+from rlhfkit.data import load_preferences, load_task
+from rlhfkit.evaluation import EvalSettings, evaluate_policies
+from rlhfkit.judges import SimulatedAnnotator
+from rlhfkit.models import load_policy, load_tokenizer, resolve_model
+from rlhfkit.runs import load as load_run
+from rlhfkit.sampling import SamplingConfig, candidate_pairs, sample_candidates
+from rlhfkit.train.dpo import DPOSettings, train_dpo
+from rlhfkit.train.online import OnlineSettings, train_online
+from rlhfkit.train.ppo import PPOSettings, train_ppo
+from rlhfkit.train.reward import RewardModelJudge, RewardSettings, pairwise_accuracy, train_reward_model
+from rlhfkit.train.sft import SFTSettings, train_sft
+
+__all__ = ["PipelineSettings", "run_pipeline", "METHODS"]
+
+METHODS = ("ppo", "dpo", "rloo")
+
+
+@dataclass
+class PipelineSettings:
+    """The pipeline's knobs. Defaults run on the embedded default on a CPU in a few minutes; for a real model on
+    a GPU change `model` (a Hub id or folder), `task`, and the stage budgets."""
+
+    model: str = "tiny"
+    """Starting model: "tiny" (the embedded default), a local folder or a Hub id."""
+    task: str = "reviews"
+    """Task name or prompts file; its gold judge labels pairs and scores the evaluation."""
+    out_dir: str = "runs/pipeline"
+    """Where every stage's run directory, report.html and summary.json go."""
+    seed: int = 0
+    """One seed for every stage."""
+    methods: tuple[str, ...] = METHODS
+    """Which RLHF methods to run after the reward model: any of "ppo", "dpo", "rloo"."""
+    n_label_prompts: int = 384
+    """Train prompts whose SFT candidates are labelled into preference pairs."""
+    k: int = 4
+    """Candidates sampled per labelled prompt (each prompt gives up to k(k-1)/2 pairs)."""
+    max_pairs_per_prompt: int = 6
+    """Cap on pairs per prompt, so one prompt cannot dominate the preference data."""
+    candidate_temperature: float = 1.0
+    """Sampling temperature for the labelled candidates (diversity makes informative pairs)."""
+    flip_rate: float = 0.1
+    """Label noise of the simulated annotator: probability of picking the gold-worse response."""
+    n_rm_check_prompts: int = 128
+    """Eval prompts whose candidate pairs, labelled by the gold judge without noise, test the reward model."""
+    sft: SFTSettings = field(default_factory=SFTSettings)
+    reward: RewardSettings = field(default_factory=RewardSettings)
+    ppo: PPOSettings = field(default_factory=PPOSettings)
+    dpo: DPOSettings = field(default_factory=DPOSettings)
+    rloo: OnlineSettings = field(default_factory=OnlineSettings)
+    evaluation: EvalSettings = field(default_factory=EvalSettings)
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> "PipelineSettings":
+        """A smoke-test budget (CI): every stage runs, each for a fraction of its default steps."""
+        base = cls(**overrides)
+        return replace(
+            base,
+            n_label_prompts=min(base.n_label_prompts, 256),
+            n_rm_check_prompts=min(base.n_rm_check_prompts, 48),
+            sft=replace(base.sft, **_scaled_steps(base.sft, 0.35)),
+            reward=replace(base.reward, **_scaled_steps(base.reward, 0.35)),
+            ppo=replace(base.ppo, **_scaled_steps(base.ppo, 0.25)),
+            dpo=replace(base.dpo, **_scaled_steps(base.dpo, 0.3)),
+            rloo=replace(base.rloo, **_scaled_steps(base.rloo, 0.25)),
+            evaluation=replace(base.evaluation, n_prompts=min(base.evaluation.n_prompts or 128, 48)),
+        )
+
+
+def _scaled_steps(settings: Any, factor: float) -> dict[str, int]:
+    """The settings' step budget (whichever of these fields it has) scaled by `factor`, at least 2."""
+    out = {}
+    for name in ("max_steps", "total_steps", "steps"):
+        value = getattr(settings, name, None)
+        if isinstance(value, int) and value > 0:
+            out[name] = max(2, int(value * factor))
+    return out
+
+
+def _print(message: str, echo: bool) -> None:
+    if echo:
+        print(message, flush=True)
+
+
+def run_pipeline(settings: PipelineSettings | None = None, *, echo: bool = True,
+                 callbacks: dict[str, Any] | None = None) -> dict:
+    """Run every stage and write `out_dir/report.html` and `out_dir/summary.json`; returns the summary.
+
+    `callbacks` maps a stage name ("sft", "reward", "ppo", "dpo", "rloo") to callbacks passed to that stage
+    (the live dashboard in a notebook)."""
+    settings = settings or PipelineSettings()
+    unknown = set(settings.methods) - set(METHODS)
+    if unknown:
+        raise ValueError(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
+    callbacks = callbacks or {}
+    out = Path(settings.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable[[], Any]) -> Any:
+        _print(f"[{name}] ...", echo)
+        start = time.perf_counter()
+        result = fn()
+        seconds[name] = round(time.perf_counter() - start, 2)
+        _print(f"[{name}] done in {seconds[name]:.1f} s", echo)
+        return result
+
+    # 1. The starting model and the task.
+    base = timed("model", lambda: resolve_model(settings.model))
+    task = load_task(settings.task)
+
+    # 2. Supervised fine-tuning on the task's demonstrations.
+    sft_run = timed("sft", lambda: train_sft(base, task, replace(settings.sft, seed=settings.seed), out / "sft",
+                                             callbacks=callbacks.get("sft", ())))
+    sft_path = str(sft_run.model_path)
+    tokenizer = load_tokenizer(sft_path)
+
+    # 3. Candidates from the SFT model, labelled by a noisy simulated annotator into preference pairs.
+    def label() -> tuple[pd.DataFrame, pd.DataFrame]:
+        policy = load_policy(sft_path)
+        sampling = SamplingConfig(k=settings.k, temperature=settings.candidate_temperature, seed=settings.seed)
+        train_table = sample_candidates(policy, tokenizer, task.train_prompts[: settings.n_label_prompts],
+                                        sampling, progress=echo)
+        # An empty response is not a preference a person could state; drop it before pairing (counted).
+        empty = train_table.response.str.strip() == ""
+        if empty.any():
+            _print(f"  dropped {int(empty.sum())} empty candidates of {len(train_table)}", echo)
+        pairs = candidate_pairs(train_table[~empty], settings.max_pairs_per_prompt, seed=settings.seed)
+        annotator = SimulatedAnnotator(task.gold_judge, noise="flip", flip_rate=settings.flip_rate,
+                                       seed=settings.seed)
+        labelled = pd.DataFrame(annotator.label_pairs([p["prompt"] for p in pairs],
+                                                      [p["response_a"] for p in pairs],
+                                                      [p["response_b"] for p in pairs]))
+        # Held-out check pairs: eval prompts, labelled by the gold judge itself (no noise, ties dropped).
+        check_sampling = replace(sampling, k=2, seed=settings.seed + 1)
+        check_table = sample_candidates(policy, tokenizer, task.eval_prompts[: settings.n_rm_check_prompts],
+                                        check_sampling, progress=echo)
+        check_pairs = candidate_pairs(check_table[check_table.response.str.strip() != ""])
+        gold = SimulatedAnnotator(task.gold_judge, noise="none", seed=settings.seed)
+        check = pd.DataFrame(gold.label_pairs([p["prompt"] for p in check_pairs],
+                                              [p["response_a"] for p in check_pairs],
+                                              [p["response_b"] for p in check_pairs]))
+        return labelled, check[~check.judge_tie]
+
+    labelled, gold_check = timed("label", label)
+    labelled.to_json(out / "preferences.jsonl", orient="records", lines=True, force_ascii=False)
+    preferences = load_preferences(out / "preferences.jsonl")  # validated, as a user's file would be
+    _print(f"  {len(preferences)} preference pairs; annotator agrees with the gold judge on "
+           f"{labelled.agrees_with_judge.mean():.1%}", echo)
+
+    # 4. Reward model on the preferences, initialised from the SFT model.
+    rm_run = timed("reward", lambda: train_reward_model(sft_path, preferences, replace(
+        settings.reward, seed=settings.seed), out / "reward", callbacks=callbacks.get("reward", ())))
+    rm_path = str(rm_run.model_path)
+    reward_judge = RewardModelJudge(rm_path)
+    rm_gold_accuracy = pairwise_accuracy(reward_judge, gold_check.to_dict("records"))
+    _print(f"  reward model: held-out accuracy against gold preferences {rm_gold_accuracy:.3f} "
+           f"on {len(gold_check)} pairs", echo)
+
+    # 5. The RLHF methods, each from the same SFT model.
+    method_runs = {}
+    if "ppo" in settings.methods:
+        method_runs["ppo"] = timed("ppo", lambda: train_ppo(
+            sft_path, reward_judge, task.train_prompts, replace(settings.ppo, seed=settings.seed), out / "ppo",
+            reference=sft_path, value_model=rm_path, callbacks=callbacks.get("ppo", ())))
+    if "dpo" in settings.methods:
+        method_runs["dpo"] = timed("dpo", lambda: train_dpo(
+            sft_path, preferences, replace(settings.dpo, seed=settings.seed), out / "dpo", reference=sft_path,
+            callbacks=callbacks.get("dpo", ())))
+    if "rloo" in settings.methods:
+        method_runs["rloo"] = timed("rloo", lambda: train_online(
+            sft_path, reward_judge, task.train_prompts, replace(settings.rloo, seed=settings.seed), out / "rloo",
+            callbacks=callbacks.get("rloo", ())))
+
+    # 6. Evaluation on held-out prompts: gold and proxy reward, KL to SFT, win rate, diversity, length.
+    policies = {"sft": sft_path, **{name: str(run.model_path) for name, run in method_runs.items()}}
+    result = timed("evaluation", lambda: evaluate_policies(
+        policies, task, reference=sft_path, reward_model=reward_judge,
+        settings=replace(settings.evaluation, seed=settings.seed)))
+    per_policy = result.to_dict()
+
+    # 7. Summary and report.
+    summary = {
+        "policies": {name: {
+            "gold_reward_mean": row["gold_reward_mean"],
+            "gold_reward_ci": row["gold_reward_ci"],
+            "proxy_reward_mean": row["proxy_reward_mean"],
+            "kl_to_ref": row["kl_to_ref"],
+            "kl_estimator": row["kl_estimator"],
+            "win_rate_vs_sft": row["win_rate_vs_ref"],
+            "win_rate_vs_sft_ci": row["win_rate_ci"],
+            "mean_length": row["mean_length"],
+            "distinct_2": row["distinct_2"],
+            "eos_rate": row["eos_rate"],
+            "n_samples": row["n_samples"],
+        } for name, row in per_policy.items()},
+        "reward_model": {
+            "heldout_accuracy": rm_gold_accuracy,
+            "heldout_pairs": len(gold_check),
+            "heldout_labels": "gold judge, no noise, eval prompts",
+            "train_summary": rm_run.summary,
+        },
+        "preferences": {"pairs": len(preferences), "flip_rate": settings.flip_rate,
+                        "annotator_agreement_with_gold": float(labelled.agrees_with_judge.mean())},
+        "seconds": {**seconds, "total": round(sum(seconds.values()), 2)},
+        "settings": asdict(settings),
+        "runs": {"sft": str(out / "sft"), "reward": str(out / "reward"),
+                 **{name: str(out / name) for name in method_runs}},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    runs_for_report = {"sft": sft_run, **method_runs}
+    write_report(out / "report.html", title=f"rlhfkit pipeline: {settings.task} on {settings.model}",
+                 summary=summary["policies"], runs=runs_for_report, samples=result.samples,
+                 extra={"reward_model": summary["reward_model"], "seconds": summary["seconds"]})
+    if echo:
+        print_summary(summary)
+        print(f"report: {out / 'report.html'}\nsummary: {out / 'summary.json'}")
+    return summary
+
+
+def print_summary(summary: dict) -> None:
+    """The summary as a plain-text table, with the verdict per method."""
+    table = summary_table(summary["policies"])
+    with pd.option_context("display.width", 200, "display.float_format", "{:.3f}".format):
+        print(table.to_string(index=False))
+    rm = summary["reward_model"]
+    print(f"reward model held-out accuracy vs gold preferences: {rm['heldout_accuracy']:.3f} "
+          f"({rm['heldout_pairs']} pairs)")
+    print("seconds per stage: " + ", ".join(f"{k} {v:.0f}" for k, v in summary["seconds"].items()))
+
+
+def reload_runs(out_dir: str | Path) -> dict:
+    """The run directories of a finished pipeline, read back (for notebooks after a restart)."""
+    summary = json.loads((Path(out_dir) / "summary.json").read_text())
+    return {name: load_run(path) for name, path in summary["runs"].items()}

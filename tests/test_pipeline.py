@@ -1,0 +1,72 @@
+"""The main job end to end (quick budgets), and the report's escaping of model text."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rlhfkit.compare import summary_table, write_report
+from rlhfkit.runs import RunData
+
+XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+
+
+def _summary(gold_sft=0.2, gold_ppo=0.6, ppo_win_ci=(0.6, 0.8)):
+    def row(gold, kl, win_ci):
+        return {"gold_reward_mean": gold, "gold_reward_ci": [gold - 0.05, gold + 0.05], "proxy_reward_mean": gold,
+                "kl_to_ref": kl, "win_rate_vs_sft": sum(win_ci) / 2, "win_rate_vs_sft_ci": list(win_ci),
+                "mean_length": 20.0}
+    return {"sft": row(gold_sft, 0.0, (0.5, 0.5)), "ppo": row(gold_ppo, 3.0, ppo_win_ci)}
+
+
+def test_report_escapes_model_text_and_is_self_contained(tmp_path):
+    samples = pd.DataFrame([
+        {"policy": "sft", "prompt": "Review <b>X</b>", "response": XSS, "gold": 0.1, "proxy": 0.2},
+        {"policy": "ppo", "prompt": "Review <b>X</b>", "response": "Great & <i>fun</i>", "gold": 0.9, "proxy": 1.0},
+    ])
+    metrics = pd.DataFrame({"step": [0, 1], "objective/scores": [0.1, 0.5], "objective/kl": [0.0, 1.0]})
+    run = RunData(path=tmp_path, stage="ppo", config={}, status={}, summary={}, metrics=metrics,
+                  samples=pd.DataFrame())
+    path = write_report(tmp_path / "report.html", title="t <script>", summary=_summary(),
+                        runs={"ppo": run}, samples=samples)
+    page = path.read_text()
+    assert "window.__pwned" in page  # the text is there, as text ...
+    assert "<script>window.__pwned" not in page and "<img src=x" not in page  # ... never as markup
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in page
+    assert "Great &amp; &lt;i&gt;fun&lt;/i&gt;" in page and "Review &lt;b&gt;X&lt;/b&gt;" in page
+    assert "plotly" in page.lower() and not re.search(r'<script[^>]+src="http', page)  # plotly.js inlined
+
+
+def test_summary_table_says_when_a_method_does_not_beat_sft():
+    assert summary_table(_summary(0.2, 0.6)).verdict.tolist() == ["", "beats sft"]
+    assert summary_table(_summary(0.6, 0.2, (0.2, 0.4))).verdict.tolist() == ["", "does NOT beat sft"]
+    assert summary_table(_summary(0.6, 0.62, (0.45, 0.6))).verdict.tolist() == ["", "above sft, not significantly"]
+    # A gold CI above SFT is not enough when the paired win rate is not clearly above one half.
+    assert summary_table(_summary(0.2, 0.6, (0.4, 0.6))).verdict.tolist() == ["", "above sft, not significantly"]
+
+
+@pytest.mark.slow
+def test_quick_pipeline_writes_report_and_summary(tmp_path):
+    out = tmp_path / "pipeline"
+    result = subprocess.run([str(Path(sys.executable).parent / "rlhfkit"), "pipeline", "--quick", "--out", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    for policy in ("sft", "ppo", "dpo", "rloo"):
+        row = summary["policies"][policy]
+        for key in ("gold_reward_mean", "gold_reward_ci", "proxy_reward_mean", "kl_to_ref", "win_rate_vs_sft",
+                    "mean_length"):
+            assert row[key] is not None, (policy, key)
+        assert row["gold_reward_ci"][0] <= row["gold_reward_mean"] <= row["gold_reward_ci"][1]
+    assert summary["policies"]["sft"]["kl_to_ref"] == 0
+    assert 0.5 < summary["reward_model"]["heldout_accuracy"] <= 1
+    assert set(summary["seconds"]) >= {"sft", "label", "reward", "ppo", "dpo", "rloo", "evaluation"}
+    page = (out / "report.html").read_text()
+    assert "Samples side by side" in page and "Gold reward against KL" in page
+    assert "reward model held-out accuracy" in result.stdout
+    for stage in ("sft", "reward", "ppo", "dpo", "rloo"):
+        assert (out / stage / "model" / "model.safetensors").exists(), stage
