@@ -22,8 +22,7 @@ $(STAMP): pyproject.toml requirements.lock
 
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/rlhfkit build-default
-	HF_HUB_OFFLINE=1 $(BIN)/rlhfkit sample --model tiny --task reviews --n-prompts 4 --k 3 --temperature 0.8 \
-		--seed 0 --quiet --out runs/demo/candidates.jsonl
+	HF_HUB_OFFLINE=1 $(BIN)/rlhfkit pipeline --out runs/pipeline
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest

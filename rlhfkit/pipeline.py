@@ -193,9 +193,10 @@ def run_pipeline(settings: PipelineSettings | None = None, *, echo: bool = True,
             callbacks=callbacks.get("rloo", ())))
 
     # 6. Evaluation on held-out prompts: gold and proxy reward, KL to SFT, win rate, diversity, length.
-    policies = {"sft": sft_path, **{name: str(run.model_path) for name, run in method_runs.items()}}
+    # SFT is the reference: its row is measured once (KL 0, win rate 0.5 by definition), not sampled twice.
+    policies = {name: str(run.model_path) for name, run in method_runs.items()}
     result = timed("evaluation", lambda: evaluate_policies(
-        policies, task, reference=sft_path, reward_model=reward_judge,
+        policies, task, reference=sft_path, reference_name="sft", reward_model=reward_judge,
         settings=replace(settings.evaluation, seed=settings.seed)))
     per_policy = result.to_dict()
 
