@@ -28,6 +28,9 @@ def trl_args(config_cls, run: Run, *, seed: int, device: str | None = None, **fi
         bf16=bool(on_gpu and torch.cuda.is_bf16_supported()),
         activation_checkpointing=False,
         logging_steps=1,
+        # transformers hides a NaN/inf step loss from the logs by default (it logs the window's average instead);
+        # the NaN guard must see it.
+        logging_nan_inf_filter=False,
         save_strategy="steps",
         save_steps=50,
         save_total_limit=2,

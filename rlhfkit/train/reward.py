@@ -389,9 +389,6 @@ def train_reward_model(model: str | os.PathLike | Any, data: Any, settings: Rewa
         lr_scheduler_type=settings.lr_scheduler_type, warmup_steps=settings.warmup_steps,
         weight_decay=settings.weight_decay, center_rewards_coefficient=settings.center_rewards_coefficient,
         save_steps=settings.save_steps,
-        # transformers hides a NaN/inf step loss from the logs by default (it logs the window's average
-        # instead); the NaN guard must see it.
-        logging_nan_inf_filter=False,
     )
     fields.update(settings.trl_overrides)
     args = trl_args(RewardConfig, run, seed=settings.seed, device=settings.device, **fields)

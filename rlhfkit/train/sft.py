@@ -257,9 +257,6 @@ def train_sft(model: str | os.PathLike | Any, data: Task | Any, settings: SFTSet
         lr_scheduler_type=settings.lr_scheduler_type, warmup_steps=settings.warmup_steps,
         weight_decay=settings.weight_decay, completion_only_loss=settings.completion_only_loss,
         save_steps=settings.save_steps,
-        # transformers hides a NaN/inf step loss from the logs by default (it logs the window's average
-        # instead); the NaN guard must see it.
-        logging_nan_inf_filter=False,
     )
     fields.update(settings.trl_overrides)
     args = trl_args(SFTConfig, run, seed=settings.seed, device=settings.device, **fields)
