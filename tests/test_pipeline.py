@@ -53,7 +53,7 @@ def test_summary_table_says_when_a_method_does_not_beat_sft():
 def test_quick_pipeline_writes_report_and_summary(tmp_path):
     out = tmp_path / "pipeline"
     result = subprocess.run([str(Path(sys.executable).parent / "rlhfkit"), "pipeline", "--quick", "--out", str(out)],
-                            capture_output=True, text=True, timeout=600)
+                            capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     for policy in ("sft", "ppo", "dpo", "rloo"):

@@ -1,0 +1,582 @@
+"""Our PPO against TRL 1.12's PPOTrainer (the last TRL with PPO) and TRL 1.16's RLOO, side by side in one run.
+
+Same tiny model (the embedded default), same train prompts (the reviews task), same reward model, same batch,
+response length, PPO epochs, minibatches, learning rate (constant), KL coefficient (k1), temperature (1.0) and
+number of steps. Each arm trains in its own subprocess (a clean peak-memory reading; TRL 1.12 lives only there):
+
+  ours     rlhfkit.train.ppo.train_ppo
+  trl112   trl.experimental.ppo.PPOTrainer from trl==1.12.0, installed with `pip install --no-deps --target
+           bench/.cache/trl-1.12.0` on first use and imported only in its subprocess (PYTHONPATH), so the project's
+           trl 1.16 is never shadowed
+  rloo     rlhfkit.train.online.train_online(algorithm="rloo") on TRL 1.16, for reference (same completions per
+           step: batch / 4 prompts x 4 generations; one optimizer step per batch, RLOO's usual setting)
+
+The reward: TRL 1.12's PPOTrainer scores with a sequence classifier (backbone + score head), so every arm gets the
+same one: the embedded default with a scalar head, fine-tuned here to regress VADER scores (the task's gold judge)
+of the model's own samples and of the task's demonstrations (cached in bench/.cache/ppo_vs_trl). Our PPO and RLOO
+score with a `RewardModelJudge` on that folder that reads the token ids TRL 1.12 reads: the chat-rendered prompt,
+the response, EOS only when the response ended by itself, the score at the last token. Every value model starts
+from the same folder.
+
+Measured per arm: seconds per step (the training loop's wall time / steps; model loading excluded, and so is the
+time spent saving the evaluation snapshots), peak RSS of the training subprocess, the per-step trajectory of
+objective/scores and objective/kl, and, for snapshots taken along training, gold reward (VADER) and KL to the
+starting model (k1, on the policy's own samples) from `rlhfkit.evaluation.evaluate_policies` on the same eval
+prompts. "gold at matched KL" is the gold reward interpolated (along the snapshots ordered by KL, from the
+starting model at KL 0) at the largest KL that both PPO arms reached. Prints a table and saves
+bench/results/ppo_vs_trl.json with `trl112_seconds_per_step / ours_seconds_per_step` (the median over repeats of
+the ratio between runs made one after the other).
+
+    python bench/ppo_vs_trl.py [--steps 24] [--batch-size 32] [--response-length 32] [--snapshots 4]
+                               [--threads 1] [--repeats 3] [--timing-steps 8] [--arms ours,trl112,rloo]
+
+The first run of each arm is the full one (snapshots, evaluation); `--repeats` adds timing-only runs of
+`--timing-steps` steps, arms alternating, and the median run counts. Every process uses `--threads` torch threads
+(default 1: on a 2-core machine shared with other work, 2 threads per process oversubscribe the cores and make
+timings erratic). Peak memory is the subprocess's VmHWM (its ru_maxrss would include the parent's peak: Linux
+carries it across fork + exec).
+
+Known differences that the settings cannot remove (also listed in the JSON under "differences"): TRL 1.12 takes
+the rollout log-probs from generate()'s scores (no extra forward pass; ours runs one so that the first PPO ratio is
+exactly 1), adds the score one position after EOS, does not clip gradients (ours clips at 1.0), uses AdamW eps
+1e-8 (ours 1e-5), and runs gc.collect() twice per step.
+"""
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+CACHE = HERE / ".cache"  # git-ignored (.cache/ anywhere)
+WORK = CACHE / "ppo_vs_trl"
+TRL_VERSION = "1.12.0"
+TRL_DIR = CACHE / f"trl-{TRL_VERSION}"
+ARMS = ("ours", "trl112", "rloo")
+LABELS = {"ours": "ours (rlhfkit PPO)", "trl112": "TRL 1.12 PPOTrainer", "rloo": "TRL 1.16 RLOO"}
+RLOO_GENERATIONS = 4
+
+
+# ================================================================================================================
+# Set-up in the main process: TRL 1.12 in its own folder, the shared reward model
+# ================================================================================================================
+
+def ensure_trl112() -> Path:
+    """Install trl==1.12.0 (no dependencies) into its own folder unless it is already there."""
+    if not (TRL_DIR / "trl" / "experimental" / "ppo" / "ppo_trainer.py").is_file():
+        print(f"installing trl=={TRL_VERSION} into {TRL_DIR} (once; never into the project's environment)")
+        shutil.rmtree(TRL_DIR, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(TRL_DIR),
+                        f"trl=={TRL_VERSION}"], check=True)
+    return TRL_DIR
+
+
+def make_judge(model_or_path, response_length: int, tokenizer=None):
+    """A `RewardModelJudge` that scores (prompt, response) on the token ids TRL 1.12's get_reward reads: the prompt
+    rendered by `render_prompts`, the response, then EOS only when the response ended by itself (fewer than
+    `response_length` tokens); the score is read at the last token. (`RewardModelJudge` itself always appends EOS,
+    also to a response cut at the length limit, which TRL 1.12 scores without one: the two would then not
+    optimise the same reward.)"""
+    from rlhfkit.sampling import render_prompts
+    from rlhfkit.train.reward import RewardModelJudge
+
+    class TRLTokensJudge(RewardModelJudge):
+        def encode(self, prompt, response, ended: bool | None = None) -> list[int]:
+            prompt_ids = self.tokenizer(render_prompts(self.tokenizer, [prompt])[0], add_special_tokens=False)
+            response_ids = list(self.tokenizer(response, add_special_tokens=False)["input_ids"])
+            if ended is None:  # the decoded text has lost the EOS token: a response under the limit had one
+                ended = len(response_ids) < response_length
+            return list(prompt_ids["input_ids"]) + response_ids + ([self.tokenizer.eos_token_id] if ended else [])
+
+    return TRLTokensJudge(model_or_path, tokenizer, batch_size=64, device="cpu", name="reward_model")
+
+
+def _batch(ids: list[list[int]], rows, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(ids[i]) for i in rows)
+    x = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(x)
+    for r, i in enumerate(rows):  # right padding: the classifier reads the last non-pad token
+        x[r, :len(ids[i])] = torch.tensor(ids[i])
+        mask[r, :len(ids[i])] = 1
+    return x, mask
+
+
+def build_reward_model(args, policy_path: str, task) -> tuple[Path, dict]:
+    """A sequence classifier (the embedded default + a scalar head) fine-tuned to regress VADER scores, so that
+    TRL 1.12's get_reward and our reward function read the same number. Cached by recipe."""
+    import numpy as np
+    import transformers
+
+    from rlhfkit.judges import VaderJudge
+    from rlhfkit.models import load_policy, load_reward_model, load_tokenizer
+    from rlhfkit.sampling import SamplingConfig, sample_candidates
+
+    recipe = {"policy": str(policy_path), "samples_prompts": args.reward_prompts, "k": 4,
+              "max_new_tokens": args.response_length, "demonstrations": 3 * args.reward_prompts,
+              "steps": args.reward_steps, "batch": 32, "lr": 1e-3, "seed": args.seed, "version": 2}
+    folder = WORK / "reward_model"
+    meta_file = folder / "bench_recipe.json"
+    if meta_file.is_file() and json.loads(meta_file.read_text()).get("recipe") == recipe:
+        return folder, json.loads(meta_file.read_text())
+    started = time.perf_counter()
+    tokenizer = load_tokenizer(policy_path)
+    policy = load_policy(policy_path, device="cpu")
+    table = sample_candidates(policy, tokenizer, task.train_prompts[:args.reward_prompts],
+                              SamplingConfig(k=4, max_new_tokens=args.response_length, seed=args.seed,
+                                             batch_size=64), progress=False)
+    demos = task.demonstrations[:recipe["demonstrations"]]
+    prompts = list(table["prompt"]) + [d["prompt"] for d in demos]
+    responses = list(table["response"]) + [d["completion"] for d in demos]
+    target = torch.tensor(VaderJudge()(prompts, responses), dtype=torch.float32)
+    transformers.logging.set_verbosity_error()  # the new score head's "newly initialized" report is expected
+    model = load_reward_model(policy_path, device="cpu")
+    judge = make_judge(model, args.response_length, tokenizer)  # its encoding is what scoring will use
+    # Samples cut at the length limit are scored without EOS, as TRL 1.12 scores them, so the head learns both.
+    ended = list(table["finish_reason"] == "eos") + [True] * len(demos)
+    ids = [judge.encode(p, r, e) for p, r, e in zip(prompts, responses, ended)]
+    rng = np.random.default_rng(args.seed)
+    order = rng.permutation(len(ids))
+    n_heldout = min(256, len(ids) // 5)
+    heldout, train = order[:n_heldout], order[n_heldout:]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"])
+    model.train()
+    for _ in range(recipe["steps"]):
+        rows = rng.choice(train, recipe["batch"], replace=False)
+        x, mask = _batch(ids, rows, tokenizer.pad_token_id)
+        loss = ((model(input_ids=x, attention_mask=mask).logits[:, 0] - target[rows]) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    predicted = np.array(judge.rewards([prompts[i] for i in heldout], [responses[i] for i in heldout]))
+    meta = {"recipe": recipe, "train_pairs": len(train), "heldout_pairs": len(heldout),
+            "heldout_corr_with_vader": float(np.corrcoef(predicted, target[heldout].numpy())[0, 1]),
+            "heldout_rmse": float(np.sqrt(np.mean((predicted - target[heldout].numpy()) ** 2))),
+            "seconds": round(time.perf_counter() - started, 1)}
+    shutil.rmtree(folder, ignore_errors=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    meta_file.write_text(json.dumps(meta, indent=2))
+    return folder, meta
+
+
+# ================================================================================================================
+# The arms, each in its own subprocess: `python ppo_vs_trl.py --arm NAME --spec FILE` writes result.json
+# ================================================================================================================
+
+def _peak_rss_mb() -> dict:
+    """This process's peak resident memory. On Linux ru_maxrss is carried over from the parent across fork + exec
+    (the kernel keeps the larger of the two), so a child started by a big parent reports the parent's peak;
+    VmHWM in /proc/self/status belongs to this process's own address space alone."""
+    out = {"ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # KiB on Linux
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                out["vmhwm_mb"] = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    out["peak_rss_mb"] = out.get("vmhwm_mb", out["ru_maxrss_mb"])
+    return out
+
+
+def _median(values: list[float]) -> float | None:
+    values = sorted(values)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def _trainer_probe(spec: dict, policy_of):
+    """A TrainerCallback that timestamps every step, collects objective/* from the logs and saves the policy at
+    the snapshot steps (the time spent saving is recorded so that it can be left out of the step time)."""
+    from transformers import TrainerCallback
+
+    class Probe(TrainerCallback):
+        def __init__(self) -> None:
+            self.stamps, self.trajectory, self.saving, self.snapshots = [], [], 0.0, {}
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.stamps.append(time.perf_counter())
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "objective/scores" in logs:
+                self.trajectory.append({"step": state.global_step, "scores": logs["objective/scores"],
+                                        "kl": logs.get("objective/kl")})
+
+        def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+            now = time.perf_counter()
+            self.stamps.append(now)
+            if state.global_step in spec["snapshot_steps"]:
+                folder = Path(spec["out"]) / "snapshots" / f"step-{state.global_step:04d}"
+                policy_of(model).save_pretrained(folder, safe_serialization=True)
+                processing_class.save_pretrained(folder)
+                self.snapshots[state.global_step] = str(folder)
+                self.stamps[-1] = time.perf_counter()  # the next step's interval starts after the save
+                self.saving += self.stamps[-1] - now
+
+    return Probe()
+
+
+def arm_ours(spec: dict) -> dict:
+    from rlhfkit.runs import load
+    from rlhfkit.train.ppo import PPOSettings, train_ppo
+
+    s, out = spec["settings"], Path(spec["out"])
+    judge = make_judge(spec["reward_model"], s["response_length"])
+    run_dir = out / "run"
+    stamps: list[tuple[int, float]] = []
+    snapshots = {}
+    # Snapshots: train in chunks that end at the snapshot steps; each chunk resumes from the previous one's
+    # checkpoint (weights, optimizer, RNG), so the run is the same as one long run. The loop's own timer
+    # (summary "seconds") excludes model loading and the checkpoint written at a chunk's end.
+    stops = sorted(set(spec["snapshot_steps"]) | {s["steps"]})
+    chunk_seconds = []
+    for k, stop in enumerate(stops):
+        settings = PPOSettings(
+            total_steps=stop, batch_size=s["batch_size"], num_ppo_epochs=s["ppo_epochs"],
+            num_mini_batches=s["mini_batches"], learning_rate=s["learning_rate"], anneal_lr=False,
+            max_new_tokens=s["response_length"], temperature=s["temperature"], kl_coef=s["kl_coef"],
+            kl_estimator="k1", missing_eos_penalty=None, value_model="separate", save_every=stop,
+            sample_every=max(1, s["steps"]), progress=False, seed=spec["seed"], device="cpu", mixed_precision="no")
+        run = train_ppo(spec["policy"], judge, spec["prompts"], settings, run_dir, value_model=spec["reward_model"],
+                        resume=k > 0, callbacks=[lambda step, metrics, samples: stamps.append(
+                            (step, time.perf_counter()))])
+        chunk_seconds.append(run.summary["seconds"] - sum(chunk_seconds))
+        if stop in spec["snapshot_steps"]:
+            folder = out / "snapshots" / f"step-{stop:04d}"
+            shutil.copytree(run.model_path, folder, dirs_exist_ok=True)
+            snapshots[stop] = str(folder)
+    run = load(run_dir)
+    metrics = run.metrics.sort_values("step")
+    intervals = [b[1] - a[1] for a, b in zip(stamps, stamps[1:]) if b[0] == a[0] + 1 and a[0] not in stops]
+    return {
+        "seconds": run.summary["seconds"], "steps": run.summary["steps"],
+        "seconds_per_step": run.summary["seconds_per_step"], "seconds_per_step_median": _median(intervals),
+        "trajectory": [{"step": int(r["step"]), "scores": float(r["objective/scores"]), "kl": float(r["objective/kl"])}
+                       for _, r in metrics.iterrows()],
+        "snapshots": snapshots, "note": "timer: train_ppo's own loop timer (summary seconds)",
+        "chunk_steps": stops, "chunk_seconds": chunk_seconds, "step_seconds": intervals,
+    }
+
+
+def arm_trl112(spec: dict) -> dict:
+    import datasets
+    import trl
+
+    if trl.__version__ != TRL_VERSION:
+        raise RuntimeError(f"expected trl {TRL_VERSION} from {TRL_DIR} on PYTHONPATH, got trl {trl.__version__} "
+                           f"from {trl.__file__}")
+    from trl.experimental.ppo import PPOConfig, PPOTrainer
+
+    from rlhfkit.models import load_policy, load_reference, load_reward_model, load_tokenizer
+    from rlhfkit.sampling import render_prompts
+
+    s, out = spec["settings"], Path(spec["out"])
+    tokenizer = load_tokenizer(spec["policy"], padding_side="left")  # left padding for generation
+    # The prompts exactly as our PPO renders them (chat template), as token ids.
+    ids = tokenizer(render_prompts(tokenizer, spec["prompts"]), add_special_tokens=False)["input_ids"]
+    dataset = datasets.Dataset.from_dict({"input_ids": ids})
+    policy = load_policy(spec["policy"], device="cpu", dtype=torch.float32)
+    reference = load_reference(spec["policy"], device="cpu", dtype=torch.float32)
+    reward = load_reward_model(spec["reward_model"], device="cpu", dtype=torch.float32)
+    reward.requires_grad_(False)
+    value = load_reward_model(spec["reward_model"], device="cpu", dtype=torch.float32)
+    config = PPOConfig(
+        output_dir=str(out / "trainer"), seed=spec["seed"], report_to="none", save_strategy="no",
+        logging_steps=1, disable_tqdm=True, dataloader_num_workers=0,
+        # CPU, fp32 like the other arms, no activation checkpointing (TRL's base config turns it on by default)
+        use_cpu=True, bf16=False, fp16=False, activation_checkpointing=False,
+        learning_rate=s["learning_rate"], lr_scheduler_type="constant", warmup_steps=0,
+        per_device_train_batch_size=s["batch_size"], gradient_accumulation_steps=1,
+        num_mini_batches=s["mini_batches"], num_ppo_epochs=s["ppo_epochs"],
+        total_episodes=s["steps"] * s["batch_size"], response_length=s["response_length"],
+        local_rollout_forward_batch_size=s["batch_size"], stop_token="eos", temperature=s["temperature"],
+        kl_coef=s["kl_coef"], kl_estimator="k1", missing_eos_penalty=None, num_sample_generations=0,
+    )
+    probe = _trainer_probe(spec, lambda model: model.policy)
+    trainer = PPOTrainer(args=config, processing_class=tokenizer, model=policy, ref_model=reference,
+                         reward_model=reward, train_dataset=dataset, value_model=value, callbacks=[probe])
+    started = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - started - probe.saving
+    steps = trainer.state.global_step
+    gc_started = time.perf_counter()  # what one of its two gc.collect() calls per step costs in this process
+    gc.collect()
+    gc_seconds = time.perf_counter() - gc_started
+    return {
+        "gc_collect_seconds": gc_seconds,
+        "seconds": seconds, "steps": steps, "seconds_per_step": seconds / steps,
+        "seconds_per_step_median": _median([b - a for a, b in zip(probe.stamps, probe.stamps[1:])]),
+        "step_seconds": [b - a for a, b in zip(probe.stamps, probe.stamps[1:])],
+        "trajectory": probe.trajectory, "snapshots": probe.snapshots, "trl": trl.__version__,
+        "note": "timer: wall time of PPOTrainer.train() minus snapshot saving",
+    }
+
+
+def arm_rloo(spec: dict) -> dict:
+    import trl
+
+    from rlhfkit.train.online import OnlineSettings, train_online
+
+    s, out = spec["settings"], Path(spec["out"])
+    judge = make_judge(spec["reward_model"], s["response_length"])
+    settings = OnlineSettings(
+        algorithm="rloo", beta=s["kl_coef"], num_generations=RLOO_GENERATIONS,
+        prompts_per_step=s["batch_size"] // RLOO_GENERATIONS, max_completion_length=s["response_length"],
+        temperature=s["temperature"], learning_rate=s["learning_rate"], max_steps=s["steps"], num_iterations=1,
+        samples_every=max(1, s["steps"]), seed=spec["seed"], device="cpu",
+        trl_overrides={"save_strategy": "no", "disable_tqdm": True})
+    probe = _trainer_probe(spec, lambda model: model)
+    run = train_online(spec["policy"], judge, spec["prompts"], settings, out / "run", callbacks=[probe])
+    seconds = probe.stamps[-1] - probe.stamps[0] - probe.saving
+    steps = len(probe.stamps) - 1
+    metrics = run.metrics.dropna(subset=["objective/scores"]).sort_values("step")
+    return {
+        "seconds": seconds, "steps": steps, "seconds_per_step": seconds / steps,
+        "seconds_per_step_median": _median([b - a for a, b in zip(probe.stamps, probe.stamps[1:])]),
+        "step_seconds": [b - a for a, b in zip(probe.stamps, probe.stamps[1:])],
+        "trajectory": [{"step": int(r["step"]), "scores": float(r["objective/scores"]),
+                        "kl": float(r.get("objective/kl", math.nan))} for _, r in metrics.iterrows()],
+        "snapshots": probe.snapshots, "trl": trl.__version__,
+        "note": "timer: on_train_begin to the last on_step_end, minus snapshot saving",
+    }
+
+
+def run_child(arm: str, spec_file: str) -> None:
+    spec = json.loads(Path(spec_file).read_text())
+    torch.set_num_threads(spec["threads"])
+    torch.manual_seed(spec["seed"])
+    result = {"ours": arm_ours, "trl112": arm_trl112, "rloo": arm_rloo}[arm](spec)
+    result.update(_peak_rss_mb())
+    result["snapshots"] = {str(k): v for k, v in result["snapshots"].items()}
+    (Path(spec["out"]) / "result.json").write_text(json.dumps(result, indent=2))
+
+
+def launch(arm: str, spec: dict) -> dict:
+    """Run one arm in a fresh Python process and read its result.json."""
+    out = Path(spec["out"])
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    (out / "spec.json").write_text(json.dumps(spec))
+    env = {**os.environ, "OMP_NUM_THREADS": str(spec["threads"]), "TOKENIZERS_PARALLELISM": "false"}
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    if arm == "trl112":  # TRL 1.12 shadows TRL 1.16 in this process only
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(TRL_DIR), env.get("PYTHONPATH")) if p)
+    log = out / "log.txt"
+    started = time.perf_counter()
+    with log.open("w") as f:
+        code = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--arm", arm, "--spec",
+                               str(out / "spec.json")], env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+    if code != 0 or not (out / "result.json").is_file():
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+        raise RuntimeError(f"arm {arm!r} failed (exit code {code}); the end of {log}:\n{tail}")
+    result = json.loads((out / "result.json").read_text())
+    result["process_seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+# ================================================================================================================
+# Evaluation and the comparison at matched KL
+# ================================================================================================================
+
+def gold_at_kl(points: list[dict], kl: float) -> float | None:
+    """Gold reward at `kl`, linearly interpolated along the evaluated points ordered by KL (None beyond them)."""
+    import numpy as np
+
+    points = sorted(points, key=lambda p: p["kl"])
+    xs, ys = [p["kl"] for p in points], [p["gold"] for p in points]
+    if not xs or kl > xs[-1] + 1e-12:
+        return None
+    return float(np.interp(kl, xs, ys))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=24, help="PPO steps (rollout + update) per arm")
+    parser.add_argument("--batch-size", type=int, default=32, help="responses per step (all arms)")
+    parser.add_argument("--response-length", type=int, default=32, help="max new tokens per response")
+    parser.add_argument("--ppo-epochs", type=int, default=4)
+    parser.add_argument("--mini-batches", type=int, default=1)
+    parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument("--kl-coef", type=float, default=0.05)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--snapshots", type=int, default=4, help="evaluated policies per arm, evenly spaced")
+    parser.add_argument("--eval-prompts", type=int, default=128)
+    parser.add_argument("--reward-prompts", type=int, default=128,
+                        help="train prompts sampled (x4) to fit the reward model, plus 3x as many demonstrations")
+    parser.add_argument("--reward-steps", type=int, default=120, help="reward model fine-tuning steps (batch 32)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per process (1 keeps timings steady on a shared 2-core machine)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed runs per arm, interleaved (arm order reversed every other time); the median "
+                             "counts. The first is the full, evaluated run; the others only time --timing-steps")
+    parser.add_argument("--timing-steps", type=int, default=8, help="steps of each timing-only repeat")
+    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--arm", help=argparse.SUPPRESS)  # internal: run one arm in this process
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.arm:
+        return run_child(args.arm, args.spec)
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(args.threads)
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = set(arms) - set(ARMS)
+    if unknown or not arms:
+        parser.error(f"--arms: unknown {sorted(unknown)}; choose from {', '.join(ARMS)}")
+    if args.batch_size % RLOO_GENERATIONS and "rloo" in arms:
+        parser.error(f"--batch-size must be a multiple of {RLOO_GENERATIONS} for the RLOO arm")
+    if "trl112" in arms:
+        ensure_trl112()
+
+    from rlhfkit.evaluation import EvalSettings, evaluate_policies
+    from rlhfkit.tiny import default_model_path, reviews_task
+
+    started = time.perf_counter()
+    policy_path = str(default_model_path(progress=False))
+    task = reviews_task()
+    WORK.mkdir(parents=True, exist_ok=True)
+    reward_path, reward_meta = build_reward_model(args, policy_path, task)
+    print(f"reward model: {reward_path} (held-out correlation with VADER {reward_meta['heldout_corr_with_vader']:.2f},"
+          f" RMSE {reward_meta['heldout_rmse']:.2f})")
+
+    settings = {"steps": args.steps, "batch_size": args.batch_size, "response_length": args.response_length,
+                "ppo_epochs": args.ppo_epochs, "mini_batches": args.mini_batches,
+                "learning_rate": args.learning_rate, "kl_coef": args.kl_coef, "temperature": args.temperature}
+    snapshot_steps = sorted({max(1, round(args.steps * (i + 1) / args.snapshots)) for i in range(args.snapshots)})
+    # Run 1 of every arm is the full run with snapshots; the repeats only time a few steps. Arms alternate
+    # (order reversed every other repeat), so slow drifts of a shared machine hit every arm alike.
+    plan = [(arms, args.steps, snapshot_steps)] + [
+        (arms[::-1] if r % 2 else arms, min(args.timing_steps, args.steps), []) for r in range(1, args.repeats)]
+    results: dict[str, list[dict]] = {arm: [] for arm in arms}
+    for repeat, (order, steps, snapshots) in enumerate(plan):
+        for arm in order:
+            spec = {"settings": {**settings, "steps": steps}, "policy": policy_path,
+                    "reward_model": str(reward_path), "prompts": list(task.train_prompts), "seed": args.seed,
+                    "threads": args.threads, "snapshot_steps": snapshots,
+                    "out": str(WORK / (arm if repeat == 0 else f"{arm}-repeat{repeat}"))}
+            result = launch(arm, spec)
+            result["repeat"] = repeat
+            results[arm].append(result)
+            print(f"  {arm:>7} run {repeat + 1} ({steps} steps): {result['seconds_per_step']:.2f} s/step, peak RSS "
+                  f"{result['peak_rss_mb']:.0f} MB, last objective/scores {result['trajectory'][-1]['scores']:.3f}"
+                  f" objective/kl {result['trajectory'][-1]['kl']:.2f} ({result['process_seconds']:.0f} s in all)",
+                  flush=True)
+
+    # --- evaluation: every snapshot of every arm against the starting model, on the same eval prompts ----------
+    policies = {f"{arm}@{step}": folder for arm in arms for step, folder in results[arm][0]["snapshots"].items()}
+    evaluation = evaluate_policies(
+        policies, task, reference=policy_path, reward_model=make_judge(reward_path, args.response_length),
+        settings=EvalSettings(n_prompts=args.eval_prompts, max_new_tokens=args.response_length, batch_size=64,
+                              seed=args.seed, device="cpu"), progress=False).to_dict()
+    ref = evaluation["reference"]
+    start_point = {"step": 0, "gold": ref["gold_reward_mean"], "kl": 0.0, "proxy": ref["proxy_reward_mean"]}
+
+    summary = {}
+    for arm in arms:
+        runs = results[arm]
+        points = [start_point] + [
+            {"step": int(step), "gold": evaluation[f"{arm}@{step}"]["gold_reward_mean"],
+             "gold_ci": evaluation[f"{arm}@{step}"]["gold_reward_ci"],
+             "kl": evaluation[f"{arm}@{step}"]["kl_to_ref"], "kl_ci": evaluation[f"{arm}@{step}"]["kl_to_ref_ci"],
+             "proxy": evaluation[f"{arm}@{step}"]["proxy_reward_mean"],
+             "win_rate_vs_ref": evaluation[f"{arm}@{step}"]["win_rate_vs_ref"],
+             "eos_rate": evaluation[f"{arm}@{step}"]["eos_rate"],
+             "mean_length": evaluation[f"{arm}@{step}"]["mean_length"]}
+            for step in sorted(runs[0]["snapshots"], key=int)]
+        summary[arm] = {
+            "seconds_per_step": _median([r["seconds_per_step"] for r in runs]),
+            "runs": [{k: r.get(k) for k in ("repeat", "steps", "seconds", "seconds_per_step",
+                                            "seconds_per_step_median", "peak_rss_mb", "vmhwm_mb", "ru_maxrss_mb",
+                                            "process_seconds", "step_seconds", "gc_collect_seconds")} for r in runs],
+            "peak_rss_mb": runs[0]["peak_rss_mb"],  # the full run's
+            "steps": runs[0]["steps"], "timer": runs[0]["note"],
+            "trajectory": runs[0]["trajectory"], "evaluated": points, "final": points[-1],
+        }
+
+    def matched(names: list[str]) -> dict:
+        names = [n for n in names if n in summary]
+        if len(names) < 2:
+            return {}
+        kl = min(max(p["kl"] for p in summary[n]["evaluated"]) for n in names)
+        return {"kl": kl, "gold": {n: gold_at_kl(summary[n]["evaluated"], kl) for n in names}}
+
+    matched_ppo, matched_all = matched(["ours", "trl112"]), matched(arms)
+    result = {
+        "what": "our PPO vs TRL 1.12 PPOTrainer (and TRL 1.16 RLOO) on the embedded default, reviews task",
+        "settings": {**vars(args), "snapshot_steps": snapshot_steps, "rloo_generations": RLOO_GENERATIONS},
+        "machine": {"cpu_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+                    "python": platform.python_version(), "torch": torch.__version__,
+                    "load_average": os.getloadavg()},
+        "reward_model": {"path": str(reward_path), **reward_meta},
+        "eval": {"prompts": args.eval_prompts, "kl_estimator": "k1 on the policy's own samples, temperature 1",
+                 "gold": "VADER compound (task gold judge)", "reference": start_point},
+        "arms": summary,
+        "matched_kl_ppo": matched_ppo,
+        "differences": [
+            "TRL 1.12 takes rollout log-probs from generate() scores; ours recomputes them with a forward pass",
+            "TRL 1.12 adds the score one position after EOS (its padding_mask_p1); ours at the last response token",
+            "TRL 1.12 PPOTrainer does not clip gradients; ours clips the global norm at 1.0",
+            "AdamW eps: TRL 1.12 1e-8 (TrainingArguments), ours 1e-5",
+            "TRL 1.12 calls gc.collect() twice per step",
+            "RLOO: 4 generations x batch/4 prompts, one optimizer step per batch, no value model",
+        ],
+        "matched_kl_all": matched_all,
+        "seconds_total": round(time.perf_counter() - started, 1),
+    }
+    # The ratio is taken within each repeat (runs next to each other in time) and the median of those counts: the
+    # load of a shared machine drifts over minutes, and a ratio of runs far apart in time carries that drift.
+    for other in ("trl112", "rloo"):
+        if "ours" in summary and other in summary:
+            paired = [t["seconds_per_step"] / o["seconds_per_step"] for o, t in zip(results["ours"], results[other])]
+            result[f"{other}_seconds_per_step / ours_seconds_per_step"] = _median(paired)
+            result[f"{other}_over_ours_per_repeat"] = paired
+            result[f"{other}_over_ours_ratio_of_medians"] = (summary[other]["seconds_per_step"] /
+                                                             summary["ours"]["seconds_per_step"])
+    out = HERE / "results" / "ppo_vs_trl.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+
+    print(f"\n{args.steps} steps x {args.batch_size} responses of <= {args.response_length} tokens, "
+          f"{args.ppo_epochs} PPO epochs x {args.mini_batches} minibatch(es), lr {args.learning_rate:g}, "
+          f"KL coef {args.kl_coef:g} (k1); {args.threads} thread(s); {args.repeats} timed run(s) per arm; "
+          f"eval on {args.eval_prompts} prompts")
+    print(f"{'arm':<21} {'s/step':>6} {'(runs)':<17} {'peak RSS':>8} {'final gold [95% CI]':>20} {'KL':>5} "
+          f"{'proxy':>6} {'gold@KL*':>8}")
+    print(f"{'starting model':<21} {'':>6} {'':<17} {'':>8} {start_point['gold']:>20.3f} {0:>5.2f} "
+          f"{start_point['proxy']:>6.3f}")
+    for arm in arms:
+        a = summary[arm]
+        at = matched_ppo.get("gold", {}).get(arm) if arm in ("ours", "trl112") else matched_all.get("gold", {}).get(arm)
+        runs = " ".join(f"{r['seconds_per_step']:.2f}" for r in a["runs"])
+        lo, hi = a["final"]["gold_ci"]
+        gold = f"{a['final']['gold']:.3f} [{lo:.2f}, {hi:.2f}]"
+        print(f"{LABELS[arm]:<21} {a['seconds_per_step']:>6.2f} {runs:<17} {a['peak_rss_mb']:>5.0f} MB {gold:>20} "
+              f"{a['final']['kl']:>5.2f} {a['final']['proxy']:>6.3f} {'' if at is None else f'{at:8.3f}'}")
+    if matched_ppo:
+        print(f"KL* (largest KL both PPO arms reached, eval k1) = {matched_ppo['kl']:.2f}"
+              + (f"; RLOO's gold@KL* uses the largest KL all three reached, {matched_all['kl']:.2f}"
+                 if "rloo" in arms and matched_all else ""))
+    if "trl112_seconds_per_step / ours_seconds_per_step" in result:
+        paired = " ".join(f"{x:.2f}" for x in result["trl112_over_ours_per_repeat"])
+        print(f"trl112 s/step / ours s/step = {result['trl112_seconds_per_step / ours_seconds_per_step']:.2f}x "
+              f"(median of the per-repeat ratios {paired}; ratio of the median s/step "
+              f"{result['trl112_over_ours_ratio_of_medians']:.2f}x)   (saved to {out})")
+    else:
+        print(f"(saved to {out})")
+
+
+if __name__ == "__main__":
+    main()
