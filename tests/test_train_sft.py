@@ -25,8 +25,9 @@ def small_task():
 
 
 def quick(**kw):
-    """Tiny budgets; no tqdm bars in test logs."""
-    base = dict(batch_size=8, n_samples=0, sample_max_new_tokens=24, save_steps=100,
+    """Tiny budgets; no tqdm bars in test logs. A gentler learning rate than the default: with a handful of steps
+    there is almost no warm-up, and the default's first full-size Adam steps raise the loss before it falls."""
+    base = dict(learning_rate=1e-3, batch_size=8, n_samples=0, sample_max_new_tokens=24, save_steps=100,
                 trl_overrides={"disable_tqdm": True})
     base.update(kw)
     return SFTSettings(**base)
@@ -148,7 +149,7 @@ def test_interrupt_keeps_a_checkpoint_and_resume_finishes(tiny_path, small_task,
     assert run.summary["steps"] == 6 and run.model_path is not None
     # The resumed steps continue the same schedule rather than restarting it (cosine decays to ~0 at step 6).
     lrs = run.metrics.dropna(subset=["loss"])["learning_rate"].tolist()
-    assert lrs[3] < lrs[2] and lrs[-1] < 1e-4
+    assert lrs[1] == max(lrs) and all(a > b for a, b in zip(lrs[1:], lrs[2:])) and lrs[-1] < 0.2 * max(lrs)
 
 
 def test_rows_are_validated_and_strings_become_chat_turns():

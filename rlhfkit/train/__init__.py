@@ -1,5 +1,5 @@
 """Training stages. Each takes a model (name, path or object), data, a `*Config` dataclass and a run directory,
-writes config/metrics/samples/model there (see rlhfkit.runs), and returns the run's path.
+writes config/metrics/samples/model there (see rlhfkit.runs), and returns the run read back (RunData).
 
   sft.py      supervised fine-tuning (TRL SFTTrainer)
   reward.py   reward model (TRL RewardTrainer) and the scorer used everywhere a reward model is applied

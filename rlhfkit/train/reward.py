@@ -59,8 +59,10 @@ REWARD_META = "rlhfkit_reward.json"  # how the model renders pairs, saved beside
 
 @dataclass
 class RewardSettings:
-    """Settings of reward-model training. Defaults fit the embedded default on a CPU (a couple of thousand pairs
-    in about 20 s on two cores); for a real model on a GPU lower the learning rate (~1e-5 full, ~1e-4 LoRA)."""
+    """Settings of reward-model training. Defaults fit the embedded default on a CPU (2,000 pairs in about 15 s on
+    two cores, reaching ~0.86-0.90 pairwise accuracy against VADER on pairs of reviews of held-out items with
+    different sentiments, from labels with 10% flips); for a real model on a GPU lower the learning rate (~1e-5
+    full, ~1e-4 LoRA)."""
 
     max_steps: int = -1
     """Optimizer steps; -1 trains for `epochs`."""
@@ -379,8 +381,9 @@ def train_reward_model(model: str | os.PathLike | Any, data: Any, settings: Rewa
     run = Run(run_dir, stage="reward", seed=settings.seed, resume=resume,
               config={"model": str(name), **asdict(settings), "chat": chat, "n_pairs": len(rows),
                       "n_train": len(train_rows), "n_heldout": len(heldout_rows), "eval_data": eval_data is not None})
-    if not resume:  # stale checkpoints of an earlier run in this folder must never be resumed into this one
+    if not resume:  # an earlier run's checkpoints must never be resumed into this one, nor its adapter kept
         shutil.rmtree(run.checkpoint_path, ignore_errors=True)
+        shutil.rmtree(run.path / "adapter", ignore_errors=True)
 
     fields = dict(
         max_steps=settings.max_steps, num_train_epochs=settings.epochs, learning_rate=settings.learning_rate,

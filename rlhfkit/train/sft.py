@@ -26,7 +26,6 @@ import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 from rlhfkit.data import DataValidationError, Task
@@ -39,15 +38,16 @@ __all__ = ["SFTSettings", "train_sft", "sft_rows"]
 
 @dataclass
 class SFTSettings:
-    """Settings of supervised fine-tuning. The defaults fit the embedded default on a CPU (about 30 s on two
+    """Settings of supervised fine-tuning. The defaults fit the embedded default on a CPU (about 20 s on two
     cores); for a real model on a GPU change the model and a few budgets (steps, learning rate, batch size)."""
 
     max_steps: int = 200
     """Optimizer steps; -1 trains for `epochs` instead."""
     epochs: float = 1.0
     """Passes over the data, used only when max_steps is -1."""
-    learning_rate: float = 1e-3
-    """Peak learning rate. 1e-3 suits the 1M-parameter default; full fine-tuning of real models wants ~1e-5 to
+    learning_rate: float = 3e-3
+    """Peak learning rate. 3e-3 suits the 1M-parameter default (measured: 1e-3 learns the format more slowly,
+    5e-3 first pushes the loss far above where it started); full fine-tuning of real models wants ~1e-5 to
     2e-5, LoRA ~1e-4 to 2e-4."""
     batch_size: int = 16
     """Sequences per device per optimizer step (times gradient_accumulation_steps)."""
@@ -58,7 +58,7 @@ class SFTSettings:
     256 is the embedded default's context length."""
     lr_scheduler_type: str = "cosine"
     """Learning-rate schedule after warm-up (any transformers scheduler name)."""
-    warmup_steps: float = 0.05
+    warmup_steps: float = 0.1
     """Warm-up length: a number of steps, or a fraction of all steps when below 1."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
@@ -225,8 +225,9 @@ def train_sft(model: str | os.PathLike | Any, data: Task | Any, settings: SFTSet
 
     run = Run(run_dir, stage="sft", seed=settings.seed, resume=resume,
               config={"model": str(name), "data": source, "chat": chat, **asdict(settings)})
-    if not resume:  # stale checkpoints of an earlier run in this folder must never be resumed into this one
+    if not resume:  # an earlier run's checkpoints must never be resumed into this one, nor its adapter kept
         shutil.rmtree(run.checkpoint_path, ignore_errors=True)
+        shutil.rmtree(run.path / "adapter", ignore_errors=True)
 
     # Prompts for before/after samples: held out when the task has them.
     gold = getattr(data, "gold_judge", None) if isinstance(data, Task) else None
