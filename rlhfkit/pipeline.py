@@ -51,22 +51,26 @@ class PipelineSettings:
     """One seed for every stage."""
     methods: tuple[str, ...] = METHODS
     """Which RLHF methods to run after the reward model: any of "ppo", "dpo", "rloo"."""
-    n_label_prompts: int = 384
-    """Train prompts whose SFT candidates are labelled into preference pairs."""
-    k: int = 4
+    n_label_prompts: int = 1024
+    """Train prompts whose SFT candidates are labelled into preference pairs (the embedded task has 1,024)."""
+    k: int = 6
     """Candidates sampled per labelled prompt (each prompt gives up to k(k-1)/2 pairs)."""
-    max_pairs_per_prompt: int = 6
-    """Cap on pairs per prompt, so one prompt cannot dominate the preference data."""
+    max_pairs_per_prompt: int | None = 15
+    """Cap on pairs per prompt, so one prompt cannot dominate the preference data (None = all k(k-1)/2)."""
     candidate_temperature: float = 1.0
     """Sampling temperature for the labelled candidates (diversity makes informative pairs)."""
     flip_rate: float = 0.1
     """Label noise of the simulated annotator: probability of picking the gold-worse response."""
     n_rm_check_prompts: int = 128
-    """Eval prompts whose candidate pairs, labelled by the gold judge without noise, test the reward model."""
+    """Eval prompts whose candidates, paired and labelled by the gold judge without noise, test the reward model."""
+    rm_check_k: int = 4
+    """Candidates per check prompt (all k(k-1)/2 distinct pairs are scored; ties in gold reward are dropped)."""
     sft: SFTSettings = field(default_factory=SFTSettings)
     reward: RewardSettings = field(default_factory=RewardSettings)
     ppo: PPOSettings = field(default_factory=PPOSettings)
-    dpo: DPOSettings = field(default_factory=DPOSettings)
+    dpo: DPOSettings = field(default_factory=lambda: DPOSettings(max_steps=72))
+    """DPO is capped at 72 steps (2,304 pairs seen): one pass over the labelled pairs would take ~6x longer and
+    only drives it further from SFT."""
     rloo: OnlineSettings = field(default_factory=OnlineSettings)
     evaluation: EvalSettings = field(default_factory=EvalSettings)
 
@@ -77,6 +81,7 @@ class PipelineSettings:
         return replace(
             base,
             n_label_prompts=min(base.n_label_prompts, 256),
+            k=min(base.k, 4),
             n_rm_check_prompts=min(base.n_rm_check_prompts, 48),
             sft=replace(base.sft, **_scaled_steps(base.sft, 0.35)),
             reward=replace(base.reward, **_scaled_steps(base.reward, 0.35)),
@@ -152,7 +157,7 @@ def run_pipeline(settings: PipelineSettings | None = None, *, echo: bool = True,
                                                       [p["response_a"] for p in pairs],
                                                       [p["response_b"] for p in pairs]))
         # Held-out check pairs: eval prompts, labelled by the gold judge itself (no noise, ties dropped).
-        check_sampling = replace(sampling, k=2, seed=settings.seed + 1)
+        check_sampling = replace(sampling, k=settings.rm_check_k, seed=settings.seed + 1)
         check_table = sample_candidates(policy, tokenizer, task.eval_prompts[: settings.n_rm_check_prompts],
                                         check_sampling, progress=echo)
         check_pairs = candidate_pairs(check_table[check_table.response.str.strip() != ""])

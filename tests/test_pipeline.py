@@ -63,6 +63,9 @@ def test_quick_pipeline_writes_report_and_summary(tmp_path):
             assert row[key] is not None, (policy, key)
         assert row["gold_reward_ci"][0] <= row["gold_reward_mean"] <= row["gold_reward_ci"][1]
     assert summary["policies"]["sft"]["kl_to_ref"] == 0
+    # Even the smoke budget moves gold reward the right way (seed 0: sft 0.28, ppo 0.60, dpo 0.70 when written).
+    for method in ("ppo", "dpo"):
+        assert summary["policies"][method]["gold_reward_mean"] > summary["policies"]["sft"]["gold_reward_mean"]
     assert 0.5 < summary["reward_model"]["heldout_accuracy"] <= 1
     assert set(summary["seconds"]) >= {"sft", "label", "reward", "ppo", "dpo", "rloo", "evaluation"}
     page = (out / "report.html").read_text()

@@ -61,6 +61,7 @@ def train_into_run(trainer, run: Run, *, resume: bool = False, tokenizer=None) -
     """
     guard = MetricsCallback(run)
     trainer.add_callback(guard)
+    _keep_bar_drop_log_prints(trainer)
     checkpoint = last_checkpoint(run) if resume else None
     try:
         trainer.train(resume_from_checkpoint=checkpoint)
@@ -78,6 +79,19 @@ def train_into_run(trainer, run: Run, *, resume: bool = False, tokenizer=None) -
         run.set_status("failed", message, step=step, checkpoint=good)
         raise NonFiniteLossError(message)
     return run.save_model(trainer.model, tokenizer if tokenizer is not None else trainer.processing_class)
+
+
+def _keep_bar_drop_log_prints(trainer) -> None:
+    """transformers' progress bar also prints every log dict (one line per step with logging_steps=1), which
+    buries the bar; the same numbers are in metrics.jsonl, so keep the bar and drop the prints."""
+    from transformers.trainer_callback import ProgressCallback
+
+    class BarOnly(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            pass
+
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(BarOnly())
 
 
 def finite_or_none(value: Any) -> float | None:

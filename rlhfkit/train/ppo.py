@@ -105,7 +105,9 @@ class PPOSettings:
     """Adaptive beta's horizon in episodes: beta moves by at most 20% * batch / horizon per step."""
     missing_eos_penalty: float | None = None
     """A positive number subtracted from the score of responses that hit `max_new_tokens` without ending in EOS
-    (TRL's convention); None = no penalty."""
+    (TRL's convention); None = no penalty. Set it when rewarding with a reward model: the reward model receives
+    the decoded text, and a chat-template reward model closes the turn after it as it did for every training
+    pair, so on its own it scores a cut-off response as if it had ended."""
     gamma: float = 1.0
     """Discount factor of GAE over response tokens."""
     lam: float = 0.95

@@ -194,7 +194,11 @@ class RewardModelJudge(Judge):
     `model_or_path`: a run's `model` folder (or any sequence classifier with one output), or a loaded model.
     `chat` / `max_length` default to what was saved with the model (`rlhfkit_reward.json`), else chat when the
     tokenizer has a template and no limit beyond the model's context length. Prompts may be strings or message
-    lists; responses strings or assistant message lists. Scores are floats (TRL's reward_funcs signature)."""
+    lists; responses strings or assistant message lists. Scores are floats (TRL's reward_funcs signature).
+
+    A response is text, so whether generation stopped at EOS or was cut by a length limit is not visible here:
+    both get the end-of-turn (or EOS) token that every training pair had. Penalise cut responses where that is
+    known (`PPOSettings.missing_eos_penalty`)."""
 
     def __init__(self, model_or_path, tokenizer=None, *, batch_size: int = 32, device=None,
                  chat: bool | None = None, max_length: int | None = None, name: str = "reward_model") -> None:
