@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import inspect
 import json
 import math
 import os
@@ -340,10 +342,12 @@ class PolicyAndValue(nn.Module):
             self.value_model = value_model
             _value_parts(value_model)  # fail now, not mid-training, if the model has no usable head
 
-    def forward(self, input_ids, attention_mask, position_ids):
+    def forward(self, input_ids, attention_mask, position_ids, logits_to_keep: int = 0):
+        """`logits_to_keep` > 0: token logits for the last that many positions only (the response), which saves
+        the language-model head and softmax on the prompt; values always cover every position."""
         shared = self.value_head is not None
         out = self.policy(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                          output_hidden_states=shared, use_cache=False)
+                          output_hidden_states=shared, use_cache=False, **_keep(self.policy, logits_to_keep))
         if shared:
             values = self.value_head(out.hidden_states[-1])
         else:
@@ -352,6 +356,18 @@ class PolicyAndValue(nn.Module):
                               use_cache=False).last_hidden_state
             values = head(hidden)
         return out.logits, values.squeeze(-1).float()
+
+
+def _keep(model: nn.Module, logits_to_keep: int) -> dict:
+    """{"logits_to_keep": n} when the model's forward takes it (most decoder LMs in transformers), else {}: the
+    caller slices full logits either way, so this only saves work."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return {"logits_to_keep": logits_to_keep} if logits_to_keep > 0 and _takes_logits_to_keep(type(inner)) else {}
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_logits_to_keep(model_class: type) -> bool:
+    return "logits_to_keep" in inspect.signature(model_class.forward).parameters
 
 
 def _value_parts(value_model: nn.Module) -> tuple[nn.Module, nn.Module]:
@@ -440,13 +456,18 @@ def _generate(policy, tokenizer, prompts: list, settings: PPOSettings, eos_ids: 
 
 def _forward(model, rollout: Rollout, index, temperature: float):
     """(response log-probs, response values or None, response logits) for the rows `index` of a rollout, from
-    a PolicyAndValue (possibly DDP-wrapped) or a plain causal LM (the reference)."""
+    a PolicyAndValue (possibly DDP-wrapped) or a plain causal LM (the reference). Logits are computed only where
+    they predict response tokens (positions p-1 .. end-1), not over the prompt."""
     p = rollout.context_length
-    extra = {} if isinstance(accelerate_unwrap(model), PolicyAndValue) else {"use_cache": False}
+    keep = rollout.query_response.shape[1] - p + 1
+    if isinstance(accelerate_unwrap(model), PolicyAndValue):
+        extra = {"logits_to_keep": keep}
+    else:
+        extra = {"use_cache": False, **_keep(model, keep)}
     out = model(input_ids=rollout.query_response[index], attention_mask=rollout.attention_mask[index],
                 position_ids=rollout.position_ids[index], **extra)
     logits, values = out if isinstance(out, tuple) else (out.logits, None)
-    logits = logits[:, p - 1:-1]
+    logits = logits[:, -keep:-1]
     values = values[:, p - 1:-1] if values is not None else None
     return _token_logprobs(logits, rollout.responses[index], temperature), values, logits
 
