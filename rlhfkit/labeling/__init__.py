@@ -1,0 +1,29 @@
+"""Preference labeling: the label store, agreement statistics, AI annotators (and the notebook widgets).
+
+These modules import only the standard library at import time (pandas and datasets load on first use), so a
+labeling process that only needs the store starts fast.
+"""
+
+from rlhfkit.labeling.store import CHOICES, KINDS, LabelStore, LabelStoreError, SchemaVersionError
+from rlhfkit.labeling.agreement import (agreement, agreement_with_judge, cohen_kappa, krippendorff_alpha,
+                                        position_bias, wilson_interval)
+from rlhfkit.labeling.ai import annotate_with_judge
+
+__all__ = [
+    "CHOICES", "KINDS", "LabelStore", "LabelStoreError", "SchemaVersionError",
+    "agreement", "agreement_with_judge", "cohen_kappa", "krippendorff_alpha", "position_bias", "wilson_interval",
+    "annotate_with_judge",
+]
+
+# The widgets (helper B): imported on first use, because `import anywidget` costs ~0.7 s and processes that only
+# write to the store (AI annotators, the crash test's writers) should not pay it.
+_WIDGETS = ("PairwiseLabeler", "RankingLabeler", "DemonstrationWriter")
+__all__ += list(_WIDGETS)
+
+
+def __getattr__(name):
+    if name in _WIDGETS:
+        from rlhfkit.labeling import widgets
+
+        return getattr(widgets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
