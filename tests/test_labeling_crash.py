@@ -15,8 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from rlhfkit.labeling import LabelStore
 
 REPO = Path(__file__).resolve().parents[1]

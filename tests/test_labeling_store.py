@@ -147,6 +147,31 @@ def test_record_stores_every_field(store):
         "display_order": [1, 0], "seconds": 2.5, "event_id": "ev-1", "status": "active", "supersedes": None,
         "kind": "pair", "prompt": "p0"}
     assert isinstance(j["created"], float)
+    # numpy values (from DataFrames, front-end decoders) are fine
+    import numpy as np
+
+    (rank,) = store.add_rankings([{"prompt": "r", "responses": ["x", "y", "z"]}])
+    jid = store.record(rank, "ann", ranking=[np.int64(2), np.int64(0), np.int64(1)],
+                       display_order=np.array([1, 2, 0]), seconds=np.float32(1.5))
+    assert (store.judgment(jid)["ranking"], store.judgment(jid)["display_order"]) == ([2, 0, 1], [1, 2, 0])
+    with pytest.raises(ValueError, match="limit must be >= 0"):
+        store.pending("ann", "pair", limit=-1)
+
+
+def test_a_write_waits_for_another_process_holding_the_lock(store):
+    import threading
+    import time
+
+    (pair,) = store.add_pairs(pairs(1))
+    other = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the write lock for a moment
+    releaser = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+    releaser.start()
+    started = time.monotonic()
+    jid = store.record(pair, "ann", choice="a")  # waits instead of failing with "database is locked"
+    assert time.monotonic() - started >= 0.4 and store.judgment(jid)["choice"] == "a"
+    releaser.join()
+    other.close()
 
 
 def test_double_click_edit_and_undo(store):

@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import math
+import numbers
 import os
 import random
 import sqlite3
@@ -303,11 +304,11 @@ class LabelStore:
             _retrying(lambda: self._conn.execute("BEGIN IMMEDIATE"), what)
             try:
                 yield self._conn
+                _retrying(lambda: self._conn.execute("COMMIT"), what)
             except BaseException:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
-            _retrying(lambda: self._conn.execute("COMMIT"), what)
 
     def _read(self, sql: str, params: tuple | list = ()) -> list[tuple]:
         with self._lock:
@@ -436,6 +437,8 @@ class LabelStore:
         This is how a labeler resumes where the annotator stopped: the first pending item is the next to show."""
         _check_kind(kind)
         annotator = _check_annotator(annotator)
+        if int(limit) < 0:  # SQLite reads a negative LIMIT as "no limit"
+            raise ValueError(f"pending: limit must be >= 0, got {limit}")
         rows = self._read(
             "SELECT i.id FROM items i WHERE i.kind = ? AND i.id > ? AND NOT EXISTS ("
             " SELECT 1 FROM judgments j WHERE j.item_id = i.id AND j.annotator = ? AND j.status = 'active')"
@@ -514,7 +517,7 @@ class LabelStore:
         if rationale is not None and not isinstance(rationale, str):
             raise ValueError(f"{where}: rationale must be a string or None, got {type(rationale).__name__}")
         if seconds is not None:
-            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) \
+            if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not math.isfinite(seconds) \
                     or seconds < 0:
                 raise ValueError(f"{where}: seconds must be a finite number >= 0 or None, got {seconds!r}")
             seconds = float(seconds)
@@ -771,7 +774,8 @@ def _shuffled(item_id: int, annotator: str, n: int) -> list[int]:
 
 def _is_permutation(value: Any, n: int) -> bool:
     return (isinstance(value, (list, tuple)) and len(value) == n
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in value) and sorted(value) == list(range(n)))
+            and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value)
+            and sorted(int(v) for v in value) == list(range(n)))
 
 
 def _check_judgment(where: str, kind: str, n: int, choice, ranking, text) -> tuple[str | None, str | None, str | None]:
@@ -811,4 +815,4 @@ def _check_display_order(where: str, n: int, display_order) -> str | None:
     if not _is_permutation(display_order, n):
         raise ValueError(f"{where}: expected display_order to be a permutation of the candidate positions "
                          f"{list(range(n))} as shown (left/top first); got {display_order!r}")
-    return json.dumps(list(display_order))
+    return json.dumps([int(v) for v in display_order])
