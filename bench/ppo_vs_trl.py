@@ -4,7 +4,10 @@ Same tiny model (the embedded default), same train prompts (the reviews task), s
 response length, PPO epochs, minibatches, learning rate (constant), KL coefficient (k1), temperature (1.0) and
 number of steps. Each arm trains in its own subprocess (a clean peak-memory reading; TRL 1.12 lives only there):
 
-  ours     rlhfkit.train.ppo.train_ppo
+  ours         rlhfkit.train.ppo.train_ppo, value model "separate": a second backbone + head initialised from the
+               reward model, as TRL 1.12 does
+  ours_shared  the same with value_model="shared": a scalar head on the policy's last hidden state (one backbone
+               forward/backward per minibatch instead of two)
   trl112   trl.experimental.ppo.PPOTrainer from trl==1.12.0, installed with `pip install --no-deps --target
            bench/.cache/trl-1.12.0` on first use and imported only in its subprocess (PYTHONPATH), so the project's
            trl 1.16 is never shadowed
@@ -15,20 +18,20 @@ The reward: TRL 1.12's PPOTrainer scores with a sequence classifier (backbone + 
 same one: the embedded default with a scalar head, fine-tuned here to regress VADER scores (the task's gold judge)
 of the model's own samples and of the task's demonstrations (cached in bench/.cache/ppo_vs_trl). Our PPO and RLOO
 score with a `RewardModelJudge` on that folder that reads the token ids TRL 1.12 reads: the chat-rendered prompt,
-the response, EOS only when the response ended by itself, the score at the last token. Every value model starts
-from the same folder.
+the response, EOS only when the response ended by itself, the score at the last token. Every separate value model
+starts from the same folder (ours_shared's value head is new, on the policy's last hidden state).
 
 Measured per arm: seconds per step (the training loop's wall time / steps; model loading excluded, and so is the
 time spent saving the evaluation snapshots), peak RSS of the training subprocess, the per-step trajectory of
 objective/scores and objective/kl, and, for snapshots taken along training, gold reward (VADER) and KL to the
 starting model (k1, on the policy's own samples) from `rlhfkit.evaluation.evaluate_policies` on the same eval
 prompts. "gold at matched KL" is the gold reward interpolated (along the snapshots ordered by KL, from the
-starting model at KL 0) at the largest KL that both PPO arms reached. Prints a table and saves
-bench/results/ppo_vs_trl.json with `trl112_seconds_per_step / ours_seconds_per_step` (the median over repeats of
+starting model at KL 0) at the largest KL that every PPO arm reached. Prints a table and saves
+bench/results/ppo_vs_trl.json with `trl112_seconds_per_step / ours_seconds_per_step` for each of our arms (the median over repeats of
 the ratio between runs made one after the other).
 
     python bench/ppo_vs_trl.py [--steps 24] [--batch-size 32] [--response-length 32] [--snapshots 4]
-                               [--threads 1] [--repeats 3] [--timing-steps 8] [--arms ours,trl112,rloo]
+                               [--threads 1] [--repeats 3] [--timing-steps 8] [--arms ours,ours_shared,trl112,rloo]
 
 The first run of each arm is the full one (snapshots, evaluation); `--repeats` adds timing-only runs of
 `--timing-steps` steps, arms alternating, and the median run counts. Every process uses `--threads` torch threads
@@ -62,8 +65,10 @@ CACHE = HERE / ".cache"  # git-ignored (.cache/ anywhere)
 WORK = CACHE / "ppo_vs_trl"
 TRL_VERSION = "1.12.0"
 TRL_DIR = CACHE / f"trl-{TRL_VERSION}"
-ARMS = ("ours", "trl112", "rloo")
-LABELS = {"ours": "ours (rlhfkit PPO)", "trl112": "TRL 1.12 PPOTrainer", "rloo": "TRL 1.16 RLOO"}
+ARMS = ("ours", "ours_shared", "trl112", "rloo")
+OURS = {"ours": "separate", "ours_shared": "shared"}  # our arms and their value model
+LABELS = {"ours": "ours, separate value", "ours_shared": "ours, shared value", "trl112": "TRL 1.12 PPOTrainer",
+          "rloo": "TRL 1.16 RLOO"}
 RLOO_GENERATIONS = 4
 
 
@@ -228,7 +233,7 @@ def _trainer_probe(spec: dict, policy_of):
     return Probe()
 
 
-def arm_ours(spec: dict) -> dict:
+def arm_ours(spec: dict, value_model: str = "separate") -> dict:
     from rlhfkit.runs import load
     from rlhfkit.train.ppo import PPOSettings, train_ppo
 
@@ -247,9 +252,10 @@ def arm_ours(spec: dict) -> dict:
             total_steps=stop, batch_size=s["batch_size"], num_ppo_epochs=s["ppo_epochs"],
             num_mini_batches=s["mini_batches"], learning_rate=s["learning_rate"], anneal_lr=False,
             max_new_tokens=s["response_length"], temperature=s["temperature"], kl_coef=s["kl_coef"],
-            kl_estimator="k1", missing_eos_penalty=None, value_model="separate", save_every=stop,
+            kl_estimator="k1", missing_eos_penalty=None, value_model=value_model, save_every=stop,
             sample_every=max(1, s["steps"]), progress=False, seed=spec["seed"], device="cpu", mixed_precision="no")
-        run = train_ppo(spec["policy"], judge, spec["prompts"], settings, run_dir, value_model=spec["reward_model"],
+        run = train_ppo(spec["policy"], judge, spec["prompts"], settings, run_dir,
+                        value_model=spec["reward_model"] if value_model == "separate" else None,
                         resume=k > 0, callbacks=[lambda step, metrics, samples: stamps.append(
                             (step, time.perf_counter()))])
         chunk_seconds.append(run.summary["seconds"] - sum(chunk_seconds))
@@ -357,7 +363,10 @@ def run_child(arm: str, spec_file: str) -> None:
     spec = json.loads(Path(spec_file).read_text())
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(spec["seed"])
-    result = {"ours": arm_ours, "trl112": arm_trl112, "rloo": arm_rloo}[arm](spec)
+    if arm in OURS:
+        result = arm_ours(spec, OURS[arm])
+    else:
+        result = {"trl112": arm_trl112, "rloo": arm_rloo}[arm](spec)
     result.update(_peak_rss_mb())
     result["snapshots"] = {str(k): v for k, v in result["snapshots"].items()}
     (Path(spec["out"]) / "result.json").write_text(json.dumps(result, indent=2))
@@ -513,9 +522,10 @@ def main() -> None:
         kl = min(max(p["kl"] for p in summary[n]["evaluated"]) for n in names)
         return {"kl": kl, "gold": {n: gold_at_kl(summary[n]["evaluated"], kl) for n in names}}
 
-    matched_ppo, matched_all = matched(["ours", "trl112"]), matched(arms)
+    matched_ppo, matched_all = matched([*OURS, "trl112"]), matched(arms)
     result = {
-        "what": "our PPO vs TRL 1.12 PPOTrainer (and TRL 1.16 RLOO) on the embedded default, reviews task",
+        "what": "our PPO (separate and shared value model) vs TRL 1.12 PPOTrainer (and TRL 1.16 RLOO) on the "
+                "embedded default, reviews task",
         "settings": {**vars(args), "snapshot_steps": snapshot_steps, "rloo_generations": RLOO_GENERATIONS},
         "machine": {"cpu_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
                     "python": platform.python_version(), "torch": torch.__version__,
@@ -538,13 +548,14 @@ def main() -> None:
     }
     # The ratio is taken within each repeat (runs next to each other in time) and the median of those counts: the
     # load of a shared machine drifts over minutes, and a ratio of runs far apart in time carries that drift.
-    for other in ("trl112", "rloo"):
-        if "ours" in summary and other in summary:
-            paired = [t["seconds_per_step"] / o["seconds_per_step"] for o, t in zip(results["ours"], results[other])]
-            result[f"{other}_seconds_per_step / ours_seconds_per_step"] = _median(paired)
-            result[f"{other}_over_ours_per_repeat"] = paired
-            result[f"{other}_over_ours_ratio_of_medians"] = (summary[other]["seconds_per_step"] /
-                                                             summary["ours"]["seconds_per_step"])
+    for ours in OURS:
+        for other in ("trl112", "rloo"):
+            if ours in summary and other in summary:
+                paired = [t["seconds_per_step"] / o["seconds_per_step"] for o, t in zip(results[ours], results[other])]
+                result[f"{other}_seconds_per_step / {ours}_seconds_per_step"] = _median(paired)
+                result[f"{other}_over_{ours}_per_repeat"] = paired
+                result[f"{other}_over_{ours}_ratio_of_medians"] = (summary[other]["seconds_per_step"] /
+                                                                   summary[ours]["seconds_per_step"])
     out = HERE / "results" / "ppo_vs_trl.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
@@ -559,23 +570,23 @@ def main() -> None:
           f"{start_point['proxy']:>6.3f}")
     for arm in arms:
         a = summary[arm]
-        at = matched_ppo.get("gold", {}).get(arm) if arm in ("ours", "trl112") else matched_all.get("gold", {}).get(arm)
+        at = (matched_ppo if arm != "rloo" else matched_all).get("gold", {}).get(arm)
         runs = " ".join(f"{r['seconds_per_step']:.2f}" for r in a["runs"])
         lo, hi = a["final"]["gold_ci"]
         gold = f"{a['final']['gold']:.3f} [{lo:.2f}, {hi:.2f}]"
         print(f"{LABELS[arm]:<21} {a['seconds_per_step']:>6.2f} {runs:<17} {a['peak_rss_mb']:>5.0f} MB {gold:>20} "
               f"{a['final']['kl']:>5.2f} {a['final']['proxy']:>6.3f} {'' if at is None else f'{at:8.3f}'}")
     if matched_ppo:
-        print(f"KL* (largest KL both PPO arms reached, eval k1) = {matched_ppo['kl']:.2f}"
-              + (f"; RLOO's gold@KL* uses the largest KL all three reached, {matched_all['kl']:.2f}"
+        print(f"KL* (largest KL every PPO arm reached, eval k1) = {matched_ppo['kl']:.2f}"
+              + (f"; RLOO's gold@KL* uses the largest KL all arms reached, {matched_all['kl']:.2f}"
                  if "rloo" in arms and matched_all else ""))
-    if "trl112_seconds_per_step / ours_seconds_per_step" in result:
-        paired = " ".join(f"{x:.2f}" for x in result["trl112_over_ours_per_repeat"])
-        print(f"trl112 s/step / ours s/step = {result['trl112_seconds_per_step / ours_seconds_per_step']:.2f}x "
-              f"(median of the per-repeat ratios {paired}; ratio of the median s/step "
-              f"{result['trl112_over_ours_ratio_of_medians']:.2f}x)   (saved to {out})")
-    else:
-        print(f"(saved to {out})")
+    for ours in OURS:
+        key = f"trl112_seconds_per_step / {ours}_seconds_per_step"
+        if key in result:
+            paired = " ".join(f"{x:.2f}" for x in result[f"trl112_over_{ours}_per_repeat"])
+            print(f"trl112 s/step / {ours} s/step = {result[key]:.2f}x (median of the per-repeat ratios {paired}; "
+                  f"ratio of the median s/step {result[f'trl112_over_{ours}_ratio_of_medians']:.2f}x)")
+    print(f"(saved to {out})")
 
 
 if __name__ == "__main__":
