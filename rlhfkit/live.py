@@ -1,0 +1,675 @@
+"""The live dashboard: reward, KL, losses and samples while a stage trains, in the notebook that runs it.
+
+    dash = Dashboard()                                   # one per training run
+    train_dpo(..., callbacks=[dash])                     # a transformers TrainerCallback (SFT, reward, DPO, RLOO, GRPO)
+    with Dashboard(run_dir="runs/ppo") as dash:          # and a plain callable dash(step, metrics, samples)
+        train_ppo(..., run_dir="runs/ppo", callbacks=[dash])   # for our PPO
+    from_run("runs/ppo")                                 # the same dashboard, redrawn from disk after a restart
+    from_run(["runs/ppo", "runs/rloo"])                  # several runs overlaid
+
+Panels follow the stage (PPO / RLOO / GRPO, DPO, reward model, SFT) and read TRL's metric names, the names in
+metrics.jsonl. Under the plots, a pageable history of sample tables (step, prompt, response, score); model text is
+escaped (`html.escape`) before it becomes HTML.
+
+Where it draws. In JupyterLab (an IPython kernel with a comm manager, driven by an interactive front end) it shows
+plotly `FigureWidget`s updated in place. Updates are batched and throttled: points are only appended to lists as
+they arrive, and the widgets are redrawn at most every `min_interval` seconds and never more often than keeps the
+drawing under `budget` (5%) of the elapsed time. Headless (a script, the CLI, a notebook executed by nbclient,
+which sends its requests with allow_stdin=False) it draws nothing while training and writes the same figures and
+sample tables to `run_dir/dashboard.html` at the end (self-contained, plotly.js inlined once). `live=False` forces
+headless, `live=True` forces widgets.
+
+"The end" is `on_train_end` for a TRL trainer; our PPO calls plain callables only, so use the dashboard as a
+context manager (or call `close()`) to get the file (a `with` block also writes it when PPO is interrupted). A TRL
+run interrupted before `on_train_end` writes none, and rows a stage writes after training (SFT's and DPO's "after"
+samples, the reward model's held-out rewards behind its histogram) come too late for it: `from_run` redraws
+everything from the run directory, which holds every logged step.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from transformers import TrainerCallback
+
+from rlhfkit.runs import CONFIG, SAMPLES, load
+
+__all__ = ["Dashboard", "from_run", "has_frontend", "Panel", "PANELS", "panels_for", "DASHBOARD_FILE"]
+
+DASHBOARD_FILE = "dashboard.html"
+
+
+# ================================================================================================================
+# Panels per stage, in TRL's metric names
+# ================================================================================================================
+
+@dataclass(frozen=True)
+class Panel:
+    """One subplot: the metric keys it draws (whichever of them a run logs), or a histogram of sample rewards."""
+
+    title: str
+    keys: tuple[str, ...] = ()
+    kind: str = "line"  # "line" (metrics against step) or "histogram" (the `reward` column of samples)
+
+
+_RL = (  # our PPO and TRL's RLOO / GRPO log different names for some of these; a panel draws whichever exist
+    Panel("reward", ("objective/scores", "objective/rlhf_reward")),
+    Panel("KL to reference (sequence)", ("objective/kl",)),
+    Panel("entropy (per token)", ("policy/entropy_avg", "entropy")),
+    Panel("policy and value loss", ("loss/policy_avg", "loss/value_avg", "loss")),
+    Panel("clip fraction", ("policy/clipfrac_avg", "val/clipfrac_avg", "clip_ratio/region_mean")),
+    Panel("learning rate", ("lr", "learning_rate")),
+)
+PANELS: dict[str, tuple[Panel, ...]] = {
+    "ppo": _RL, "rloo": _RL, "grpo": _RL, "online_dpo": _RL,
+    "dpo": (
+        Panel("loss", ("loss",)),
+        Panel("implicit rewards", ("rewards/chosen", "rewards/rejected")),
+        Panel("reward margin", ("rewards/margins",)),
+        Panel("preference accuracy", ("rewards/accuracies",)),
+    ),
+    "reward": (
+        Panel("loss", ("loss",)),
+        Panel("accuracy", ("accuracy", "eval_accuracy")),
+        Panel("margin", ("margin", "eval_margin")),
+        Panel("reward (min, mean, max of a batch)", ("mean_reward", "min_reward", "max_reward")),
+        Panel("reward histogram (held-out samples)", kind="histogram"),
+    ),
+    "sft": (
+        Panel("loss", ("loss",)),
+        Panel("token accuracy", ("mean_token_accuracy",)),
+    ),
+    "other": (Panel("loss", ("loss",)), Panel("learning rate", ("learning_rate", "lr"))),
+}
+PANELS["kto"] = PANELS["dpo"]
+
+# TRL config classes -> stage, for a TrainerCallback that was not told its stage.
+_CONFIG_STAGES = {"SFTConfig": "sft", "RewardConfig": "reward", "DPOConfig": "dpo", "KTOConfig": "kto",
+                  "RLOOConfig": "rloo", "GRPOConfig": "grpo", "OnlineDPOConfig": "online_dpo"}
+_SCORE_COLUMNS = ("score", "reward", "gold", "gold_score", "proxy")  # first present = the table's score column
+_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+_DASHES = ("solid", "dash", "dot", "dashdot")
+
+
+def panels_for(stage: str | None) -> tuple[Panel, ...]:
+    """The panels of a stage ("ppo", "rloo", "grpo", "dpo", "reward", "sft", ...); "other" for anything else."""
+    return PANELS.get(stage or "other", PANELS["other"])
+
+
+def _infer_stage(keys: Iterable[str]) -> str | None:
+    keys = set(keys)
+    if keys & {"objective/scores", "objective/kl", "loss/policy_avg"}:
+        return "ppo"
+    if "rewards/margins" in keys:
+        return "dpo"
+    if "mean_token_accuracy" in keys:
+        return "sft"
+    if {"accuracy", "margin"} <= keys:
+        return "reward"
+    return None
+
+
+# ================================================================================================================
+# Is anyone looking? An interactive front end, honestly detected
+# ================================================================================================================
+
+def has_frontend() -> bool:
+    """True inside an IPython kernel that has a comm manager (widgets can reach a front end) and whose current
+    request came from an interactive front end. JupyterLab, Notebook and VS Code execute cells with
+    allow_stdin=True; nbclient and papermill execute with allow_stdin=False and render no widgets, so they count
+    as headless."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    kernel = getattr(get_ipython(), "kernel", None)
+    if kernel is None or getattr(kernel, "comm_manager", None) is None:
+        return False
+    try:
+        parent = kernel.get_parent("shell")
+    except TypeError:  # ipykernel < 6.27 takes no channel
+        parent = kernel.get_parent()
+    return bool(((parent or {}).get("content") or {}).get("allow_stdin", False))
+
+
+def _in_ipython() -> bool:
+    """An IPython shell to display into (live=True outside one updates the widgets but shows nothing)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None
+
+
+def _widgets_available() -> bool:
+    try:
+        import anywidget  # noqa: F401  (plotly 7's FigureWidget is an anywidget)
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ================================================================================================================
+# What a dashboard holds: per run, metric series and pages of samples
+# ================================================================================================================
+
+@dataclass
+class _Run:
+    name: str
+    stage: str | None = None
+    series: dict[str, tuple[list, list]] = field(default_factory=dict)  # key -> (steps, values)
+    pages: list[tuple[int, list[dict]]] = field(default_factory=list)   # (step, sample rows), oldest first
+
+    def add_metrics(self, step: int, metrics: dict) -> None:
+        for key, value in metrics.items():
+            # The same filter as rlhfkit.runs.MetricsCallback, so the series match metrics.jsonl.
+            if key != "step" and isinstance(value, (int, float)):
+                steps, values = self.series.setdefault(key, ([], []))
+                steps.append(step)
+                values.append(value)
+
+    def add_samples(self, rows: Sequence[dict], default_step: int | None = None) -> None:
+        """Rows join the page of their step (rows of one step arrive together, in step order)."""
+        for row in rows:
+            step = int(row.get("step", default_step if default_step is not None else -1))
+            if not self.pages or self.pages[-1][0] != step:
+                self.pages.append((step, []))
+            self.pages[-1][1].append(dict(row, step=step))
+
+
+def _escape(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.3f}"
+    return _escape(value)
+
+
+def _samples_table_html(rows: Sequence[dict]) -> str:
+    """An HTML table of sample rows: step, the row's role (before/after, chosen/rejected) when it has one, prompt,
+    response, score (the first of score / reward / gold / gold_score / proxy) and gold / KL when present. Every
+    cell is escaped."""
+    if not rows:
+        return "<p><i>no samples yet</i></p>"
+    present = set().union(*rows)
+    score = next((c for c in _SCORE_COLUMNS if c in present), None)
+    columns = ["step", *[c for c in ("model", "when", "label") if c in present], "prompt", "response"]
+    columns += [c for c in (score, "gold", "gold_score", "kl") if c and c in present and c not in columns]
+    head = "".join(f"<th>{_escape('score' if c == score else c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(row.get(c))}</td>" for c in columns) + "</tr>" for row in rows)
+    return f'<table class="rlhfkit-samples"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+_TABLE_STYLE = """<style>
+.rlhfkit-samples { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
+.rlhfkit-samples th, .rlhfkit-samples td { border: 1px solid #ccc; padding: 3px 6px; vertical-align: top;
+  text-align: left; }
+.rlhfkit-samples td { white-space: pre-wrap; max-width: 40em; }
+.rlhfkit-samples th { background: #f4f4f4; }
+</style>"""
+
+
+# ================================================================================================================
+# Figures
+# ================================================================================================================
+
+def _layout(panels: Sequence[Panel]) -> tuple[int, int]:
+    cols = min(3, max(1, len(panels)))
+    return math.ceil(len(panels) / cols), cols
+
+
+def _trace_specs(runs: Sequence[_Run], panels: Sequence[Panel]) -> list[tuple[tuple, dict, int, int]]:
+    """(identity, plotly trace dict, row, col) for every trace the runs' data calls for, in a fixed order. One run:
+    a color per metric; several runs: a color per run and a dash style per metric."""
+    _, cols = _layout(panels)
+    several = len(runs) > 1
+    specs = []
+    for p, panel in enumerate(panels):
+        row, col = p // cols + 1, p % cols + 1
+        for r, run in enumerate(runs):
+            if panel.kind == "histogram":
+                rewards = [s for _, rows in run.pages for s in rows if isinstance(s.get("reward"), (int, float))]
+                groups: dict[str, list] = {}
+                for s in rewards:
+                    groups.setdefault(str(s.get("label", "reward")), []).append(s["reward"])
+                for g, (label, values) in enumerate(sorted(groups.items())):
+                    name = f"{run.name}: {label}" if several else label
+                    specs.append(((run.name, p, label), dict(
+                        type="histogram", x=values, name=html.escape(name), opacity=0.6, legendgroup=run.name,
+                        marker=dict(color=_COLORS[(r if several else g) % len(_COLORS)])), row, col))
+                continue
+            for k, key in enumerate(panel.keys):
+                if key not in run.series:
+                    continue
+                steps, values = run.series[key]
+                name = f"{run.name}: {key}" if several else key
+                specs.append(((run.name, p, key), dict(
+                    type="scatter", mode="lines+markers", x=list(steps), y=list(values), name=html.escape(name),
+                    legendgroup=run.name if several else key, marker=dict(size=3),
+                    line=dict(color=_COLORS[(r if several else k) % len(_COLORS)],
+                              dash=_DASHES[k % len(_DASHES)] if several else "solid")), row, col))
+    return specs
+
+
+def _empty_figure(panels: Sequence[Panel], title: str | None = None):
+    from plotly.subplots import make_subplots
+
+    rows, cols = _layout(panels)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[p.title for p in panels],
+                        horizontal_spacing=0.08, vertical_spacing=0.14 if rows > 1 else 0.1)
+    fig.update_layout(height=260 * rows + 90, margin=dict(t=60 if title else 40, b=30, l=50, r=10),
+                      legend=dict(orientation="h", y=-0.08, yanchor="top"), barmode="overlay",
+                      title=html.escape(title) if title else None)
+    fig.update_xaxes(title_text=None)
+    return fig
+
+
+# ================================================================================================================
+# The dashboard
+# ================================================================================================================
+
+class Dashboard(TrainerCallback):
+    """Live plots and sample tables for one training run (or several, redrawn from disk with `from_run`).
+
+    Pass it as a callback: to a TRL stage (`train_sft`, `train_reward_model`, `train_dpo`, `train_online`, or any
+    transformers Trainer) it is a `TrainerCallback`; to `train_ppo` it is the plain callable
+    `dashboard(step, metrics, samples)`.
+
+    - `stage`: which panels ("ppo", "rloo", "grpo", "dpo", "reward", "sft"); None = the run directory's stage, the
+      TRL config's class, or the metric names, whichever is known first.
+    - `run_dir`: where the headless dashboard.html goes and (for TRL stages) whose samples.jsonl feeds the sample
+      table. None = the run directory of an rlhfkit stage (TRL's output_dir is `run_dir/checkpoints`), else TRL's
+      output_dir. Our PPO passes no run directory to its callbacks: give `run_dir` to get the file.
+    - `live`: None = widgets when `has_frontend()`, False = headless, True = widgets regardless.
+    - `min_interval`: seconds between redraws at least; `budget`: the largest share of elapsed time redrawing may
+      take (each redraw's cost pushes the next one back by cost / budget).
+    - `sample_every`: the sample table moves to the newest samples at most every this many steps (every page
+      stays in the history, for the pager).
+
+    `seconds` is the time spent inside the dashboard so far (recording, drawing, writing).
+    """
+
+    def __init__(self, stage: str | None = None, *, run_dir: str | os.PathLike | None = None,
+                 live: bool | None = None, min_interval: float = 1.0, budget: float = 0.05, sample_every: int = 5,
+                 title: str | None = None) -> None:
+        if min_interval < 0 or not 0 < budget <= 1:
+            raise ValueError(f"min_interval must be >= 0 and budget in (0, 1], got {min_interval}, {budget}")
+        if sample_every < 1:
+            raise ValueError(f"sample_every must be at least 1, got {sample_every}")
+        self.stage = stage
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.live = has_frontend() if live is None else bool(live)
+        if self.live and not _widgets_available():
+            import warnings
+
+            warnings.warn("the live dashboard needs ipywidgets and anywidget; drawing headless instead",
+                          stacklevel=2)
+            self.live = False
+        self.min_interval, self.budget, self.sample_every = float(min_interval), float(budget), int(sample_every)
+        self.title = title
+        self.seconds = 0.0
+        self._runs: list[_Run] = []
+        self._samples_offset = 0     # bytes of run_dir/samples.jsonl already read (TRL stages)
+        self._tail_samples = False   # True for TRL stages, whose samples reach us only through samples.jsonl
+        self._checked_run_dir = False
+        self._started = time.perf_counter()
+        self._next_draw = 0.0
+        self._closed = False
+        self._view: _LiveView | None = None
+
+    # --- feeding it -------------------------------------------------------------------------------------------
+
+    def __call__(self, step: int, metrics: dict, samples: Sequence[dict] = ()) -> None:
+        """One training step: its metrics (TRL names) and the sample rows logged at it (our PPO's callback)."""
+        start = time.perf_counter()
+        run = self._run()
+        run.add_metrics(int(step), metrics)
+        self._settle_stage(run)
+        if samples:
+            run.add_samples(samples, default_step=int(step))
+        self._maybe_draw(start)
+        self.seconds += time.perf_counter() - start
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        start = time.perf_counter()
+        if state.is_world_process_zero:
+            self._tail_samples = True
+            if self.run_dir is None:
+                out = Path(args.output_dir)
+                self.run_dir = out.parent if out.name == "checkpoints" and (out.parent / CONFIG).exists() else out
+            self.stage = self.stage or self._stage_from_run_dir() or _CONFIG_STAGES.get(type(args).__name__)
+            self._settle_stage(self._run())
+            self._read_new_samples()
+            if self.live:
+                self._draw()
+        self.seconds += time.perf_counter() - start
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or not state.is_world_process_zero:
+            return
+        start = time.perf_counter()
+        run = self._run()
+        run.add_metrics(int(state.global_step), logs)
+        self._settle_stage(run)
+        self._maybe_draw(start)
+        self.seconds += time.perf_counter() - start
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.close()
+
+    def refresh(self) -> None:
+        """Redraw the widgets now, throttle or not (live only; headless there is nothing to draw)."""
+        if self.live:
+            start = time.perf_counter()
+            self._draw()
+            self.seconds += time.perf_counter() - start
+
+    # --- the end ----------------------------------------------------------------------------------------------
+
+    def close(self) -> Path | None:
+        """The run ended: draw everything still pending (live), or write dashboard.html into the run directory
+        (headless; returns its path). Calling it again does nothing."""
+        if self._closed:
+            return None
+        self._closed = True
+        start = time.perf_counter()
+        try:
+            if self.live:
+                self._draw()
+                return None
+            return self.save() if self.run_dir is not None else None
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def __enter__(self) -> "Dashboard":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- what it shows ----------------------------------------------------------------------------------------
+
+    @property
+    def panels(self) -> tuple[Panel, ...]:
+        """The panels shown: those of every run's stage, in order, without repeats."""
+        out: list[Panel] = []
+        for run in self._runs or [_Run("", self.stage)]:
+            for panel in panels_for(run.stage or _infer_stage(run.series)):
+                if panel not in out:
+                    out.append(panel)
+        return tuple(out)
+
+    @property
+    def pages(self) -> list[tuple[str, int, list[dict]]]:
+        """The sample history: (run name, step, rows) per page, oldest first."""
+        return [(run.name, step, rows) for run in self._runs for step, rows in run.pages]
+
+    def series(self, key: str, run: str | None = None) -> tuple[list, list]:
+        """(steps, values) recorded for a metric (of the first run, or of the run named `run`)."""
+        found = next((r for r in self._runs if run is None or r.name == run), None)
+        if found is None:
+            raise KeyError(f"no run named {run!r}; runs: {[r.name for r in self._runs]}")
+        steps, values = found.series.get(key, ([], []))
+        return list(steps), list(values)
+
+    def figure(self):
+        """The metrics as a plain plotly Figure (what the widgets show, and what dashboard.html holds)."""
+        panels = self.panels
+        fig = _empty_figure(panels, self.title)
+        for _, trace, row, col in _trace_specs(self._runs, panels):
+            fig.add_trace(trace, row=row, col=col)
+        return fig
+
+    def samples_html(self, page: int = -1) -> str:
+        """One page of the sample history as an escaped HTML table (default the newest)."""
+        pages = self.pages
+        if not pages:
+            return _samples_table_html([])
+        name, step, rows = pages[page]
+        label = f"{name}, step {step}" if len(self._runs) > 1 else f"step {step}"
+        return f"<div><b>{_escape(label)}</b> (page {page % len(pages) + 1} of {len(pages)})</div>" + \
+            _samples_table_html(rows)
+
+    def save(self, path: str | os.PathLike | None = None) -> Path:
+        """Write the figures and the whole sample history as one self-contained HTML file (plotly.js inlined
+        once); default `run_dir/dashboard.html`."""
+        if path is None:
+            if self.run_dir is None:
+                raise ValueError("no run directory known: pass save(path) or Dashboard(run_dir=...)")
+            path = self.run_dir / DASHBOARD_FILE
+        path = Path(path)
+        self._read_new_samples()
+        title = self.title or ", ".join(f"{r.name} ({r.stage or _infer_stage(r.series) or '?'})" for r in self._runs)
+        figure = self.figure().to_html(full_html=False, include_plotlyjs=True)
+        pages = self.pages
+        history = "".join(
+            f"<details{' open' if i == 0 else ''}><summary>{_escape(name)}, step {step} ({len(rows)} rows)"
+            f"</summary>{_samples_table_html(rows)}</details>"
+            for i, (name, step, rows) in enumerate(reversed(pages)))
+        page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_escape(title)}</title>'
+                f"{_TABLE_STYLE}<style>body {{ font-family: system-ui, sans-serif; margin: 1em 2em; }}</style>"
+                f"</head><body><h1>{_escape(title)}</h1>{figure}<h2>Samples, newest first</h2>"
+                f"{history or '<p><i>no samples logged</i></p>'}</body></html>\n")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import HTML, display
+
+        if self.live:
+            display(self._ensure_view().box)
+            self._view.displayed = True
+            self._draw()
+        else:
+            display(self.figure())
+            display(HTML(_TABLE_STYLE + self.samples_html()))
+
+    # --- internals --------------------------------------------------------------------------------------------
+
+    def _run(self) -> _Run:
+        if not self._runs:
+            name = self.run_dir.name if self.run_dir is not None else (self.stage or "run")
+            self._runs.append(_Run(name, self.stage))
+        return self._runs[0]
+
+    def _settle_stage(self, run: _Run) -> None:
+        """The stage, once: as given, else the run directory's, else from the metric names seen so far."""
+        if run.stage is None:
+            if self.stage is None and self.run_dir is not None and not self._checked_run_dir:
+                self._checked_run_dir = True  # read config.json once, not on every step
+                self.stage = self._stage_from_run_dir()
+            run.stage = self.stage = self.stage or _infer_stage(run.series)
+
+    def _stage_from_run_dir(self) -> str | None:
+        import json
+
+        try:
+            return json.loads((self.run_dir / CONFIG).read_text()).get("stage") or None
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def _read_new_samples(self) -> None:
+        """TRL stages write their samples straight to samples.jsonl: read the lines added since last time."""
+        if not self._tail_samples or self.run_dir is None:
+            return
+        path = self.run_dir / SAMPLES
+        try:
+            with path.open("rb") as f:
+                f.seek(self._samples_offset)
+                data = f.read()
+        except OSError:
+            return
+        import json
+
+        end = data.rfind(b"\n") + 1  # only complete lines; a line being written is read next time
+        rows = []
+        for line in data[:end].splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+        self._samples_offset += end
+        if rows:
+            self._run().add_samples(rows)
+
+    def _maybe_draw(self, now: float) -> None:
+        if self.live and now >= self._next_draw:
+            self._draw()
+
+    def _draw(self) -> None:
+        """Push everything recorded since the last draw to the widgets, then wait at least min_interval, and long
+        enough that drawing stays within the budget, before drawing again."""
+        start = time.perf_counter()
+        self._read_new_samples()
+        view = self._ensure_view()
+        if not view.displayed and _in_ipython():
+            from IPython.display import display
+
+            display(view.box)
+            view.displayed = True
+        view.update(self)
+        cost = time.perf_counter() - start
+        self._next_draw = time.perf_counter() + max(self.min_interval, cost / self.budget)
+
+    def _ensure_view(self) -> "_LiveView":
+        if self._view is None:
+            self._view = _LiveView(self.panels, self.title)
+        elif self._view.panels != self.panels:  # the stage became known: same widgets, new subplots
+            self._view.set_panels(self.panels, self.title)
+        return self._view
+
+
+class _LiveView:
+    """The widgets: a status line, one FigureWidget with every panel, a pager and the sample table."""
+
+    def __init__(self, panels: tuple[Panel, ...], title: str | None) -> None:
+        import ipywidgets as w
+
+        self.displayed = False
+        self.figure = None
+        self.status = w.HTML()
+        self.pager = w.IntSlider(min=1, max=1, value=1, description="samples page", continuous_update=False,
+                                 layout=w.Layout(width="420px"), style={"description_width": "initial"})
+        self.table = w.HTML(_TABLE_STYLE + _samples_table_html([]))
+        self.pager.observe(self._on_page, names="value")
+        self._dashboard = None
+        self.table_step = None
+        # The page shown follows the newest one unless the user paged back.
+        self.following = True
+        self.box = w.VBox([self.status, self.pager, self.table])
+        self.set_panels(panels, title)
+
+    def set_panels(self, panels: tuple[Panel, ...], title: str | None) -> None:
+        import plotly.graph_objects as go
+
+        if getattr(self, "figure", None) is not None:
+            self.figure.close()  # a dropped widget would otherwise stay in the notebook's widget state (~5 MB)
+        self.panels = panels
+        self.figure = go.FigureWidget(_empty_figure(panels, title))
+        self.traces: dict[tuple, int] = {}
+        self.drawn_lengths: dict[tuple, int] = {}
+        self.box.children = (self.status, self.figure, self.pager, self.table)
+
+    def update(self, dashboard: Dashboard) -> None:
+        self._dashboard = dashboard
+        specs = _trace_specs(dashboard._runs, self.panels)
+        with self.figure.batch_update():
+            for ident, trace, row, col in specs:
+                n = len(trace["x"])
+                if ident not in self.traces:
+                    self.figure.add_trace(trace, row=row, col=col)
+                    self.traces[ident] = len(self.figure.data) - 1
+                elif self.drawn_lengths.get(ident) != n:  # only traces with new points are re-sent
+                    target = self.figure.data[self.traces[ident]]
+                    target.x = trace["x"]
+                    if "y" in trace:
+                        target.y = trace["y"]
+                self.drawn_lengths[ident] = n
+        steps = [s for run in dashboard._runs for steps, _ in run.series.values() for s in steps[-1:]]
+        last = max(steps) if steps else None
+        elapsed = time.perf_counter() - dashboard._started
+        self.status.value = (f"<b>{_escape(', '.join(r.name for r in dashboard._runs) or 'waiting for the first step')}"
+                             f"</b> &middot; step {last if last is not None else '-'} &middot; {elapsed:.0f} s")
+        pages = dashboard.pages
+        if pages:
+            newest_step = pages[-1][1]
+            due = self.table_step is None or newest_step - self.table_step >= dashboard.sample_every \
+                or dashboard._closed
+            self.pager.max = len(pages)
+            if self.following and due and self.pager.value != len(pages):
+                self.pager.value = len(pages)  # triggers _on_page
+            elif self.following and due:
+                self._show(len(pages))
+
+    def _on_page(self, change) -> None:
+        if self._dashboard is None:
+            return
+        self.following = change["new"] == self.pager.max
+        self._show(change["new"])
+
+    def _show(self, page: int) -> None:
+        self.table.value = _TABLE_STYLE + self._dashboard.samples_html(page - 1)
+        self.table_step = self._dashboard.pages[page - 1][1]
+
+
+# ================================================================================================================
+# Redraw from disk
+# ================================================================================================================
+
+def from_run(path_or_paths: str | os.PathLike | Sequence[str | os.PathLike], *, live: bool | None = None,
+             stage: str | None = None, title: str | None = None) -> Dashboard:
+    """The dashboard of finished or interrupted runs, read from their directories (metrics.jsonl, samples.jsonl):
+    one run, or several overlaid (a color per run). Shows itself when it is a cell's value; `.figure()`,
+    `.samples_html(page)` and `.save(path)` work anywhere. `stage` overrides the panels."""
+    import pandas as pd
+
+    paths = [path_or_paths] if isinstance(path_or_paths, (str, os.PathLike)) else list(path_or_paths)
+    if not paths:
+        raise ValueError("from_run needs at least one run directory")
+    dash = Dashboard(stage=stage, live=live, run_dir=paths[0] if len(paths) == 1 else None, title=title)
+    names = _run_names([Path(p) for p in paths])
+    for path, name in zip(paths, names):
+        data = load(path)
+        run = _Run(name, stage or data.stage or None)
+        metrics = data.metrics
+        if not metrics.empty and "step" in metrics:
+            for key in metrics.columns:
+                if key in ("step", "time"):
+                    continue
+                values = pd.to_numeric(metrics[key], errors="coerce")  # NaN was written as the string "nan"
+                keep = metrics[key].notna()
+                if keep.any():
+                    run.series[key] = (metrics.loc[keep, "step"].astype(int).tolist(), values[keep].tolist())
+        if not data.samples.empty:
+            rows = data.samples.to_dict("records")
+            rows.sort(key=lambda r: int(r.get("step", -1)))  # stable: rows of a step keep their order
+            run.add_samples([{k: v for k, v in r.items() if not _is_missing(v)} for r in rows])
+        if run.stage is None:
+            run.stage = _infer_stage(run.series)
+        dash._runs.append(run)
+    dash.stage = dash._runs[0].stage
+    dash._closed = True
+    return dash
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _run_names(paths: list[Path]) -> list[str]:
+    """Folder names, with the parent's name added where two runs share one."""
+    names = [p.resolve().name for p in paths]
+    return [f"{p.resolve().parent.name}/{n}" if names.count(n) > 1 else n for p, n in zip(paths, names)]

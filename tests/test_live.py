@@ -1,0 +1,258 @@
+"""The live dashboard: fed by a short TRL run (DPO) and a short PPO run, its figures hold exactly what
+metrics.jsonl holds; from_run rebuilds the same figures from disk; headless it writes dashboard.html; widgets
+(forced live, no front end attached) show the same data; throttling; escaping; front-end detection."""
+
+import re
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from rlhfkit.judges import VaderJudge
+from rlhfkit.live import DASHBOARD_FILE, Dashboard, from_run, has_frontend, panels_for
+from rlhfkit.runs import load
+from rlhfkit.tiny import reviews_task
+from rlhfkit.train.dpo import DPOSettings, train_dpo
+from rlhfkit.train.ppo import PPOSettings, train_ppo
+
+XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+
+
+@pytest.fixture(scope="module")
+def task():
+    return reviews_task()
+
+
+@pytest.fixture(scope="module")
+def dpo_run(tmp_path_factory, tiny_path, task):
+    """A 3-step DPO run (TRL's DPOTrainer) with the dashboard as its TrainerCallback, headless."""
+    demos = task.demonstrations[:64]
+    scores = VaderJudge()([d["prompt"] for d in demos], [d["completion"] for d in demos])
+    good = [d for d, s in zip(demos, scores) if s > 0.3]
+    bad = [d for d, s in zip(demos, scores) if s < -0.3]
+    pairs = [{"prompt": g["prompt"], "chosen": g["completion"], "rejected": b["completion"]}
+             for g, b in zip(good, bad)][:12]
+    dash = Dashboard(live=False)  # stage and run directory come from the trainer
+    out = tmp_path_factory.mktemp("live") / "dpo"
+    run = train_dpo(tiny_path, pairs, DPOSettings(max_steps=3, batch_size=4, warmup_steps=0, n_samples=2,
+                                                  sample_max_new_tokens=12, device="cpu",
+                                                  trl_overrides={"disable_tqdm": True}),
+                    out, task=task, callbacks=[dash])
+    return run, dash
+
+
+@pytest.fixture(scope="module")
+def ppo_run(tmp_path_factory, task):
+    """A 3-step run of our PPO with the dashboard as its plain callback, headless, as a context manager."""
+    out = tmp_path_factory.mktemp("live") / "ppo"
+    settings = PPOSettings(total_steps=3, batch_size=8, max_new_tokens=16, num_ppo_epochs=1, num_samples=2,
+                           progress=False, device="cpu")
+    with Dashboard(run_dir=out, live=False) as dash:
+        run = train_ppo("tiny", VaderJudge(), task.train_prompts[:32], settings, run_dir=out, callbacks=[dash])
+    return run, dash
+
+
+def _plotted(fig) -> dict[str, tuple[list, list]]:
+    """name -> (x, y) of every line trace of a figure."""
+    return {t.name: (list(t.x), list(t.y)) for t in fig.data if t.type == "scatter"}
+
+
+def _assert_matches_metrics(dash: Dashboard, run_dir):
+    """Every plotted line is the metric of that name in metrics.jsonl, step for step, value for value."""
+    metrics = load(run_dir).metrics
+    plotted = _plotted(dash.figure())
+    assert plotted, "nothing plotted"
+    for key, (x, y) in plotted.items():
+        rows = metrics[["step", key]].dropna()
+        assert x == rows.step.tolist(), key
+        assert y == rows[key].tolist(), key
+    # and every panel metric the run logged is plotted
+    logged = {k for p in dash.panels for k in p.keys if k in metrics}
+    assert logged == set(plotted)
+
+
+# --- TRL stage: a TrainerCallback --------------------------------------------------------------------------------
+
+
+def test_dpo_dashboard_receives_trl_logs_matching_metrics_jsonl(dpo_run):
+    run, dash = dpo_run
+    assert dash.stage == "dpo" and dash.run_dir == run.path  # found from TRL's output_dir (run/checkpoints)
+    assert [p.title for p in dash.panels] == [p.title for p in panels_for("dpo")]
+    _assert_matches_metrics(dash, run.path)
+    assert dash.series("rewards/margins")[0] == [1, 2, 3]
+    assert {"loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"} <= \
+        set(_plotted(dash.figure()))
+
+
+def test_headless_trl_run_writes_a_self_contained_dashboard(dpo_run):
+    run, dash = dpo_run
+    page = (run.path / DASHBOARD_FILE).read_text()
+    assert page.count("plotly.js v") <= 1 and "Plotly.newPlot" in page  # plotly.js inlined once
+    assert not re.search(r'<script[^>]+src="http', page)
+    # the samples DPO wrote before training (read from samples.jsonl as they appeared) are in it
+    before = run.samples[run.samples.when == "before"]
+    assert len(before) == 2 and dash.pages[0][1] == 0 and len(dash.pages[0][2]) == 2
+    assert "Samples, newest first" in page and ">before<" in page
+
+
+def test_from_run_rebuilds_the_same_dpo_figure(dpo_run):
+    run, dash = dpo_run
+    again = from_run(run.path, live=False)
+    assert again.stage == "dpo"
+    assert _plotted(again.figure()) == _plotted(dash.figure())
+    # the samples written after training (after on_train_end) are on disk, so from_run shows them too
+    assert [step for _, step, _ in again.pages] == sorted(set(run.samples.step))
+
+
+# --- our PPO: a plain callable ----------------------------------------------------------------------------------
+
+
+def test_ppo_dashboard_matches_metrics_and_samples(ppo_run):
+    run, dash = ppo_run
+    assert dash.stage == "ppo"  # from the metric names
+    _assert_matches_metrics(dash, run.path)
+    assert {"objective/scores", "objective/rlhf_reward", "objective/kl", "policy/entropy_avg", "loss/policy_avg",
+            "loss/value_avg", "policy/clipfrac_avg", "lr"} <= set(_plotted(dash.figure()))
+    # one page of samples per step, the rows samples.jsonl holds
+    assert [step for _, step, _ in dash.pages] == [1, 2, 3]
+    recorded = [(r["step"], r["prompt"], r["response"], r["score"]) for _, _, rows in dash.pages for r in rows]
+    on_disk = list(run.samples[["step", "prompt", "response", "score"]].itertuples(index=False, name=None))
+    assert recorded == on_disk
+    assert 0 < dash.seconds < 5
+
+
+def test_headless_ppo_writes_dashboard_on_close_and_from_run_matches(ppo_run):
+    run, dash = ppo_run
+    assert (run.path / DASHBOARD_FILE).exists()
+    again = from_run(run.path, live=False)
+    assert again.stage == "ppo"
+    assert _plotted(again.figure()) == _plotted(dash.figure())
+    assert [(s, len(rows)) for _, s, rows in again.pages] == [(s, len(rows)) for _, s, rows in dash.pages]
+
+
+def test_from_run_overlays_several_runs(ppo_run, dpo_run):
+    ppo, dpo = ppo_run[0], dpo_run[0]
+    both = from_run([ppo.path, dpo.path], live=False)
+    names = set(_plotted(both.figure()))
+    assert "ppo: objective/scores" in names and "dpo: rewards/margins" in names
+    titles = [p.title for p in both.panels]
+    assert titles[:len(panels_for("ppo"))] == [p.title for p in panels_for("ppo")] and "reward margin" in titles
+    first, second = both.figure().data[0], both.figure().data[1]
+    assert first.name.startswith("ppo:") and second.name.startswith("ppo:")
+    with pytest.raises(FileNotFoundError, match="not a run directory"):
+        from_run([ppo.path, ppo.path.parent / "missing"])
+
+
+# --- widgets (forced live: no front end is attached, the widgets still update) -----------------------------------
+
+
+def test_live_widgets_show_the_same_data_and_page_through_samples(ppo_run):
+    run, _ = ppo_run
+    steps = load(run.path)
+    dash = Dashboard(live=True, min_interval=0.0, sample_every=1)
+    for row in steps.metrics.to_dict("records"):
+        step = int(row.pop("step"))
+        samples = steps.samples[steps.samples.step == step].drop(columns="step").to_dict("records")
+        dash(step, row, samples)
+    dash.close()
+    view = dash._view
+    widget = {t.name: (list(t.x), list(t.y)) for t in view.figure.data if t.type == "scatter"}
+    assert widget == _plotted(dash.figure())
+    assert view.pager.max == 3 and view.pager.value == 3
+    view.pager.value = 1  # page back: the table shows step 1 and stops following new steps
+    assert "step 1" in view.table.value and not view.following
+    dash(4, {"objective/scores": 1.0}, [{"prompt": "p", "response": XSS, "score": 0.5}])
+    dash.refresh()
+    assert "step 1" in view.table.value and view.pager.max == 4
+    view.pager.value = 4
+    assert "&lt;script&gt;window.__pwned=1" in view.table.value
+    assert "<script>window" not in view.table.value and "<img src=x" not in view.table.value
+
+
+def test_redraws_are_throttled():
+    dash = Dashboard(live=True, min_interval=60.0)
+    draws = []
+    original = dash._draw
+    dash._draw = lambda: (draws.append(1), original())
+    for step in range(1, 201):
+        dash(step, {"objective/scores": 0.1 * step, "objective/kl": 0.0})
+    assert len(draws) == 1  # the first step drew; the other 199 were only appended
+    assert dash.series("objective/scores")[0] == list(range(1, 201))
+    dash.close()  # the end draws what is pending
+    assert len(draws) == 2 and len(dash._view.figure.data[0].x) == 200
+
+
+def test_a_slow_redraw_pushes_the_next_one_back_to_stay_within_budget(monkeypatch):
+    from rlhfkit import live
+
+    update = live._LiveView.update
+    monkeypatch.setattr(live._LiveView, "update", lambda self, d: (time.sleep(0.02), update(self, d)))
+    dash = Dashboard(live=True, min_interval=0.0, budget=0.05)
+    draws = []
+    original = dash._draw
+    dash._draw = lambda: (draws.append(1), original())
+    start, step = time.perf_counter(), 0
+    while time.perf_counter() - start < 0.3:  # a 20 ms redraw may come again only 0.4 s later
+        step += 1
+        dash(step, {"loss": 1.0 / step})
+    assert len(draws) == 1 and step > 10
+
+
+# --- escaping, headless files, detection ---------------------------------------------------------------------------
+
+
+def test_model_text_is_escaped_in_tables_and_files(tmp_path):
+    with Dashboard(run_dir=tmp_path, live=False) as dash:
+        dash(1, {"objective/scores": 0.5}, [{"prompt": "Review <b>X</b>", "response": XSS, "score": 0.1}])
+    page = (tmp_path / DASHBOARD_FILE).read_text()
+    for html_text in (page, dash.samples_html()):
+        assert "window.__pwned" in html_text  # the text is there, as text ...
+        assert "<script>window.__pwned" not in html_text and "<img src=x" not in html_text  # ... never as markup
+        assert "Review &lt;b&gt;X&lt;/b&gt;" in html_text
+
+
+def test_headless_without_run_dir_writes_nothing_and_never_breaks(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    dash = Dashboard(live=False)
+    dash(1, {"loss": 1.0})
+    assert dash.close() is None and not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="run directory"):
+        dash.save()
+    assert dash.save(tmp_path / "d.html").exists()
+
+
+def test_frontend_detection(monkeypatch):
+    import IPython
+
+    assert has_frontend() is False  # pytest: no kernel
+    assert Dashboard().live is False
+
+    def kernel(allow_stdin, comm=True):
+        parent = {"content": {"allow_stdin": allow_stdin}}
+        k = SimpleNamespace(comm_manager=object() if comm else None, get_parent=lambda channel="shell": parent)
+        return SimpleNamespace(kernel=k)
+
+    for shell, expected in ((kernel(True), True),                 # JupyterLab / Notebook / VS Code
+                            (kernel(False), False),               # nbclient / papermill
+                            (kernel(True, comm=False), False),    # a kernel that cannot reach widgets
+                            (SimpleNamespace(), False)):          # a terminal IPython
+        monkeypatch.setattr(IPython, "get_ipython", lambda s=shell: s)
+        assert has_frontend() is expected
+    monkeypatch.setattr(IPython, "get_ipython", lambda: kernel(True))
+    assert Dashboard(live=False).live is False  # live=False forces headless
+
+
+def test_stage_comes_from_the_trl_config_or_the_metric_names(tmp_path):
+    DPOConfig = type("DPOConfig", (), {})
+    args = DPOConfig()
+    args.output_dir = str(tmp_path / "out")
+    state = SimpleNamespace(is_world_process_zero=True, global_step=0)
+    dash = Dashboard(live=False)
+    dash.on_train_begin(args, state, None)
+    assert dash.stage == "dpo" and dash.run_dir == tmp_path / "out"
+    sft = Dashboard(live=False)
+    sft(1, {"loss": 1.2, "mean_token_accuracy": 0.4})
+    assert [p.title for p in sft.panels] == ["loss", "token accuracy"]
+    reward = Dashboard(live=False)
+    reward(1, {"loss": 0.7, "accuracy": 0.5, "margin": 0.1})
+    assert reward.panels == panels_for("reward")
