@@ -1,4 +1,13 @@
-"""Comparing methods: training curves, gold reward against KL, samples side by side, and the HTML report.
+"""Comparing methods: training curves, gold reward against KL, frontiers over sweeps, over-optimisation, win
+rates, samples side by side, and the HTML report.
+
+- Frontier (the DPO paper's IMDb experiment, Rafailov et al. 2023, Fig. 2 left): gold reward against sequence KL to
+  the SFT reference for snapshots of sweeps (PPO KL coefficients, DPO betas, RLOO), one curve per method, SFT at the
+  origin. `frontier_points` takes an evaluation of the snapshots, `frontier_figure` draws it.
+- Over-optimisation (Gao et al. 2022, "Scaling Laws for Reward Model Overoptimization"): proxy (reward model) and
+  gold reward against d = sqrt(KL) for best-of-n (KL = log n - (n-1)/n) and for RL, with the paper's forms fitted
+  by least squares: best-of-n R(d) = d (a - b d), RL R(d) = d (a - b log d), R measured from the starting policy.
+- Win rates by the gold judge between every pair of policies, with cluster-bootstrap intervals over prompts.
 
 Everything that shows model text escapes it first (`html.escape`), in tables and in plot hover text alike:
 model outputs are untrusted.
@@ -8,15 +17,19 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
+from rlhfkit.metrics.core import win_rate
 from rlhfkit.runs import RunData
 
 __all__ = ["training_curves_figure", "gold_vs_kl_figure", "samples_side_by_side", "summary_table",
-           "write_report"]
+           "write_report", "frontier_points", "frontier_figure", "bon_kl", "best_of_n", "fit_overoptimization",
+           "overoptimization_fits", "rl_overoptimization_points", "overoptimization_figure", "win_rate_table"]
 
 METHOD_COLORS = {"sft": "#7f7f7f", "ppo": "#1f77b4", "dpo": "#d62728", "rloo": "#2ca02c", "grpo": "#9467bd"}
 
@@ -110,6 +123,316 @@ def summary_table(summary: dict[str, dict], baseline: str = "sft") -> pd.DataFra
     return pd.DataFrame(rows)
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Gold reward against KL: one frontier per method over a sweep of snapshots
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _policy_rows(evaluation: Any) -> dict[str, dict]:
+    """{policy: {gold_reward_mean, gold_reward_ci, proxy_reward_mean, kl_to_ref, ...}} from an EvaluationResult
+    (its to_dict()) or such a dict itself (the pipeline's summary["policies"] has the same keys)."""
+    rows = evaluation.to_dict() if hasattr(evaluation, "to_dict") and not isinstance(evaluation, Mapping) \
+        else evaluation
+    if not isinstance(rows, Mapping):
+        raise TypeError(f"expected an EvaluationResult or a dict {{policy: row}}, got {type(evaluation).__name__}")
+    return dict(rows)
+
+
+def frontier_points(evaluation: Any, *, method_of: Mapping[str, str] | Callable[[str], str] | None = None,
+                    reference: str | None = None) -> pd.DataFrame:
+    """Points of the gold-reward-vs-KL frontier from an evaluation of snapshots.
+
+    `evaluation`: `rlhfkit.evaluation.evaluate_policies(...)` run on the snapshots of every sweep (e.g. saved every
+    N steps of PPO with kl_coef 0.02/0.05/0.1, DPO with beta 0.05/0.1/0.5, RLOO), or its `to_dict()`. `method_of`
+    names each snapshot's method: a dict, a function, or by default the part of the policy name before the first
+    "/" (name snapshots "ppo/kl=0.05/step=20", "dpo/beta=0.1/step=40", ...). `reference` is the SFT row (default
+    the evaluation's reference_name, else "sft"): every method's curve starts from it, at KL 0.
+
+    Returns one row per point: method, policy, kl (k1 sequence KL to the reference, on the policy's own samples),
+    gold, gold_lo, gold_hi (bootstrap CI), and `on_frontier`: True for the reference and for every point whose gold
+    reward is above that of every point of its method at lower KL (the upper envelope the curve follows)."""
+    rows = _policy_rows(evaluation)
+    reference = reference or getattr(evaluation, "reference_name", None) or "sft"
+    if reference not in rows:
+        raise ValueError(f"the evaluation has no row for the reference {reference!r} (rows: {sorted(rows)}); pass "
+                         f"reference= the name of the SFT row")
+    if method_of is None:
+        method_of = lambda name: name.split("/", 1)[0]  # noqa: E731
+    elif isinstance(method_of, Mapping):
+        mapping = method_of
+        method_of = lambda name: mapping.get(name, name)  # noqa: E731
+
+    def point(method: str, policy: str, row: dict, kl: float | None = None) -> dict:
+        ci = row.get("gold_reward_ci") or [math.nan, math.nan]
+        if row.get("gold_reward_mean") is None:
+            raise ValueError(f"policy {policy!r} has no gold reward (the task needs a gold judge)")
+        return {"method": method, "policy": policy, "kl": float(row["kl_to_ref"] if kl is None else kl),
+                "gold": float(row["gold_reward_mean"]), "gold_lo": float(ci[0]), "gold_hi": float(ci[1])}
+
+    by_method: dict[str, list[dict]] = {}
+    for name, row in rows.items():
+        if name != reference:
+            by_method.setdefault(method_of(name), []).append(point(method_of(name), name, row))
+    out = []
+    for method, points in by_method.items():
+        points = [point(method, reference, rows[reference], kl=0.0)] + sorted(points, key=lambda p: p["kl"])
+        best = -math.inf
+        for p in points:
+            p["on_frontier"] = p["gold"] > best
+            best = max(best, p["gold"])
+        out.extend(points)
+    return pd.DataFrame(out, columns=["method", "policy", "kl", "gold", "gold_lo", "gold_hi", "on_frontier"])
+
+
+def frontier_figure(points: pd.DataFrame, *, relative: bool = True):
+    """Gold reward against KL to SFT, one curve per method: every snapshot as a marker (with its CI), the line
+    along the method's upper envelope. `relative=True` plots gold minus SFT's gold, so SFT sits at the origin."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for method, group in points.groupby("method", sort=False):
+        base = group[group.kl == 0].gold.iloc[0] if relative and (group.kl == 0).any() else 0.0
+        group = group.sort_values("kl")
+        color = _color(method)
+        fig.add_trace(go.Scatter(
+            x=group.kl, y=group.gold - base, mode="markers", name=f"{method} snapshots", legendgroup=method,
+            marker=dict(color=color, size=7, opacity=0.6), text=[html.escape(p) for p in group.policy],
+            hovertemplate="%{text}<br>KL %{x:.2f}<br>gold %{y:.3f}<extra></extra>",
+            error_y=dict(type="data", symmetric=False, array=group.gold_hi - group.gold, thickness=1,
+                         arrayminus=group.gold - group.gold_lo)))
+        front = group[group.on_frontier]
+        fig.add_trace(go.Scatter(x=front.kl, y=front.gold - base, mode="lines", name=f"{method} frontier",
+                                 legendgroup=method, line=dict(color=color, width=2)))
+    fig.update_layout(height=380, margin=dict(t=30, b=40, l=60, r=10),
+                      xaxis_title="KL(policy || SFT), nats per response (k1, on policy samples)",
+                      yaxis_title="gold reward gain over SFT" if relative else "gold reward")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Over-optimisation (Gao et al. 2022): proxy and gold reward against d = sqrt(KL), best-of-n and RL
+# ---------------------------------------------------------------------------------------------------------------
+
+FORMS = {
+    "bon": ("d (a - b d)", lambda d: np.stack([d, -d * d], axis=1)),
+    "rl": ("d (a - b log d)", lambda d: np.stack([d, -d * np.log(np.where(d > 0, d, 1.0))], axis=1)),
+}
+
+
+def bon_kl(n: int | np.ndarray) -> float | np.ndarray:
+    """KL(best-of-n || base policy) = log n - (n - 1) / n (Stiennon et al. 2020; Gao et al. 2022): 0 for n = 1.
+    Exact when the proxy never ties; otherwise an upper bound."""
+    n = np.asarray(n, dtype=float)
+    if (n < 1).any():
+        raise ValueError(f"n must be at least 1, got {n.tolist()}")
+    out = np.log(n) - (n - 1.0) / n
+    return float(out) if out.ndim == 0 else out
+
+
+def _best_of_n_weights(k: int, n: int) -> np.ndarray:
+    """P(the i-th lowest of k values is the highest of a uniformly drawn n-subset) = C(i-1, n-1) / C(k, n)."""
+    total = math.comb(k, n)
+    return np.array([math.comb(i - 1, n - 1) / total for i in range(1, k + 1)])
+
+
+def best_of_n(samples: pd.DataFrame, ns: Sequence[int], *, group: str | None = None, proxy: str = "proxy",
+              gold: str = "gold") -> pd.DataFrame:
+    """Expected proxy and gold reward of best-of-n sampling: draw n of a prompt's responses, keep the one the proxy
+    (reward model) scores highest.
+
+    Estimator: the unbiased one over all k >= n samples of each prompt (as in Nakano et al. 2021 and Gao et al.
+    2022), not resampling: with the k samples sorted by proxy, the i-th lowest is the pick of a uniformly random
+    n-subset with probability C(i-1, n-1) / C(k, n); proxy ties are broken at random, so tied samples share their
+    mean gold. The expectation over every subset is exact for the samples at hand; prompts are averaged equally.
+
+    `samples`: one row per response with `proxy` and `gold` columns (e.g. `evaluate_policies(...).samples` of the
+    SFT policy with `samples_per_prompt=k`), grouped by `group` (default "prompt_index" when present, else
+    "prompt"). Returns one row per n: n, kl (`bon_kl(n)`), d = sqrt(kl), proxy, gold, n_prompts."""
+    group = group or ("prompt_index" if "prompt_index" in samples else "prompt")
+    for column in (group, proxy, gold):
+        if column not in samples:
+            raise ValueError(f"samples have no {column!r} column (columns: {list(samples.columns)})")
+    ns = [int(n) for n in ns]
+    sizes = samples.groupby(group, sort=False).size()
+    if min(ns) < 1 or max(ns) > sizes.min():
+        raise ValueError(f"best_of_n needs 1 <= n <= k for every prompt; n up to {max(ns)} was asked but the "
+                         f"smallest prompt has k = {int(sizes.min())} samples")
+    rows = []
+    for n in ns:
+        proxies, golds = [], []
+        for _, frame in samples.groupby(group, sort=False):
+            frame = frame.sort_values(proxy, kind="stable")
+            p = frame[proxy].to_numpy(dtype=float)
+            g = frame[gold].to_numpy(dtype=float)
+            g = pd.Series(g).groupby(p).transform("mean").to_numpy()  # tied proxies: a random pick among them
+            w = _best_of_n_weights(len(p), n)
+            proxies.append(float(w @ p))
+            golds.append(float(w @ g))
+        kl = bon_kl(n)
+        rows.append({"n": n, "kl": kl, "d": math.sqrt(kl), "proxy": float(np.mean(proxies)),
+                     "gold": float(np.mean(golds)), "n_prompts": len(golds)})
+    return pd.DataFrame(rows)
+
+
+def fit_overoptimization(d: Sequence[float], reward: Sequence[float], form: str) -> tuple[float, float]:
+    """Least-squares (a, b) of Gao et al.'s functional form through the origin: "bon" R(d) = d (a - b d), "rl"
+    R(d) = d (a - b log d). `reward` is measured from the starting policy (R = 0 at d = 0). Both forms are linear in
+    (a, b), so this is ordinary least squares on the features (d, -d^2) or (d, -d log d)."""
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {sorted(FORMS)}, got {form!r}")
+    d, r = np.asarray(d, dtype=float), np.asarray(reward, dtype=float)
+    if d.shape != r.shape or d.ndim != 1:
+        raise ValueError(f"d and reward must be 1-D and of equal length, got {d.shape} and {r.shape}")
+    if (d < 0).any() or not np.isfinite(d).all() or not np.isfinite(r).all():
+        raise ValueError("d must be >= 0 and every value finite")
+    keep = d > 0  # points at the origin carry no information about (a, b)
+    if keep.sum() < 2:
+        raise ValueError(f"fitting two coefficients needs at least two points with d > 0, got {int(keep.sum())}")
+    (a, b), *_ = np.linalg.lstsq(FORMS[form][1](d[keep]), r[keep], rcond=None)
+    return float(a), float(b)
+
+
+def overoptimization_fits(points: pd.DataFrame, form: str) -> pd.DataFrame:
+    """Fit `form` ("bon" or "rl") to the proxy and the gold column of `points` (columns d, proxy, gold; one row
+    at d = 0, the starting policy, from which rewards are measured). One row per reward: reward, form, a, b,
+    start (the reward at d = 0), n_points."""
+    origin = points[points.d == 0]
+    if origin.empty:
+        raise ValueError("no point at d = 0: rewards are measured from the starting policy, so include its row "
+                         "(best_of_n includes n = 1; rl_overoptimization_points takes baseline=)")
+    rows = []
+    for reward in ("proxy", "gold"):
+        start = float(origin[reward].iloc[0])
+        a, b = fit_overoptimization(points.d, points[reward] - start, form)
+        rows.append({"reward": reward, "form": f"R(d) = {FORMS[form][0]}", "a": a, "b": b, "start": start,
+                     "n_points": int((points.d > 0).sum())})
+    return pd.DataFrame(rows)
+
+
+def rl_overoptimization_points(samples: pd.DataFrame, *, n_bins: int = 6, kl: str = "kl", proxy: str = "score",
+                               gold: str = "gold", gold_judge: Callable | None = None,
+                               baseline: tuple[float, float] | None = None) -> pd.DataFrame:
+    """Over-optimisation points of an RL run from the samples it logged while training (our PPO's samples.jsonl
+    rows: step, prompt, response, score = the proxy reward, kl = the sample's k1 sequence KL to the reference).
+
+    The logged steps are split into `n_bins` consecutive groups of steps; per group: kl (mean), d = sqrt(kl)
+    (0 if the mean is negative, which k1 allows on few samples), proxy and gold (means), n_samples, first_step,
+    last_step. Gold scores come from the `gold` column, or from `gold_judge(prompts, responses)` when given.
+    `baseline` = (proxy, gold) of the starting policy adds the d = 0 row the fits measure from (e.g. the SFT row
+    of an evaluation: the starting policy's rewards on the same kind of prompts)."""
+    frame = samples.copy()
+    if gold_judge is not None:
+        frame[gold] = [float(x) for x in gold_judge(frame.prompt.tolist(), frame.response.tolist())]
+    for column in ("step", kl, proxy, gold):
+        if column not in frame:
+            raise ValueError(f"samples have no {column!r} column (columns: {list(frame.columns)}); pass gold_judge= "
+                             f"to score gold rewards")
+    steps = np.array(sorted(frame.step.unique()))
+    if len(steps) < 1 or n_bins < 1:
+        raise ValueError(f"need at least one logged step and n_bins >= 1 (steps: {len(steps)}, n_bins: {n_bins})")
+    rows = []
+    if baseline is not None:
+        rows.append({"kl": 0.0, "d": 0.0, "proxy": float(baseline[0]), "gold": float(baseline[1]),
+                     "n_samples": None, "first_step": None, "last_step": None})
+    for chunk in np.array_split(steps, min(n_bins, len(steps))):
+        part = frame[frame.step.isin(chunk)]
+        mean_kl = float(part[kl].mean())
+        rows.append({"kl": mean_kl, "d": math.sqrt(max(mean_kl, 0.0)), "proxy": float(part[proxy].mean()),
+                     "gold": float(part[gold].mean()), "n_samples": len(part), "first_step": int(chunk[0]),
+                     "last_step": int(chunk[-1])})
+    return pd.DataFrame(rows)
+
+
+def overoptimization_figure(bon: pd.DataFrame | None = None, rl: pd.DataFrame | None = None, *,
+                            rl_label: str = "PPO"):
+    """Proxy and gold reward against d = sqrt(KL), one panel per method given (best-of-n, RL): the measured points
+    and Gao et al.'s fitted curves, with the fitted coefficients in the legend. Points need a d = 0 row."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    panels = [(f"best-of-n: R(d) = {FORMS['bon'][0]}", bon, "bon"),
+              (f"{rl_label}: R(d) = {FORMS['rl'][0]}", rl, "rl")]
+    panels = [p for p in panels if p[1] is not None]
+    if not panels:
+        raise ValueError("overoptimization_figure needs best-of-n points, RL points, or both")
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[html.escape(t) for t, _, _ in panels])
+    colors = {"proxy": "#1f77b4", "gold": "#ff7f0e"}
+    for col, (_, points, form) in enumerate(panels, start=1):
+        fits = overoptimization_fits(points, form).set_index("reward")
+        grid = np.linspace(0.0, float(points.d.max()) * 1.05, 80)
+        hover = _point_labels(points)
+        for reward in ("proxy", "gold"):
+            a, b, start = fits.loc[reward, ["a", "b", "start"]]
+            curve = start + FORMS[form][1](grid) @ np.array([a, b])
+            fig.add_trace(go.Scatter(x=points.d, y=points[reward], mode="markers", name=f"{reward} ({form})",
+                                     legendgroup=f"{form}-{reward}", marker=dict(color=colors[reward], size=8),
+                                     text=hover, hovertemplate="%{text}<br>d %{x:.2f}<br>%{y:.3f}<extra></extra>"),
+                          row=1, col=col)
+            fig.add_trace(go.Scatter(x=grid, y=curve, mode="lines", legendgroup=f"{form}-{reward}",
+                                     name=f"{reward} fit ({form}): a = {a:.3f}, b = {b:.3f}",
+                                     line=dict(color=colors[reward], dash="dash")), row=1, col=col)
+    fig.update_xaxes(title_text="d = sqrt(KL to the starting policy)")
+    fig.update_yaxes(title_text="reward", row=1, col=1)
+    fig.update_layout(height=400, margin=dict(t=40, b=40, l=60, r=10), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def _point_labels(points: pd.DataFrame) -> list[str]:
+    """Hover text of over-optimisation points: "n = 4" for best-of-n, "steps 5-8" (or "start") for RL."""
+    if "n" in points:
+        return [f"n = {n}" for n in points.n]
+    if "first_step" in points:
+        return ["start" if pd.isna(a) else f"steps {int(a)}-{int(b)}" for a, b in zip(points.first_step,
+                                                                                     points.last_step)]
+    return [""] * len(points)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Win rates between policies (gold judge), with bootstrap intervals
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def win_rate_table(samples: pd.DataFrame, *, policies: Sequence[str] | None = None, judge: str = "gold",
+                   n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """How often each policy's response beats each other policy's response to the same prompt by the `judge`
+    column (the gold judge's score; ties count 0.5), for every ordered pair of policies.
+
+    `samples`: `evaluate_policies(...).samples` (policy, prompt_index, candidate, gold, ...): responses are paired
+    by (prompt_index, candidate), or by prompt when those columns are missing. Intervals are percentile bootstraps
+    that resample whole prompts. Returns rows: policy, opponent, win_rate, ci_lo, ci_hi, wins, ties, losses, n."""
+    keys = ["prompt_index", "candidate"] if {"prompt_index", "candidate"} <= set(samples.columns) else ["prompt"]
+    for column in ("policy", judge, *keys):
+        if column not in samples:
+            raise ValueError(f"samples have no {column!r} column (columns: {list(samples.columns)})")
+    policies = list(policies) if policies is not None else list(dict.fromkeys(samples.policy))
+    scores = {p: samples[samples.policy == p].set_index(keys)[judge] for p in policies}
+    rows = []
+    for a in policies:
+        for b in policies:
+            if a == b:
+                continue
+            pair = pd.concat([scores[a].rename("a"), scores[b].rename("b")], axis=1, join="inner").dropna()
+            if pair.empty:
+                raise ValueError(f"policies {a!r} and {b!r} have no responses to the same prompts to compare")
+            groups = pair.index.get_level_values(0) if isinstance(pair.index, pd.MultiIndex) else pair.index
+            result = win_rate(pair.a, pair.b, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed,
+                              groups=list(groups))
+            rows.append({"policy": a, "opponent": b, "win_rate": result["win_rate"],
+                         "ci_lo": result["win_rate_ci"][0], "ci_hi": result["win_rate_ci"][1],
+                         "wins": result["wins"], "ties": result["ties"], "losses": result["losses"],
+                         "n": result["n"]})
+    return pd.DataFrame(rows)
+
+
+def _win_rate_matrix(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows: policy; columns: opponent; cells "win rate [lo, hi]"."""
+    policies = list(dict.fromkeys([*table.policy, *table.opponent]))
+    cells = {(r.policy, r.opponent): f"{r.win_rate:.3f} [{r.ci_lo:.3f}, {r.ci_hi:.3f}]"
+             for r in table.itertuples(index=False)}
+    return pd.DataFrame([{"policy": a, **{f"vs {b}": cells.get((a, b), "") for b in policies}}
+                         for a in policies])
+
+
 def _table_html(frame: pd.DataFrame) -> str:
     """An HTML table with every cell escaped (numbers formatted, text escaped)."""
     def cell(value: Any) -> str:
@@ -134,13 +457,34 @@ th { background: #f4f4f4; }
 
 
 def write_report(path: str | Path, *, title: str, summary: dict[str, dict], runs: dict[str, RunData],
-                 samples: pd.DataFrame, extra: dict[str, Any] | None = None) -> Path:
-    """A self-contained HTML report (plotly.js inlined once): summary table, training curves, gold reward vs
-    KL, samples side by side. All model text is escaped."""
+                 samples: pd.DataFrame, extra: dict[str, Any] | None = None, win_rates: pd.DataFrame | None = None,
+                 figures: Mapping[str, Any] | None = None, tables: Mapping[str, pd.DataFrame] | None = None,
+                 notes: Mapping[str, str] | None = None) -> Path:
+    """A self-contained HTML report (plotly.js inlined once): summary table, win rates, training curves, gold
+    reward vs KL, any further figures and tables, samples side by side. All model text is escaped.
+
+    Optional sections: `win_rates` (a `win_rate_table`, shown as a policy x opponent matrix), `figures`
+    ({heading: plotly figure}, e.g. `frontier_figure(...)`, `overoptimization_figure(...)`), `tables`
+    ({heading: DataFrame}, e.g. `overoptimization_fits(...)`; cells escaped), `notes` ({heading: plain text shown
+    under that figure's or table's heading, escaped})."""
     path = Path(path)
     policies = list(summary)
+    notes = notes or {}
     curves = training_curves_figure(runs).to_html(full_html=False, include_plotlyjs=True)
     frontier = gold_vs_kl_figure(summary).to_html(full_html=False, include_plotlyjs=False)
+
+    def section(heading: str, body: str) -> str:
+        note = f'<p class="note">{html.escape(notes[heading])}</p>' if heading in notes else ""
+        return f"<h2>{html.escape(heading)}</h2>\n{note}\n{body}\n"
+
+    win_html = ""
+    if win_rates is not None and not win_rates.empty:
+        win_html = section("Win rates (gold judge)", _table_html(_win_rate_matrix(win_rates)) + (
+            '<p class="note">Row policy against column policy: the share of prompts on which the row\'s sample '
+            "gets the higher gold score (ties count one half), with a 95% bootstrap interval over prompts.</p>"))
+    more = "".join(section(heading, fig.to_html(full_html=False, include_plotlyjs=False))
+                   for heading, fig in (figures or {}).items())
+    more += "".join(section(heading, _table_html(frame)) for heading, frame in (tables or {}).items())
     extra_html = ""
     if extra:
         extra_html = "<h2>Run facts</h2><pre>" + html.escape(json.dumps(extra, indent=2)) + "</pre>"
@@ -153,10 +497,12 @@ def write_report(path: str | Path, *, title: str, summary: dict[str, dict], runs
 <p class="note">Gold reward: the task's gold judge on samples for held-out prompts (temperature 1), mean with a
 bootstrap 95% CI. KL: sum over response tokens of log pi - log pi_SFT on the policy's own samples (k1).
 "beats sft" needs the gold CI above SFT's mean and the win-rate CI above 0.5.</p>
+{win_html}
 <h2>Training curves</h2>
 {curves}
 <h2>Gold reward against KL to the SFT model</h2>
 {frontier}
+{more}
 <h2>Samples side by side</h2>
 {_table_html(samples_side_by_side(samples, policies))}
 {extra_html}
