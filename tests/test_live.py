@@ -256,3 +256,35 @@ def test_stage_comes_from_the_trl_config_or_the_metric_names(tmp_path):
     reward = Dashboard(live=False)
     reward(1, {"loss": 0.7, "accuracy": 0.5, "margin": 0.1})
     assert reward.panels == panels_for("reward")
+
+
+
+@pytest.mark.slow
+def test_in_a_real_kernel_nbclient_requests_are_headless_and_interactive_ones_live(tmp_path):
+    """Against a real ipykernel. nbclient (and papermill) execute with allow_stdin=False (nbclient/client.py sets
+    kc.allow_stdin = False): the dashboard is headless there and writes its file. A client that allows stdin, as
+    JupyterLab, Notebook and VS Code do, counts as a front end."""
+    from jupyter_client.manager import start_new_kernel
+
+    code = (f"from rlhfkit.live import Dashboard, has_frontend\n"
+            f"with Dashboard(run_dir={str(tmp_path)!r}) as dash:\n"
+            f"    for step in range(1, 4):\n"
+            f"        dash(step, {{'objective/scores': 0.1 * step}}, [{{'prompt': 'p', 'response': 'r', 'score': 1}}])\n"
+            f"print('live', dash.live)")
+    manager, client = start_new_kernel(kernel_name="python3")
+    try:
+        def run(source, allow_stdin):
+            printed = []
+            reply = client.execute_interactive(
+                source, allow_stdin=allow_stdin, timeout=120,
+                output_hook=lambda msg: printed.append(msg["content"]["text"]) if msg["msg_type"] == "stream" else None)
+            assert reply["content"]["status"] == "ok", reply["content"]
+            return "".join(printed).strip()
+
+        assert run(code, allow_stdin=False) == "live False"
+        assert (tmp_path / DASHBOARD_FILE).exists()
+        assert run("print(has_frontend())", allow_stdin=True) == "True"
+        assert run("print(has_frontend())", allow_stdin=False) == "False"
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
