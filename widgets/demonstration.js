@@ -1,0 +1,153 @@
+// Demonstration writer: shows a prompt; the person writes the response (SFT data for the pipeline's first step).
+// Ctrl+Enter (or Cmd+Enter) or the button submits; Escape leaves the text box so that z undoes the last one.
+// The Python side is rlhfkit.labeling.DemonstrationWriter.
+
+function render({ model, el }) {
+  const editor = h("textarea", {
+    class: "lm-editor",
+    rows: "8",
+    placeholder: "Write the response here. Ctrl+Enter submits.",
+    "aria-label": "your response",
+  });
+  const root = makeRoot(el, "demonstration", () => (editor.isConnected && !editor.disabled ? editor : root));
+  const header = makeHeader("Write the response", model.get("annotator"));
+  const status = makeStatus();
+  const sender = makeSender(model, () => update());
+
+  const banner = h("div", { class: "lm-edit-banner", hidden: true });
+  const prompt = h("div", { class: "lm-text" });
+  const submitButton = h("button", { type: "button", class: "lm-button lm-submit", text: "Submit (Ctrl+Enter)", onclick: () => submit() });
+  const undoButton = h("button", { type: "button", class: "lm-button lm-undo", text: "Undo last (z outside the box)", onclick: () => undo() });
+  const done = h("div", { class: "lm-done", text: "All prompts have a demonstration. Undo or edit below if needed." });
+  const history = makeHistory((entry) => preview(entry.text, 40), (entry) => startEdit(entry));
+  const body = h("div", { class: "lm-body" },
+    h("div", { class: "lm-prompt" }, h("div", { class: "lm-card-label", text: "Prompt" }), prompt), editor);
+  root.append(header.node, banner, body, done, h("div", { class: "lm-actions" }, submitButton, undoButton), status.node,
+    history.node);
+
+  let editing = null;
+  let offset = 0;
+  let shownKey = null;
+  let shownAt = performance.now();
+
+  function current() {
+    if (editing) return editing;
+    const items = model.get("items") || [];
+    return items[Math.min(offset, Math.max(items.length - 1, 0))] || null;
+  }
+
+  function update() {
+    keepingFocus(root, () => {
+      const acked = sender.check();
+      if (acked) {
+        offset = 0;
+        // Never lose what the person wrote: a failed submit puts the text back.
+        if (model.get("error") && acked.text && !editor.value) editor.value = acked.text;
+      }
+      header.update(model.get("progress"));
+      const item = current();
+      const key = item ? (editing ? `edit-${item.judgment_id}` : `item-${item.item_id}`) : null;
+      if (key !== shownKey) {
+        shownKey = key;
+        shownAt = performance.now();
+        if (item) showText(prompt, item.prompt, model.get("markdown"));
+      }
+      body.hidden = !item;
+      done.hidden = !!item;
+      submitButton.disabled = !item;
+      banner.hidden = !editing;
+      if (editing) banner.textContent = `Editing your response to item #${editing.item_id}. Submit again, or Esc twice to cancel.`;
+      root.classList.toggle("lm-pending", !!sender.pending);
+      const error = model.get("error");
+      if (error) status.set(error, true);
+      else if (sender.pending && sender.waitedMs() > 1500) status.set("Saving… (waiting for the kernel)");
+      else status.set(sender.pending ? "Saving…" : model.get("notice"));
+      history.update(model.get("history"));
+    });
+  }
+
+  function submit() {
+    const item = current();
+    if (!item || sender.pending) return;
+    const text = editor.value;
+    if (!text.trim()) {
+      status.set("Write a response first.", true);
+      return;
+    }
+    const msg = { type: editing ? "edit" : "submit_text", item_id: item.item_id, text, seconds: (performance.now() - shownAt) / 1000 };
+    if (editing) msg.judgment_id = editing.judgment_id;
+    if (!sender.send(msg)) return;
+    if (!editing && (model.get("items") || []).length > 1) offset = 1;
+    editing = null;
+    editor.value = "";
+    update();
+  }
+
+  function undo() {
+    if (editing) return cancelEdit();
+    sender.send({ type: "undo" });
+  }
+
+  function startEdit(entry) {
+    if (sender.pending) return;
+    editing = entry;
+    editor.value = entry.text || "";
+    update();
+    editor.focus({ preventScroll: true });
+  }
+
+  function cancelEdit() {
+    editing = null;
+    editor.value = "";
+    update();
+  }
+
+  editor.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      event.stopPropagation();
+      if (!event.repeat) submit();
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      event.stopPropagation();
+      root.focus({ preventScroll: true });
+    } else if (event.key === "Enter" && !event.altKey) {
+      // JupyterLab 4 cancels every "insertLineBreak" input inside a notebook cell (its Shift+Enter guard, which
+      // ignores data-lm-suppress-shortcuts), so Enter would type nothing here: insert the line break ourselves.
+      event.preventDefault();
+      event.stopPropagation();
+      if (!document.execCommand("insertText", false, "\n")) { // keeps the box's own undo history
+        editor.setRangeText("\n", editor.selectionStart, editor.selectionEnd, "end");
+      }
+    }
+  });
+
+  root.addEventListener("keydown", (event) => {
+    if (isTyping(event) || event.ctrlKey || event.metaKey || event.altKey) return;
+    let handled = true;
+    if (event.key === "z" || event.key === "Backspace") {
+      if (!event.repeat) undo();
+    } else if (event.key === "Enter") {
+      editor.focus({ preventScroll: true }); // back to writing
+    } else if (event.key === "Escape" && editing) {
+      cancelEdit();
+    } else {
+      handled = false;
+    }
+    if (handled) {
+      event.preventDefault();
+      event.stopPropagation();
+    }
+  });
+
+  const traits = ["items", "progress", "history", "ack", "error", "notice", "markdown"];
+  for (const name of traits) model.on(`change:${name}`, update);
+  const slow = setInterval(() => sender.pending && update(), 500);
+  update();
+  return () => {
+    clearInterval(slow);
+    for (const name of traits) model.off(`change:${name}`, update);
+  };
+}
+
+export default { render };

@@ -1,0 +1,189 @@
+// Pairwise labeler: a prompt, two responses side by side, and one decision per item.
+// The Python side (rlhfkit.labeling.PairwiseLabeler) sends `items` (the current item first, then a small window of
+// upcoming ones, responses already in display order) and decodes left/right to the stored candidates.
+// Keys: 1 / ArrowLeft = left better, 2 / ArrowRight = right better, 3 = tie, 4 = both bad, s = skip,
+// z / Backspace = undo, r = rationale box, Escape = leave the rationale box or cancel an edit.
+
+const CHOICE_LABELS = { left: "A better", right: "B better", tie: "Tie", both_bad: "Both bad", skip: "Skip" };
+const CHOICE_KEYS = { left: "1 / ←", right: "2 / →", tie: "3", both_bad: "4", skip: "s" };
+const KEY_TO_SIDE = { 1: "left", 2: "right", 3: "tie", 4: "both_bad", ArrowLeft: "left", ArrowRight: "right", s: "skip" };
+
+function render({ model, el }) {
+  const root = makeRoot(el, "pairwise");
+  const header = makeHeader("Which response is better?", model.get("annotator"));
+  const status = makeStatus();
+  const sender = makeSender(model, () => update());
+
+  const banner = h("div", { class: "lm-edit-banner", hidden: true });
+  const prompt = h("div", { class: "lm-text" });
+  const texts = [h("div", { class: "lm-text" }), h("div", { class: "lm-text" })];
+  const cards = ["left", "right"].map((side, i) =>
+    h(
+      "div",
+      { class: "lm-card", "data-side": side },
+      h("div", { class: "lm-card-label", text: `${i ? "B" : "A"}  (${CHOICE_KEYS[side]})` }),
+      texts[i],
+    ),
+  );
+  const choiceButtons = Object.keys(CHOICE_LABELS).map((side) =>
+    h("button", {
+      type: "button",
+      class: `lm-button lm-choice lm-choice-${side}`,
+      "data-side": side,
+      text: `${CHOICE_LABELS[side]} (${CHOICE_KEYS[side]})`,
+      onclick: () => choose(side),
+    }),
+  );
+  const undoButton = h("button", { type: "button", class: "lm-button lm-undo", text: "Undo (z)", onclick: () => undo() });
+  const rationale = h("input", {
+    type: "text",
+    class: "lm-rationale",
+    placeholder: "Rationale (optional, r to type, Esc to leave)",
+    "aria-label": "rationale",
+  });
+  const done = h("div", { class: "lm-done", text: "All items are labeled. Undo or edit below if needed." });
+  const history = makeHistory((entry) => CHOICE_LABELS[entry.side] || entry.side, (entry) => startEdit(entry));
+  const body = h(
+    "div",
+    { class: "lm-body" },
+    h("div", { class: "lm-prompt" }, h("div", { class: "lm-card-label", text: "Prompt" }), prompt),
+    h("div", { class: "lm-pair" }, ...cards),
+  );
+  root.append(
+    header.node,
+    banner,
+    body,
+    done,
+    h("div", { class: "lm-actions" }, ...choiceButtons, undoButton),
+    rationale,
+    status.node,
+    history.node,
+  );
+
+  let editing = null; // a history entry being re-decided
+  let offset = 0; // 1 while a judgment waits for its ack: the next item shows at once
+  let shownKey = null;
+  let shownAt = performance.now();
+
+  function current() {
+    if (editing) return editing;
+    const items = model.get("items") || [];
+    return items[Math.min(offset, Math.max(items.length - 1, 0))] || null;
+  }
+
+  function update() {
+    keepingFocus(root, () => {
+      const acked = sender.check();
+      if (acked) {
+        offset = 0;
+        // A failed judgment keeps the person's rationale for the retry.
+        if (model.get("error") && acked.rationale && !rationale.value) rationale.value = acked.rationale;
+      }
+      header.update(model.get("progress"));
+      rationale.hidden = !model.get("rationale");
+
+      const item = current();
+      const key = item ? (editing ? `edit-${item.judgment_id}` : `item-${item.item_id}`) : null;
+      if (key !== shownKey) {
+        shownKey = key;
+        shownAt = performance.now();
+        if (item) {
+          const md = model.get("markdown");
+          showText(prompt, item.prompt, md);
+          texts.forEach((node, i) => showText(node, (item.responses || [])[i], md));
+        }
+      }
+      body.hidden = !item;
+      done.hidden = !!item;
+      for (const b of choiceButtons) b.disabled = !item;
+      banner.hidden = !editing;
+      if (editing) {
+        const was = CHOICE_LABELS[editing.side] || editing.side;
+        banner.textContent = `Editing your decision on item #${editing.item_id} (was: ${was}). Choose again, or Esc to cancel.`;
+      }
+      root.classList.toggle("lm-pending", !!sender.pending);
+      const error = model.get("error");
+      if (error) status.set(error, true);
+      else if (sender.pending && sender.waitedMs() > 1500) status.set("Saving… (waiting for the kernel)");
+      else status.set(sender.pending ? "Saving…" : model.get("notice"));
+      history.update(model.get("history"));
+    });
+  }
+
+  function choose(side) {
+    const item = current();
+    if (!item || sender.pending) return;
+    const msg = {
+      type: editing ? "edit" : "choose",
+      item_id: item.item_id,
+      side,
+      rationale: rationale.value.trim() || null,
+      seconds: (performance.now() - shownAt) / 1000,
+    };
+    if (editing) msg.judgment_id = editing.judgment_id;
+    if (!sender.send(msg)) return;
+    if (!editing && (model.get("items") || []).length > 1) offset = 1;
+    editing = null;
+    rationale.value = "";
+    update();
+  }
+
+  function undo() {
+    if (editing) return cancelEdit();
+    sender.send({ type: "undo" });
+  }
+
+  function startEdit(entry) {
+    if (sender.pending) return;
+    editing = entry;
+    rationale.value = entry.rationale || "";
+    update();
+    root.focus({ preventScroll: true });
+  }
+
+  function cancelEdit() {
+    editing = null;
+    rationale.value = "";
+    update();
+  }
+
+  rationale.addEventListener("keydown", (event) => {
+    // Typing belongs to the box; Escape or Enter hands the keys back to the shortcuts.
+    if (event.key === "Escape" || event.key === "Enter") {
+      event.preventDefault();
+      root.focus({ preventScroll: true });
+    }
+  });
+
+  root.addEventListener("keydown", (event) => {
+    if (isTyping(event) || event.ctrlKey || event.metaKey || event.altKey) return;
+    let handled = true;
+    const side = KEY_TO_SIDE[event.key];
+    if (side) {
+      if (!event.repeat) choose(side); // a held key decides once
+    } else if (event.key === "z" || event.key === "Backspace") {
+      if (!event.repeat) undo();
+    } else if (event.key === "r" && model.get("rationale")) {
+      rationale.focus();
+    } else if (event.key === "Escape" && editing) {
+      cancelEdit();
+    } else {
+      handled = false;
+    }
+    if (handled) {
+      event.preventDefault();
+      event.stopPropagation();
+    }
+  });
+
+  const traits = ["items", "progress", "history", "ack", "error", "notice", "markdown", "rationale"];
+  for (const name of traits) model.on(`change:${name}`, update);
+  const slow = setInterval(() => sender.pending && update(), 500); // shows "waiting for the kernel"
+  update();
+  return () => {
+    clearInterval(slow);
+    for (const name of traits) model.off(`change:${name}`, update);
+  };
+}
+
+export default { render };

@@ -1,0 +1,218 @@
+// Ranking labeler: K responses to one prompt, put in order of preference, then submitted as one ranking.
+// Keys: press the response numbers best first (the last one is implied), Enter submits, Backspace takes back the
+// last pick (or undoes the previous judgment when nothing is picked), z undoes, Escape resets or cancels an edit.
+// Drag and drop reorders the cards; the order top to bottom is then the ranking.
+// The Python side (rlhfkit.labeling.RankingLabeler) maps display positions back to the stored candidates.
+
+function render({ model, el }) {
+  const root = makeRoot(el, "ranking");
+  const header = makeHeader("Rank the responses, best first", model.get("annotator"));
+  const status = makeStatus();
+  const sender = makeSender(model, () => update());
+
+  const banner = h("div", { class: "lm-edit-banner", hidden: true });
+  const prompt = h("div", { class: "lm-text" });
+  const list = h("ol", { class: "lm-rank-list" });
+  const hint = h("div", { class: "lm-hint" });
+  const submitButton = h("button", { type: "button", class: "lm-button lm-submit", text: "Submit (Enter)", onclick: () => submit() });
+  const resetButton = h("button", { type: "button", class: "lm-button lm-reset", text: "Reset (Esc)", onclick: () => reset() });
+  const undoButton = h("button", { type: "button", class: "lm-button lm-undo", text: "Undo (z)", onclick: () => undo() });
+  const done = h("div", { class: "lm-done", text: "All items are ranked. Undo or edit below if needed." });
+  const history = makeHistory((entry) => `order ${entry.order.map((i) => i + 1).join(" > ")}`, (entry) => startEdit(entry));
+  const body = h(
+    "div",
+    { class: "lm-body" },
+    h("div", { class: "lm-prompt" }, h("div", { class: "lm-card-label", text: "Prompt" }), prompt),
+    hint,
+    list,
+  );
+  root.append(header.node, banner, body, done, h("div", { class: "lm-actions" }, submitButton, resetButton, undoButton),
+    status.node, history.node);
+
+  let editing = null;
+  let offset = 0;
+  let shownKey = null;
+  let shownAt = performance.now();
+  let order = []; // display indices, top to bottom
+  let placed = 0; // how many of the top entries of `order` are decided
+  let implied = false; // the last one was placed automatically after K-1 picks
+  let cardNodes = []; // by display index
+
+  function current() {
+    if (editing) return editing;
+    const items = model.get("items") || [];
+    return items[Math.min(offset, Math.max(items.length - 1, 0))] || null;
+  }
+
+  function buildCards(item) {
+    const md = model.get("markdown");
+    cardNodes = (item.responses || []).map((text, i) => {
+      const content = h("div", { class: "lm-text" });
+      showText(content, text, md);
+      const card = h(
+        "li",
+        { class: "lm-card lm-rank-card", draggable: "true", "data-index": String(i) },
+        h("div", { class: "lm-card-label" }, h("span", { class: "lm-rank-badge" }), h("span", { text: ` response ${i + 1}  (key ${i + 1})` })),
+        content,
+      );
+      card.addEventListener("dragstart", (event) => {
+        event.dataTransfer.setData("text/plain", String(i));
+        event.dataTransfer.effectAllowed = "move";
+      });
+      card.addEventListener("dragover", (event) => event.preventDefault());
+      card.addEventListener("drop", (event) => {
+        event.preventDefault();
+        const from = Number(event.dataTransfer.getData("text/plain"));
+        if (Number.isInteger(from) && from !== i) moveBefore(from, i, event);
+      });
+      return card;
+    });
+  }
+
+  function resetOrder(item) {
+    order = (item ? item.responses || [] : []).map((_, i) => i);
+    placed = 0;
+    implied = false;
+  }
+
+  /** Drag and drop: put `from` where `to` is (after it when dropped on its lower half); the order is then whole. */
+  function moveBefore(from, to, event) {
+    const rect = cardNodes[to].getBoundingClientRect();
+    const after = event.clientY > rect.top + rect.height / 2;
+    order = order.filter((i) => i !== from);
+    order.splice(order.indexOf(to) + (after ? 1 : 0), 0, from);
+    placed = order.length;
+    implied = false;
+    update();
+  }
+
+  function pick(index) {
+    if (index >= order.length || order.slice(0, placed).includes(index)) return;
+    const rest = order.slice(placed).filter((i) => i !== index);
+    order = [...order.slice(0, placed), index, ...rest];
+    placed += 1;
+    implied = placed === order.length - 1;
+    if (implied) placed = order.length;
+    update();
+  }
+
+  function takeBack() {
+    if (placed === 0) return undo();
+    placed -= implied ? 2 : 1;
+    implied = false;
+    order = [...order.slice(0, placed), ...order.slice(placed).sort((a, b) => a - b)];
+    update();
+  }
+
+  function reset() {
+    if (editing) {
+      editing = null;
+      shownKey = null;
+    } else {
+      resetOrder(current());
+    }
+    update();
+  }
+
+  function update() {
+    keepingFocus(root, () => {
+      if (sender.check()) offset = 0;
+      header.update(model.get("progress"));
+      const item = current();
+      const key = item ? (editing ? `edit-${item.judgment_id}` : `item-${item.item_id}`) : null;
+      if (key !== shownKey) {
+        shownKey = key;
+        shownAt = performance.now();
+        if (item) {
+          showText(prompt, item.prompt, model.get("markdown"));
+          buildCards(item);
+          resetOrder(item);
+          if (editing) {
+            order = [...editing.order];
+            placed = order.length;
+          }
+        }
+      }
+      body.hidden = !item;
+      done.hidden = !!item;
+      if (item) {
+        list.replaceChildren(...order.map((i) => cardNodes[i]));
+        order.forEach((i, position) => {
+          const card = cardNodes[i];
+          card.classList.toggle("lm-unplaced", position >= placed);
+          card.querySelector(".lm-rank-badge").textContent = position < placed ? `#${position + 1}` : "–";
+        });
+        const k = order.length;
+        hint.textContent = placed === k
+          ? "Order complete: Enter or Submit saves it (Backspace takes back the last pick)."
+          : `Press the response numbers 1–${k} best first, or drag the cards. ${placed} of ${k} placed.`;
+      }
+      submitButton.disabled = !item || placed !== order.length;
+      resetButton.disabled = !item;
+      banner.hidden = !editing;
+      if (editing) banner.textContent = `Editing your ranking of item #${editing.item_id}. Submit again, or Esc to cancel.`;
+      root.classList.toggle("lm-pending", !!sender.pending);
+      const error = model.get("error");
+      if (error) status.set(error, true);
+      else if (sender.pending && sender.waitedMs() > 1500) status.set("Saving… (waiting for the kernel)");
+      else status.set(sender.pending ? "Saving…" : model.get("notice"));
+      history.update(model.get("history"));
+    });
+  }
+
+  function submit() {
+    const item = current();
+    if (!item || sender.pending || placed !== order.length) return;
+    const msg = { type: editing ? "edit" : "rank", item_id: item.item_id, order: [...order], seconds: (performance.now() - shownAt) / 1000 };
+    if (editing) msg.judgment_id = editing.judgment_id;
+    if (!sender.send(msg)) return;
+    if (!editing && (model.get("items") || []).length > 1) offset = 1;
+    editing = null;
+    update();
+  }
+
+  function undo() {
+    if (editing) return reset();
+    sender.send({ type: "undo" });
+  }
+
+  function startEdit(entry) {
+    if (sender.pending) return;
+    editing = entry;
+    update();
+    root.focus({ preventScroll: true });
+  }
+
+  root.addEventListener("keydown", (event) => {
+    if (isTyping(event) || event.ctrlKey || event.metaKey || event.altKey) return;
+    let handled = true;
+    if (/^[1-9]$/.test(event.key)) {
+      if (!event.repeat && current()) pick(Number(event.key) - 1);
+    } else if (event.key === "Enter") {
+      if (!event.repeat) submit();
+    } else if (event.key === "Backspace") {
+      if (!event.repeat) takeBack();
+    } else if (event.key === "z") {
+      if (!event.repeat) undo();
+    } else if (event.key === "Escape") {
+      reset();
+    } else {
+      handled = false;
+    }
+    if (handled) {
+      event.preventDefault();
+      event.stopPropagation();
+    }
+  });
+
+  const traits = ["items", "progress", "history", "ack", "error", "notice", "markdown"];
+  for (const name of traits) model.on(`change:${name}`, update);
+  const slow = setInterval(() => sender.pending && update(), 500);
+  update();
+  return () => {
+    clearInterval(slow);
+    for (const name of traits) model.off(`change:${name}`, update);
+  };
+}
+
+export default { render };
