@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rlhfkit-installed
 
-.PHONY: demo test setup bench clean
+.PHONY: demo test setup browser bench clean
 
 setup: $(STAMP)
 
@@ -24,7 +24,12 @@ demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/rlhfkit build-default
 	HF_HUB_OFFLINE=1 $(BIN)/rlhfkit pipeline --out runs/pipeline
 
-test: $(STAMP)
+# Debian's chromium for the widgets' browser test (Playwright's own browser download cannot work offline).
+# Installs with apt-get when run as root and /usr/bin/chromium is missing; otherwise the browser test skips.
+browser:
+	@sh .ci/install-chromium
+
+test: $(STAMP) browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 bench: $(STAMP)
