@@ -201,6 +201,20 @@ def test_double_click_edit_and_undo(store):
     assert store.undo("nobody") is None
 
 
+def test_undo_and_history_by_kind(store):
+    pair_id = store.add_pairs([{"prompt": "p", "response_a": "x", "response_b": "y"}])[0]
+    rank_id = store.add_rankings([{"prompt": "q", "responses": ["r", "s", "t"]}])[0]
+    ranked = store.record(rank_id, "ann", ranking=[2, 0, 1])
+    chose = store.record(pair_id, "ann", choice="b")
+    assert [j["id"] for j in store.history("ann", kind="ranking")] == [ranked]
+    assert [j["id"] for j in store.history("ann")] == [chose, ranked]
+    assert store.undo("ann", kind="ranking")["id"] == ranked  # the newer pair judgment is left alone
+    assert store.judgment(chose)["status"] == "active"
+    assert store.undo("ann", kind="ranking") is None
+    with pytest.raises(ValueError, match="kind"):
+        store.undo("ann", kind="pairs")
+
+
 def test_pending_progress_and_skips(store):
     ids = store.add_pairs(pairs(30))
     store.add_prompts(["a prompt"])

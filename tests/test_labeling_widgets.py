@@ -321,13 +321,14 @@ def test_undo_only_touches_the_widgets_own_kind(store):
     # Each widget lists only its own kind's decisions.
     assert [h["item_id"] for h in pair_widget.history] == [pair_widget.history[0]["item_id"]]
     assert len(rank_widget.history) == 1 and "order" in rank_widget.history[0]
-    # The newest judgment is the pair: the ranking widget refuses to undo it (and undoes nothing else).
+    # The newest judgment is the pair, yet "undo" in the ranking widget undoes its own ranking, not the pair.
     result = send(rank_widget, type="undo")
-    assert not result["ok"] and "another widget" in rank_widget.error
-    assert len(active(store, kind="pair")) == 1 and len(active(store, kind="ranking")) == 1
+    assert result["ok"] and rank_widget.error == ""
+    assert len(active(store, kind="pair")) == 1 and active(store, kind="ranking").empty
+    assert rank_widget.items[0]["item_id"] == result["item_id"]  # the undone ranking is shown again
     send(pair_widget, type="undo")
-    send(rank_widget, type="undo")
-    assert active(store).empty and rank_widget.error == ""
+    assert active(store).empty
+    assert send(rank_widget, type="undo")["judgment_id"] is None  # nothing of its kind left to undo
 
 
 # -- demonstrations -----------------------------------------------------------------------------------------------

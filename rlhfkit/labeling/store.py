@@ -539,13 +539,16 @@ class LabelStore:
              previous[0] if previous else None, now))
         return cur.lastrowid
 
-    def undo(self, annotator: str) -> dict | None:
-        """Mark `annotator`'s most recent active judgment "undone" (its item becomes pending again) and return it;
-        None when there is nothing to undo. Nothing is deleted."""
+    def undo(self, annotator: str, *, kind: str | None = None) -> dict | None:
+        """Mark `annotator`'s most recent active judgment (on items of `kind`, when given) "undone" (its item
+        becomes pending again) and return it; None when there is nothing to undo. Nothing is deleted. A widget
+        passes its kind, so "undo" in a ranking widget never undoes a pair judged in another widget."""
         annotator = _check_annotator(annotator)
+        kind_filter, params = ("", (annotator,)) if kind is None else (
+            " AND item_id IN (SELECT id FROM items WHERE kind = ?)", (annotator, _check_kind(kind)))
         with self._write(f"undoing in {self.path}") as conn:
-            row = conn.execute("SELECT id FROM judgments WHERE annotator = ? AND status = 'active' "
-                               "ORDER BY id DESC LIMIT 1", (annotator,)).fetchone()
+            row = conn.execute("SELECT id FROM judgments WHERE annotator = ? AND status = 'active'" + kind_filter +
+                               " ORDER BY id DESC LIMIT 1", params).fetchone()
             if row is None:
                 return None
             conn.execute("UPDATE judgments SET status = 'undone', changed = ? WHERE id = ?", (time.time(), row[0]))
@@ -558,10 +561,14 @@ class LabelStore:
             raise KeyError(f"no judgment {judgment_id} in {self.path}")
         return rows[0]
 
-    def history(self, annotator: str, limit: int = 10) -> list[dict]:
-        """`annotator`'s most recent active judgments, newest first (for a "recent decisions" list to edit)."""
-        return self._judgment_rows("j.annotator = ? AND j.status = 'active'", (_check_annotator(annotator),),
-                                   order="j.id DESC", limit=int(limit))
+    def history(self, annotator: str, limit: int = 10, *, kind: str | None = None) -> list[dict]:
+        """`annotator`'s most recent active judgments (on items of `kind`, when given), newest first (for a
+        "recent decisions" list to edit)."""
+        where, params = "j.annotator = ? AND j.status = 'active'", [_check_annotator(annotator)]
+        if kind is not None:
+            where += " AND i.kind = ?"
+            params.append(_check_kind(kind))
+        return self._judgment_rows(where, params, order="j.id DESC", limit=int(limit))
 
     def judgments(self, *, annotator: str | None = None, kind: str | None = None, active_only: bool = True):
         """Judgments as a pandas DataFrame, oldest first: id, item_id, kind, annotator, choice, ranking (list of

@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 
 _SIDES = ("left", "right", "tie", "both_bad", "skip")
 _HISTORY = 8  # recent decisions offered for editing
-_HISTORY_SCAN = 64  # the annotator's recent judgments of all kinds, searched for this widget's kind
 _SEEN_EVENTS = 1000  # event ids remembered to answer a re-sent message without touching the store
 
 
@@ -186,16 +185,11 @@ class _Labeler(anywidget.AnyWidget):
         return {"ok": True, "judgment_id": judgment_id, "item_id": item["id"], "supersedes": old["id"]}
 
     def _undo(self) -> tuple[dict, str]:
-        # The store undoes the annotator's newest judgment of any kind; a widget only undoes its own kind, so a
-        # decision made meanwhile in another widget (say a ranking, by the same annotator) is refused, not undone.
-        newest = self.store.history(self.annotator, limit=1)
-        if not newest:
+        # Only this widget's kind: a decision made meanwhile in another widget (say a ranking, by the same
+        # annotator) is left alone.
+        undone = self.store.undo(self.annotator, kind=self.kind)
+        if undone is None:
             return {"ok": True, "judgment_id": None}, "Nothing to undo."
-        if newest[0]["kind"] != self.kind:
-            raise ValueError(f"your latest decision is a {newest[0]['kind']} judgment on item #{newest[0]['item_id']}"
-                             f", made in another widget: undo it there, or change one of this widget's decisions "
-                             f"from its history list")
-        undone = self.store.undo(self.annotator)
         # "Back": the undone item is shown next, whatever its place in the id order.
         item = self.store.item(undone["item_id"])
         item["display_order"] = self.store.display_order(item["id"], self.annotator)
@@ -243,11 +237,11 @@ class _Labeler(anywidget.AnyWidget):
     def _publish(self, *, error: str = "", notice: str = "", ack: str | None = None) -> None:
         # One sync message: the front end must see the new window together with the ack that releases its guard
         # (it shows the next item early while waiting, so a window without the ack would skip one).
-        history = [j for j in self.store.history(self.annotator, limit=_HISTORY_SCAN) if j["kind"] == self.kind]
+        history = self.store.history(self.annotator, limit=_HISTORY, kind=self.kind)
         with self.hold_sync():
             self.items = [self._item_view(it) for it in self._window[: self.window]]
             self.progress = self.store.progress(self.annotator, self.kind)
-            self.history = [self._history_view(j) for j in history[:_HISTORY]]
+            self.history = [self._history_view(j) for j in history]
             self.error = error
             self.notice = notice
             if ack is not None:
