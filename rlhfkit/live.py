@@ -531,15 +531,17 @@ class Dashboard(TrainerCallback):
 
     def _draw(self) -> None:
         """Push everything recorded since the last draw to the widgets, then wait at least min_interval, and long
-        enough that drawing stays within the budget, before drawing again."""
-        start = time.perf_counter()
-        self._read_new_samples()
+        enough that redrawing stays within the budget, before drawing again. Creating and showing the widgets
+        happens once per dashboard and is not a redraw: counted in `seconds`, it does not push the next one back
+        (the first FigureWidget of a kernel takes seconds to import)."""
         view = self._ensure_view()
         if not view.displayed and _in_ipython():
             from IPython.display import display
 
             display(view.box)
             view.displayed = True
+        start = time.perf_counter()
+        self._read_new_samples()
         view.update(self)
         cost = time.perf_counter() - start
         self._next_draw = time.perf_counter() + max(self.min_interval, cost / self.budget)

@@ -198,6 +198,19 @@ def test_a_slow_redraw_pushes_the_next_one_back_to_stay_within_budget(monkeypatc
     assert len(draws) == 1 and step > 10
 
 
+def test_creating_the_widgets_does_not_count_as_a_redraw(monkeypatch):
+    """The first FigureWidget of a kernel takes seconds (plotly imports its renderers): a one-time cost that must
+    not push the next redraw past the end of a short run (seen in JupyterLab before this was split out)."""
+    from rlhfkit import live
+
+    set_panels = live._LiveView.set_panels
+    monkeypatch.setattr(live._LiveView, "set_panels", lambda *a: (time.sleep(0.3), set_panels(*a)))
+    dash = Dashboard(live=True, min_interval=0.0, budget=0.05)
+    dash(1, {"loss": 1.0})
+    assert dash.seconds >= 0.3  # counted as time spent in the dashboard ...
+    assert dash._next_draw - time.perf_counter() < 0.3 / 0.05 / 2  # ... but not as a redraw's cost
+
+
 # --- escaping, headless files, detection ---------------------------------------------------------------------------
 
 
@@ -288,3 +301,20 @@ def test_in_a_real_kernel_nbclient_requests_are_headless_and_interactive_ones_li
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+def test_from_run_redraws_an_interrupted_run_with_a_torn_last_line(tmp_path):
+    from rlhfkit.runs import Run
+
+    run = Run(tmp_path / "ppo", stage="ppo", config={})
+    for step in (1, 2, 3):
+        run.log(step, {"objective/scores": 0.1 * step, "objective/kl": float(step)})
+        run.log_samples(step, [{"prompt": "p", "response": XSS, "score": 0.5}])
+    run.set_status("interrupted", "stopped by KeyboardInterrupt")
+    with (tmp_path / "ppo" / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 4, "objective/sco')  # a process killed mid-write
+    dash = from_run(tmp_path / "ppo", live=False)
+    assert dash.series("objective/scores") == ([1, 2, 3], [0.1, 0.2, 0.30000000000000004])
+    assert [step for _, step, _ in dash.pages] == [1, 2, 3]
+    page = dash.save().read_text()
+    assert "<img src=x" not in page and "&lt;img src=x" in page
