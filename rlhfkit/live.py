@@ -93,7 +93,8 @@ PANELS["kto"] = PANELS["dpo"]
 _CONFIG_STAGES = {"SFTConfig": "sft", "RewardConfig": "reward", "DPOConfig": "dpo", "KTOConfig": "kto",
                   "RLOOConfig": "rloo", "GRPOConfig": "grpo", "OnlineDPOConfig": "online_dpo"}
 _SCORE_COLUMNS = ("score", "reward", "gold", "gold_score", "proxy")  # first present = the table's score column
-_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+           "#7f7f7f")
 _DASHES = ("solid", "dash", "dot", "dashdot")
 
 
@@ -229,9 +230,11 @@ def _layout(panels: Sequence[Panel]) -> tuple[int, int]:
 
 def _trace_specs(runs: Sequence[_Run], panels: Sequence[Panel]) -> list[tuple[tuple, dict, int, int]]:
     """(identity, plotly trace dict, row, col) for every trace the runs' data calls for, in a fixed order. One run:
-    a color per metric; several runs: a color per run and a dash style per metric."""
+    a color per metric; several runs: a color per run and a dash style per metric within a panel."""
     _, cols = _layout(panels)
     several = len(runs) > 1
+    # One run: a color per metric it logged (the legend is shared by every panel).
+    logged = [list(dict.fromkeys(k for panel in panels for k in panel.keys if k in run.series)) for run in runs]
     specs = []
     for p, panel in enumerate(panels):
         row, col = p // cols + 1, p % cols + 1
@@ -255,7 +258,7 @@ def _trace_specs(runs: Sequence[_Run], panels: Sequence[Panel]) -> list[tuple[tu
                 specs.append(((run.name, p, key), dict(
                     type="scatter", mode="lines+markers", x=list(steps), y=list(values), name=html.escape(name),
                     legendgroup=run.name if several else key, marker=dict(size=3),
-                    line=dict(color=_COLORS[(r if several else k) % len(_COLORS)],
+                    line=dict(color=_COLORS[(r if several else logged[r].index(key)) % len(_COLORS)],
                               dash=_DASHES[k % len(_DASHES)] if several else "solid")), row, col))
     return specs
 
@@ -580,7 +583,10 @@ class _LiveView:
         if getattr(self, "figure", None) is not None:
             self.figure.close()  # a dropped widget would otherwise stay in the notebook's widget state (~5 MB)
         self.panels = panels
-        self.figure = go.FigureWidget(_empty_figure(panels, title))
+        figure = _empty_figure(panels, title)
+        # Inside a VBox the plot does not stretch to the cell's width; give each column room explicitly.
+        figure.update_layout(width=300 * _layout(panels)[1] + 80)
+        self.figure = go.FigureWidget(figure)
         self.traces: dict[tuple, int] = {}
         self.drawn_lengths: dict[tuple, int] = {}
         self.box.children = (self.status, self.figure, self.pager, self.table)
