@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from rlhfkit.compare import summary_table, write_report
+from rlhfkit.compare import (overoptimization_figure, overoptimization_fits, rl_overoptimization_points,
+                             summary_table, win_rate_table, write_report)
 from rlhfkit.data import load_preferences, load_task
 from rlhfkit.evaluation import EvalSettings, evaluate_policies
 from rlhfkit.judges import SimulatedAnnotator
@@ -237,11 +238,40 @@ def run_pipeline(settings: PipelineSettings | None = None, *, echo: bool = True,
     runs_for_report = {"sft": sft_run, **method_runs}
     write_report(out / "report.html", title=f"rlhfkit pipeline: {settings.task} on {settings.model}",
                  summary=summary["policies"], runs=runs_for_report, samples=result.samples,
-                 extra={"reward_model": summary["reward_model"], "seconds": summary["seconds"]})
+                 extra={"reward_model": summary["reward_model"], "seconds": summary["seconds"]},
+                 win_rates=win_rate_table(result.samples, n_bootstrap=settings.evaluation.n_bootstrap,
+                                          seed=settings.seed),
+                 **_overoptimization_view(method_runs.get("ppo"), per_policy.get("sft"), task.gold_judge))
     if echo:
         print_summary(summary)
         print(f"report: {out / 'report.html'}\nsummary: {out / 'summary.json'}")
     return summary
+
+
+def _overoptimization_view(ppo_run, sft_row: dict | None, gold_judge) -> dict:
+    """The report's over-optimisation section, from data the pipeline already has: the samples PPO logged while
+    training (proxy score and k1 KL per sample; the gold judge scores them here) in bins of steps, measured from
+    SFT's evaluation row (d = 0). Empty when there is no PPO run or too little to fit."""
+    if ppo_run is None or ppo_run.samples.empty or sft_row is None or gold_judge is None \
+            or sft_row.get("proxy_reward_mean") is None:
+        return {}
+    points = rl_overoptimization_points(ppo_run.samples, gold_judge=gold_judge,
+                                        baseline=(sft_row["proxy_reward_mean"], sft_row["gold_reward_mean"]))
+    if (points.d > 0).sum() < 2:
+        return {}
+    figure = "Over-optimisation: PPO's proxy and gold reward against sqrt(KL)"
+    table = "Over-optimisation fit (Gao et al. 2022), PPO"
+    return {
+        "figures": {figure: overoptimization_figure(rl=points)},
+        "tables": {table: overoptimization_fits(points, "rl")},
+        "notes": {figure: "Points: PPO's logged training samples (train prompts) in bins of consecutive steps; "
+                          "proxy = the reward model's score PPO optimised, gold = the task's gold judge, KL = k1 "
+                          "sequence KL to SFT of each sample. d = 0 is SFT's evaluation row (held-out prompts). "
+                          "Dashed: R(d) = d (a - b log d) fitted by least squares to each reward minus its value "
+                          "at d = 0. Few samples per bin: read the trend, not single points.",
+                  table: "a: initial slope per unit of sqrt(KL); b > 0 means the reward bends down as KL grows; "
+                         "start: the reward at d = 0."},
+    }
 
 
 def print_summary(summary: dict) -> None:

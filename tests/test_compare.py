@@ -262,3 +262,23 @@ def test_report_sections_are_self_contained_and_escape_model_text(tmp_path):
     # older callers (pipeline, tests) still work without the new sections
     plain = write_report(tmp_path / "plain.html", title="t", summary=summary, runs={"ppo": run}, samples=samples)
     assert "Win rates" not in plain.read_text()
+
+
+def test_pipeline_report_gets_ppo_overoptimization_from_its_logged_samples(tmp_path):
+    from rlhfkit.pipeline import _overoptimization_view
+
+    steps = np.repeat(np.arange(1, 13), 4)
+    samples = pd.DataFrame({"step": steps, "prompt": "p", "response": [f"{s} words" for s in steps],
+                            "score": 0.1 * steps, "kl": 0.4 * (steps - 1)})
+    run = RunData(path=tmp_path, stage="ppo", config={}, status={}, summary={}, metrics=pd.DataFrame(),
+                  samples=samples)
+    gold = lambda prompts, responses: [0.02 * int(r.split()[0]) for r in responses]  # noqa: E731
+    view = _overoptimization_view(run, {"proxy_reward_mean": 0.05, "gold_reward_mean": 0.01}, gold)
+    (figure,), (table,) = view["figures"], view["tables"]
+    assert set(view["notes"]) == {figure, table}
+    fits = view["tables"][table]
+    assert fits.reward.tolist() == ["proxy", "gold"] and fits.start.tolist() == [0.05, 0.01]
+    assert _overoptimization_view(None, {"proxy_reward_mean": 0.0, "gold_reward_mean": 0.0}, gold) == {}
+    empty = RunData(path=tmp_path, stage="ppo", config={}, status={}, summary={}, metrics=pd.DataFrame(),
+                    samples=pd.DataFrame())
+    assert _overoptimization_view(empty, {"proxy_reward_mean": 0.0, "gold_reward_mean": 0.0}, gold) == {}
