@@ -1,0 +1,131 @@
+"""The notebook sequence: every notebook in notebooks/ runs top to bottom on smoke parameters, and what is committed
+is clean (each .ipynb paired with its jupytext .py, no outputs, no execution counts).
+
+Smoke parameters go into a cell inserted right after the cell tagged `parameters` (papermill's convention), so the
+notebook's own defaults stay what a user runs. Every notebook must have an entry in SMOKE: a notebook the tests
+would run on its full defaults (minutes each) or skip does not count as tested.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+jupytext = pytest.importorskip("jupytext")
+pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+
+from jupyter_client.kernelspec import KernelSpecManager  # noqa: E402
+from jupyter_client.manager import KernelManager  # noqa: E402
+from nbclient import NotebookClient  # noqa: E402
+from nbclient.exceptions import CellExecutionError  # noqa: E402
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+KERNEL_NAME = "rlhfkit-test"
+
+# Smoke budgets per notebook (`OUT` is added by the test: a folder under tmp_path). Keep each notebook to about a
+# minute on a busy two-core machine: every stage still runs, just for a few steps.
+SMOKE: dict[str, dict] = {
+    "00_quickstart": {
+        "N_LABEL_PROMPTS": 24, "K": 3, "SFT_STEPS": 6, "PPO_STEPS": 2, "PPO_BATCH_SIZE": 8, "DPO_STEPS": 3,
+        "N_EVAL_PROMPTS": 8, "N_RM_CHECK_PROMPTS": 8, "N_SHOW": 2,
+    },
+    "01_sft": {"SFT_STEPS": 6, "N_DEMOS": 256, "N_HELDOUT": 3, "MAX_NEW_TOKENS": 16},
+    "03_reward_model": {
+        # Points at a folder that does not exist: the notebook must rebuild the SFT model it needs (and say so).
+        "SFT_RUN": "{tmp}/missing_sft_run", "SFT_STEPS": 6, "LABELS": "{tmp}/no_labels.db",
+        "N_PROMPTS": 16, "K": 3, "RM_STEPS": 6, "N_CHECK_PROMPTS": 8, "SWEEP_FLIP_RATES": [0.0, 0.4],
+        "SWEEP_STEPS": 3, "MAX_NEW_TOKENS": 16,
+    },
+}
+
+
+def _source(notebook) -> list[tuple[str, str]]:
+    return [(cell.cell_type, cell.source.strip()) for cell in notebook.cells]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_committed_clean_and_paired(path):
+    notebook = nbformat.read(path, as_version=4)
+    for i, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code":
+            assert not cell.outputs, f"{path.name} cell {i} has outputs: clear them before committing"
+            assert cell.execution_count is None, f"{path.name} cell {i} has an execution count: clear it"
+    assert "widgets" not in notebook.metadata, f"{path.name} carries widget state: clear it before committing"
+    assert notebook.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent", \
+        f"{path.name} is not paired (jupytext --set-formats ipynb,py:percent {path.name})"
+    script = path.with_suffix(".py")
+    assert script.exists(), f"{path.name} has no paired {script.name}"
+    assert _source(jupytext.read(path)) == _source(jupytext.read(script)), \
+        f"{path.name} and {script.name} differ: run `jupytext --sync notebooks/{path.name}`"
+    tags = [cell.metadata.get("tags", []) for cell in notebook.cells]
+    assert sum("parameters" in t for t in tags) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
+
+
+def test_every_notebook_has_a_script_and_smoke_parameters():
+    scripts = {p.stem for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.py")}
+    assert scripts == {p.stem for p in NOTEBOOKS}, "every notebooks/NN_*.py must be paired with an .ipynb"
+    missing = [p.stem for p in NOTEBOOKS if p.stem not in SMOKE]
+    assert not missing, f"add smoke parameters for {missing} to SMOKE in tests/test_notebooks.py"
+
+
+@pytest.fixture(scope="module")
+def kernel_dir(tmp_path_factory, tiny_path) -> Path:
+    """A kernelspec whose interpreter is this venv's python, offline, one torch thread, the suite's model cache."""
+    root = tmp_path_factory.mktemp("kernels")
+    spec = root / KERNEL_NAME
+    spec.mkdir()
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "rlhfkit tests",
+        "language": "python",
+        "env": {"HF_HUB_OFFLINE": "1", "RLHFKIT_CACHE": os.environ["RLHFKIT_CACHE"], "OMP_NUM_THREADS": "1",
+                "TOKENIZERS_PARALLELISM": "false", "TQDM_DISABLE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
+    }))
+    return root
+
+
+def _smoke_cell(name: str, out: Path, tmp: Path):
+    overrides = {"OUT": str(out)}
+    for key, value in SMOKE[name].items():
+        overrides[key] = value.format(tmp=tmp) if isinstance(value, str) else value
+    lines = ["# Smoke parameters injected by tests/test_notebooks.py", "import sys", "import torch",
+             f"assert sys.executable == {sys.executable!r}, sys.executable  # the project's interpreter",
+             "torch.set_num_threads(1)"]
+    lines += [f"{key} = {value!r}" for key, value in overrides.items()]
+    return nbformat.v4.new_code_cell("\n".join(lines), metadata={"tags": ["injected-parameters"]})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_top_to_bottom(path, tmp_path, kernel_dir):
+    if path.stem not in SMOKE:
+        pytest.fail(f"no smoke parameters for {path.name}: add them to SMOKE in tests/test_notebooks.py")
+    notebook = nbformat.read(path, as_version=4)
+    index = next(i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", []))
+    notebook.cells.insert(index + 1, _smoke_cell(path.stem, tmp_path / "out", tmp_path))
+
+    manager = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=KernelSpecManager(
+        kernel_dirs=[str(kernel_dir)], ensure_native_kernel=False))
+    client = NotebookClient(notebook, km=manager, timeout=600, startup_timeout=120, allow_errors=False,
+                            resources={"metadata": {"path": str(NOTEBOOKS_DIR)}})
+    started = time.perf_counter()
+    try:
+        client.execute()
+    except CellExecutionError as error:
+        failed = next((i for i, c in enumerate(notebook.cells) if c.cell_type == "code" and any(
+            o.get("output_type") == "error" for o in c.get("outputs", []))), None)
+        where = f"cell {failed}:\n{notebook.cells[failed].source[:1500]}" if failed is not None else "unknown cell"
+        message = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # the traceback without terminal colours
+        pytest.fail(f"{path.name} failed in {where}\n\n{message}", pytrace=False)
+    seconds = time.perf_counter() - started
+    print(f"{path.name}: {seconds:.1f} s on smoke parameters")
+    assert (tmp_path / "out").exists(), f"{path.name} wrote nothing under OUT: does it use the OUT parameter?"
