@@ -34,6 +34,7 @@ test: $(STAMP) browser
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/sampling_batching.py
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/dashboard_overhead.py
 
 clean:
 	rm -rf $(VENV) .cache runs
