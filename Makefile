@@ -35,6 +35,8 @@ test: $(STAMP) browser
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/sampling_batching.py
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/dashboard_overhead.py
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/label_store.py
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/ppo_vs_trl.py
 
 clean:
 	rm -rf $(VENV) .cache runs
