@@ -43,12 +43,13 @@ def dpo_run(tmp_path_factory, tiny_path, task):
 
 @pytest.fixture(scope="module")
 def ppo_run(tmp_path_factory, task):
-    """A 3-step run of our PPO with the dashboard as its plain callback, headless, as a context manager."""
+    """A 3-step run of our PPO with the dashboard as its plain callback, headless; train_ppo closes it at the end
+    (no `with` block), which writes dashboard.html."""
     out = tmp_path_factory.mktemp("live") / "ppo"
     settings = PPOSettings(total_steps=3, batch_size=8, max_new_tokens=16, num_ppo_epochs=1, num_samples=2,
                            progress=False, device="cpu")
-    with Dashboard(run_dir=out, live=False) as dash:
-        run = train_ppo("tiny", VaderJudge(), task.train_prompts[:32], settings, run_dir=out, callbacks=[dash])
+    dash = Dashboard(run_dir=out, live=False)
+    run = train_ppo("tiny", VaderJudge(), task.train_prompts[:32], settings, run_dir=out, callbacks=[dash])
     return run, dash
 
 

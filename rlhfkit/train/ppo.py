@@ -603,7 +603,8 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
       reward model is a good start). Not allowed with `settings.value_model="shared"`.
     - `callbacks`: `cb(step, metrics, samples)` called on the main process after every step (`samples` holds the
       rows written to samples.jsonl at that step, else []). Raising KeyboardInterrupt from one stops the run like
-      Ctrl-C does.
+      Ctrl-C does. A callback with a `close()` method is closed when training finishes (the live dashboard then
+      draws what is pending, or writes dashboard.html when headless).
     - Ctrl-C / KeyboardInterrupt saves a checkpoint, marks the run "interrupted" and re-raises; `resume=True`
       continues from the newest checkpoint with continuous step numbers (starts afresh when there is none).
     - A NaN or infinite loss stops the run before the bad update, marks it "failed" and raises NonFiniteLossError
@@ -922,6 +923,10 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                 "seconds_per_step": state["seconds"] / state["step"] if state["step"] else None,
                 "num_processes": world,
             })
+            for cb in callbacks:  # the end of training, for callbacks that want one (the dashboard saves its plots)
+                close = getattr(cb, "close", None)
+                if callable(close):
+                    close()
         accelerator.wait_for_everyone()
     finally:
         bar.close()
