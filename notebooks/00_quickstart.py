@@ -123,6 +123,7 @@ print(f"device: {device}, torch threads: {torch.get_num_threads()}, run director
 
 # %%
 lora = LoraSettings(r=LORA_R, alpha=2 * LORA_R) if LORA_R else None
+# With LoRA the learning rates below are common starting points for adapters on real models, not tuned here.
 base = PipelineSettings(model=MODEL, task=TASK, out_dir=str(out_dir), seed=SEED, methods=tuple(METHODS),
                         n_label_prompts=N_LABEL_PROMPTS, k=K, flip_rate=FLIP_RATE,
                         n_rm_check_prompts=N_RM_CHECK_PROMPTS)
@@ -131,14 +132,17 @@ settings = replace(
     sft=replace(base.sft, max_steps=SFT_STEPS, device=DEVICE, lora=lora,
                 **({"learning_rate": 2e-4} if lora else {})),
     reward=replace(base.reward, device=DEVICE, lora=lora, **({"learning_rate": 1e-4} if lora else {})),
+    # run_pipeline starts PPO's value function from the reward model, which needs a separate value model (with
+    # LoRA, PPO would otherwise put a value head on the policy).
     ppo=replace(base.ppo, total_steps=PPO_STEPS, batch_size=PPO_BATCH_SIZE, device=DEVICE, lora=lora,
-                **({"learning_rate": 1e-5} if lora else {})),
+                **({"learning_rate": 1e-5, "value_model": "separate"} if lora else {})),
     dpo=replace(base.dpo, max_steps=DPO_STEPS, device=DEVICE, lora=lora, **({"learning_rate": 5e-6} if lora else {})),
     rloo=replace(base.rloo, device=DEVICE, lora=lora),
     evaluation=replace(base.evaluation, n_prompts=N_EVAL_PROMPTS, device=DEVICE),
 )
 pd.DataFrame([
-    ("SFT", f"{settings.sft.max_steps} steps x {settings.sft.batch_size} demonstrations, lr {settings.sft.learning_rate:g}"),
+    ("SFT", f"{settings.sft.max_steps} steps x {settings.sft.batch_size} demonstrations, "
+            f"lr {settings.sft.learning_rate:g}"),
     ("labels", f"{settings.n_label_prompts} prompts x {settings.k} candidates, flip rate {settings.flip_rate}"),
     ("reward model", f"{settings.reward.epochs:g} epoch over the pairs, lr {settings.reward.learning_rate:g}"),
     ("PPO", f"{settings.ppo.total_steps} iterations x {settings.ppo.batch_size} prompts, beta {settings.ppo.kl_coef}"),

@@ -252,8 +252,12 @@ lines = [
     f"from {nll_before:.3f} to {nll_after:.3f} nats per token"
     + (" (the model learned the demonstrations' language, not just the batches it saw)." if nll_after < nll_before
        else ": no improvement on unseen text, so this run did not generalise."),
-    f"- **Answering what was asked.** Answers that name the prompt's subject: {rate('names it before')} before "
-    f"SFT, {rate('names it after')} after.",
+    f"- **Answering what was asked.** {before.response.nunique()} distinct answers to {len(before)} different "
+    f"prompts before SFT, {after.response.nunique()} after (an answer that ignores its prompt repeats itself). "
+    f"Answers that name the prompt's subject: {rate('names it before')} before, {rate('names it after')} after"
+    + (". The held-out items' names never appeared in training; a model this small does not learn to copy them, "
+       "so read the table for whether the answers at least talk about the right kind of thing."
+       if side["names it after"].dropna().astype(bool).mean() < 0.5 else "."),
     f"- **Stopping.** {eos_rate(before):.0%} of the answers before SFT ended by themselves, {eos_rate(after):.0%} "
     f"after; mean length {before.n_tokens.mean():.0f} → {after.n_tokens.mean():.0f} tokens.",
 ]

@@ -51,8 +51,8 @@ FLIP_RATE = 0.1           # simulated annotator noise: probability of preferring
 RM_STEPS = -1             # optimizer steps (batch 32 pairs); -1 = one pass over the pairs
 LEARNING_RATE = 1e-3      # suits the 1M-parameter default; real models want ~1e-5 (full) or ~1e-4 (LoRA)
 N_CHECK_PROMPTS = 64      # held-out prompts whose candidate pairs, labelled by the gold judge, test the RM
-SWEEP_FLIP_RATES = [0.0, 0.2, 0.4]  # annotator noise levels for the sweep in section 7
-SWEEP_STEPS = 40          # RM steps per sweep point (kept small: one RM per noise level)
+SWEEP_FLIP_RATES = [0.0, 0.3, 0.5]  # annotator noise levels for the sweep in section 7 (one RM each)
+SWEEP_STEPS = -1          # RM steps per sweep point; -1 = one pass, like section 5
 MAX_NEW_TOKENS = 64       # longest candidate
 
 # A real model on a GPU (not run here: this machine has no Hub access). Starting points, not tuned settings:
@@ -61,7 +61,6 @@ MAX_NEW_TOKENS = 64       # longest candidate
 # LORA_R = 16
 # LEARNING_RATE = 1e-4
 # N_PROMPTS, K, N_CHECK_PROMPTS = 2048, 4, 128
-# SWEEP_STEPS = 200
 
 # %% [markdown]
 # ## 1. Set-up
@@ -280,13 +279,17 @@ fig.show()
 # ## 7. How accuracy falls with annotator noise
 #
 # Real annotators disagree with each other (InstructGPT's labellers agreed with each other about 73% of the time).
-# Here we relabel the **same pairs** with more and more flips, train one RM per noise level on a small budget
-# (`SWEEP_STEPS`), and measure each against gold on the same check pairs. With flip rate $p$ the labels
-# themselves agree with gold on about $1 - p$ of the pairs; at $p = 0.5$ they carry no information at all.
+# Here we relabel the **same pairs** with more and more flips, train one RM per noise level (`SWEEP_STEPS` steps
+# each; section 5's run is the point at `FLIP_RATE` when it was trained on the same pairs and budget), and measure
+# each against gold on the same check pairs. With flip rate $p$ the labels themselves agree with gold on about
+# $1 - p$ of the pairs; at $p = 0.5$ they carry no information at all.
 
 # %%
 sweep = []
-for flip in SWEEP_FLIP_RATES:
+if not store_rows and SWEEP_STEPS == RM_STEPS:  # section 5's run is one point of the sweep: reuse it
+    sweep.append({"flip rate": FLIP_RATE, "label agreement with gold": agreement, "RM accuracy vs gold": gold_accuracy,
+                  "steps": s["steps"]})
+for flip in [f for f in SWEEP_FLIP_RATES if not (sweep and f == FLIP_RATE)]:
     noisy = label(train_pairs, SimulatedAnnotator(gold, noise="flip", flip_rate=flip, seed=SEED))
     run = train_reward_model(sft_path, as_rows(noisy), replace(settings, max_steps=SWEEP_STEPS, n_samples=0),
                              out_dir / "sweep" / f"flip_{flip:g}")
@@ -297,7 +300,7 @@ sweep = pd.DataFrame(sweep).sort_values("flip rate").reset_index(drop=True)
 display(sweep.round(3))
 fig = go.Figure()
 fig.add_trace(go.Scatter(x=sweep["flip rate"], y=sweep["RM accuracy vs gold"], mode="lines+markers",
-                         name=f"RM accuracy vs gold ({SWEEP_STEPS} steps each)"))
+                         name=f"RM accuracy vs gold ({sweep.steps.max()} steps each)"))
 fig.add_trace(go.Scatter(x=sweep["flip rate"], y=sweep["label agreement with gold"], mode="lines+markers",
                          name="labels' agreement with gold", line=dict(dash="dash")))
 fig.add_hline(y=0.5, line_dash="dot", annotation_text="chance")
@@ -322,9 +325,10 @@ lines = [
     + ("It ranks better than its own labels: averaging over many noisy pairs cancels part of the noise. "
        if gold_accuracy > agreement else
        "It has not learned the judge as well as its labels describe it; more pairs or steps may help. ")
-    + ("That is a usable proxy for PPO." if gold_accuracy >= 0.8 else
-       "That is a weak proxy: PPO will optimise its mistakes as eagerly as its insights." if gold_accuracy >= 0.6 else
-       "That is little better than chance: do not optimise a policy against it."),
+    + ("A good proxy on these pairs." if gold_accuracy >= 0.85 else
+       "A usable but noisy proxy: PPO will optimise its mistakes along with its signal." if gold_accuracy >= 0.7 else
+       "A weak proxy: PPO will optimise its mistakes as eagerly as its insights." if gold_accuracy >= 0.6 else
+       "Little better than chance: do not optimise a policy against it."),
 ]
 if len(by_gap) > 1:
     lines.append(f"- **Hard pairs.** Accuracy is {by_gap['RM accuracy'].iloc[0]:.1%} on the third of pairs with the "
@@ -333,16 +337,24 @@ lines.append(f"- **Rewards vs gold.** Spearman correlation {rank_corr:.2f} over 
              f"{check.rm_chosen.mean():+.2f} for gold-chosen and {check.rm_rejected.mean():+.2f} for gold-rejected "
              f"answers.")
 if len(sweep) > 1:
-    lo, hi = sweep.iloc[0], sweep.iloc[-1]
-    drop = lo["RM accuracy vs gold"] - hi["RM accuracy vs gold"]
-    label_drop = lo["label agreement with gold"] - hi["label agreement with gold"]
-    lines.append(
-        f"- **Noise.** From flip rate {lo['flip rate']:g} to {hi['flip rate']:g}, accuracy against gold went from "
-        f"{lo['RM accuracy vs gold']:.1%} to {hi['RM accuracy vs gold']:.1%} ({100 * drop:.1f} points lost) while the labels' "
-        f"own agreement fell from {lo['label agreement with gold']:.1%} to {hi['label agreement with gold']:.1%}. "
-        + ("On this small budget the sweep shows no clear decline: each point is one seed and "
-           f"{SWEEP_STEPS} steps, so differences of a few points are noise." if drop < 0.02 else
-           "Noise costs the RM accuracy, but less than it costs the labels." if drop < label_drop else
-           "Noise costs the RM as much accuracy as it costs the labels, or more."))
+    acc, agree_ = sweep["RM accuracy vs gold"].tolist(), sweep["label agreement with gold"].tolist()
+    flips = sweep["flip rate"].tolist()
+    drop, label_drop = acc[0] - acc[-1], agree_[0] - agree_[-1]
+    se = 100 * math.sqrt(0.25 / len(check))  # standard error near 50%, in points (a lower bound: pairs share prompts)
+    text = (f"- **Noise.** From flip rate {flips[0]:g} to {flips[-1]:g}, accuracy against gold went from {acc[0]:.1%} "
+            f"to {acc[-1]:.1%} ({100 * drop:.1f} points lost) while the labels' own agreement with gold fell from "
+            f"{agree_[0]:.1%} to {agree_[-1]:.1%}. "
+            + ("The sweep shows no clear decline. " if drop < 0.02 else
+               "Noise costs the RM accuracy, but less than it costs the labels. " if drop < label_drop else
+               "Noise costs the RM as much accuracy as it costs the labels, or more. "))
+    bumps = [(flips[i], flips[i + 1]) for i in range(len(acc) - 1) if acc[i + 1] > acc[i] + 0.01]
+    if bumps:
+        a, b = bumps[0]
+        text += (f"The curve is not monotone (higher at {b:g} than at {a:g}): each point is one training run, and "
+                 f"on {len(check)} check pairs one accuracy has a standard error of at least {se:.1f} points. ")
+    if 0.5 in flips:
+        text += (f"At flip rate 0.5 the labels carry no information, and the RM's {acc[flips.index(0.5)]:.1%} is "
+                 f"{abs(acc[flips.index(0.5)] - 0.5) * 100 / se:.1f} standard errors from chance.")
+    lines.append(text)
 lines.append("- Next: PPO against this reward model, and what happens when it is optimised too hard (04).")
 display(Markdown("\n".join(lines)))

@@ -32,16 +32,17 @@ NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 KERNEL_NAME = "rlhfkit-test"
 
 # Smoke budgets per notebook (`OUT` is added by the test: a folder under tmp_path). Keep each notebook to about a
-# minute on a busy two-core machine: every stage still runs, just for a few steps.
+# minute on a busy two-core machine: every stage still runs, just for a few steps. LORA_R exercises the settings a
+# real model uses (LoRA adapters) in 00 and 03; 01 keeps full fine-tuning.
 SMOKE: dict[str, dict] = {
     "00_quickstart": {
-        "N_LABEL_PROMPTS": 24, "K": 3, "SFT_STEPS": 6, "PPO_STEPS": 2, "PPO_BATCH_SIZE": 8, "DPO_STEPS": 3,
-        "N_EVAL_PROMPTS": 8, "N_RM_CHECK_PROMPTS": 8, "N_SHOW": 2,
+        "LORA_R": 4, "N_LABEL_PROMPTS": 24, "K": 3, "SFT_STEPS": 6, "PPO_STEPS": 2, "PPO_BATCH_SIZE": 8,
+        "DPO_STEPS": 3, "N_EVAL_PROMPTS": 8, "N_RM_CHECK_PROMPTS": 8, "N_SHOW": 2,
     },
     "01_sft": {"SFT_STEPS": 6, "N_DEMOS": 256, "N_HELDOUT": 3, "MAX_NEW_TOKENS": 16},
     "03_reward_model": {
         # Points at a folder that does not exist: the notebook must rebuild the SFT model it needs (and say so).
-        "SFT_RUN": "{tmp}/missing_sft_run", "SFT_STEPS": 6, "LABELS": "{tmp}/no_labels.db",
+        "SFT_RUN": "{tmp}/missing_sft_run", "SFT_STEPS": 6, "LABELS": "{tmp}/no_labels.db", "LORA_R": 4,
         "N_PROMPTS": 16, "K": 3, "RM_STEPS": 6, "N_CHECK_PROMPTS": 8, "SWEEP_FLIP_RATES": [0.0, 0.4],
         "SWEEP_STEPS": 3, "MAX_NEW_TOKENS": 16,
     },
