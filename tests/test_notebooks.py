@@ -46,6 +46,28 @@ SMOKE: dict[str, dict] = {
         "N_PROMPTS": 16, "K": 3, "RM_STEPS": 6, "N_CHECK_PROMPTS": 8, "SWEEP_FLIP_RATES": [0.0, 0.4],
         "SWEEP_STEPS": 3, "MAX_NEW_TOKENS": 16,
     },
+    # 02, 04, 05 and 06 point every earlier run they use at folders that do not exist, so each smoke run also
+    # exercises its rebuild path (in CI nothing is there anyway).
+    "02_preferences": {
+        "SFT_RUN": "{tmp}/missing_sft_run", "SFT_STEPS": 6, "N_PROMPTS": 12, "K": 3, "N_RANK_PROMPTS": 3,
+        "N_DIVERSITY_PROMPTS": 4, "DIVERSITY_K": 3, "TEMPERATURES": [0.5, 1.0], "MAX_NEW_TOKENS": 16,
+    },
+    "04_ppo": {
+        "SFT_RUN": "{tmp}/missing_sft_run", "RM_RUN": "{tmp}/missing_rm_run", "PREFERENCES": "{tmp}/none.jsonl",
+        "SFT_STEPS": 6, "N_LABEL_PROMPTS": 12, "RM_STEPS": 4, "PPO_STEPS": 2, "BATCH_SIZE": 8, "MAX_NEW_TOKENS": 16,
+        "HACK_STEPS": 3, "HACK_BATCH_SIZE": 8, "N_CHECK_PROMPTS": 6, "N_EVAL_PROMPTS": 8,
+    },
+    "05_dpo": {
+        "SFT_RUN": "{tmp}/missing_sft_run", "PREFERENCES": "{tmp}/none.jsonl", "SFT_STEPS": 6, "N_LABEL_PROMPTS": 16,
+        "DPO_STEPS": 2, "BATCH_SIZE": 8, "N_HELDOUT_PAIRS": 12, "N_EVAL_PROMPTS": 8, "MAX_NEW_TOKENS": 16,
+        "LORA_R": 4,  # DPO with LoRA: the reference is the policy with its adapter disabled
+    },
+    "06_compare": {
+        "SFT_RUN": "{tmp}/missing_sft_run", "RM_RUN": "{tmp}/missing_rm_run", "PREFERENCES": "{tmp}/none.jsonl",
+        "PPO_RUNS": "{tmp}/no_ppo_runs", "DPO_RUNS": "{tmp}/no_dpo_runs", "SFT_STEPS": 6, "N_LABEL_PROMPTS": 12,
+        "RM_STEPS": 4, "PPO_STEPS": 3, "PPO_BATCH_SIZE": 8, "DPO_STEPS": 2, "RLOO_STEPS": 2, "N_EVAL_PROMPTS": 8,
+        "BON_PROMPTS": 4, "BON_K": 4, "MAX_NEW_TOKENS": 16, "N_SHOW": 2,
+    },
 }
 
 
