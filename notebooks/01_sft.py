@@ -45,7 +45,9 @@ N_DEMOS = None            # use the first N demonstrations of the task (None = a
 N_VAL_DEMOS = 100         # demonstrations held out of training to measure the loss on unseen text
 N_HELDOUT = 16            # held-out prompts answered before and after SFT
 MAX_NEW_TOKENS = 64       # longest sampled answer
-DEMO_STORE = "runs/notebooks/01_sft/labels.db"  # your own demonstrations (section 3), used when the file exists
+DEMO_STORE = None         # label store for demonstrations you write (section 3); None = OUT/labels.db
+ANNOTATOR = "me"          # your name in the label store
+N_WRITE = 5               # train prompts offered to you in the demonstration writer
 
 # A real model on a GPU (not run here: this machine has no Hub access). Starting points, not tuned settings:
 # MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
@@ -70,6 +72,8 @@ from plotly.subplots import make_subplots
 
 from rlhfkit.data import load_task
 from rlhfkit.evaluation import response_logprobs
+from rlhfkit.labeling import DemonstrationWriter, LabelStore
+from rlhfkit.live import has_frontend
 from rlhfkit.models import LoraSettings, load_policy, load_tokenizer, pick_device, resolve_model
 from rlhfkit.train.sft import SFTSettings, train_sft
 
@@ -119,28 +123,27 @@ with pd.option_context("display.max_colwidth", 160):
 # ## 3. Writing a few demonstrations yourself
 #
 # The labeling widgets keep everything in one SQLite label store, written as you go (a killed kernel loses
-# nothing). `DemonstrationWriter` shows a prompt and records the response you type (Ctrl+Enter submits). To add
-# your own, uncomment and run the cell below, write a few answers, then run the rest of the notebook: the next
-# cell picks up whatever the store at `DEMO_STORE` holds and adds it to the training data.
+# nothing). The **demonstration writer** below shows a prompt and records the response you type (**Ctrl+Enter**
+# submits, **z** undoes, *skip* moves on). Write a few, then run the rest of the notebook: the next cell adds
+# whatever the store holds under your name to the training data, so rerunning section 4 trains on it.
+#
+# Run headless (nbclient, papermill, CI), no front end draws the widget: the cell still runs and records nothing.
 #
 # A handful of demonstrations among 1,900 will not change this model measurably; on a real task a few hundred good
 # ones written by people who know the domain are the usual start (InstructGPT's SFT set had about 13,000).
 
 # %%
-# from rlhfkit.labeling import DemonstrationWriter, LabelStore
-# store = LabelStore(under_root(DEMO_STORE))
-# store.add_prompts(task.train_prompts[:5])      # prompts for you to answer (already stored ones are kept)
-# DemonstrationWriter(store, annotator="me")
+store = LabelStore(under_root(DEMO_STORE) if DEMO_STORE else out_dir / "labels.db")
+store.add_prompts(task.train_prompts[:N_WRITE])  # prompts for you to answer (already stored ones are kept)
+writer = DemonstrationWriter(store, ANNOTATOR)
+if not has_frontend():
+    print(f"no interactive front end: the writer is created but not drawn ({store.path})")
+writer
 
 # %%
-mine = []
-store_path = under_root(DEMO_STORE)
-if store_path.exists():
-    from rlhfkit.labeling import LabelStore
-
-    mine = [{"prompt": d["prompt"], "completion": d["completion"]} for d in LabelStore(store_path).demonstrations()]
-print(f"{len(mine)} demonstrations of your own from {store_path}" if store_path.exists()
-      else f"no label store at {store_path}: training on the task's demonstrations only")
+mine = [{"prompt": d["prompt"], "completion": d["completion"]} for d in store.demonstrations(ANNOTATOR)]
+print(f"{len(mine)} demonstrations of your own ({ANNOTATOR!r}) in {store.path}"
+      + ("" if mine else ": training on the task's demonstrations only"))
 train_task = replace(task, demonstrations=train_demos + mine)
 
 # %% [markdown]
