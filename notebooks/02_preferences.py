@@ -44,7 +44,7 @@ THREADS = None            # torch CPU threads; None = 1 for the embedded default
                           # to gain from a second thread, and one competing with any other busy process made
                           # training steps several times slower here), else torch's own default
 SFT_STEPS = 200           # only when the SFT model must be rebuilt
-N_PROMPTS = 256           # train prompts whose candidates go into the label store
+N_PROMPTS = 512           # train prompts whose candidates go into the label store (03's own fallback uses 512 too)
 K = 4                     # candidates per prompt
 TEMPERATURE = 1.0         # sampling temperature of the candidates that get labelled
 N_RANK_PROMPTS = 16       # the first N of those prompts are ranking items (all K at once); the rest become pairs
@@ -238,8 +238,8 @@ lines = [
        > lo["gold spread within prompt"] else "on this model temperature did not widen the quality spread."),
 ]
 if not at_t.empty:
-    lines.append(f"- We label candidates sampled at T = {TEMPERATURE:g} ({at_t.iloc[0]['unique answers per prompt']:.2f}"
-                 f" unique of {DIVERSITY_K}): "
+    unique_at_t = at_t.iloc[0]["unique answers per prompt"]
+    lines.append(f"- We label candidates sampled at T = {TEMPERATURE:g} ({unique_at_t:.2f} unique of {DIVERSITY_K}): "
                  + ("the model's own distribution, the one PPO samples from, so the reward model is trained on the "
                     "answers it will have to judge." if TEMPERATURE == 1.0 else
                     "note that PPO samples at T = 1, so the reward model will judge answers from a different "
@@ -490,8 +490,7 @@ lines = [
     f"- **Label quality.** The training labels agree with the gold judge on {label_agreement:.1%}: that is about "
     f"the ceiling a reward model trained on them can reach if it only imitates them, and notebook 03 measures how "
     f"close it gets.",
-    f"- Next: notebook 03 trains a reward model on `{store_path.relative_to(ROOT) if store_path.is_relative_to(ROOT) else store_path}`, "
-    f"notebook 05 runs DPO on `{export_path.name}`.",
+    f"- Next: notebook 03 trains a reward model on `{store_path}`, notebook 05 runs DPO on `{export_path}`.",
     f"- This notebook took {time.perf_counter() - notebook_started:.0f} s.",
 ]
 display(Markdown("\n".join(lines)))

@@ -170,7 +170,8 @@ else:
                                 out_dir / "reward")
 rm_path = str(rm_run.model_path)
 reward_model = RewardModelJudge(rm_path, device=DEVICE)
-print(f"reward model held-out accuracy (on its annotator's labels): {rm_run.summary.get('heldout_accuracy', float('nan')):.3f}")
+print(f"reward model held-out accuracy (on its annotator's labels): "
+      f"{rm_run.summary.get('heldout_accuracy', float('nan')):.3f}")
 
 # %% [markdown]
 # ## 3. PPO, piece by piece
@@ -312,8 +313,8 @@ if len(KL_COEFS) > 1:
         f"{table.loc['sft'].gold_reward_mean:.3f}). "
         + ("The intervals overlap: on this budget the two βs are not distinguishable on gold reward."
            if overlap else
-           f"The intervals do not overlap: β = {KL_COEFS[0] if a.gold_reward_mean > b.gold_reward_mean else KL_COEFS[-1]:g}"
-           f" reached more gold reward."),
+           f"The intervals do not overlap: β = "
+           f"{KL_COEFS[0] if a.gold_reward_mean > b.gold_reward_mean else KL_COEFS[-1]:g} reached more gold reward."),
         f"- **Gold per nat:** {(a.gold_reward_mean - table.loc['sft'].gold_reward_mean) / max(a.kl_to_ref, 1e-9):.3f} "
         f"vs {(b.gold_reward_mean - table.loc['sft'].gold_reward_mean) / max(b.kl_to_ref, 1e-9):.3f} gold gained per "
         f"nat of KL: the penalty trades reward for staying close, and the exchange rate is what notebook 06 compares "
@@ -447,7 +448,9 @@ lines = [
     f"- **Before optimising**, the flawed proxy ordered {agree_flawed:.1%} of SFT answer pairs as gold does, the "
     f"reward model {agree_rm:.1%}: "
     + ("the flaw is visible in that number already, if you look." if agree_flawed < agree_rm - 0.05 else
-       "on the SFT model's own answers the flaw barely shows: a held-out check would not have caught it."),
+       "the flaw barely shows on the SFT model's own answers, so a held-out check would not have caught it.")
+    + (" (The reward model itself is a weak proxy on these answers; notebook 03 measures it against gold.)"
+       if agree_rm < 0.65 else ""),
     f"- **Proxy:** {first_bin.proxy:+.3f} in the first bin of steps, {last_bin.proxy:+.3f} in the last "
     f"({'rising' if proxy_rose else 'not rising'}), at KL {last_bin.kl:.1f} nats; answers went from "
     f"{hs[hs.step == hs.step.min()].words.mean():.1f} to {hs[hs.step == hs.step.max()].words.mean():.1f} words.",

@@ -142,7 +142,8 @@ else:
         warnings.filterwarnings("ignore", message=".*identical.*")
         prefs = pd.DataFrame(SimulatedAnnotator(gold, noise="flip", flip_rate=FLIP_RATE, seed=SEED).label_pairs(
             [p["prompt"] for p in pairs], [p["response_a"] for p in pairs], [p["response_b"] for p in pairs]))
-    source = f"a simulated annotator (gold judge, {FLIP_RATE:.0%} flips) over SFT candidates, since {prefs_path} is missing"
+    source = (f"a simulated annotator (gold judge, {FLIP_RATE:.0%} flips) over SFT candidates, since {prefs_path} "
+              f"is missing")
     del policy
 prefs = prefs[["prompt", "chosen", "rejected"]]
 
@@ -166,8 +167,9 @@ print(f"training on {len(train_pairs)}, holding out {len(heldout)} pairs of {len
 # %% [markdown]
 # ## 3. From the RLHF objective to the DPO loss
 #
-# The KL-regularised objective of notebook 04, $\max_\pi \mathbb{E}[r(x, y)] - \beta\,\mathrm{KL}(\pi \| \pi_\text{ref})$,
-# has a closed-form optimum for any reward $r$:
+# The KL-regularised objective of notebook 04,
+# $\max_\pi \mathbb{E}[r(x, y)] - \beta\,\mathrm{KL}(\pi \| \pi_\text{ref})$, has a closed-form optimum for any
+# reward $r$:
 #
 # $$\pi^*(y \mid x) = \frac{1}{Z(x)}\, \pi_\text{ref}(y \mid x) \exp\!\big(r(x, y) / \beta\big)
 #   \quad\Longleftrightarrow\quad
@@ -287,8 +289,9 @@ fig.show()
 # %% [markdown]
 # ## 6. Variants of the loss
 #
-# With $h = \beta \log \frac{\pi_\theta(y_w)}{\pi_\text{ref}(y_w)} - \beta \log \frac{\pi_\theta(y_l)}{\pi_\text{ref}(y_l)}$
-# the implicit reward margin of a pair (TRL's `loss_type` names):
+# With the implicit reward margin of a pair,
+# $h = \beta \log \frac{\pi_\theta(y_w)}{\pi_\text{ref}(y_w)} - \beta \log \frac{\pi_\theta(y_l)}{\pi_\text{ref}(y_l)}$
+# (TRL's `loss_type` names):
 #
 # | loss | per pair | idea | at step 0 |
 # | --- | --- | --- | --- |
@@ -353,13 +356,19 @@ for v in variants:
                  f"[{r.win_rate_ci_lo:.2f}, {r.win_rate_ci_hi:.2f}] ({verdict}), KL {r.kl_to_ref:.1f} nats, "
                  f"{r.mean_length:.0f} tokens, EOS rate {r.eos_rate:.2f}.")
 others = [v for v in variants if v != best]
+per_nat = {v: (table.loc[v, "gold_reward_mean"] - sft_row.gold_reward_mean) / max(table.loc[v, "kl_to_ref"], 1e-9)
+           for v in variants}
 overlapping = [v for v in others if table.loc[v, "gold_reward_ci_hi"] >= table.loc[best, "gold_reward_ci_lo"]]
 if others:
     lines.append(f"- **Which loss?** {best} has the highest gold reward; "
                  + (f"its interval overlaps those of {', '.join(overlapping)}, so on this budget the data do not "
                     f"separate them." if overlapping else "its interval is above every other variant's.")
-                 + " They also sit at different KL: compare gold gained per nat in the figure above, and across "
-                   "methods in notebook 06.")
+                 + f" It sits at {table.loc[best, 'kl_to_ref']:.1f} nats of KL, the others at "
+                   f"{min(table.loc[v, 'kl_to_ref'] for v in others):.1f}-"
+                   f"{max(table.loc[v, 'kl_to_ref'] for v in others):.1f}: gold per nat is "
+                 + ", ".join(f"{v} {per_nat[v]:.3f}" for v in variants)
+                 + ". A higher reward bought with much more drift is not the better trade (notebook 06 compares "
+                   "methods at matched KL).")
 longer = [v for v in variants if table.loc[v, "mean_length"] > 1.2 * sft_row.mean_length]
 if longer:
     lines.append(f"- **Length.** {', '.join(longer)} answer at least 20% longer than SFT ({sft_row.mean_length:.0f} "

@@ -278,10 +278,12 @@ frontier_figure(points).show()
 # ## 6. Over-optimisation: proxy vs gold as the policy moves
 #
 # **Best-of-$n$** needs no training: draw $n$ answers from SFT, keep the one the reward model scores highest. Its KL
-# to SFT is known exactly, $\log n - \frac{n-1}{n}$, and its expected rewards are computed without resampling from
+# to SFT is $\log n - \frac{n-1}{n}$ (exact when the reward model never ties), and its expected rewards are
+# computed without resampling from
 # `BON_K` answers per prompt (the unbiased estimator over all $n$-subsets). **RL** points come from PPO's training
 # samples, in bins of steps. Gao et al. (2022) found that gold reward follows
-# $R_\text{bon}(d) = d\,(\alpha - \beta d)$ and $R_\text{RL}(d) = d\,(\alpha - \beta \log d)$ with $d = \sqrt{\mathrm{KL}}$
+# $R_\text{bon}(d) = d\,(\alpha - \beta d)$ and $R_\text{RL}(d) = d\,(\alpha - \beta \log d)$ with
+# $d = \sqrt{\mathrm{KL}}$
 # (their $\alpha, \beta$ are the fitted $a, b$ below, not the KL coefficient), measured from the starting policy:
 # the proxy keeps rising while gold bends down. A positive $b$ bends the curve down; the peak of the fitted gold
 # curve is at $d^* = a / 2b$ (best-of-$n$) or $d^* = e^{a/b - 1}$ (RL).
@@ -363,7 +365,23 @@ def interval(lo, hi):
     return f"[{lo:.3f}, {hi:.3f}]"
 
 
-lines = []
+def pair_agreement(frame):
+    """Fraction of answer pairs (same prompt, different gold score) the reward model orders as gold does."""
+    hits = []
+    for _, group in frame.groupby("prompt_index"):
+        g, p = group.gold.to_numpy(), group.proxy.to_numpy()
+        i, j = np.triu_indices(len(group), k=1)
+        keep = g[i] != g[j]
+        hits.extend(((p[i] > p[j]) == (g[i] > g[j]))[keep])
+    return float(np.mean(hits)) if hits else float("nan"), len(hits)
+
+
+rm_agreement, rm_pairs = pair_agreement(bon_table)
+lines = [f"- **The proxy.** PPO and RLOO optimise the reward model, which orders {rm_agreement:.1%} of {rm_pairs} "
+         f"pairs of SFT answers (section 6's best-of-n samples) as the gold judge does; DPO never sees it and learns "
+         f"from the preference labels directly. "
+         + ("A weak proxy caps what PPO and RLOO can gain on gold." if rm_agreement < 0.7 else
+            "A reasonable proxy on the SFT model's answers.")]
 best_by_method = points[points.policy != "sft"].sort_values("gold").groupby("method").tail(1).set_index("method")
 for method, p in best_by_method.iterrows():
     lines.append(f"- **{method.upper()}**: best gold of its {int((points.method == method).sum()) - 1} point(s) "
