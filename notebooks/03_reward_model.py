@@ -48,11 +48,11 @@ SFT_STEPS = 200           # only when the SFT model must be rebuilt
 N_PROMPTS = 512           # train prompts whose SFT candidates the simulated annotator labels
 K = 4                     # candidates per prompt: K(K-1)/2 = 6 pairs each
 FLIP_RATE = 0.1           # simulated annotator noise: probability of preferring the gold-worse answer
-RM_STEPS = -1             # optimizer steps (batch 32 pairs); -1 = one pass over the pairs
+RM_STEPS = 90             # optimizer steps of 32 pairs: one pass over ~2,900 pairs, more over fewer; -1 = one pass
 LEARNING_RATE = 1e-3      # suits the 1M-parameter default; real models want ~1e-5 (full) or ~1e-4 (LoRA)
 N_CHECK_PROMPTS = 64      # held-out prompts whose candidate pairs, labelled by the gold judge, test the RM
 SWEEP_FLIP_RATES = [0.0, 0.3, 0.5]  # annotator noise levels for the sweep in section 7 (one RM each)
-SWEEP_STEPS = -1          # RM steps per sweep point; -1 = one pass, like section 5
+SWEEP_STEPS = 90          # RM steps per sweep point (the same as RM_STEPS lets section 5's run be one point)
 MAX_NEW_TOKENS = 64       # longest candidate
 
 # A real model on a GPU (not run here: this machine has no Hub access). Starting points, not tuned settings:
@@ -296,7 +296,8 @@ for flip in [f for f in SWEEP_FLIP_RATES if not (sweep and f == FLIP_RATE)]:
     sweep.append({"flip rate": flip, "label agreement with gold": noisy.agrees_with_judge.mean(),
                   "RM accuracy vs gold": pairwise_accuracy(RewardModelJudge(run.model_path), as_rows(check)),
                   "steps": run.summary["steps"]})
-sweep = pd.DataFrame(sweep).sort_values("flip rate").reset_index(drop=True)
+sweep = pd.DataFrame(sweep, columns=["flip rate", "label agreement with gold", "RM accuracy vs gold", "steps"])
+sweep = sweep.sort_values("flip rate").reset_index(drop=True)
 display(sweep.round(3))
 fig = go.Figure()
 fig.add_trace(go.Scatter(x=sweep["flip rate"], y=sweep["RM accuracy vs gold"], mode="lines+markers",
@@ -353,8 +354,11 @@ if len(sweep) > 1:
         text += (f"The curve is not monotone (higher at {b:g} than at {a:g}): each point is one training run, and "
                  f"on {len(check)} check pairs one accuracy has a standard error of at least {se:.1f} points. ")
     if 0.5 in flips:
+        z = abs(acc[flips.index(0.5)] - 0.5) * 100 / se
         text += (f"At flip rate 0.5 the labels carry no information, and the RM's {acc[flips.index(0.5)]:.1%} is "
-                 f"{abs(acc[flips.index(0.5)] - 0.5) * 100 / se:.1f} standard errors from chance.")
+                 f"{z:.1f} of those standard errors from chance"
+                 + (": the check pairs share prompts and answers, so the real uncertainty is larger; rerun with "
+                    "another SEED before reading anything into it." if z >= 2 else "."))
     lines.append(text)
 lines.append("- Next: PPO against this reward model, and what happens when it is optimised too hard (04).")
 display(Markdown("\n".join(lines)))
