@@ -149,6 +149,11 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, kernel_dir):
         where = f"cell {failed}:\n{notebook.cells[failed].source[:1500]}" if failed is not None else "unknown cell"
         message = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # the traceback without terminal colours
         pytest.fail(f"{path.name} failed in {where}\n\n{message}", pytrace=False)
+    finally:
+        # nbclient shuts down only kernels it started itself; this one is ours (a leaked kernel keeps ~1 GB and
+        # wakes up now and then until the whole suite ends).
+        if manager.has_kernel:
+            manager.shutdown_kernel(now=True)
     seconds = time.perf_counter() - started
     print(f"{path.name}: {seconds:.1f} s on smoke parameters")
     assert (tmp_path / "out").exists(), f"{path.name} wrote nothing under OUT: does it use the OUT parameter?"
