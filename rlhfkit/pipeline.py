@@ -103,6 +103,12 @@ def _scaled_steps(settings: Any, factor: float) -> dict[str, int]:
     return out
 
 
+def _separate_value(ppo: PPOSettings) -> bool:
+    """Whether PPO uses a separate value model (started from the reward model); with LoRA the default is a head
+    on the policy's shared backbone, which takes no value-model path."""
+    return (ppo.value_model or ("shared" if ppo.lora is not None else "separate")) == "separate"
+
+
 def _print(message: str, echo: bool) -> None:
     if echo:
         print(message, flush=True)
@@ -188,7 +194,8 @@ def run_pipeline(settings: PipelineSettings | None = None, *, echo: bool = True,
     if "ppo" in settings.methods:
         method_runs["ppo"] = timed("ppo", lambda: train_ppo(
             sft_path, reward_judge, task.train_prompts, replace(settings.ppo, seed=settings.seed), out / "ppo",
-            reference=sft_path, value_model=rm_path, callbacks=callbacks.get("ppo", ())))
+            reference=sft_path, value_model=rm_path if _separate_value(settings.ppo) else None,
+            callbacks=callbacks.get("ppo", ())))
     if "dpo" in settings.methods:
         method_runs["dpo"] = timed("dpo", lambda: train_dpo(
             sft_path, preferences, replace(settings.dpo, seed=settings.seed), out / "dpo", reference=sft_path,

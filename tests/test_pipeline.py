@@ -73,3 +73,16 @@ def test_quick_pipeline_writes_report_and_summary(tmp_path):
     assert "reward model held-out accuracy" in result.stdout
     for stage in ("sft", "reward", "ppo", "dpo", "rloo"):
         assert (out / stage / "model" / "model.safetensors").exists(), stage
+
+
+def test_pipeline_gives_ppo_the_reward_model_as_value_start_only_for_a_separate_value_model():
+    # With LoRA, PPO defaults to a value head on the shared backbone and refuses a value-model path (the pipeline
+    # used to pass one anyway and failed).
+    from rlhfkit.models import LoraSettings
+    from rlhfkit.pipeline import _separate_value
+    from rlhfkit.train.ppo import PPOSettings
+
+    assert _separate_value(PPOSettings())
+    assert not _separate_value(PPOSettings(lora=LoraSettings(r=4)))
+    assert _separate_value(PPOSettings(lora=LoraSettings(r=4), value_model="separate"))
+    assert not _separate_value(PPOSettings(value_model="shared"))
