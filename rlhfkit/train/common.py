@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers.trainer_callback import ProgressCallback
 
 from rlhfkit.runs import MetricsCallback, NonFiniteLossError, Run
 
@@ -81,17 +82,17 @@ def train_into_run(trainer, run: Run, *, resume: bool = False, tokenizer=None) -
     return run.save_model(trainer.model, tokenizer if tokenizer is not None else trainer.processing_class)
 
 
+class _BarOnly(ProgressCallback):
+    """transformers' progress bar without its per-step print of the log dict (the numbers are in metrics.jsonl)."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        pass
+
+
 def _keep_bar_drop_log_prints(trainer) -> None:
-    """transformers' progress bar also prints every log dict (one line per step with logging_steps=1), which
-    buries the bar; the same numbers are in metrics.jsonl, so keep the bar and drop the prints."""
-    from transformers.trainer_callback import ProgressCallback
-
-    class BarOnly(ProgressCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            pass
-
+    """With logging_steps=1 the bar's log prints bury the bar: swap in the same bar without them."""
     if trainer.pop_callback(ProgressCallback) is not None:
-        trainer.add_callback(BarOnly())
+        trainer.add_callback(_BarOnly())
 
 
 def finite_or_none(value: Any) -> float | None:
