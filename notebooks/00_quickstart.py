@@ -83,36 +83,20 @@ SHOW_REPORT = True        # show report.html inside the notebook
 import html
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import pandas as pd
-import torch
 from IPython.display import HTML, Markdown, display
 
 from rlhfkit.compare import gold_vs_kl_figure, summary_table, training_curves_figure
-from rlhfkit.data import load_task
-from rlhfkit.models import LoraSettings, load_policy, load_tokenizer, pick_device
+from rlhfkit.models import LoraSettings, load_policy, load_tokenizer
+from rlhfkit.notebook import setup
 from rlhfkit.pipeline import PipelineSettings, print_summary, reload_runs, run_pipeline
 from rlhfkit.sampling import SamplingConfig, sample_candidates
 from rlhfkit.train.reward import RewardModelJudge
 
 # Relative paths are taken from the project folder (the parent of notebooks/), so every notebook finds the others'
-# runs wherever Jupyter was started.
-ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
-
-
-def under_root(path) -> Path:
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else ROOT / path
-
-
-out_dir = under_root(OUT)
-device = pick_device(DEVICE)
-task = load_task(TASK)
-if device.type == "cpu" and (THREADS or MODEL == "tiny"):
-    torch.set_num_threads(THREADS or 1)
-print(task.summary())
-print(f"device: {device}, torch threads: {torch.get_num_threads()}, run directory: {out_dir}")
+# runs wherever Jupyter was started. `setup` also picks the device and loads the task.
+out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL, need_gold=False)
 
 # %% [markdown]
 # ## 2. The pipeline's settings
@@ -211,7 +195,7 @@ for name in ["sft", *[m for m in METHODS if m in runs]]:
     model = load_policy(runs[name].model_path, device=DEVICE)
     answers = sample_candidates(model, tokenizer, show_prompts, greedy, progress=False).response.tolist()
     side[name] = answers
-    side[f"{name} gold"] = task.gold_judge(show_prompts, answers)
+    side[f"{name} gold"] = gold(show_prompts, answers)
     del model
 with pd.option_context("display.max_colwidth", 200):
     display(side.round(3))

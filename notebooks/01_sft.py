@@ -62,7 +62,6 @@ N_WRITE = 5               # train prompts offered to you in the demonstration wr
 # %%
 import re
 from dataclasses import replace
-from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -70,29 +69,18 @@ import torch
 from IPython.display import Markdown, display
 from plotly.subplots import make_subplots
 
-from rlhfkit.data import load_task
 from rlhfkit.evaluation import response_logprobs
 from rlhfkit.labeling import DemonstrationWriter, LabelStore
 from rlhfkit.live import has_frontend
-from rlhfkit.models import LoraSettings, load_policy, load_tokenizer, pick_device, resolve_model
+from rlhfkit.models import LoraSettings, load_policy, load_tokenizer, resolve_model
+from rlhfkit.notebook import project_path, setup
 from rlhfkit.train.sft import SFTSettings, train_sft
 
-ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()  # the project folder
-
-
-def under_root(path) -> Path:
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else ROOT / path
-
-
-out_dir = under_root(OUT)
-device = pick_device(DEVICE)
-task = load_task(TASK)
-if device.type == "cpu" and (THREADS or MODEL == "tiny"):
-    torch.set_num_threads(THREADS or 1)
+# Relative paths (OUT, DEMO_STORE) are taken from the project folder, the parent of notebooks/. SFT needs no gold
+# judge (`gold` is None without one); with one, the notebook also scores demonstrations and answers.
+out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL, need_gold=False)
 base_model = resolve_model(MODEL)  # the embedded default is built here on first use
-print(task.summary())
-print(f"model: {base_model}\ndevice: {device}, run directory: {out_dir}")
+print(f"model: {base_model}")
 
 # %% [markdown]
 # ## 2. The demonstrations
@@ -105,8 +93,7 @@ print(f"model: {base_model}\ndevice: {device}, run directory: {out_dir}")
 # %%
 demos = task.demonstrations[: N_DEMOS] if N_DEMOS else list(task.demonstrations)
 val_demos, train_demos = demos[:N_VAL_DEMOS], demos[N_VAL_DEMOS:]
-demo_gold = task.gold_judge([d["prompt"] for d in demos], [d["completion"] for d in demos]) \
-    if task.gold_judge else None
+demo_gold = gold([d["prompt"] for d in demos], [d["completion"] for d in demos]) if gold else None
 frame = pd.DataFrame(demos)
 if demo_gold is not None:
     frame["gold"] = demo_gold
@@ -133,7 +120,7 @@ with pd.option_context("display.max_colwidth", 160):
 # ones written by people who know the domain are the usual start (InstructGPT's SFT set had about 13,000).
 
 # %%
-store = LabelStore(under_root(DEMO_STORE) if DEMO_STORE else out_dir / "labels.db")
+store = LabelStore(project_path(DEMO_STORE) if DEMO_STORE else out_dir / "labels.db")
 store.add_prompts(task.train_prompts[:N_WRITE])  # prompts for you to answer (already stored ones are kept)
 writer = DemonstrationWriter(store, ANNOTATOR)
 if not has_frontend():

@@ -78,42 +78,27 @@ import warnings
 from pathlib import Path
 
 import pandas as pd
-import torch
 import plotly.graph_objects as go
 from IPython.display import Markdown, display
 from plotly.subplots import make_subplots
 
-from rlhfkit.data import load_preferences, load_task
+from rlhfkit.data import load_preferences
 from rlhfkit.evaluation import distinct
 from rlhfkit.judges import FunctionJudge, SimulatedAnnotator
 from rlhfkit.labeling import (LabelStore, PairwiseLabeler, RankingLabeler, agreement, agreement_with_judge,
                               annotate_with_judge, position_bias)
 from rlhfkit.live import has_frontend
-from rlhfkit.models import load_policy, load_tokenizer, pick_device, resolve_model
+from rlhfkit.models import load_policy, load_tokenizer, resolve_model
+from rlhfkit.notebook import project_path, setup
 from rlhfkit.runs import load as load_run
 from rlhfkit.sampling import SamplingConfig, candidate_pairs, sample_candidates
 from rlhfkit.train.sft import SFTSettings, train_sft
 
-ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()  # the project folder
-
-
-def under_root(path) -> Path:
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else ROOT / path
-
-
 notebook_started = time.perf_counter()
-out_dir = under_root(OUT)
+# Relative paths are taken from the project folder (the parent of notebooks/).
+out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL,
+                                    purpose="the simulated annotators of this notebook need one")
 out_dir.mkdir(parents=True, exist_ok=True)
-device = pick_device(DEVICE)
-if device.type == "cpu" and (THREADS or MODEL == "tiny"):
-    torch.set_num_threads(THREADS or 1)
-task = load_task(TASK)
-if task.gold_judge is None:
-    raise ValueError(f"task {TASK!r} has no gold judge: the simulated annotators of this notebook need one")
-gold = task.gold_judge
-print(task.summary())
-print(f"device: {device}, torch threads: {torch.get_num_threads()}, output folder: {out_dir}")
 
 # %% [markdown]
 # ## 2. The SFT model
@@ -122,7 +107,7 @@ print(f"device: {device}, torch threads: {torch.get_num_threads()}, output folde
 # comparisons are made between *its* answers. Notebook 01 saved one; if it is not there, we train one now.
 
 # %%
-sft_dir = under_root(SFT_RUN)
+sft_dir = project_path(SFT_RUN)
 sft_state = load_run(sft_dir).status.get("state") if (sft_dir / "config.json").exists() else None
 if sft_state == "finished" and (sft_dir / "model").exists():
     sft_run = load_run(sft_dir)

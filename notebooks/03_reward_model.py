@@ -70,7 +70,6 @@ MAX_NEW_TOKENS = 64       # longest candidate
 import math
 import warnings
 from dataclasses import replace
-from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -79,33 +78,18 @@ import torch.nn.functional as F
 from IPython.display import Markdown, display
 from plotly.subplots import make_subplots
 
-from rlhfkit.data import load_task
 from rlhfkit.judges import SimulatedAnnotator
-from rlhfkit.models import LoraSettings, load_policy, load_tokenizer, pick_device, resolve_model
+from rlhfkit.models import LoraSettings, load_policy, load_tokenizer, resolve_model
+from rlhfkit.notebook import project_path, setup
 from rlhfkit.runs import load as load_run
 from rlhfkit.sampling import SamplingConfig, candidate_pairs, sample_candidates
 from rlhfkit.train.reward import RewardModelJudge, RewardSettings, pairwise_accuracy, train_reward_model
 from rlhfkit.train.sft import SFTSettings, train_sft
 
-ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()  # the project folder
-
-
-def under_root(path) -> Path:
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else ROOT / path
-
-
-out_dir = under_root(OUT)
-device = pick_device(DEVICE)
-task = load_task(TASK)
-if device.type == "cpu" and (THREADS or MODEL == "tiny"):
-    torch.set_num_threads(THREADS or 1)
-if task.gold_judge is None:
-    raise ValueError(f"task {TASK!r} has no gold judge: this notebook measures the reward model against one")
-gold = task.gold_judge
+# Relative paths are taken from the project folder (the parent of notebooks/).
+out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL,
+                                    purpose="this notebook measures the reward model against one")
 lora = LoraSettings(r=LORA_R, alpha=2 * LORA_R) if LORA_R else None
-print(task.summary())
-print(f"device: {device}, run directory: {out_dir}")
 
 # %% [markdown]
 # ## 2. The SFT model
@@ -115,7 +99,7 @@ print(f"device: {device}, run directory: {out_dir}")
 # not there, we train one now.
 
 # %%
-sft_dir = under_root(SFT_RUN)
+sft_dir = project_path(SFT_RUN)
 sft_status = load_run(sft_dir).status.get("state") if (sft_dir / "config.json").exists() else None
 if sft_status == "finished" and (sft_dir / "model").exists():
     sft_run = load_run(sft_dir)
@@ -173,7 +157,7 @@ def label(pairs, annotator):
 
 
 store_rows = []
-labels_path = under_root(LABELS)
+labels_path = project_path(LABELS)
 if labels_path.exists():
     from rlhfkit.labeling import LabelStore
 

@@ -77,7 +77,6 @@ N_EVAL_PROMPTS = 64       # held-out prompts for the evaluation of the trained p
 import math
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -88,37 +87,23 @@ from plotly.subplots import make_subplots
 
 from rlhfkit.compare import (gold_vs_kl_figure, overoptimization_figure, overoptimization_fits,
                              rl_overoptimization_points)
-from rlhfkit.data import load_preferences, load_task
+from rlhfkit.data import load_preferences
 from rlhfkit.evaluation import EvalSettings, evaluate_policies
 from rlhfkit.judges import FunctionJudge, SimulatedAnnotator
 from rlhfkit.live import Dashboard, from_run
-from rlhfkit.models import LoraSettings, load_policy, load_tokenizer, pick_device, resolve_model
+from rlhfkit.models import LoraSettings, load_policy, load_tokenizer, resolve_model
+from rlhfkit.notebook import finished_run, project_path, setup
 from rlhfkit.runs import load as load_run
 from rlhfkit.sampling import SamplingConfig, candidate_pairs, sample_candidates
 from rlhfkit.train.ppo import PPOSettings, kl_penalty, policy_loss, train_ppo
 from rlhfkit.train.reward import RewardModelJudge, RewardSettings, train_reward_model
 from rlhfkit.train.sft import SFTSettings, train_sft
 
-ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()  # the project folder
-
-
-def under_root(path) -> Path:
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else ROOT / path
-
-
 notebook_started = time.perf_counter()
-out_dir = under_root(OUT)
-device = pick_device(DEVICE)
-if device.type == "cpu" and (THREADS or MODEL == "tiny"):
-    torch.set_num_threads(THREADS or 1)
-task = load_task(TASK)
-if task.gold_judge is None:
-    raise ValueError(f"task {TASK!r} has no gold judge: this notebook measures every policy against one")
-gold = task.gold_judge
+# Relative paths are taken from the project folder (the parent of notebooks/).
+out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL,
+                                    purpose="this notebook measures every policy against one")
 lora = LoraSettings(r=LORA_R, alpha=2 * LORA_R) if LORA_R else None
-print(task.summary())
-print(f"device: {device}, torch threads: {torch.get_num_threads()}, run directory: {out_dir}")
 
 # %% [markdown]
 # ## 2. The SFT model and the reward model
@@ -129,13 +114,8 @@ print(f"device: {device}, torch threads: {torch.get_num_threads()}, run director
 # over the SFT model's candidates.
 
 # %%
-def finished(path: Path) -> bool:
-    return (path / "config.json").exists() and load_run(path).status.get("state") == "finished" \
-        and (path / "model").exists()
-
-
-sft_dir = under_root(SFT_RUN)
-if finished(sft_dir):
+sft_dir = project_path(SFT_RUN)
+if finished_run(sft_dir):
     sft_run = load_run(sft_dir)
     print(f"SFT model: notebook 01's, {sft_run.model_path}")
 else:
@@ -145,12 +125,12 @@ else:
 sft_path = str(sft_run.model_path)
 policy, tokenizer = load_policy(sft_path, device=DEVICE), load_tokenizer(sft_path)
 
-rm_dir = under_root(RM_RUN)
-if finished(rm_dir):
+rm_dir = project_path(RM_RUN)
+if finished_run(rm_dir):
     rm_run = load_run(rm_dir)
     print(f"reward model: notebook 03's, {rm_run.model_path}")
 else:
-    prefs_path = under_root(PREFERENCES)
+    prefs_path = project_path(PREFERENCES)
     if prefs_path.exists():
         rows = load_preferences(prefs_path).dataset.select_columns(["prompt", "chosen", "rejected"]).to_list()
         source = f"notebook 02's preferences ({prefs_path})"

@@ -66,47 +66,31 @@ import math
 import random
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import torch
 from IPython.display import Markdown, display
 from plotly.subplots import make_subplots
 
 from rlhfkit.compare import gold_vs_kl_figure
-from rlhfkit.data import load_preferences, load_task
+from rlhfkit.data import load_preferences
 from rlhfkit.evaluation import EvalSettings, evaluate_policies, response_logprobs
 from rlhfkit.judges import SimulatedAnnotator
 from rlhfkit.live import Dashboard, from_run
-from rlhfkit.models import LoraSettings, load_policy, load_reference, load_tokenizer, pick_device, resolve_model
+from rlhfkit.models import LoraSettings, load_policy, load_reference, load_tokenizer, resolve_model
+from rlhfkit.notebook import finished_run, project_path, setup
 from rlhfkit.runs import load as load_run
 from rlhfkit.sampling import SamplingConfig, candidate_pairs, sample_candidates
 from rlhfkit.train.dpo import DPOSettings, train_dpo
 from rlhfkit.train.sft import SFTSettings, train_sft
 
-ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()  # the project folder
-
-
-def under_root(path) -> Path:
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else ROOT / path
-
-
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # transformers' notice, not ours
 notebook_started = time.perf_counter()
-out_dir = under_root(OUT)
-device = pick_device(DEVICE)
-if device.type == "cpu" and (THREADS or MODEL == "tiny"):
-    torch.set_num_threads(THREADS or 1)
-task = load_task(TASK)
-if task.gold_judge is None:
-    raise ValueError(f"task {TASK!r} has no gold judge: this notebook measures every policy against one")
-gold = task.gold_judge
+# Relative paths are taken from the project folder (the parent of notebooks/).
+out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL,
+                                    purpose="this notebook measures every policy against one")
 lora = LoraSettings(r=LORA_R, alpha=2 * LORA_R) if LORA_R else None
-print(task.summary())
-print(f"device: {device}, torch threads: {torch.get_num_threads()}, run directory: {out_dir}")
 
 # %% [markdown]
 # ## 2. The SFT model and the preferences
@@ -117,9 +101,8 @@ print(f"device: {device}, torch threads: {torch.get_num_threads()}, run director
 # implicit reward on pairs the policy never trained on.
 
 # %%
-sft_dir = under_root(SFT_RUN)
-if (sft_dir / "config.json").exists() and load_run(sft_dir).status.get("state") == "finished" \
-        and (sft_dir / "model").exists():
+sft_dir = project_path(SFT_RUN)
+if finished_run(sft_dir):
     sft_run = load_run(sft_dir)
     print(f"SFT model: notebook 01's, {sft_run.model_path}")
 else:
@@ -129,7 +112,7 @@ else:
 sft_path = str(sft_run.model_path)
 tokenizer = load_tokenizer(sft_path)
 
-prefs_path = under_root(PREFERENCES)
+prefs_path = project_path(PREFERENCES)
 if prefs_path.exists():
     prefs = load_preferences(prefs_path).dataset.to_pandas()
     source = f"notebook 02's export ({prefs_path})"

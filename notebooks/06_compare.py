@@ -83,21 +83,20 @@ import math
 import time
 import warnings
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from IPython.display import HTML, Markdown, display
 
 from rlhfkit.compare import (best_of_n, frontier_figure, frontier_points, overoptimization_figure,
                              overoptimization_fits, rl_overoptimization_points, samples_side_by_side,
                              summary_table, win_rate_table, write_report)
-from rlhfkit.data import load_preferences, load_task
+from rlhfkit.data import load_preferences
 from rlhfkit.evaluation import EvalSettings, evaluate_policies
 from rlhfkit.judges import SimulatedAnnotator
 from rlhfkit.live import from_run
-from rlhfkit.models import load_policy, load_tokenizer, pick_device, resolve_model
+from rlhfkit.models import load_policy, load_tokenizer, resolve_model
+from rlhfkit.notebook import finished_run, project_path, setup
 from rlhfkit.runs import load as load_run
 from rlhfkit.sampling import SamplingConfig, candidate_pairs, sample_candidates
 from rlhfkit.train.dpo import DPOSettings, train_dpo
@@ -106,31 +105,11 @@ from rlhfkit.train.ppo import PPOSettings, train_ppo
 from rlhfkit.train.reward import RewardModelJudge, RewardSettings, train_reward_model
 from rlhfkit.train.sft import SFTSettings, train_sft
 
-ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()  # the project folder
-
-
-def under_root(path) -> Path:
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else ROOT / path
-
-
-def finished(path: Path) -> bool:
-    return (path / "config.json").exists() and load_run(path).status.get("state") == "finished" \
-        and (path / "model").exists()
-
-
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # transformers' notice, not ours
 notebook_started = time.perf_counter()
-out_dir = under_root(OUT)
-device = pick_device(DEVICE)
-if device.type == "cpu" and (THREADS or MODEL == "tiny"):
-    torch.set_num_threads(THREADS or 1)
-task = load_task(TASK)
-if task.gold_judge is None:
-    raise ValueError(f"task {TASK!r} has no gold judge: this notebook compares every policy against one")
-gold = task.gold_judge
-print(task.summary())
-print(f"device: {device}, torch threads: {torch.get_num_threads()}, run directory: {out_dir}")
+# Relative paths are taken from the project folder (the parent of notebooks/).
+out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL,
+                                    purpose="this notebook compares every policy against one")
 
 # %% [markdown]
 # ## 2. The policies to compare
@@ -141,8 +120,8 @@ print(f"device: {device}, torch threads: {torch.get_num_threads()}, run director
 # notebook says so. Notebook 04's `ppo_hacking` run optimised a deliberately flawed proxy and is left out.
 
 # %%
-sft_dir = under_root(SFT_RUN)
-if finished(sft_dir):
+sft_dir = project_path(SFT_RUN)
+if finished_run(sft_dir):
     sft_run = load_run(sft_dir)
     print(f"SFT model: notebook 01's, {sft_run.model_path}")
 else:
@@ -152,7 +131,7 @@ else:
 sft_path = str(sft_run.model_path)
 tokenizer = load_tokenizer(sft_path)
 
-prefs_path = under_root(PREFERENCES)
+prefs_path = project_path(PREFERENCES)
 preferences = None
 
 
@@ -173,8 +152,8 @@ def get_preferences():
     return [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows]
 
 
-rm_dir = under_root(RM_RUN)
-if finished(rm_dir):
+rm_dir = project_path(RM_RUN)
+if finished_run(rm_dir):
     rm_run = load_run(rm_dir)
     print(f"reward model: notebook 03's, {rm_run.model_path}")
 else:
@@ -186,21 +165,21 @@ rm_path = str(rm_run.model_path)
 reward_model = RewardModelJudge(rm_path, device=DEVICE)
 
 policies, runs = {}, {}  # policy name -> model, and -> run (for the training curves)
-ppo_dirs = sorted(d for d in under_root(PPO_RUNS).glob("ppo_beta_*") if finished(d))
+ppo_dirs = sorted(d for d in project_path(PPO_RUNS).glob("ppo_beta_*") if finished_run(d))
 if ppo_dirs:
     print(f"PPO: notebook 04's runs {[d.name for d in ppo_dirs]}")
     for d in ppo_dirs:
         run = load_run(d)
         runs[f"ppo/beta={run.config['kl_coef']:g}"] = run
 else:
-    print(f"no finished PPO runs in {under_root(PPO_RUNS)}: training β in {PPO_KL_COEFS} here ({PPO_STEPS} steps)")
+    print(f"no finished PPO runs in {project_path(PPO_RUNS)}: training β in {PPO_KL_COEFS} here ({PPO_STEPS} steps)")
     for beta in PPO_KL_COEFS:
         runs[f"ppo/beta={beta:g}"] = train_ppo(sft_path, reward_model, task.train_prompts, PPOSettings(
             total_steps=PPO_STEPS, batch_size=PPO_BATCH_SIZE, kl_coef=beta, seed=SEED, device=DEVICE),
             out_dir / f"ppo_beta_{beta:g}",
             reference=sft_path, value_model=rm_path)
 
-dpo_dirs = sorted(d for d in under_root(DPO_RUNS).glob("dpo_*") if finished(d))
+dpo_dirs = sorted(d for d in project_path(DPO_RUNS).glob("dpo_*") if finished_run(d))
 if dpo_dirs:
     print(f"DPO: notebook 05's runs {[d.name for d in dpo_dirs]}")
     for d in dpo_dirs:
@@ -208,7 +187,7 @@ if dpo_dirs:
         runs[f"dpo/{run.summary['loss_type']}/beta={run.summary['beta']:g}"] = run
 else:
     preferences = preferences or get_preferences()
-    print(f"no finished DPO runs in {under_root(DPO_RUNS)}: training {DPO_LOSS_TYPES} here ({DPO_STEPS} steps)")
+    print(f"no finished DPO runs in {project_path(DPO_RUNS)}: training {DPO_LOSS_TYPES} here ({DPO_STEPS} steps)")
     for loss_type in DPO_LOSS_TYPES:
         run = train_dpo(sft_path, preferences, DPOSettings(loss_type=loss_type, max_steps=DPO_STEPS, seed=SEED,
                                                            device=DEVICE, n_samples=0),

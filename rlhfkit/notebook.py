@@ -1,0 +1,88 @@
+"""What a notebook's set-up cell needs: paths relative to the project folder, finished runs, device, task, gold judge.
+
+    from rlhfkit.notebook import finished_run, project_path, setup
+
+    out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL)
+    sft_dir = project_path(SFT_RUN)          # "runs/..." means the same folder wherever Jupyter was started
+    if finished_run(sft_dir): ...            # reuse an earlier notebook's run, else train one
+
+Every notebook in notebooks/ starts this way, so a relative path in a parameter cell (`OUT`, `SFT_RUN`, ...) names
+the same folder whether the kernel runs in notebooks/ or in the project folder, and one notebook finds another's
+runs. torch, the task loader and the run reader are imported when first used, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, NamedTuple
+
+if TYPE_CHECKING:
+    import torch
+
+    from rlhfkit.data import Task
+
+__all__ = ["NotebookSetup", "finished_run", "project_path", "setup"]
+
+
+def project_path(path: str | Path) -> Path:
+    """`path` relative to the project folder, with `~` expanded; an absolute path is returned unchanged.
+
+    The project folder is the parent of the kernel's working directory when that is `notebooks/` (Jupyter started
+    in the project and the notebook opened from there), else the working directory itself."""
+    path = Path(path).expanduser()
+    if path.is_absolute():
+        return path
+    cwd = Path.cwd()
+    root = cwd.parent if cwd.name == "notebooks" else cwd
+    return root / path
+
+
+def finished_run(path: str | Path) -> bool:
+    """Whether `path` is a run directory whose status is "finished" and which holds a saved model (`model/`).
+
+    A missing folder, a folder that is not a run, and a run still running, interrupted or failed all give False."""
+    from rlhfkit.runs import load as load_run
+
+    path = Path(path)
+    return (path / "config.json").exists() and load_run(path).status.get("state") == "finished" \
+        and (path / "model").exists()
+
+
+class NotebookSetup(NamedTuple):
+    """What `setup` returns; unpack it as `out_dir, device, task, gold = setup(...)`."""
+
+    out_dir: Path  # the notebook's output folder (OUT), relative to the project folder; not created here
+    device: torch.device
+    task: Task
+    gold: Callable | None  # the task's gold judge (None only with need_gold=False)
+
+
+def setup(out: str | Path, task: str | Path, device: str | None = None, threads: int | None = None,
+          model: str | None = None, *, need_gold: bool = True,
+          purpose: str = "this notebook measures every policy against one") -> NotebookSetup:
+    """A notebook's common set-up: output folder, device, torch threads, task and gold judge.
+
+    - `out` goes through `project_path`.
+    - `device`: None picks CUDA when present, else CPU (`rlhfkit.models.pick_device`).
+    - `threads`: torch CPU threads. None means 1 for the embedded default (`model == "tiny"`) on a CPU, whose
+      matrices are too small to gain from a second thread, and torch's own default otherwise. Only a CPU device
+      changes the setting.
+    - `task` is loaded with `rlhfkit.data.load_task`. With `need_gold` a task without a gold judge raises
+      ValueError("task ... has no gold judge: <purpose>"): `purpose` says why the notebook needs one.
+
+    Prints the task's summary and a line with the device, the torch threads and the output folder."""
+    import torch
+
+    from rlhfkit.data import load_task
+    from rlhfkit.models import pick_device
+
+    out_dir = project_path(out)
+    device = pick_device(device)
+    if device.type == "cpu" and (threads or model == "tiny"):
+        torch.set_num_threads(threads or 1)
+    loaded = load_task(task)
+    if need_gold and loaded.gold_judge is None:
+        raise ValueError(f"task {task!r} has no gold judge: {purpose}")
+    print(loaded.summary())
+    print(f"device: {device}, torch threads: {torch.get_num_threads()}, output folder: {out_dir}")
+    return NotebookSetup(out_dir, device, loaded, loaded.gold_judge)
