@@ -277,3 +277,70 @@ function makeHistory(describe, onPick) {
   };
   return { node, update };
 }
+
+// ---- The flow every widget shares: which item is shown, sending a judgment on it, the status line, redraws.
+
+/**
+ * The item on screen: the first pending item, the next one at once while a judgment waits for its ack (`offset`),
+ * or a history entry being re-decided (`editing`). `send` posts a judgment on it, as an "edit" of the stored
+ * judgment when editing; `shows(item)` says whether `item` is new on screen (and restarts its timer).
+ */
+function makeCursor(model, sender) {
+  const cursor = {
+    editing: null, // a history entry being re-decided
+    offset: 0, // 1 while a judgment waits for its ack: the next item shows at once
+    shownKey: null,
+    shownAt: performance.now(),
+    current() {
+      if (cursor.editing) return cursor.editing;
+      const items = model.get("items") || [];
+      return items[Math.min(cursor.offset, Math.max(items.length - 1, 0))] || null;
+    },
+    /** The acknowledged message once the Python side has handled it (see makeSender.check), else null. */
+    acked() {
+      const acked = sender.check();
+      if (acked) cursor.offset = 0;
+      return acked;
+    },
+    shows(item) {
+      const key = item ? (cursor.editing ? `edit-${item.judgment_id}` : `item-${item.item_id}`) : null;
+      if (key === cursor.shownKey) return false;
+      cursor.shownKey = key;
+      cursor.shownAt = performance.now();
+      return true;
+    },
+    /** Send `fields` about `item` as a `type` message (or an edit); false when an earlier one still waits. */
+    send(item, type, fields) {
+      const msg = { type: cursor.editing ? "edit" : type, item_id: item.item_id, ...fields,
+        seconds: (performance.now() - cursor.shownAt) / 1000 };
+      if (cursor.editing) msg.judgment_id = cursor.editing.judgment_id;
+      if (!sender.send(msg)) return false;
+      if (!cursor.editing && (model.get("items") || []).length > 1) cursor.offset = 1;
+      cursor.editing = null;
+      return true;
+    },
+  };
+  return cursor;
+}
+
+/** The pending look, the status line (an error, "Saving…", or the Python side's notice) and the history. */
+function showState(root, model, sender, status, history) {
+  root.classList.toggle("lm-pending", !!sender.pending);
+  const error = model.get("error");
+  if (error) status.set(error, true);
+  else if (sender.pending && sender.waitedMs() > 1500) status.set("Saving… (waiting for the kernel)");
+  else status.set(sender.pending ? "Saving…" : model.get("notice"));
+  history.update(model.get("history"));
+}
+
+/** Redraw on every change of `traits`, and every half second while a judgment waits (to say it is waiting);
+ * returns the clean-up for anywidget. */
+function follow(model, traits, sender, update) {
+  for (const name of traits) model.on(`change:${name}`, update);
+  const slow = setInterval(() => sender.pending && update(), 500);
+  update();
+  return () => {
+    clearInterval(slow);
+    for (const name of traits) model.off(`change:${name}`, update);
+  };
+}

@@ -25,79 +25,54 @@ function render({ model, el }) {
   root.append(header.node, banner, body, done, h("div", { class: "lm-actions" }, submitButton, undoButton), status.node,
     history.node);
 
-  let editing = null;
-  let offset = 0;
-  let shownKey = null;
-  let shownAt = performance.now();
-
-  function current() {
-    if (editing) return editing;
-    const items = model.get("items") || [];
-    return items[Math.min(offset, Math.max(items.length - 1, 0))] || null;
-  }
+  const cursor = makeCursor(model, sender);
 
   function update() {
     keepingFocus(root, () => {
-      const acked = sender.check();
-      if (acked) {
-        offset = 0;
-        // Never lose what the person wrote: a failed submit puts the text back.
-        if (model.get("error") && acked.text && !editor.value) editor.value = acked.text;
-      }
+      const acked = cursor.acked();
+      // Never lose what the person wrote: a failed submit puts the text back.
+      if (acked && model.get("error") && acked.text && !editor.value) editor.value = acked.text;
       header.update(model.get("progress"));
-      const item = current();
-      const key = item ? (editing ? `edit-${item.judgment_id}` : `item-${item.item_id}`) : null;
-      if (key !== shownKey) {
-        shownKey = key;
-        shownAt = performance.now();
-        if (item) showText(prompt, item.prompt, model.get("markdown"));
-      }
+      const item = cursor.current();
+      if (cursor.shows(item) && item) showText(prompt, item.prompt, model.get("markdown"));
       body.hidden = !item;
       done.hidden = !!item;
       submitButton.disabled = !item;
+      const editing = cursor.editing;
       banner.hidden = !editing;
       if (editing) banner.textContent = `Editing your response to item #${editing.item_id}. Submit again, or Esc twice to cancel.`;
-      root.classList.toggle("lm-pending", !!sender.pending);
-      const error = model.get("error");
-      if (error) status.set(error, true);
-      else if (sender.pending && sender.waitedMs() > 1500) status.set("Saving… (waiting for the kernel)");
-      else status.set(sender.pending ? "Saving…" : model.get("notice"));
-      history.update(model.get("history"));
+      showState(root, model, sender, status, history);
     });
   }
 
   function submit() {
-    const item = current();
+    const item = cursor.current();
     if (!item || sender.pending) return;
     const text = editor.value;
     if (!text.trim()) {
       status.set("Write a response first.", true);
       return;
     }
-    const msg = { type: editing ? "edit" : "submit_text", item_id: item.item_id, text, seconds: (performance.now() - shownAt) / 1000 };
-    if (editing) msg.judgment_id = editing.judgment_id;
-    if (!sender.send(msg)) return;
-    if (!editing && (model.get("items") || []).length > 1) offset = 1;
-    editing = null;
+    if (!cursor.send(item, "submit_text", { text })) return;
     editor.value = "";
     update();
   }
 
   function undo() {
-    if (editing) return cancelEdit();
+    if (cursor.editing) return cancelEdit();
     sender.send({ type: "undo" });
   }
 
   function startEdit(entry) {
     if (sender.pending) return;
-    editing = entry;
+    cursor.editing = entry;
     editor.value = entry.text || "";
     update();
     editor.focus({ preventScroll: true });
   }
 
   function cancelEdit() {
-    editing = null;
+    cursor.editing = null;
     editor.value = "";
     update();
   }
@@ -129,7 +104,7 @@ function render({ model, el }) {
       if (!event.repeat) undo();
     } else if (event.key === "Enter") {
       editor.focus({ preventScroll: true }); // back to writing
-    } else if (event.key === "Escape" && editing) {
+    } else if (event.key === "Escape" && cursor.editing) {
       cancelEdit();
     } else {
       handled = false;
@@ -140,14 +115,7 @@ function render({ model, el }) {
     }
   });
 
-  const traits = ["items", "progress", "history", "ack", "error", "notice", "markdown"];
-  for (const name of traits) model.on(`change:${name}`, update);
-  const slow = setInterval(() => sender.pending && update(), 500);
-  update();
-  return () => {
-    clearInterval(slow);
-    for (const name of traits) model.off(`change:${name}`, update);
-  };
+  return follow(model, ["items", "progress", "history", "ack", "error", "notice", "markdown"], sender, update);
 }
 
 export default { render };

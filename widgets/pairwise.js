@@ -60,89 +60,58 @@ function render({ model, el }) {
     history.node,
   );
 
-  let editing = null; // a history entry being re-decided
-  let offset = 0; // 1 while a judgment waits for its ack: the next item shows at once
-  let shownKey = null;
-  let shownAt = performance.now();
-
-  function current() {
-    if (editing) return editing;
-    const items = model.get("items") || [];
-    return items[Math.min(offset, Math.max(items.length - 1, 0))] || null;
-  }
+  const cursor = makeCursor(model, sender);
 
   function update() {
     keepingFocus(root, () => {
-      const acked = sender.check();
-      if (acked) {
-        offset = 0;
-        // A failed judgment keeps the person's rationale for the retry.
-        if (model.get("error") && acked.rationale && !rationale.value) rationale.value = acked.rationale;
-      }
+      const acked = cursor.acked();
+      // A failed judgment keeps the person's rationale for the retry.
+      if (acked && model.get("error") && acked.rationale && !rationale.value) rationale.value = acked.rationale;
       header.update(model.get("progress"));
       rationale.hidden = !model.get("rationale");
 
-      const item = current();
-      const key = item ? (editing ? `edit-${item.judgment_id}` : `item-${item.item_id}`) : null;
-      if (key !== shownKey) {
-        shownKey = key;
-        shownAt = performance.now();
-        if (item) {
-          const md = model.get("markdown");
-          showText(prompt, item.prompt, md);
-          texts.forEach((node, i) => showText(node, (item.responses || [])[i], md));
-        }
+      const item = cursor.current();
+      if (cursor.shows(item) && item) {
+        const md = model.get("markdown");
+        showText(prompt, item.prompt, md);
+        texts.forEach((node, i) => showText(node, (item.responses || [])[i], md));
       }
       body.hidden = !item;
       done.hidden = !!item;
       for (const b of choiceButtons) b.disabled = !item;
+      const editing = cursor.editing;
       banner.hidden = !editing;
       if (editing) {
         const was = CHOICE_LABELS[editing.side] || editing.side;
         banner.textContent = `Editing your decision on item #${editing.item_id} (was: ${was}). Choose again, or Esc to cancel.`;
       }
-      root.classList.toggle("lm-pending", !!sender.pending);
-      const error = model.get("error");
-      if (error) status.set(error, true);
-      else if (sender.pending && sender.waitedMs() > 1500) status.set("Saving… (waiting for the kernel)");
-      else status.set(sender.pending ? "Saving…" : model.get("notice"));
-      history.update(model.get("history"));
+      showState(root, model, sender, status, history);
     });
   }
 
   function choose(side) {
-    const item = current();
+    const item = cursor.current();
     if (!item || sender.pending) return;
-    const msg = {
-      type: editing ? "edit" : "choose",
-      item_id: item.item_id,
-      side,
-      rationale: rationale.value.trim() || null,
-      seconds: (performance.now() - shownAt) / 1000,
-    };
-    if (editing) msg.judgment_id = editing.judgment_id;
-    if (!sender.send(msg)) return;
-    if (!editing && (model.get("items") || []).length > 1) offset = 1;
-    editing = null;
+    if (!cursor.send(item, "choose", { side, rationale: rationale.value.trim() || null })) return;
     rationale.value = "";
     update();
   }
 
   function undo() {
-    if (editing) return cancelEdit();
+    if (cursor.editing) return cancelEdit();
     sender.send({ type: "undo" });
   }
 
   function startEdit(entry) {
     if (sender.pending) return;
-    editing = entry;
+    cursor.editing = entry;
     rationale.value = entry.rationale || "";
     update();
     root.focus({ preventScroll: true });
   }
 
   function cancelEdit() {
-    editing = null;
+    cursor.editing = null;
     rationale.value = "";
     update();
   }
@@ -165,7 +134,7 @@ function render({ model, el }) {
       if (!event.repeat) undo();
     } else if (event.key === "r" && model.get("rationale")) {
       rationale.focus();
-    } else if (event.key === "Escape" && editing) {
+    } else if (event.key === "Escape" && cursor.editing) {
       cancelEdit();
     } else {
       handled = false;
@@ -176,14 +145,8 @@ function render({ model, el }) {
     }
   });
 
-  const traits = ["items", "progress", "history", "ack", "error", "notice", "markdown", "rationale"];
-  for (const name of traits) model.on(`change:${name}`, update);
-  const slow = setInterval(() => sender.pending && update(), 500); // shows "waiting for the kernel"
-  update();
-  return () => {
-    clearInterval(slow);
-    for (const name of traits) model.off(`change:${name}`, update);
-  };
+  return follow(model, ["items", "progress", "history", "ack", "error", "notice", "markdown", "rationale"], sender,
+    update);
 }
 
 export default { render };

@@ -29,20 +29,11 @@ function render({ model, el }) {
   root.append(header.node, banner, body, done, h("div", { class: "lm-actions" }, submitButton, resetButton, undoButton),
     status.node, history.node);
 
-  let editing = null;
-  let offset = 0;
-  let shownKey = null;
-  let shownAt = performance.now();
+  const cursor = makeCursor(model, sender);
   let order = []; // display indices, top to bottom
   let placed = 0; // how many of the top entries of `order` are decided
   let implied = false; // the last one was placed automatically after K-1 picks
   let cardNodes = []; // by display index
-
-  function current() {
-    if (editing) return editing;
-    const items = model.get("items") || [];
-    return items[Math.min(offset, Math.max(items.length - 1, 0))] || null;
-  }
 
   function buildCards(item) {
     const md = model.get("markdown");
@@ -105,32 +96,28 @@ function render({ model, el }) {
   }
 
   function reset() {
-    if (editing) {
-      editing = null;
-      shownKey = null;
+    if (cursor.editing) {
+      cursor.editing = null;
+      cursor.shownKey = null; // redraw the pending item afresh
     } else {
-      resetOrder(current());
+      resetOrder(cursor.current());
     }
     update();
   }
 
   function update() {
     keepingFocus(root, () => {
-      if (sender.check()) offset = 0;
+      cursor.acked();
       header.update(model.get("progress"));
-      const item = current();
-      const key = item ? (editing ? `edit-${item.judgment_id}` : `item-${item.item_id}`) : null;
-      if (key !== shownKey) {
-        shownKey = key;
-        shownAt = performance.now();
-        if (item) {
-          showText(prompt, item.prompt, model.get("markdown"));
-          buildCards(item);
-          resetOrder(item);
-          if (editing) {
-            order = [...editing.order];
-            placed = order.length;
-          }
+      const item = cursor.current();
+      const editing = cursor.editing;
+      if (cursor.shows(item) && item) {
+        showText(prompt, item.prompt, model.get("markdown"));
+        buildCards(item);
+        resetOrder(item);
+        if (editing) {
+          order = [...editing.order];
+          placed = order.length;
         }
       }
       body.hidden = !item;
@@ -151,34 +138,25 @@ function render({ model, el }) {
       resetButton.disabled = !item;
       banner.hidden = !editing;
       if (editing) banner.textContent = `Editing your ranking of item #${editing.item_id}. Submit again, or Esc to cancel.`;
-      root.classList.toggle("lm-pending", !!sender.pending);
-      const error = model.get("error");
-      if (error) status.set(error, true);
-      else if (sender.pending && sender.waitedMs() > 1500) status.set("Saving… (waiting for the kernel)");
-      else status.set(sender.pending ? "Saving…" : model.get("notice"));
-      history.update(model.get("history"));
+      showState(root, model, sender, status, history);
     });
   }
 
   function submit() {
-    const item = current();
+    const item = cursor.current();
     if (!item || sender.pending || placed !== order.length) return;
-    const msg = { type: editing ? "edit" : "rank", item_id: item.item_id, order: [...order], seconds: (performance.now() - shownAt) / 1000 };
-    if (editing) msg.judgment_id = editing.judgment_id;
-    if (!sender.send(msg)) return;
-    if (!editing && (model.get("items") || []).length > 1) offset = 1;
-    editing = null;
+    if (!cursor.send(item, "rank", { order: [...order] })) return;
     update();
   }
 
   function undo() {
-    if (editing) return reset();
+    if (cursor.editing) return reset();
     sender.send({ type: "undo" });
   }
 
   function startEdit(entry) {
     if (sender.pending) return;
-    editing = entry;
+    cursor.editing = entry;
     update();
     root.focus({ preventScroll: true });
   }
@@ -187,7 +165,7 @@ function render({ model, el }) {
     if (isTyping(event) || event.ctrlKey || event.metaKey || event.altKey) return;
     let handled = true;
     if (/^[1-9]$/.test(event.key)) {
-      if (!event.repeat && current()) pick(Number(event.key) - 1);
+      if (!event.repeat && cursor.current()) pick(Number(event.key) - 1);
     } else if (event.key === "Enter") {
       if (!event.repeat) submit();
     } else if (event.key === "Backspace") {
@@ -205,14 +183,7 @@ function render({ model, el }) {
     }
   });
 
-  const traits = ["items", "progress", "history", "ack", "error", "notice", "markdown"];
-  for (const name of traits) model.on(`change:${name}`, update);
-  const slow = setInterval(() => sender.pending && update(), 500);
-  update();
-  return () => {
-    clearInterval(slow);
-    for (const name of traits) model.off(`change:${name}`, update);
-  };
+  return follow(model, ["items", "progress", "history", "ack", "error", "notice", "markdown"], sender, update);
 }
 
 export default { render };
