@@ -145,6 +145,28 @@ def test_settings_validate_and_accept_trl_names():
         PPOSettings(kl_estimator="k2")
     with pytest.raises(ValueError, match="value_model"):
         PPOSettings(value_model="twin")
+    with pytest.raises(ValueError, match="train_value_backbone=False freezes the backbone of a separate"):
+        PPOSettings(value_model="shared", train_value_backbone=False)
+
+
+def test_rollout_logprobs_from_generate_match_a_forward_pass(task):
+    # The PPO ratio's denominator: the logits generate() sampled from, tempered, must be the policy's own.
+    from rlhfkit.models import load_policy, load_tokenizer, resolve_model
+
+    path = resolve_model("tiny")
+    policy, tokenizer = load_policy(path, device="cpu"), load_tokenizer(path, padding_side="left")
+    settings = PPOSettings(**SMALL, temperature=0.7)
+    torch.manual_seed(0)
+    rollout = ppo._generate(policy, tokenizer, task.train_prompts[:16], settings, ppo._eos_ids(policy, tokenizer),
+                            torch.device("cpu"), with_logprobs=True)
+    recomputed, _, _ = ppo._forward(policy, rollout, slice(None), settings.temperature)
+    inside = rollout.mask.bool()
+    assert rollout.has_eos.any() and (~inside).any()  # some responses ended early: there is padding to skip
+    assert torch.allclose(rollout.logprobs[inside], recomputed[inside], atol=1e-4)
+    assert (rollout.logprobs[inside] < 0).all() and (rollout.logprobs[~inside] == 0).all()
+    # Tempering matters: the untempered log-probs of the same tokens differ.
+    untempered, _, _ = ppo._forward(policy, rollout, slice(None), 1.0)
+    assert not torch.allclose(rollout.logprobs[inside], untempered[inside], atol=1e-2)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -225,6 +247,19 @@ def test_shared_value_head_trains_the_policy_and_logs_every_metric(shared_run, t
     checkpoint = _weights_of_checkpoint(shared_run.path)
     assert {"value_head.weight", "value_head.bias"} <= set(checkpoint)
     assert not any(k.startswith("value_model.") for k in checkpoint)
+
+
+def test_frozen_value_backbone_trains_only_the_value_head(tmp_path, task, tiny_path):
+    settings = PPOSettings(**SMALL, train_value_backbone=False, save_every=1, learning_rate=3e-3)
+    run = train_ppo("tiny", "vader", task.train_prompts, settings, run_dir=tmp_path / "frozen")
+    assert run.status["state"] == "finished" and run.config["train_value_backbone"] is False
+    assert set(METRIC_NAMES) <= set(run.metrics.columns) and run.metrics["loss/value_avg"].notna().all()
+    # Trainable: the whole policy and the value model's score head, none of the value backbone.
+    checkpoint = _weights_of_checkpoint(run.path)
+    assert [k for k in checkpoint if k.startswith("value_model.")] == ["value_model.score.weight"]
+    assert any(k.startswith("policy.model.layers.0.") for k in checkpoint)
+    before, after = _weights(tiny_path), _weights(run.model_path)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
 def _weights_of_checkpoint(run_path):

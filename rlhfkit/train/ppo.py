@@ -3,8 +3,9 @@
 Each step of `train_ppo`:
 
   1. Rollout     sample one response per prompt from the current policy (chat-templated, left padded, temperature),
-                 cut it after the first EOS, and record per-token log-probs of the policy and of the frozen
-                 reference, and the value estimates.
+                 cut it after the first EOS, and record per-token log-probs of the policy (from the logits it
+                 sampled from) and of the frozen reference, and the value estimates (a frozen value backbone's
+                 hidden states are kept for the update, which then trains only its head).
   2. Reward      score each (prompt, response) with `reward_fn`; the score goes on the last response token, every
                  token pays -beta * KL_t (k1 or k3 estimator); beta is fixed or follows an adaptive controller.
   3. Advantages  GAE(gamma, lambda) over the response tokens; returns = advantages + values; whitened advantages.
@@ -85,8 +86,13 @@ class PPOSettings:
     learning_rate: float = 2e-4
     """AdamW learning rate for the policy and the value model (right for the 1M-parameter embedded default; real
     models want ~1e-6 to 1e-5, or ~1e-5 to 1e-4 with LoRA)."""
+    value_learning_rate: float | None = None
+    """AdamW learning rate for the value function (its head, or the whole separate value model). None = the
+    policy's `learning_rate`, or 10x that with train_value_backbone=False: a lone linear head on frozen features
+    moves too little at the policy's rate to track the returns (on the embedded default, gold at matched KL 0.65 at
+    1x vs 0.70 at 10x and 50x, 3 seeds each: bench/ppo_vs_trl.py)."""
     anneal_lr: bool = False
-    """Decay the learning rate linearly to zero over `total_steps`."""
+    """Decay the learning rates linearly to zero over `total_steps`."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
     max_grad_norm: float = 1.0
@@ -127,6 +133,19 @@ class PPOSettings:
     `value_model` path given to train_ppo (default the policy's path; a reward model's path is a good start).
     "shared": a scalar head on the policy's own last hidden state. None = "separate", or "shared" with LoRA, so
     that policy, value and reference share one backbone."""
+    train_value_backbone: bool = True
+    """Separate value model only. True trains all of it (backbone and head, as TRL's PPOTrainer did); False freezes
+    its backbone and trains only the scalar head, on hidden states computed once per rollout, so the PPO epochs run
+    one backbone instead of two (0.91 vs 1.42 s/step on the embedded default: bench/ppo_vs_trl.py). The
+    value function is then a linear read-out of the value model's features, which is what a reward model's score
+    head already is, so it starts as a sound baseline when the value model is the reward model."""
+    logprobs_from_generate: bool | None = None
+    """Take the rollout's log-probs from the logits generate() saw while sampling (as TRL's PPOTrainer did) instead
+    of running the policy over the rollout once more. Saves a forward pass per step, but holds every sampled
+    position's logits (batch x max_new_tokens x vocabulary) until the rollout ends, and the first PPO ratio is then 1
+    only up to float rounding (KV-cached vs full-sequence kernels). None = from generate when those logits take at
+    most 256 MiB (per process), else the extra forward pass. With value_model="shared" they always come from the
+    forward pass that computes the values."""
     save_every: int = 10
     """Save a resumable checkpoint (weights, optimizer, beta, RNG) every this many steps; the last good one is
     what a NaN stop falls back to."""
@@ -174,8 +193,14 @@ class PPOSettings:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.cpu_threads is not None and self.cpu_threads < 1:
             raise ValueError(f"cpu_threads must be at least 1 (or None), got {self.cpu_threads}")
+        if self.value_learning_rate is not None and self.value_learning_rate <= 0:
+            raise ValueError(f"value_learning_rate must be > 0 (or None for learning_rate), got "
+                             f"{self.value_learning_rate}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not self.train_value_backbone and self.value_model == "shared":
+            raise ValueError("train_value_backbone=False freezes the backbone of a separate value model; with "
+                             "value_model='shared' the value head sits on the policy, whose backbone must train")
         if self.target_kl is not None and self.target_kl <= 0:
             raise ValueError(f"target_kl must be > 0 (or None for a fixed beta), got {self.target_kl}")
 
@@ -326,9 +351,12 @@ class AdaptiveKLController(FixedKLController):
 class PolicyAndValue(nn.Module):
     """The policy and the value function behind one forward pass: (token logits, per-position values).
     "shared": a linear head on the policy's last hidden state; "separate": a sequence classifier's backbone and
-    score head applied at every position (not only the last, as in its own forward)."""
+    score head applied at every position (not only the last, as in its own forward). With `train_value_backbone`
+    False the separate backbone is frozen: its hidden states are computed once per rollout (`value_hidden`) and
+    handed back to `forward`, which then applies only the head."""
 
-    def __init__(self, policy: nn.Module, value_model: nn.Module | None = None) -> None:
+    def __init__(self, policy: nn.Module, value_model: nn.Module | None = None,
+                 train_value_backbone: bool = True) -> None:
         super().__init__()
         self.policy = policy
         if value_model is None:
@@ -340,22 +368,42 @@ class PolicyAndValue(nn.Module):
         else:
             self.value_head = None
             self.value_model = value_model
-            _value_parts(value_model)  # fail now, not mid-training, if the model has no usable head
+            backbone, head = _value_parts(value_model)  # fail now, not mid-training, if there is no usable head
+            if not train_value_backbone:
+                backbone.requires_grad_(False)
+                head.float().requires_grad_(True)  # the one trained part stays fp32 like every trained weight
+        self.train_value_backbone = train_value_backbone
 
-    def forward(self, input_ids, attention_mask, position_ids, logits_to_keep: int = 0):
+    @torch.no_grad()
+    def value_hidden(self, input_ids, attention_mask, position_ids) -> torch.Tensor:
+        """The separate value model's last hidden states at every position (no gradient)."""
+        backbone, _ = _value_parts(self.value_model)
+        return backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                        use_cache=False).last_hidden_state
+
+    def values_from_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The separate value model's score head on given hidden states."""
+        _, head = _value_parts(self.value_model)
+        return head(hidden.to(head.weight.dtype)).squeeze(-1).float()
+
+    def forward(self, input_ids, attention_mask, position_ids, logits_to_keep: int = 0,
+                value_hidden: torch.Tensor | None = None):
         """`logits_to_keep` > 0: token logits for the last that many positions only (the response), which saves
-        the language-model head and softmax on the prompt; values always cover every position."""
+        the language-model head and softmax on the prompt. Values cover every position, or exactly the positions
+        of `value_hidden` when the frozen value backbone's hidden states are given."""
         shared = self.value_head is not None
         out = self.policy(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                           output_hidden_states=shared, use_cache=False, **_keep(self.policy, logits_to_keep))
         if shared:
-            values = self.value_head(out.hidden_states[-1])
+            values = self.value_head(out.hidden_states[-1]).squeeze(-1).float()
+        elif value_hidden is not None:
+            values = self.values_from_hidden(value_hidden)
         else:
             backbone, head = _value_parts(self.value_model)
             hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                               use_cache=False).last_hidden_state
-            values = head(hidden)
-        return out.logits, values.squeeze(-1).float()
+            values = head(hidden).squeeze(-1).float()
+        return out.logits, values
 
 
 def _keep(model: nn.Module, logits_to_keep: int) -> dict:
@@ -418,6 +466,7 @@ class Rollout:
     ref_logprobs: torch.Tensor = None  # B x R
     values: torch.Tensor = None        # B x R
     scores: torch.Tensor = None        # B
+    value_hidden: torch.Tensor = None  # B x R x H, the frozen value backbone's hidden states at the value positions
 
 
 def _token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -427,19 +476,29 @@ def _token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: flo
     return picked - torch.logsumexp(logits, dim=-1)
 
 
+def _wants_generate_logprobs(settings: PPOSettings, local_batch: int, vocab_size: int) -> bool:
+    """Whether the rollout log-probs come from generate()'s logits (see PPOSettings.logprobs_from_generate)."""
+    if settings.logprobs_from_generate is not None:
+        return settings.logprobs_from_generate
+    return local_batch * settings.max_new_tokens * vocab_size * 4 <= 256 * 2**20
+
+
 @torch.no_grad()
-def _generate(policy, tokenizer, prompts: list, settings: PPOSettings, eos_ids: list[int], device) -> Rollout:
+def _generate(policy, tokenizer, prompts: list, settings: PPOSettings, eos_ids: list[int], device,
+              with_logprobs: bool = False) -> Rollout:
     """Sample one response per prompt (KV-cached HF generate, pure temperature sampling: no top-k/top-p, so the
-    sampling distribution is exactly the one PPO's ratios assume) and cut each response after its first EOS."""
+    sampling distribution is exactly the one PPO's ratios assume) and cut each response after its first EOS.
+    `with_logprobs`: fill `Rollout.logprobs` from the raw logits generate() sampled from (0 after the cut)."""
     texts = render_prompts(tokenizer, prompts)
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
     out = policy.generate(
         **enc, do_sample=True, temperature=settings.temperature, top_k=0, top_p=1.0, min_p=None,
         repetition_penalty=1.0, max_new_tokens=settings.max_new_tokens, eos_token_id=eos_ids,
-        pad_token_id=tokenizer.pad_token_id, use_cache=True,
+        pad_token_id=tokenizer.pad_token_id, use_cache=True, output_logits=with_logprobs,
+        return_dict_in_generate=True,
     )
     context_length = enc["input_ids"].shape[1]
-    responses = out[:, context_length:]
+    responses = out.sequences[:, context_length:]
     is_eos = torch.isin(responses, torch.tensor(eos_ids, device=responses.device))
     has_eos = is_eos.any(1)
     length = torch.where(has_eos, is_eos.int().argmax(1) + 1, torch.full_like(has_eos, responses.shape[1],
@@ -448,10 +507,14 @@ def _generate(policy, tokenizer, prompts: list, settings: PPOSettings, eos_ids: 
     responses = responses.masked_fill(~mask, tokenizer.pad_token_id)
     attention_mask = torch.cat([enc["attention_mask"], mask.long()], dim=1)
     position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
+    logprobs = None
+    if with_logprobs:  # raw logits (before the temperature warper), tempered here as in every other log-prob
+        logprobs = _token_logprobs(torch.stack(out.logits, 1), responses, settings.temperature)
+        logprobs = logprobs.masked_fill(~mask, 0.0)
     decoded = tokenizer.batch_decode(responses, skip_special_tokens=True)
     return Rollout(prompts=list(prompts), query_response=torch.cat([enc["input_ids"], responses], 1),
                    attention_mask=attention_mask, position_ids=position_ids, context_length=context_length,
-                   responses=responses, mask=mask.float(), has_eos=has_eos, texts=decoded)
+                   responses=responses, mask=mask.float(), has_eos=has_eos, texts=decoded, logprobs=logprobs)
 
 
 def _forward(model, rollout: Rollout, index, temperature: float):
@@ -460,15 +523,19 @@ def _forward(model, rollout: Rollout, index, temperature: float):
     they predict response tokens (positions p-1 .. end-1), not over the prompt."""
     p = rollout.context_length
     keep = rollout.query_response.shape[1] - p + 1
+    cached_hidden = rollout.value_hidden is not None
     if isinstance(accelerate_unwrap(model), PolicyAndValue):
         extra = {"logits_to_keep": keep}
+        if cached_hidden:  # frozen value backbone: its hidden states at the response positions, from the rollout
+            extra["value_hidden"] = rollout.value_hidden[index]
     else:
         extra = {"use_cache": False, **_keep(model, keep)}
     out = model(input_ids=rollout.query_response[index], attention_mask=rollout.attention_mask[index],
                 position_ids=rollout.position_ids[index], **extra)
     logits, values = out if isinstance(out, tuple) else (out.logits, None)
     logits = logits[:, -keep:-1]
-    values = values[:, p - 1:-1] if values is not None else None
+    if values is not None and not cached_hidden:
+        values = values[:, p - 1:-1]
     return _token_logprobs(logits, rollout.responses[index], temperature), values, logits
 
 
@@ -684,13 +751,20 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                                dtype=frozen_dtype if settings.lora is not None else torch.float32)
     value = None
     if mode == "separate":
-        value = load_reward_model(value_path, device=device, lora=settings.lora,
-                                  dtype=frozen_dtype if settings.lora is not None else torch.float32)
+        # A frozen backbone takes the device's dtype and no adapter (nothing of it trains).
+        value_lora = settings.lora if settings.train_value_backbone else None
+        value = load_reward_model(value_path, device=device, lora=value_lora,
+                                  dtype=torch.float32 if value_lora is None and settings.train_value_backbone
+                                  else frozen_dtype)
         value.config.pad_token_id = tokenizer.pad_token_id
-    model = PolicyAndValue(policy_model, value).to(device)
+    model = PolicyAndValue(policy_model, value, settings.train_value_backbone).to(device)
     model.eval()  # dropout off: the PPO ratio must be exactly 1 before the first update
     ref_model = load_reference(reference_path, device=device, dtype=frozen_dtype) if own_reference else None
     eos_ids = _eos_ids(policy_model, tokenizer)
+    # The shared head needs the policy's forward pass over the rollout anyway (for the values): its log-probs come
+    # from there.
+    logprobs_from_generate = mode != "shared" and _wants_generate_logprobs(
+        settings, local_batch, policy_model.config.get_text_config().vocab_size)
 
     kl_ctl = (AdaptiveKLController(settings.kl_coef, settings.target_kl, settings.kl_horizon)
               if settings.target_kl is not None else FixedKLController(settings.kl_coef))
@@ -711,8 +785,16 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
         # folder), hence weights_only=False.
         rng_states = torch.load(checkpoint / "rng.pt", weights_only=False)
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay, eps=1e-5)
+    # Two parameter groups: the policy's weights and the value function's, each with its own learning rate.
+    value_part = model.value_head if model.value_head is not None else model.value_model
+    value_ids = {id(p) for p in value_part.parameters()}
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad and id(p) not in value_ids],
+               "base_lr": settings.learning_rate},
+              {"params": [p for p in value_part.parameters() if p.requires_grad],
+               "base_lr": settings.value_learning_rate or settings.learning_rate * (
+                   1 if settings.train_value_backbone or mode == "shared" else 10)}]
+    optimizer = torch.optim.AdamW([{**g, "lr": g["base_lr"]} for g in groups], weight_decay=settings.weight_decay,
+                                  eps=1e-5)
     if checkpoint is not None:
         optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", map_location=device, weights_only=False))
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -756,20 +838,32 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
     try:
         try:
             for step in bar:
-                lr = settings.learning_rate * ((1 - (step - 1) / settings.total_steps) if settings.anneal_lr else 1)
+                decay = (1 - (step - 1) / settings.total_steps) if settings.anneal_lr else 1.0
                 for group in optimizer.param_groups:
-                    group["lr"] = lr
+                    group["lr"] = group["base_lr"] * decay
+                lr = optimizer.param_groups[0]["lr"]  # the policy's, logged as "lr"
 
                 # --- 1. rollout: this process's share of the step's prompts ------------------------------------
                 indices = _prompt_indices(len(prompts), (step - 1) * settings.batch_size, settings.batch_size,
                                           settings.seed)[rank * local_batch:(rank + 1) * local_batch]
                 batch_prompts = [prompts[i] for i in indices]
                 with torch.no_grad(), accelerator.autocast():
-                    ro = _generate(unwrapped.policy, tokenizer, batch_prompts, settings, eos_ids, device)
+                    ro = _generate(unwrapped.policy, tokenizer, batch_prompts, settings, eos_ids, device,
+                                   with_logprobs=logprobs_from_generate)
                     chunks = [slice(i, i + micro_batch) for i in range(0, local_batch, micro_batch)]
-                    logps, refs, vals = [], [], []
+                    logps, refs, vals, hiddens = [], [], [], []
                     for chunk in chunks:
-                        logp, v, _ = _forward(unwrapped, ro, chunk, settings.temperature)
+                        if mode == "shared":  # one pass gives the log-probs and the values
+                            logp, v, _ = _forward(unwrapped, ro, chunk, settings.temperature)
+                        else:
+                            p = ro.context_length
+                            hidden = unwrapped.value_hidden(ro.query_response[chunk], ro.attention_mask[chunk],
+                                                            ro.position_ids[chunk])[:, p - 1:-1]
+                            v = unwrapped.values_from_hidden(hidden)
+                            if not settings.train_value_backbone:
+                                hiddens.append(hidden)
+                            logp = (ro.logprobs[chunk] if logprobs_from_generate else
+                                    _forward(unwrapped.policy, ro, chunk, settings.temperature)[0])
                         if ref_model is not None:
                             ref_logp, _, _ = _forward(ref_model, ro, chunk, settings.temperature)
                         else:
@@ -777,6 +871,7 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                                 ref_logp, _, _ = _forward(unwrapped.policy, ro, chunk, settings.temperature)
                         logps.append(logp), refs.append(ref_logp), vals.append(v)
                 ro.logprobs, ro.ref_logprobs, ro.values = torch.cat(logps), torch.cat(refs), torch.cat(vals)
+                ro.value_hidden = torch.cat(hiddens) if hiddens else None
                 mask = ro.mask
 
                 # --- 2. reward: the score at the last response token, -beta * KL on every token -----------------
