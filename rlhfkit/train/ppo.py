@@ -89,8 +89,8 @@ class PPOSettings:
     value_learning_rate: float | None = None
     """AdamW learning rate for the value function (its head, or the whole separate value model). None = the
     policy's `learning_rate`, or 10x that with train_value_backbone=False: a lone linear head on frozen features
-    moves too little at the policy's rate to track the returns (on the embedded default, gold at matched KL 0.65 at
-    1x vs 0.70 at 10x and 50x, 3 seeds each: bench/ppo_vs_trl.py)."""
+    moves too little at the policy's rate to track the returns (bench/ppo_vs_trl.py, 3 seeds each: gold at matched
+    KL 0.65 at 1x vs 0.70 at 10x and 50x)."""
     anneal_lr: bool = False
     """Decay the learning rates linearly to zero over `total_steps`."""
     weight_decay: float = 0.0
@@ -136,7 +136,7 @@ class PPOSettings:
     train_value_backbone: bool = True
     """Separate value model only. True trains all of it (backbone and head, as TRL's PPOTrainer did); False freezes
     its backbone and trains only the scalar head, on hidden states computed once per rollout, so the PPO epochs run
-    one backbone instead of two (0.91 vs 1.42 s/step on the embedded default: bench/ppo_vs_trl.py). The
+    one backbone instead of two (0.91 vs 1.43 s/step on the embedded default: bench/ppo_vs_trl.py). The
     value function is then a linear read-out of the value model's features, which is what a reward model's score
     head already is, so it starts as a sound baseline when the value model is the reward model."""
     logprobs_from_generate: bool | None = None
