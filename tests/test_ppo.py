@@ -253,6 +253,7 @@ def test_frozen_value_backbone_trains_only_the_value_head(tmp_path, task, tiny_p
     settings = PPOSettings(**SMALL, train_value_backbone=False, save_every=1, learning_rate=3e-3)
     run = train_ppo("tiny", "vader", task.train_prompts, settings, run_dir=tmp_path / "frozen")
     assert run.status["state"] == "finished" and run.config["train_value_backbone"] is False
+    assert run.config["value_learning_rate"] == pytest.approx(10 * 3e-3)  # a lone head gets 10x by default
     assert set(METRIC_NAMES) <= set(run.metrics.columns) and run.metrics["loss/value_avg"].notna().all()
     # Trainable: the whole policy and the value model's score head, none of the value backbone.
     checkpoint = _weights_of_checkpoint(run.path)
@@ -375,6 +376,11 @@ def test_bad_inputs_fail_early_with_a_clear_message(tmp_path, task):
     with pytest.raises(ValueError, match="shared"):
         train_ppo("tiny", "vader", ["fine"], PPOSettings(**SMALL, value_model="shared"), run_dir=tmp_path / "c",
                   value_model="tiny")
+    from rlhfkit.models import LoraSettings
+
+    with pytest.raises(ValueError, match="the default with LoRA"):
+        train_ppo("tiny", "vader", ["fine"], PPOSettings(**SMALL, lora=LoraSettings(r=4), train_value_backbone=False),
+                  run_dir=tmp_path / "e")
     with pytest.raises(ValueError, match="returned 1 scores for 8 responses"):
         train_ppo("tiny", lambda p, r: [0.0], task.train_prompts, PPOSettings(**SMALL), run_dir=tmp_path / "d")
     assert load(tmp_path / "d").status["state"] == "failed"

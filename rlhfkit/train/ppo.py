@@ -89,8 +89,8 @@ class PPOSettings:
     value_learning_rate: float | None = None
     """AdamW learning rate for the value function (its head, or the whole separate value model). None = the
     policy's `learning_rate`, or 10x that with train_value_backbone=False: a lone linear head on frozen features
-    moves too little at the policy's rate to track the returns (bench/ppo_vs_trl.py, 3 seeds each: gold at matched
-    KL 0.65 at 1x vs 0.70 at 10x and 50x)."""
+    moves too little at the policy's rate to track the returns (measured with bench/ppo_vs_trl.py and a weaker
+    reward model, 3 seeds each: gold at matched KL 0.65 at 1x, 0.70 at 10x and at 50x)."""
     anneal_lr: bool = False
     """Decay the learning rates linearly to zero over `total_steps`."""
     weight_decay: float = 0.0
@@ -136,7 +136,7 @@ class PPOSettings:
     train_value_backbone: bool = True
     """Separate value model only. True trains all of it (backbone and head, as TRL's PPOTrainer did); False freezes
     its backbone and trains only the scalar head, on hidden states computed once per rollout, so the PPO epochs run
-    one backbone instead of two (0.91 vs 1.43 s/step on the embedded default: bench/ppo_vs_trl.py). The
+    one backbone instead of two (0.93 vs 1.43 s/step on the embedded default: bench/ppo_vs_trl.py). The
     value function is then a linear read-out of the value model's features, which is what a reward model's score
     head already is, so it starts as a sound baseline when the value model is the reward model."""
     logprobs_from_generate: bool | None = None
@@ -696,6 +696,12 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
         raise TypeError(f"reward_fn must be callable as reward_fn(prompts, responses) -> list[float], got "
                         f"{type(reward_fn).__name__}")
     mode = settings.value_model or ("shared" if settings.lora is not None else "separate")
+    if mode == "shared" and not settings.train_value_backbone:  # shared by default with LoRA
+        raise ValueError("train_value_backbone=False freezes the backbone of a separate value model, but this run's "
+                         "value function is a head on the policy (value_model='shared', the default with LoRA); "
+                         "set value_model='separate'")
+    value_lr = settings.value_learning_rate or settings.learning_rate * (
+        1 if settings.train_value_backbone or mode == "shared" else 10)
     if mode == "shared" and value_model is not None:
         raise ValueError("a value_model path was given but settings.value_model is 'shared' (a head on the policy);"
                          " use value_model='separate' to start the value function from that model")
@@ -726,7 +732,7 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
     run = Run(run_path, stage="ppo", seed=settings.seed, resume=checkpoint is not None,
               overwrite=resume and checkpoint is None, enabled=accelerator.is_main_process, config={
                   **{f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)},
-                  "value_model": mode, "policy_path": policy_path,
+                  "value_model": mode, "value_learning_rate": value_lr, "policy_path": policy_path,
                   "reference_path": reference_path if own_reference else "policy with the LoRA adapter disabled",
                   "value_model_path": value_path if mode == "separate" else None,
                   "reward_fn": getattr(reward_fn, "name", getattr(reward_fn, "__name__", repr(reward_fn))),
@@ -758,7 +764,7 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                                   else frozen_dtype)
         value.config.pad_token_id = tokenizer.pad_token_id
     model = PolicyAndValue(policy_model, value, settings.train_value_backbone).to(device)
-    model.eval()  # dropout off: the PPO ratio must be exactly 1 before the first update
+    model.eval()  # dropout off: the PPO ratio must be 1 before the first update
     ref_model = load_reference(reference_path, device=device, dtype=frozen_dtype) if own_reference else None
     eos_ids = _eos_ids(policy_model, tokenizer)
     # The shared head needs the policy's forward pass over the rollout anyway (for the values): its log-probs come
@@ -791,8 +797,7 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
     groups = [{"params": [p for p in model.parameters() if p.requires_grad and id(p) not in value_ids],
                "base_lr": settings.learning_rate},
               {"params": [p for p in value_part.parameters() if p.requires_grad],
-               "base_lr": settings.value_learning_rate or settings.learning_rate * (
-                   1 if settings.train_value_backbone or mode == "shared" else 10)}]
+               "base_lr": value_lr}]
     optimizer = torch.optim.AdamW([{**g, "lr": g["base_lr"]} for g in groups], weight_decay=settings.weight_decay,
                                   eps=1e-5)
     if checkpoint is not None:
