@@ -344,3 +344,30 @@ function follow(model, traits, sender, update) {
     for (const name of traits) model.off(`change:${name}`, update);
   };
 }
+
+/**
+ * Undo and edit for a widget whose draft lives in a text field (the rationale box, the demonstration editor):
+ * editing an entry puts its text back in the field, Undo first cancels an open edit. `textOf(entry)` is the text
+ * to restore, `focusTarget()` what gets the focus when an edit opens. Returns {undo, startEdit, cancelEdit}.
+ */
+function makeEditing(cursor, sender, update, field, textOf, focusTarget) {
+  const cancelEdit = () => {
+    cursor.editing = null;
+    field.value = "";
+    update();
+  };
+  return {
+    cancelEdit,
+    undo() {
+      if (cursor.editing) return cancelEdit();
+      sender.send({ type: "undo" });
+    },
+    startEdit(entry) {
+      if (sender.pending) return;
+      cursor.editing = entry;
+      field.value = textOf(entry) || "";
+      update();
+      focusTarget().focus({ preventScroll: true });
+    },
+  };
+}

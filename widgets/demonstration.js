@@ -58,24 +58,9 @@ function render({ model, el }) {
     update();
   }
 
-  function undo() {
-    if (cursor.editing) return cancelEdit();
-    sender.send({ type: "undo" });
-  }
-
-  function startEdit(entry) {
-    if (sender.pending) return;
-    cursor.editing = entry;
-    editor.value = entry.text || "";
-    update();
-    editor.focus({ preventScroll: true });
-  }
-
-  function cancelEdit() {
-    cursor.editing = null;
-    editor.value = "";
-    update();
-  }
+  // An edit puts the response back in the editor, ready to be rewritten.
+  const { undo, startEdit, cancelEdit } = makeEditing(cursor, sender, () => update(), editor,
+    (entry) => entry.text, () => editor);
 
   editor.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {

@@ -97,24 +97,9 @@ function render({ model, el }) {
     update();
   }
 
-  function undo() {
-    if (cursor.editing) return cancelEdit();
-    sender.send({ type: "undo" });
-  }
-
-  function startEdit(entry) {
-    if (sender.pending) return;
-    cursor.editing = entry;
-    rationale.value = entry.rationale || "";
-    update();
-    root.focus({ preventScroll: true });
-  }
-
-  function cancelEdit() {
-    cursor.editing = null;
-    rationale.value = "";
-    update();
-  }
+  // An edit restores the entry's rationale; the keys stay with the widget (root) to decide again.
+  const { undo, startEdit, cancelEdit } = makeEditing(cursor, sender, () => update(), rationale,
+    (entry) => entry.rationale, () => root);
 
   rationale.addEventListener("keydown", (event) => {
     // Typing belongs to the box; Escape or Enter hands the keys back to the shortcuts.
