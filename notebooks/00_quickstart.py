@@ -90,9 +90,8 @@ from IPython.display import HTML, Markdown, display
 from rlhfkit.compare import gold_vs_kl_figure, summary_table, training_curves_figure
 from rlhfkit.models import LoraSettings, load_policy, load_tokenizer
 from rlhfkit.notebook import setup
-from rlhfkit.pipeline import PipelineSettings, print_summary, reload_runs, run_pipeline
+from rlhfkit.pipeline import PipelineSettings, reload_runs, run_pipeline
 from rlhfkit.sampling import SamplingConfig, sample_candidates
-from rlhfkit.train.reward import RewardModelJudge
 
 # Relative paths are taken from the project folder (the parent of notebooks/), so every notebook finds the others'
 # runs wherever Jupyter was started. `setup` also picks the device and loads the task.

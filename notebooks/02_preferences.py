@@ -74,7 +74,6 @@ EXPORT_ANNOTATORS = None  # whose labels go into preferences.jsonl; None = you (
 # %%
 import sqlite3
 import time
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -88,11 +87,10 @@ from rlhfkit.judges import FunctionJudge, SimulatedAnnotator
 from rlhfkit.labeling import (LabelStore, PairwiseLabeler, RankingLabeler, agreement, agreement_with_judge,
                               annotate_with_judge, position_bias)
 from rlhfkit.live import has_frontend
-from rlhfkit.models import load_policy, load_tokenizer, resolve_model
-from rlhfkit.notebook import project_path, setup
-from rlhfkit.runs import load as load_run
+from rlhfkit.models import load_policy, load_tokenizer
+from rlhfkit.notebook import setup, sft_run_or_train
 from rlhfkit.sampling import SamplingConfig, candidate_pairs, sample_candidates
-from rlhfkit.train.sft import SFTSettings, train_sft
+from rlhfkit.train.sft import SFTSettings
 
 notebook_started = time.perf_counter()
 # Relative paths are taken from the project folder (the parent of notebooks/).
@@ -107,17 +105,8 @@ out_dir.mkdir(parents=True, exist_ok=True)
 # comparisons are made between *its* answers. Notebook 01 saved one; if it is not there, we train one now.
 
 # %%
-sft_dir = project_path(SFT_RUN)
-sft_state = load_run(sft_dir).status.get("state") if (sft_dir / "config.json").exists() else None
-if sft_state == "finished" and (sft_dir / "model").exists():
-    sft_run = load_run(sft_dir)
-    print(f"using notebook 01's SFT model: {sft_run.model_path}")
-else:
-    reason = "no run there" if sft_state is None else f"its state is {sft_state!r}"
-    print(f"no finished SFT run at {sft_dir} ({reason}): training one now ({SFT_STEPS} steps) into "
-          f"{out_dir / 'sft'}. Run notebook 01 first to reuse its model instead.")
-    sft_run = train_sft(resolve_model(MODEL), task, SFTSettings(max_steps=SFT_STEPS, seed=SEED, device=DEVICE,
-                                                                 n_samples=0), out_dir / "sft")
+sft_run = sft_run_or_train(SFT_RUN, out_dir, model=MODEL, task=task,
+                           settings=SFTSettings(max_steps=SFT_STEPS, seed=SEED, device=DEVICE, n_samples=0))
 sft_path = sft_run.model_path
 policy, tokenizer = load_policy(sft_path, device=DEVICE), load_tokenizer(sft_path)
 

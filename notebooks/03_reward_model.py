@@ -79,12 +79,11 @@ from IPython.display import Markdown, display
 from plotly.subplots import make_subplots
 
 from rlhfkit.judges import SimulatedAnnotator
-from rlhfkit.models import LoraSettings, load_policy, load_tokenizer, resolve_model
-from rlhfkit.notebook import project_path, setup
-from rlhfkit.runs import load as load_run
+from rlhfkit.models import LoraSettings, load_policy, load_tokenizer
+from rlhfkit.notebook import project_path, setup, sft_run_or_train
 from rlhfkit.sampling import SamplingConfig, candidate_pairs, sample_candidates
 from rlhfkit.train.reward import RewardModelJudge, RewardSettings, pairwise_accuracy, train_reward_model
-from rlhfkit.train.sft import SFTSettings, train_sft
+from rlhfkit.train.sft import SFTSettings
 
 # Relative paths are taken from the project folder (the parent of notebooks/).
 out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL,
@@ -99,17 +98,8 @@ lora = LoraSettings(r=LORA_R, alpha=2 * LORA_R) if LORA_R else None
 # not there, we train one now.
 
 # %%
-sft_dir = project_path(SFT_RUN)
-sft_status = load_run(sft_dir).status.get("state") if (sft_dir / "config.json").exists() else None
-if sft_status == "finished" and (sft_dir / "model").exists():
-    sft_run = load_run(sft_dir)
-    print(f"using notebook 01's SFT model: {sft_run.model_path} (from {sft_run.config.get('model')})")
-else:
-    reason = "no run there" if sft_status is None else f"its state is {sft_status!r}"
-    print(f"no finished SFT run at {sft_dir} ({reason}): training one now ({SFT_STEPS} steps) into {out_dir / 'sft'}. "
-          f"Run notebook 01 first to reuse its model instead.")
-    sft_run = train_sft(resolve_model(MODEL), task, SFTSettings(max_steps=SFT_STEPS, seed=SEED, device=DEVICE,
-                                                                 lora=lora, n_samples=0), out_dir / "sft")
+sft_run = sft_run_or_train(SFT_RUN, out_dir, model=MODEL, task=task, settings=SFTSettings(
+    max_steps=SFT_STEPS, seed=SEED, device=DEVICE, lora=lora, n_samples=0))
 sft_path = sft_run.model_path
 policy, tokenizer = load_policy(sft_path, device=DEVICE), load_tokenizer(sft_path)
 

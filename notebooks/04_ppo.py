@@ -91,13 +91,13 @@ from rlhfkit.data import load_preferences
 from rlhfkit.evaluation import EvalSettings, evaluate_policies
 from rlhfkit.judges import FunctionJudge, SimulatedAnnotator
 from rlhfkit.live import Dashboard, from_run
-from rlhfkit.models import LoraSettings, load_policy, load_tokenizer, resolve_model
-from rlhfkit.notebook import finished_run, project_path, setup
+from rlhfkit.models import LoraSettings, load_policy, load_tokenizer
+from rlhfkit.notebook import finished_run, project_path, setup, sft_run_or_train
 from rlhfkit.runs import load as load_run
 from rlhfkit.sampling import SamplingConfig, candidate_pairs, sample_candidates
 from rlhfkit.train.ppo import PPOSettings, kl_penalty, policy_loss, train_ppo
 from rlhfkit.train.reward import RewardModelJudge, RewardSettings, train_reward_model
-from rlhfkit.train.sft import SFTSettings, train_sft
+from rlhfkit.train.sft import SFTSettings
 
 notebook_started = time.perf_counter()
 # Relative paths are taken from the project folder (the parent of notebooks/).
@@ -114,14 +114,8 @@ lora = LoraSettings(r=LORA_R, alpha=2 * LORA_R) if LORA_R else None
 # over the SFT model's candidates.
 
 # %%
-sft_dir = project_path(SFT_RUN)
-if finished_run(sft_dir):
-    sft_run = load_run(sft_dir)
-    print(f"SFT model: notebook 01's, {sft_run.model_path}")
-else:
-    print(f"no finished SFT run at {sft_dir}: training one now ({SFT_STEPS} steps) into {out_dir / 'sft'}")
-    sft_run = train_sft(resolve_model(MODEL), task, SFTSettings(max_steps=SFT_STEPS, seed=SEED, device=DEVICE,
-                                                                 lora=lora, n_samples=0), out_dir / "sft")
+sft_run = sft_run_or_train(SFT_RUN, out_dir, model=MODEL, task=task, settings=SFTSettings(
+    max_steps=SFT_STEPS, seed=SEED, device=DEVICE, lora=lora, n_samples=0))
 sft_path = str(sft_run.model_path)
 policy, tokenizer = load_policy(sft_path, device=DEVICE), load_tokenizer(sft_path)
 

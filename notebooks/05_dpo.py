@@ -78,12 +78,11 @@ from rlhfkit.data import load_preferences
 from rlhfkit.evaluation import EvalSettings, evaluate_policies, response_logprobs
 from rlhfkit.judges import SimulatedAnnotator
 from rlhfkit.live import Dashboard, from_run
-from rlhfkit.models import LoraSettings, load_policy, load_reference, load_tokenizer, resolve_model
-from rlhfkit.notebook import finished_run, project_path, setup
-from rlhfkit.runs import load as load_run
+from rlhfkit.models import LoraSettings, load_policy, load_reference, load_tokenizer
+from rlhfkit.notebook import project_path, setup, sft_run_or_train
 from rlhfkit.sampling import SamplingConfig, candidate_pairs, sample_candidates
 from rlhfkit.train.dpo import DPOSettings, train_dpo
-from rlhfkit.train.sft import SFTSettings, train_sft
+from rlhfkit.train.sft import SFTSettings
 
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # transformers' notice, not ours
 notebook_started = time.perf_counter()
@@ -101,14 +100,8 @@ lora = LoraSettings(r=LORA_R, alpha=2 * LORA_R) if LORA_R else None
 # implicit reward on pairs the policy never trained on.
 
 # %%
-sft_dir = project_path(SFT_RUN)
-if finished_run(sft_dir):
-    sft_run = load_run(sft_dir)
-    print(f"SFT model: notebook 01's, {sft_run.model_path}")
-else:
-    print(f"no finished SFT run at {sft_dir}: training one now ({SFT_STEPS} steps) into {out_dir / 'sft'}")
-    sft_run = train_sft(resolve_model(MODEL), task, SFTSettings(max_steps=SFT_STEPS, seed=SEED, device=DEVICE,
-                                                                 lora=lora, n_samples=0), out_dir / "sft")
+sft_run = sft_run_or_train(SFT_RUN, out_dir, model=MODEL, task=task, settings=SFTSettings(
+    max_steps=SFT_STEPS, seed=SEED, device=DEVICE, lora=lora, n_samples=0))
 sft_path = str(sft_run.model_path)
 tokenizer = load_tokenizer(sft_path)
 

@@ -82,7 +82,6 @@ REPRESENTATIVE = ["ppo/beta=0.05", "dpo/sigmoid/beta=0.1", "rloo/beta=0.05"]  # 
 import math
 import time
 import warnings
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -95,15 +94,15 @@ from rlhfkit.data import load_preferences
 from rlhfkit.evaluation import EvalSettings, evaluate_policies
 from rlhfkit.judges import SimulatedAnnotator
 from rlhfkit.live import from_run
-from rlhfkit.models import load_policy, load_tokenizer, resolve_model
-from rlhfkit.notebook import finished_run, project_path, setup
+from rlhfkit.models import load_policy, load_tokenizer
+from rlhfkit.notebook import finished_run, project_path, setup, sft_run_or_train
 from rlhfkit.runs import load as load_run
 from rlhfkit.sampling import SamplingConfig, candidate_pairs, sample_candidates
 from rlhfkit.train.dpo import DPOSettings, train_dpo
 from rlhfkit.train.online import OnlineSettings, train_online
 from rlhfkit.train.ppo import PPOSettings, train_ppo
 from rlhfkit.train.reward import RewardModelJudge, RewardSettings, train_reward_model
-from rlhfkit.train.sft import SFTSettings, train_sft
+from rlhfkit.train.sft import SFTSettings
 
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # transformers' notice, not ours
 notebook_started = time.perf_counter()
@@ -120,14 +119,8 @@ out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, m
 # notebook says so. Notebook 04's `ppo_hacking` run optimised a deliberately flawed proxy and is left out.
 
 # %%
-sft_dir = project_path(SFT_RUN)
-if finished_run(sft_dir):
-    sft_run = load_run(sft_dir)
-    print(f"SFT model: notebook 01's, {sft_run.model_path}")
-else:
-    print(f"no finished SFT run at {sft_dir}: training one now ({SFT_STEPS} steps) into {out_dir / 'sft'}")
-    sft_run = train_sft(resolve_model(MODEL), task, SFTSettings(max_steps=SFT_STEPS, seed=SEED, device=DEVICE,
-                                                                 n_samples=0), out_dir / "sft")
+sft_run = sft_run_or_train(SFT_RUN, out_dir, model=MODEL, task=task, settings=SFTSettings(
+    max_steps=SFT_STEPS, seed=SEED, device=DEVICE, n_samples=0))
 sft_path = str(sft_run.model_path)
 tokenizer = load_tokenizer(sft_path)
 

@@ -5,6 +5,7 @@
     out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL)
     sft_dir = project_path(SFT_RUN)          # "runs/..." means the same folder wherever Jupyter was started
     if finished_run(sft_dir): ...            # reuse an earlier notebook's run, else train one
+    sft_run = sft_run_or_train(SFT_RUN, out_dir, model=MODEL, task=task, settings=SFTSettings(...))
 
 Every notebook in notebooks/ starts this way, so a relative path in a parameter cell (`OUT`, `SFT_RUN`, ...) names
 the same folder whether the kernel runs in notebooks/ or in the project folder, and one notebook finds another's
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
     from rlhfkit.data import Task
 
-__all__ = ["NotebookSetup", "finished_run", "project_path", "setup"]
+__all__ = ["NotebookSetup", "finished_run", "project_path", "setup", "sft_run_or_train"]
 
 
 def project_path(path: str | Path) -> Path:
@@ -37,15 +38,39 @@ def project_path(path: str | Path) -> Path:
     return root / path
 
 
+def _run_state(path: Path) -> str | None:
+    """The run's status ("finished", "running", ...), or None when `path` is not a run directory."""
+    from rlhfkit.runs import load as load_run
+
+    return load_run(path).status.get("state") if (path / "config.json").exists() else None
+
+
 def finished_run(path: str | Path) -> bool:
     """Whether `path` is a run directory whose status is "finished" and which holds a saved model (`model/`).
 
     A missing folder, a folder that is not a run, and a run still running, interrupted or failed all give False."""
-    from rlhfkit.runs import load as load_run
-
     path = Path(path)
-    return (path / "config.json").exists() and load_run(path).status.get("state") == "finished" \
-        and (path / "model").exists()
+    return _run_state(path) == "finished" and (path / "model").exists()
+
+
+def sft_run_or_train(sft_run: str | Path, out_dir: Path, *, model: str, task, settings):
+    """Notebook 01's SFT run at `sft_run` (through `project_path`) when it finished with a model; otherwise train
+    one with `settings` (an `SFTSettings`) from `model` on `task` into `out_dir / "sft"`, saying why. Returns the
+    run (`rlhfkit.runs.RunData`)."""
+    from rlhfkit.models import resolve_model
+    from rlhfkit.runs import load as load_run
+    from rlhfkit.train.sft import train_sft
+
+    path = project_path(sft_run)
+    if finished_run(path):
+        run = load_run(path)
+        print(f"SFT model: notebook 01's, {run.model_path}")
+        return run
+    state = _run_state(path)
+    reason = "no run there" if state is None else f"its state is {state!r}" if state != "finished" else "no model/"
+    print(f"no finished SFT run at {path} ({reason}): training one now ({settings.max_steps} steps) into "
+          f"{out_dir / 'sft'}. Run notebook 01 first to reuse its model instead.")
+    return train_sft(resolve_model(model), task, settings, out_dir / "sft")
 
 
 class NotebookSetup(NamedTuple):

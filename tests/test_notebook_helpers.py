@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rlhfkit.notebook import NotebookSetup, finished_run, project_path, setup
+from rlhfkit.notebook import NotebookSetup, finished_run, project_path, setup, sft_run_or_train
 from rlhfkit.runs import Run
 
 
@@ -97,3 +97,29 @@ def test_setup_returns_folder_device_task_and_prints_them(tmp_path, monkeypatch,
     setup("out", str(prompts), device="cpu", model="tiny", need_gold=False)
     setup("out", str(prompts), device="cpu", threads=3, model="some/hub-model", need_gold=False)
     assert threads == [1, 3]  # one thread for the embedded default, else what THREADS asks
+
+
+def test_sft_run_or_train_reuses_a_finished_run_and_otherwise_trains_into_the_output_folder(tmp_path, monkeypatch,
+                                                                                             capsys):
+    import rlhfkit.train.sft as sft_module
+    from rlhfkit.train.sft import SFTSettings
+
+    calls = []
+    monkeypatch.setattr(sft_module, "train_sft", lambda *args: calls.append(args) or "trained")
+    settings = SFTSettings(max_steps=7)
+
+    done = Run(tmp_path / "done", stage="sft", config={"steps": 1}, seed=0)
+    done.model_path.mkdir()
+    done.finish({"loss": 0.5})
+    reused = sft_run_or_train(done.path, tmp_path / "out", model="some/model", task="task", settings=settings)
+    assert reused.path == done.path and calls == []
+    assert capsys.readouterr().out == f"SFT model: notebook 01's, {done.path / 'model'}\n"
+
+    running = Run(tmp_path / "running", stage="sft", config={"steps": 1}, seed=0)
+    assert sft_run_or_train(running.path, tmp_path / "out", model="some/model", task="task",
+                            settings=settings) == "trained"
+    assert calls == [("some/model", "task", settings, tmp_path / "out" / "sft")]
+    assert "(its state is 'running'): training one now (7 steps)" in capsys.readouterr().out
+
+    sft_run_or_train(tmp_path / "missing", tmp_path / "out", model="some/model", task="task", settings=settings)
+    assert "(no run there)" in capsys.readouterr().out and len(calls) == 2
