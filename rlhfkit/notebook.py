@@ -89,9 +89,9 @@ def setup(out: str | Path, task: str | Path, device: str | None = None, threads:
 
     - `out` goes through `project_path`.
     - `device`: None picks CUDA when present, else CPU (`rlhfkit.models.pick_device`).
-    - `threads`: torch CPU threads. None means 1 for the embedded default (`model == "tiny"`) on a CPU, whose
-      matrices are too small to gain from a second thread, and torch's own default otherwise. Only a CPU device
-      changes the setting.
+    - `threads`: torch CPU threads for this kernel. None follows `rlhfkit.threads`' rule: `RLHFKIT_THREADS` if
+      set, else 1 for the embedded default (`model == "tiny"`), whose matrices are too small to gain from a
+      second thread, else torch's own default. Only a CPU device changes the setting.
     - `task` is loaded with `rlhfkit.data.load_task`. With `need_gold` a task without a gold judge raises
       ValueError("task ... has no gold judge: <purpose>"): `purpose` says why the notebook needs one.
 
@@ -100,11 +100,13 @@ def setup(out: str | Path, task: str | Path, device: str | None = None, threads:
 
     from rlhfkit.data import load_task
     from rlhfkit.models import pick_device
+    from rlhfkit.threads import choose_threads
 
     out_dir = project_path(out)
     device = pick_device(device)
-    if device.type == "cpu" and (threads or model == "tiny"):
-        torch.set_num_threads(threads or 1)
+    chosen = choose_threads(threads, model=model, device=device)
+    if chosen is not None:
+        torch.set_num_threads(chosen)
     loaded = load_task(task)
     if need_gold and loaded.gold_judge is None:
         raise ValueError(f"task {task!r} has no gold judge: {purpose}")

@@ -21,12 +21,7 @@ def tiny_path() -> Path:
     """Folder of the embedded default model (built on first use, about a minute)."""
     from rlhfkit.tiny import default_model_path
 
-    # The one-off pretraining (batch 32 x 128 tokens) does use both cores.
-    torch.set_num_threads(os.cpu_count() or 1)
-    try:
-        return default_model_path(progress=False)
-    finally:
-        torch.set_num_threads(1)
+    return default_model_path(progress=False)  # its threads follow rlhfkit.threads, like every entry point
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 The result is an ordinary Hugging Face model folder (safetensors + tokenizer files + chat template), so
 `AutoModelForCausalLM.from_pretrained(path)` and `AutoTokenizer.from_pretrained(path)` load it like any model.
-The build is deterministic for a given `TinyConfig` and takes about a minute on two CPU cores.
+The build is deterministic for a given `TinyConfig`; it runs on one torch thread (see `rlhfkit.threads`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from rlhfkit.threads import cpu_threads
 from rlhfkit.tiny import corpus
 
 PAD, EOS = "<|pad|>", "<|end|>"
@@ -187,19 +188,20 @@ def build(config: TinyConfig, out_dir: Path, progress: bool = True) -> dict:
     order = torch.randperm(len(train_blocks), generator=torch.Generator().manual_seed(config.seed))
     model.train()
     bar = tqdm(range(config.steps), desc="pretraining the tiny default", disable=not progress)
-    for step in bar:
-        # Walk the shuffled blocks in order, wrapping around if the steps ask for more than one epoch.
-        index = order[(torch.arange(config.batch_size) + step * config.batch_size) % len(order)]
-        batch = train_blocks[index]
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step)
-        loss = model(input_ids=batch, labels=batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if step % 10 == 0 or step == config.steps - 1:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+    with cpu_threads(model=model) as threads:
+        for step in bar:
+            # Walk the shuffled blocks in order, wrapping around if the steps ask for more than one epoch.
+            index = order[(torch.arange(config.batch_size) + step * config.batch_size) % len(order)]
+            batch = train_blocks[index]
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step)
+            loss = model(input_ids=batch, labels=batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if step % 10 == 0 or step == config.steps - 1:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
     train_seconds = time.perf_counter() - started
 
     report = {
@@ -209,6 +211,7 @@ def build(config: TinyConfig, out_dir: Path, progress: bool = True) -> dict:
         "eval_loss": eval_loss(model, eval_blocks),
         "unigram_baseline_loss": unigram_cross_entropy(train_blocks, eval_blocks, len(tokenizer)),
         "build_seconds": train_seconds,
+        "torch_threads": threads,
     }
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, max_new_tokens=64,

@@ -12,6 +12,7 @@ import torch
 from transformers.trainer_callback import ProgressCallback
 
 from rlhfkit.runs import MetricsCallback, NonFiniteLossError, Run
+from rlhfkit.threads import cpu_threads
 
 __all__ = ["trl_args", "train_into_run", "last_checkpoint"]
 
@@ -64,8 +65,10 @@ def train_into_run(trainer, run: Run, *, resume: bool = False, tokenizer=None) -
     trainer.add_callback(guard)
     _keep_bar_drop_log_prints(trainer)
     checkpoint = last_checkpoint(run) if resume else None
+    device = next(trainer.model.parameters()).device
     try:
-        trainer.train(resume_from_checkpoint=checkpoint)
+        with cpu_threads(model=trainer.model, device=device):
+            trainer.train(resume_from_checkpoint=checkpoint)
     except KeyboardInterrupt:
         trainer._save_checkpoint(trainer.model, trial=None)  # the same format resume_from_checkpoint reads
         run.set_status("interrupted", "stopped by KeyboardInterrupt; call again with resume=True to continue",
