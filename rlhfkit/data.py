@@ -474,7 +474,13 @@ def _check_margin(value: Any) -> float:
 
 
 def _require_columns(table: _Table, names: Iterable[str], hint: str = "") -> None:
-    """A column absent from every record: no row could be valid, so always raise."""
+    """A column absent from every record: no row could be valid, so always raise.
+
+    When no record could be read at all there is no evidence about columns: the rows' own
+    read errors (e.g. ``row 1: invalid JSON``) say what is wrong, and the row loop reports them.
+    """
+    if table.items and all(isinstance(item, DataValidationError) for _, item in table.items):
+        return
     for name in names:
         if name not in table.columns:
             found = ", ".join(map(repr, table.columns)) or "none"

@@ -456,3 +456,18 @@ def test_builtin_registry_is_lazy(monkeypatch):
     monkeypatch.setitem(data._BUILTIN_TASKS, "fake", "rlhfkit.nonexistent_module:task")
     with pytest.raises(ImportError, match="fake"):
         load_task("fake")
+
+
+def test_file_of_only_broken_json_lines_reports_the_first_line(tmp_path):
+    path = tmp_path / "prefs.jsonl"
+    _write_jsonl_lines(path, ['{"prompt": "p", "chosen": ', "not json at all", "{'single': 'quotes'}"])
+    with pytest.raises(DataValidationError) as info:
+        load_preferences(path)
+    assert info.value.row == 1 and info.value.reason == "invalid JSON"
+    assert "prefs.jsonl, row 1: invalid JSON" in str(info.value)
+    with pytest.raises(DataValidationError) as info:  # lenient: every row skipped, counted by reason
+        load_preferences(path, strict=False)
+    assert info.value.reason == "no valid rows" and "invalid JSON: 3" in str(info.value)
+    with pytest.raises(DataValidationError, match="row 1: invalid JSON"):
+        Task.from_files("t", path)
+
