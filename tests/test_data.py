@@ -465,8 +465,8 @@ def test_file_of_only_broken_json_lines_reports_the_first_line(tmp_path):
         load_preferences(path)
     assert info.value.row == 1 and info.value.reason == "invalid JSON"
     assert "prefs.jsonl, row 1: invalid JSON" in str(info.value)
-    with pytest.raises(DataValidationError) as info:  # lenient: every row skipped, counted by reason
-        load_preferences(path, strict=False)
+    with pytest.raises(DataValidationError) as info, pytest.warns(UserWarning, match="skipped 3 of 3"):
+        load_preferences(path, strict=False)  # lenient: every row skipped, counted by reason
     assert info.value.reason == "no valid rows" and "invalid JSON: 3" in str(info.value)
     with pytest.raises(DataValidationError, match="row 1: invalid JSON"):
         Task.from_files("t", path)
