@@ -27,6 +27,7 @@ import io
 import json
 import math
 import numbers
+import os
 import random
 import sys
 import warnings
@@ -200,8 +201,10 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
 def _read_file(path: str | Path) -> _Table:
     path = Path(path)
     source = str(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{source}: is a folder, expected a file ({', '.join(FILE_SUFFIXES)})")
     if not path.is_file():
-        raise FileNotFoundError(f"{source}: no such file")
+        raise FileNotFoundError(f"{source}: no such file" + ("" if path.suffix else " or folder"))
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         items = _read_jsonl(path, source)
@@ -352,15 +355,23 @@ def _native(value: Any) -> Any:
 
 
 def _table_from(source: Any, *, split: str = "train") -> _Table:
-    """Read any supported source: path, list of dicts, DataFrame, Dataset or hub id."""
+    """Read any supported source: path, list of dicts, DataFrame, Dataset or hub id.
+
+    A local folder (named by a ``str`` or a ``Path``, alike) is a dataset: a ``save_to_disk``
+    folder, or a folder of data files as ``datasets.load_dataset`` reads it. Any other
+    ``Path`` is a file; any other ``str`` is a file when it looks like one, else a hub id.
+    """
     if isinstance(source, pd.DataFrame):
         return _finish_table(MEMORY, list(enumerate(source.to_dict("records"), start=1)))
     if isinstance(source, (list, tuple)):
         return _finish_table(MEMORY, list(enumerate(source, start=1)))
-    if isinstance(source, Path) or (isinstance(source, str) and _looks_like_file(source)):
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        name = str(Path(source))
+        return _finish_table(name, list(enumerate(_load_dataset(name, split).to_list(), start=1)))
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and _looks_like_file(source)):
         return _read_file(source)
     if isinstance(source, str):
-        return _finish_table(source, list(enumerate(_load_hub(source, split).to_list(), start=1)))
+        return _finish_table(source, list(enumerate(_load_dataset(source, split).to_list(), start=1)))
     ds_module = sys.modules.get("datasets")  # a Dataset can only exist if it was imported
     if ds_module is not None and isinstance(source, ds_module.Dataset):
         name = getattr(getattr(source, "info", None), "dataset_name", None) or MEMORY
@@ -377,12 +388,39 @@ def _looks_like_file(text: str) -> bool:
     return Path(text).is_file() or text.lower().endswith(FILE_SUFFIXES)
 
 
-def _load_hub(dataset_id: str, split: str) -> "datasets.Dataset":
+def _is_saved_dataset(folder: Path) -> bool:
+    """A folder written by ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``."""
+    return (folder / "dataset_dict.json").is_file() or (
+        (folder / "state.json").is_file() and (folder / "dataset_info.json").is_file())
+
+
+def _load_dataset(dataset_id: str, split: str) -> "datasets.Dataset":
+    """One split of a hub dataset id or of a local dataset folder."""
     import datasets
 
+    folder = Path(dataset_id)
     try:
-        ds = datasets.load_dataset(dataset_id, split=split)
+        if _is_saved_dataset(folder):  # load_dataset refuses these: they need load_from_disk
+            ds = datasets.load_from_disk(dataset_id)
+            if isinstance(ds, datasets.DatasetDict):
+                if split not in ds:
+                    raise DataValidationError(
+                        dataset_id, None, None, "no such split",
+                        detail=f"no split {split!r} (splits: {', '.join(map(repr, ds))})",
+                        expected="split= one of those",
+                    )
+                ds = ds[split]
+        else:
+            ds = datasets.load_dataset(dataset_id, split=split)
+    except DataValidationError:
+        raise
     except Exception as exc:  # network, auth, missing split, offline mode...
+        if folder.is_dir():
+            raise DataValidationError(
+                dataset_id, None, None, "could not load dataset folder",
+                detail=f"{type(exc).__name__}: {exc}",
+                expected="a folder of .jsonl/.json/.csv/.parquet files or a save_to_disk folder",
+            ) from exc
         raise DataValidationError(
             dataset_id, None, None, "could not load dataset id",
             detail=f"{type(exc).__name__}: {exc}",
@@ -601,10 +639,11 @@ def load_preferences(
     """Load and validate preference pairs into TRL's preference format.
 
     Args:
-        source: a local ``.jsonl``/``.json``/``.csv``/``.parquet`` path, a list of dicts,
-            a pandas DataFrame, a ``datasets.Dataset``, or a hub dataset id (loaded with
-            ``datasets.load_dataset(source, split=split)``).
-        split: split to load for hub ids (ignored otherwise).
+        source: a local ``.jsonl``/``.json``/``.csv``/``.parquet`` path, a local dataset
+            folder (a ``save_to_disk`` folder or a folder of data files; ``str`` and ``Path``
+            alike), a list of dicts, a pandas DataFrame, a ``datasets.Dataset``, or a hub
+            dataset id (loaded with ``datasets.load_dataset(source, split=split)``).
+        split: split to load for hub ids and dataset folders (ignored otherwise).
         strict: raise ``DataValidationError`` at the first bad row. With ``strict=False``
             bad rows are skipped, recorded in ``PreferenceData.skipped`` and a warning
             counts them by reason. Whole-file problems (a missing column, no valid rows)
@@ -1103,19 +1142,20 @@ class Task:
         gold_judge: Callable | None = None,
         description: str = "",
     ) -> "Task":
-        """Build a task from a hub dataset via ``datasets.load_dataset``.
+        """Build a task from a hub dataset id (``datasets.load_dataset``) or a local dataset
+        folder (a folder of data files, or a ``save_to_disk`` folder).
 
         Prompts come from ``prompt_column`` of ``split``; eval prompts from ``eval_split``
         or a seeded ``eval_fraction`` hold-out. With ``completion_column`` the rows also
         become demonstrations (only those whose prompt is a train prompt, so SFT never
         sees eval prompts).
         """
-        table = _finish_table(dataset_id, list(enumerate(_load_hub(dataset_id, split).to_list(), 1)))
+        table = _finish_table(dataset_id, list(enumerate(_load_dataset(dataset_id, split).to_list(), 1)))
         train = _prompts_from_table(table, prompt_column)
         if eval_split is not None:
             eval_table = _finish_table(
                 f"{dataset_id}[{eval_split}]",
-                list(enumerate(_load_hub(dataset_id, eval_split).to_list(), 1)),
+                list(enumerate(_load_dataset(dataset_id, eval_split).to_list(), 1)),
             )
             held_out = _prompts_from_table(eval_table, prompt_column)
             held_set = set(held_out)
@@ -1188,6 +1228,8 @@ def load_task(name_or_path: str | Path, **kwargs: Any) -> Task:
 
     * a name in ``_BUILTIN_TASKS`` imports its ``"module:attribute"`` (a Task, or a
       callable called with ``kwargs`` that returns one);
+    * a local folder (a ``save_to_disk`` folder or a folder of data files, as ``str`` or
+      ``Path`` alike) goes to ``Task.from_hub(name=<folder name>, dataset_id=path, **kwargs)``;
     * an existing file (or a name ending in ``.jsonl``/``.json``/``.csv``/``.parquet``)
       goes to ``Task.from_files(name=<file stem>, prompts=path, **kwargs)``;
     * anything else to ``Task.from_hub(name=id, dataset_id=id, **kwargs)``.
@@ -1195,6 +1237,8 @@ def load_task(name_or_path: str | Path, **kwargs: Any) -> Task:
     key = str(name_or_path)
     if key in _BUILTIN_TASKS:
         return _load_builtin(key, kwargs)
+    if Path(key).is_dir():
+        return Task.from_hub(Path(key).name, key, **kwargs)
     if isinstance(name_or_path, Path) or _looks_like_file(key):
         return Task.from_files(Path(key).stem, key, **kwargs)
     try:

@@ -471,3 +471,42 @@ def test_file_of_only_broken_json_lines_reports_the_first_line(tmp_path):
     with pytest.raises(DataValidationError, match="row 1: invalid JSON"):
         Task.from_files("t", path)
 
+
+def _folder_sources(tmp_path):
+    """The same two pairs as a folder of data files and as save_to_disk folders (Dataset and DatasetDict)."""
+    files = tmp_path / "files"
+    write_jsonl(files / "train.jsonl", ROWS)
+    dataset = datasets.Dataset.from_list(ROWS)
+    dataset.save_to_disk(str(tmp_path / "saved"))
+    datasets.DatasetDict(train=dataset).save_to_disk(str(tmp_path / "saved_dict"))
+    return [files, tmp_path / "saved", tmp_path / "saved_dict"]
+
+
+def test_folder_loads_the_same_given_as_path_or_str(tmp_path):
+    for folder in _folder_sources(tmp_path):
+        from_path, from_str = load_preferences(folder), load_preferences(str(folder))
+        _check_rows(from_path)
+        assert from_path.dataset.to_list() == from_str.dataset.to_list()
+        assert from_path.source == from_str.source == str(folder)
+
+
+def test_load_task_from_a_folder_given_as_path_or_str(tmp_path):
+    rows = [{"prompt": f"q{i}"} for i in range(10)]
+    write_jsonl(tmp_path / "files" / "train.jsonl", rows)
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "saved"))
+    for folder in (tmp_path / "files", tmp_path / "saved"):
+        by_path, by_str = load_task(folder), load_task(str(folder))
+        assert by_path.train_prompts == by_str.train_prompts and len(by_path.train_prompts) == 9
+
+
+def test_saved_dataset_dict_without_the_split_names_the_splits(tmp_path):
+    folder = tmp_path / "saved_dict"
+    datasets.DatasetDict(test=datasets.Dataset.from_list(ROWS)).save_to_disk(str(folder))
+    with pytest.raises(DataValidationError, match="no split 'train'.*'test'"):
+        load_preferences(folder)
+    assert len(load_preferences(folder, split="test")) == 2
+
+
+def test_missing_folder_path_is_not_sent_to_the_hub(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        load_preferences(tmp_path / "no-such-folder")
