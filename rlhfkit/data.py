@@ -9,7 +9,8 @@ Sections, in order:
 2. Reading records - ``read_records`` / ``write_jsonl``: local JSONL, JSON, CSV, Parquet,
                      plus in-memory lists, DataFrames, ``datasets.Dataset`` and hub ids.
 3. Preferences     - ``load_preferences`` -> ``PreferenceData`` in TRL's preference format,
-                     with importers for HH-RLHF transcripts and message-list pairs.
+                     with importers for HH-RLHF transcripts, message-list pairs and a
+                     string prompt with message-list responses (UltraFeedback).
 4. Rankings        - ``ranking_to_pairs`` / ``rankings_to_preferences`` (InstructGPT style).
 5. Tasks           - ``Task`` (prompts, demonstrations, gold judge) and ``load_task``.
 
@@ -653,7 +654,10 @@ def load_preferences(
         prompt_column, chosen_column, rejected_column: user column names, renamed to
             ``prompt``/``chosen``/``rejected``.
 
-    Rows with a ``prompt`` column are validated as-is. Without one, an importer splits
+    Rows with a ``prompt`` column are validated as-is, except a string prompt with message-list
+    responses (ultrafeedback_binarized's layout: the lists repeat the user turn, or hold only
+    the reply), which becomes conversational: the prompt as messages, the replies as
+    chosen/rejected, other columns (e.g. ``score_chosen``) kept. Without one, an importer splits
     each pair: full HH-RLHF transcripts (strings; the prompt runs up to the last
     ``"Assistant:"`` both share) or message-list pairs (the prompt is the shared leading
     messages, chosen/rejected the differing final assistant message). Messages are
@@ -731,8 +735,7 @@ class _PairState:
 def _normalize_pair(record: dict, state: _PairState) -> dict:
     """Validate one record and return it in TRL's format (extra columns kept)."""
     if state.has_prompt:
-        prompt, chosen, rejected, fmt = _explicit_pair(record, state.forced)
-        kind = None
+        prompt, chosen, rejected, fmt, kind = _explicit_pair(record, state.forced)
     else:
         prompt, chosen, rejected, fmt, kind = _imported_pair(record, state.forced)
     if chosen == rejected:
@@ -755,7 +758,8 @@ def _normalize_pair(record: dict, state: _PairState) -> dict:
 
 
 def _explicit_pair(record: dict, forced: str | None):
-    """Rows that already have a prompt: check all three fields are of one format."""
+    """Rows that already have a prompt: check all three fields are of one format, or import
+    a string prompt with message-list responses (UltraFeedback's layout)."""
     for name in PREFERENCE_COLUMNS:
         if name not in record:
             raise _RowProblem(name, "missing column", detail=f"this record has no {name!r} key",
@@ -768,6 +772,10 @@ def _explicit_pair(record: dict, forced: str | None):
     if not isinstance(prompt, (str, list)):
         raise _RowProblem("prompt", "wrong type", detail=f"got {type(prompt).__name__}",
                           expected="a string or a list of messages")
+    if (isinstance(prompt, str) and forced != "standard"
+            and any(isinstance(record[n], list) for n in ("chosen", "rejected"))):
+        pair = _prompt_with_message_lists(_text_value(prompt, "prompt"), record)
+        return (*pair, "conversational", "string prompt + message lists")
     if forced and fmt != forced:
         raise _RowProblem("prompt", "wrong format", detail=f"this row is {fmt}",
                           expected=f"format={forced!r} as requested")
@@ -775,7 +783,43 @@ def _explicit_pair(record: dict, forced: str | None):
         values = [_text_value(record[n], n) for n in PREFERENCE_COLUMNS]
     else:
         values = [_check_messages(record[n], n) for n in PREFERENCE_COLUMNS]
-    return (*values, fmt)
+    return (*values, fmt, None)
+
+
+def _prompt_with_message_lists(prompt: str, record: dict):
+    """A string prompt with chosen/rejected message lists, as in ultrafeedback_binarized.
+
+    Each list either repeats the conversation up to the user turn that is the prompt and then
+    holds the reply, or holds only the reply. Returns TRL's conversational pair: the shared
+    conversation (or the prompt as one user message) and each list's reply messages.
+    """
+    expected = ("message lists that repeat the conversation up to a user turn equal to 'prompt' "
+                "and then the assistant reply, or hold only the assistant reply")
+    heads, replies = {}, {}
+    for name in ("chosen", "rejected"):
+        messages = _check_messages(record[name], name)
+        last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=-1)
+        head, reply = messages[:last_user + 1], messages[last_user + 1:]
+        if not reply or reply[0]["role"] != "assistant":
+            detail = (f"after the last user turn come roles {[m['role'] for m in reply]}" if reply
+                      else "the list ends with a user turn")
+            raise _RowProblem(name, "no assistant reply", detail=detail, expected=expected)
+        if head and head[-1]["content"].strip() != prompt.strip():
+            raise _RowProblem(name, "prompt mismatch",
+                              detail=f"its user turn {_clip(head[-1]['content'])!r} is not the "
+                              f"row's 'prompt' {_clip(prompt)!r}",
+                              expected=expected)
+        heads[name], replies[name] = head, reply
+    if heads["chosen"] and heads["rejected"] and heads["chosen"] != heads["rejected"]:
+        raise _RowProblem("rejected", "prompt mismatch",
+                          detail="'chosen' and 'rejected' repeat different conversations before "
+                          "the reply", expected=expected)
+    prompt_messages = heads["chosen"] or heads["rejected"] or [{"role": "user", "content": prompt}]
+    return prompt_messages, replies["chosen"], replies["rejected"]
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _imported_pair(record: dict, forced: str | None):

@@ -510,3 +510,90 @@ def test_saved_dataset_dict_without_the_split_names_the_splits(tmp_path):
 def test_missing_folder_path_is_not_sent_to_the_hub(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such file or folder"):
         load_preferences(tmp_path / "no-such-folder")
+
+
+# ---------------------------------------------------------------------------
+# A string prompt with message-list responses (UltraFeedback's layout)
+# ---------------------------------------------------------------------------
+
+
+def _ultrafeedback_row(prompt: str, good: str, bad: str, i: int) -> dict:
+    """A row shaped like HuggingFaceH4/ultrafeedback_binarized: the lists repeat the user turn."""
+    user = {"role": "user", "content": prompt}
+    chosen = [user, {"role": "assistant", "content": good}]
+    return {"prompt": prompt, "prompt_id": f"{i:064x}", "chosen": chosen,
+            "rejected": [user, {"role": "assistant", "content": bad}], "messages": chosen,
+            "score_chosen": 8.5 - i, "score_rejected": 3.0}
+
+
+UF_ROWS = [_ultrafeedback_row("Name a color.", "Blue.", "Seven.", 0),
+           _ultrafeedback_row("Say hi.", "Hi there!", "No.", 1)]
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "parquet"])
+def test_ultrafeedback_layout_imports_as_conversational_with_scores_kept(tmp_path, suffix):
+    path = tmp_path / f"uf.{suffix}"
+    if suffix == "jsonl":
+        write_jsonl(path, UF_ROWS)
+    else:
+        pd.DataFrame(UF_ROWS).to_parquet(path)
+    loaded = load_preferences(path)
+    assert loaded.format == "conversational" and loaded.skipped == []
+    assert loaded.dataset.column_names == ["prompt", "chosen", "rejected", "prompt_id", "messages",
+                                           "score_chosen", "score_rejected"]
+    row = loaded.dataset[1]
+    assert row["prompt"] == [{"role": "user", "content": "Say hi."}]
+    assert row["chosen"] == [{"role": "assistant", "content": "Hi there!"}]
+    assert row["rejected"] == [{"role": "assistant", "content": "No."}]
+    assert (row["score_chosen"], row["score_rejected"]) == (7.5, 3.0)
+    assert row["prompt_id"] == UF_ROWS[1]["prompt_id"] and row["messages"] == UF_ROWS[1]["messages"]
+    assert "conversational" in loaded.summary() and "kept 2" in loaded.summary()
+
+
+def test_string_prompt_with_assistant_only_message_lists():
+    rows = [{"prompt": "Name a color.", "chosen": [{"role": "assistant", "content": "Blue."}],
+             "rejected": [{"role": "assistant", "content": "Seven."}]}]
+    row = load_preferences(rows).dataset[0]
+    assert row["prompt"] == [{"role": "user", "content": "Name a color."}]
+    assert row["chosen"] == [{"role": "assistant", "content": "Blue."}]
+    assert row["rejected"] == [{"role": "assistant", "content": "Seven."}]
+
+
+def test_string_prompt_with_a_system_turn_keeps_it_in_the_prompt():
+    system = {"role": "system", "content": "Be brief."}
+    user = {"role": "user", "content": "Name a color."}
+    rows = [{"prompt": "Name a color.", "chosen": [system, user, {"role": "assistant", "content": "Blue."}],
+             "rejected": [system, user, {"role": "assistant", "content": "Seven."}]}]
+    assert load_preferences(rows).dataset[0]["prompt"] == [system, user]
+
+
+def _uf_variant(field, value):
+    row = _ultrafeedback_row("Say hi.", "Hi there!", "No.", 1)
+    row[field] = value
+    return row
+
+
+@pytest.mark.parametrize("bad, field, reason", [
+    (_uf_variant("chosen", [{"role": "user", "content": "Say bye."}, {"role": "assistant", "content": "Bye!"}]),
+     "chosen", "prompt mismatch"),
+    (_uf_variant("rejected", [{"role": "system", "content": "Be rude."}, {"role": "user", "content": "Say hi."},
+                              {"role": "assistant", "content": "No."}]),
+     "rejected", "prompt mismatch"),
+    (_uf_variant("chosen", [{"role": "user", "content": "Say hi."}]), "chosen", "no assistant reply"),
+    (_uf_variant("rejected", "No."), "rejected", "wrong type"),
+    (_uf_variant("rejected", _ultrafeedback_row("Say hi.", "Hi there!", "x", 1)["chosen"]), "rejected",
+     "chosen identical to rejected"),
+])
+def test_string_prompt_with_inconsistent_message_lists_names_file_row_and_field(tmp_path, bad, field, reason):
+    path = write_jsonl(tmp_path / "uf.jsonl", [UF_ROWS[0], bad])
+    with pytest.raises(DataValidationError) as info:
+        load_preferences(path)
+    _assert_located(info.value, "uf.jsonl", 2, field)
+    assert info.value.reason == reason
+
+
+def test_string_prompt_with_message_lists_when_standard_format_is_forced():
+    with pytest.raises(DataValidationError) as info:
+        load_preferences(UF_ROWS, format="standard")
+    _assert_located(info.value, "<memory>", 1, "chosen")
+    assert info.value.reason == "wrong type"
