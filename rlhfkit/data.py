@@ -9,7 +9,8 @@ Sections, in order:
 2. Reading records - ``read_records`` / ``write_jsonl``: local JSONL, JSON, CSV, Parquet,
                      plus in-memory lists, DataFrames, ``datasets.Dataset`` and hub ids.
 3. Preferences     - ``load_preferences`` -> ``PreferenceData`` in TRL's preference format,
-                     with importers for HH-RLHF transcripts and message-list pairs.
+                     with importers for HH-RLHF transcripts, message-list pairs and a
+                     string prompt with message-list responses (UltraFeedback).
 4. Rankings        - ``ranking_to_pairs`` / ``rankings_to_preferences`` (InstructGPT style).
 5. Tasks           - ``Task`` (prompts, demonstrations, gold judge) and ``load_task``.
 
@@ -27,6 +28,7 @@ import io
 import json
 import math
 import numbers
+import os
 import random
 import sys
 import warnings
@@ -200,8 +202,10 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
 def _read_file(path: str | Path) -> _Table:
     path = Path(path)
     source = str(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{source}: is a folder, expected a file ({', '.join(FILE_SUFFIXES)})")
     if not path.is_file():
-        raise FileNotFoundError(f"{source}: no such file")
+        raise FileNotFoundError(f"{source}: no such file" + ("" if path.suffix else " or folder"))
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         items = _read_jsonl(path, source)
@@ -352,15 +356,23 @@ def _native(value: Any) -> Any:
 
 
 def _table_from(source: Any, *, split: str = "train") -> _Table:
-    """Read any supported source: path, list of dicts, DataFrame, Dataset or hub id."""
+    """Read any supported source: path, list of dicts, DataFrame, Dataset or hub id.
+
+    A local folder (named by a ``str`` or a ``Path``, alike) is a dataset: a ``save_to_disk``
+    folder, or a folder of data files as ``datasets.load_dataset`` reads it. Any other
+    ``Path`` is a file; any other ``str`` is a file when it looks like one, else a hub id.
+    """
     if isinstance(source, pd.DataFrame):
         return _finish_table(MEMORY, list(enumerate(source.to_dict("records"), start=1)))
     if isinstance(source, (list, tuple)):
         return _finish_table(MEMORY, list(enumerate(source, start=1)))
-    if isinstance(source, Path) or (isinstance(source, str) and _looks_like_file(source)):
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        name = str(Path(source))
+        return _finish_table(name, list(enumerate(_load_dataset(name, split).to_list(), start=1)))
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and _looks_like_file(source)):
         return _read_file(source)
     if isinstance(source, str):
-        return _finish_table(source, list(enumerate(_load_hub(source, split).to_list(), start=1)))
+        return _finish_table(source, list(enumerate(_load_dataset(source, split).to_list(), start=1)))
     ds_module = sys.modules.get("datasets")  # a Dataset can only exist if it was imported
     if ds_module is not None and isinstance(source, ds_module.Dataset):
         name = getattr(getattr(source, "info", None), "dataset_name", None) or MEMORY
@@ -377,12 +389,39 @@ def _looks_like_file(text: str) -> bool:
     return Path(text).is_file() or text.lower().endswith(FILE_SUFFIXES)
 
 
-def _load_hub(dataset_id: str, split: str) -> "datasets.Dataset":
+def _is_saved_dataset(folder: Path) -> bool:
+    """A folder written by ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``."""
+    return (folder / "dataset_dict.json").is_file() or (
+        (folder / "state.json").is_file() and (folder / "dataset_info.json").is_file())
+
+
+def _load_dataset(dataset_id: str, split: str) -> "datasets.Dataset":
+    """One split of a hub dataset id or of a local dataset folder."""
     import datasets
 
+    folder = Path(dataset_id)
     try:
-        ds = datasets.load_dataset(dataset_id, split=split)
+        if _is_saved_dataset(folder):  # load_dataset refuses these: they need load_from_disk
+            ds = datasets.load_from_disk(dataset_id)
+            if isinstance(ds, datasets.DatasetDict):
+                if split not in ds:
+                    raise DataValidationError(
+                        dataset_id, None, None, "no such split",
+                        detail=f"no split {split!r} (splits: {', '.join(map(repr, ds))})",
+                        expected="split= one of those",
+                    )
+                ds = ds[split]
+        else:
+            ds = datasets.load_dataset(dataset_id, split=split)
+    except DataValidationError:
+        raise
     except Exception as exc:  # network, auth, missing split, offline mode...
+        if folder.is_dir():
+            raise DataValidationError(
+                dataset_id, None, None, "could not load dataset folder",
+                detail=f"{type(exc).__name__}: {exc}",
+                expected="a folder of .jsonl/.json/.csv/.parquet files or a save_to_disk folder",
+            ) from exc
         raise DataValidationError(
             dataset_id, None, None, "could not load dataset id",
             detail=f"{type(exc).__name__}: {exc}",
@@ -474,7 +513,13 @@ def _check_margin(value: Any) -> float:
 
 
 def _require_columns(table: _Table, names: Iterable[str], hint: str = "") -> None:
-    """A column absent from every record: no row could be valid, so always raise."""
+    """A column absent from every record: no row could be valid, so always raise.
+
+    When no record could be read at all there is no evidence about columns: the rows' own
+    read errors (e.g. ``row 1: invalid JSON``) say what is wrong, and the row loop reports them.
+    """
+    if table.items and all(isinstance(item, DataValidationError) for _, item in table.items):
+        return
     for name in names:
         if name not in table.columns:
             found = ", ".join(map(repr, table.columns)) or "none"
@@ -595,10 +640,11 @@ def load_preferences(
     """Load and validate preference pairs into TRL's preference format.
 
     Args:
-        source: a local ``.jsonl``/``.json``/``.csv``/``.parquet`` path, a list of dicts,
-            a pandas DataFrame, a ``datasets.Dataset``, or a hub dataset id (loaded with
-            ``datasets.load_dataset(source, split=split)``).
-        split: split to load for hub ids (ignored otherwise).
+        source: a local ``.jsonl``/``.json``/``.csv``/``.parquet`` path, a local dataset
+            folder (a ``save_to_disk`` folder or a folder of data files; ``str`` and ``Path``
+            alike), a list of dicts, a pandas DataFrame, a ``datasets.Dataset``, or a hub
+            dataset id (loaded with ``datasets.load_dataset(source, split=split)``).
+        split: split to load for hub ids and dataset folders (ignored otherwise).
         strict: raise ``DataValidationError`` at the first bad row. With ``strict=False``
             bad rows are skipped, recorded in ``PreferenceData.skipped`` and a warning
             counts them by reason. Whole-file problems (a missing column, no valid rows)
@@ -608,7 +654,10 @@ def load_preferences(
         prompt_column, chosen_column, rejected_column: user column names, renamed to
             ``prompt``/``chosen``/``rejected``.
 
-    Rows with a ``prompt`` column are validated as-is. Without one, an importer splits
+    Rows with a ``prompt`` column are validated as-is, except a string prompt with message-list
+    responses (ultrafeedback_binarized's layout: the lists repeat the user turn, or hold only
+    the reply), which becomes conversational: the prompt as messages, the replies as
+    chosen/rejected, other columns (e.g. ``score_chosen``) kept. Without one, an importer splits
     each pair: full HH-RLHF transcripts (strings; the prompt runs up to the last
     ``"Assistant:"`` both share) or message-list pairs (the prompt is the shared leading
     messages, chosen/rejected the differing final assistant message). Messages are
@@ -686,8 +735,7 @@ class _PairState:
 def _normalize_pair(record: dict, state: _PairState) -> dict:
     """Validate one record and return it in TRL's format (extra columns kept)."""
     if state.has_prompt:
-        prompt, chosen, rejected, fmt = _explicit_pair(record, state.forced)
-        kind = None
+        prompt, chosen, rejected, fmt, kind = _explicit_pair(record, state.forced)
     else:
         prompt, chosen, rejected, fmt, kind = _imported_pair(record, state.forced)
     if chosen == rejected:
@@ -710,7 +758,8 @@ def _normalize_pair(record: dict, state: _PairState) -> dict:
 
 
 def _explicit_pair(record: dict, forced: str | None):
-    """Rows that already have a prompt: check all three fields are of one format."""
+    """Rows that already have a prompt: check all three fields are of one format, or import
+    a string prompt with message-list responses (UltraFeedback's layout)."""
     for name in PREFERENCE_COLUMNS:
         if name not in record:
             raise _RowProblem(name, "missing column", detail=f"this record has no {name!r} key",
@@ -723,6 +772,10 @@ def _explicit_pair(record: dict, forced: str | None):
     if not isinstance(prompt, (str, list)):
         raise _RowProblem("prompt", "wrong type", detail=f"got {type(prompt).__name__}",
                           expected="a string or a list of messages")
+    if (isinstance(prompt, str) and forced != "standard"
+            and any(isinstance(record[n], list) for n in ("chosen", "rejected"))):
+        pair = _prompt_with_message_lists(_text_value(prompt, "prompt"), record)
+        return (*pair, "conversational", "string prompt + message lists")
     if forced and fmt != forced:
         raise _RowProblem("prompt", "wrong format", detail=f"this row is {fmt}",
                           expected=f"format={forced!r} as requested")
@@ -730,7 +783,43 @@ def _explicit_pair(record: dict, forced: str | None):
         values = [_text_value(record[n], n) for n in PREFERENCE_COLUMNS]
     else:
         values = [_check_messages(record[n], n) for n in PREFERENCE_COLUMNS]
-    return (*values, fmt)
+    return (*values, fmt, None)
+
+
+def _prompt_with_message_lists(prompt: str, record: dict):
+    """A string prompt with chosen/rejected message lists, as in ultrafeedback_binarized.
+
+    Each list either repeats the conversation up to the user turn that is the prompt and then
+    holds the reply, or holds only the reply. Returns TRL's conversational pair: the shared
+    conversation (or the prompt as one user message) and each list's reply messages.
+    """
+    expected = ("message lists that repeat the conversation up to a user turn equal to 'prompt' "
+                "and then the assistant reply, or hold only the assistant reply")
+    heads, replies = {}, {}
+    for name in ("chosen", "rejected"):
+        messages = _check_messages(record[name], name)
+        last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=-1)
+        head, reply = messages[:last_user + 1], messages[last_user + 1:]
+        if not reply or reply[0]["role"] != "assistant":
+            detail = (f"after the last user turn come roles {[m['role'] for m in reply]}" if reply
+                      else "the list ends with a user turn")
+            raise _RowProblem(name, "no assistant reply", detail=detail, expected=expected)
+        if head and head[-1]["content"].strip() != prompt.strip():
+            raise _RowProblem(name, "prompt mismatch",
+                              detail=f"its user turn {_clip(head[-1]['content'])!r} is not the "
+                              f"row's 'prompt' {_clip(prompt)!r}",
+                              expected=expected)
+        heads[name], replies[name] = head, reply
+    if heads["chosen"] and heads["rejected"] and heads["chosen"] != heads["rejected"]:
+        raise _RowProblem("rejected", "prompt mismatch",
+                          detail="'chosen' and 'rejected' repeat different conversations before "
+                          "the reply", expected=expected)
+    prompt_messages = heads["chosen"] or heads["rejected"] or [{"role": "user", "content": prompt}]
+    return prompt_messages, replies["chosen"], replies["rejected"]
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _imported_pair(record: dict, forced: str | None):
@@ -1097,19 +1186,20 @@ class Task:
         gold_judge: Callable | None = None,
         description: str = "",
     ) -> "Task":
-        """Build a task from a hub dataset via ``datasets.load_dataset``.
+        """Build a task from a hub dataset id (``datasets.load_dataset``) or a local dataset
+        folder (a folder of data files, or a ``save_to_disk`` folder).
 
         Prompts come from ``prompt_column`` of ``split``; eval prompts from ``eval_split``
         or a seeded ``eval_fraction`` hold-out. With ``completion_column`` the rows also
         become demonstrations (only those whose prompt is a train prompt, so SFT never
         sees eval prompts).
         """
-        table = _finish_table(dataset_id, list(enumerate(_load_hub(dataset_id, split).to_list(), 1)))
+        table = _finish_table(dataset_id, list(enumerate(_load_dataset(dataset_id, split).to_list(), 1)))
         train = _prompts_from_table(table, prompt_column)
         if eval_split is not None:
             eval_table = _finish_table(
                 f"{dataset_id}[{eval_split}]",
-                list(enumerate(_load_hub(dataset_id, eval_split).to_list(), 1)),
+                list(enumerate(_load_dataset(dataset_id, eval_split).to_list(), 1)),
             )
             held_out = _prompts_from_table(eval_table, prompt_column)
             held_set = set(held_out)
@@ -1182,6 +1272,8 @@ def load_task(name_or_path: str | Path, **kwargs: Any) -> Task:
 
     * a name in ``_BUILTIN_TASKS`` imports its ``"module:attribute"`` (a Task, or a
       callable called with ``kwargs`` that returns one);
+    * a local folder (a ``save_to_disk`` folder or a folder of data files, as ``str`` or
+      ``Path`` alike) goes to ``Task.from_hub(name=<folder name>, dataset_id=path, **kwargs)``;
     * an existing file (or a name ending in ``.jsonl``/``.json``/``.csv``/``.parquet``)
       goes to ``Task.from_files(name=<file stem>, prompts=path, **kwargs)``;
     * anything else to ``Task.from_hub(name=id, dataset_id=id, **kwargs)``.
@@ -1189,6 +1281,8 @@ def load_task(name_or_path: str | Path, **kwargs: Any) -> Task:
     key = str(name_or_path)
     if key in _BUILTIN_TASKS:
         return _load_builtin(key, kwargs)
+    if Path(key).is_dir():
+        return Task.from_hub(Path(key).name, key, **kwargs)
     if isinstance(name_or_path, Path) or _looks_like_file(key):
         return Task.from_files(Path(key).stem, key, **kwargs)
     try:

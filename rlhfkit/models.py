@@ -8,8 +8,9 @@ default to CUDA + bf16 when a GPU with bf16 is present, else CPU + fp32; both ca
 from __future__ import annotations
 
 import importlib
+import logging
 import os
-import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +96,67 @@ def _from_pretrained(loader, name: str, kind: str, **kwargs):
         ) from err
 
 
+@contextmanager
+def _quiet_weight_loading():
+    """Hold back transformers' "Loading weights" bars and its LOAD REPORT while a model loads.
+
+    Yields the list that collects the held-back report records: `_load_model` re-emits them unless the load was
+    what rlhfkit expected (a new score head), so nothing unexpected goes unreported.
+    """
+    from transformers.utils import logging as hf_logging
+
+    held: list[logging.LogRecord] = []
+
+    def hold_report(record: logging.LogRecord) -> bool:
+        # "newly initialized": older transformers word the same report so
+        if "LOAD REPORT" in str(record.msg) or "newly initialized" in str(record.msg):
+            held.append(record)
+            return False
+        return True
+
+    def no_loading_bar(factory, args, kwargs):
+        if kwargs.get("desc") == "Loading weights":
+            kwargs = {**kwargs, "disable": True}
+        return previous_hook(factory, args, kwargs) if previous_hook else factory(*args, **kwargs)
+
+    report_logger = logging.getLogger("transformers.modeling_utils")
+    report_logger.addFilter(hold_report)
+    set_hook = getattr(hf_logging, "set_tqdm_hook", None)  # older transformers have no hook: their bars stay
+    previous_hook = set_hook(no_loading_bar) if set_hook else None
+    try:
+        yield held
+    finally:
+        report_logger.removeFilter(hold_report)
+        if set_hook:
+            set_hook(previous_hook)
+
+
+def _load_model(loader, name: str, kind: str, *, new_head_expected: bool = False, **kwargs):
+    """`_from_pretrained` for weights, without transformers' bars; returns (model, whether a new head was made).
+
+    transformers' load report is shown only when something unexpected happened: any missing, unexpected or
+    mismatched key, except (with `new_head_expected`) a task head missing from a checkpoint of another head, e.g.
+    a sequence classifier's `score` from a causal LM that brought an `lm_head`.
+    """
+    with _quiet_weight_loading() as held:
+        model, info = _from_pretrained(loader, name, kind, output_loading_info=True, **kwargs)
+    backbone = getattr(model, "base_model_prefix", "")
+    missing, unexpected = set(info["missing_keys"]), set(info["unexpected_keys"])
+    in_head = {key for key in missing | unexpected if backbone and not key.startswith(backbone + ".")}
+    new_head = bool(missing & in_head)
+    expected = new_head_expected and new_head and in_head == missing | unexpected and not info["mismatched_keys"]
+    if not expected:
+        for record in held:
+            logging.getLogger(record.name).handle(record)
+    return model, new_head
+
+
+def _say(line: str) -> None:
+    """One plain line about what a load did (not a warning: nothing is wrong), from the main process only."""
+    if os.environ.get("RANK", "0") == "0":
+        print(line, flush=True)
+
+
 def load_tokenizer(name_or_path: str | os.PathLike = DEFAULT_MODEL, *, padding_side: str = "left",
                    trust_remote_code: bool = False):
     """The model's tokenizer, with a pad token (the EOS token if the model has none) and the given padding side
@@ -119,8 +181,8 @@ def load_policy(name_or_path: str | os.PathLike = DEFAULT_MODEL, *, device=None,
 
     name = resolve_model(name_or_path)
     device = pick_device(device)
-    model = _from_pretrained(AutoModelForCausalLM, name, "policy", dtype=pick_dtype(device, dtype),
-                             trust_remote_code=trust_remote_code)
+    model, _ = _load_model(AutoModelForCausalLM, name, "policy", dtype=pick_dtype(device, dtype),
+                           trust_remote_code=trust_remote_code)
     model.to(device)
     if lora is not None:
         from peft import get_peft_model
@@ -139,17 +201,24 @@ def load_reference(name_or_path: str | os.PathLike = DEFAULT_MODEL, *, device=No
 
 
 def load_reward_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, *, device=None, dtype=None,
-                      lora: LoraSettings | None = None, trust_remote_code: bool = False):
-    """A sequence classifier with one output (the reward). From a causal LM checkpoint the score head is new
-    (transformers warns that it is newly initialised; that is expected before reward training)."""
+                      lora: LoraSettings | None = None, trust_remote_code: bool = False, role: str = "reward"):
+    """A sequence classifier with one output (the reward). From a causal LM checkpoint the score head is new and
+    random: expected before reward training, so transformers' report of it is replaced by one line saying so.
+    `role="value"` (PPO's value model) words that line for a value head."""
     from transformers import AutoModelForSequenceClassification
 
+    if role not in ("reward", "value"):
+        raise ValueError(f"role must be 'reward' or 'value', not {role!r}")
     name = resolve_model(name_or_path)
     device = pick_device(device)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*newly initialized.*")
-        model = _from_pretrained(AutoModelForSequenceClassification, name, "reward model", num_labels=1,
-                                 dtype=pick_dtype(device, dtype), trust_remote_code=trust_remote_code)
+    model, new_head = _load_model(AutoModelForSequenceClassification, name, "reward model", new_head_expected=True,
+                                  num_labels=1, dtype=pick_dtype(device, dtype), trust_remote_code=trust_remote_code)
+    if role == "value":
+        _say(f"value head initialised randomly on {name} (it has no score head); PPO trains it" if new_head
+             else f"value head initialised from the reward model {name}")
+    else:
+        _say(f"score head of {name} initialised randomly (a causal LM has none): train it before using its rewards"
+             if new_head else f"reward model {name}: trained score head loaded")
     if model.config.pad_token_id is None:
         # Sequence classifiers find the last real token through pad_token_id; take it from the tokenizer.
         model.config.pad_token_id = load_tokenizer(name, trust_remote_code=trust_remote_code).pad_token_id

@@ -456,3 +456,144 @@ def test_builtin_registry_is_lazy(monkeypatch):
     monkeypatch.setitem(data._BUILTIN_TASKS, "fake", "rlhfkit.nonexistent_module:task")
     with pytest.raises(ImportError, match="fake"):
         load_task("fake")
+
+
+def test_file_of_only_broken_json_lines_reports_the_first_line(tmp_path):
+    path = tmp_path / "prefs.jsonl"
+    _write_jsonl_lines(path, ['{"prompt": "p", "chosen": ', "not json at all", "{'single': 'quotes'}"])
+    with pytest.raises(DataValidationError) as info:
+        load_preferences(path)
+    assert info.value.row == 1 and info.value.reason == "invalid JSON"
+    assert "prefs.jsonl, row 1: invalid JSON" in str(info.value)
+    with pytest.raises(DataValidationError) as info, pytest.warns(UserWarning, match="skipped 3 of 3"):
+        load_preferences(path, strict=False)  # lenient: every row skipped, counted by reason
+    assert info.value.reason == "no valid rows" and "invalid JSON: 3" in str(info.value)
+    with pytest.raises(DataValidationError, match="row 1: invalid JSON"):
+        Task.from_files("t", path)
+
+
+def _folder_sources(tmp_path):
+    """The same two pairs as a folder of data files and as save_to_disk folders (Dataset and DatasetDict)."""
+    files = tmp_path / "files"
+    write_jsonl(files / "train.jsonl", ROWS)
+    dataset = datasets.Dataset.from_list(ROWS)
+    dataset.save_to_disk(str(tmp_path / "saved"))
+    datasets.DatasetDict(train=dataset).save_to_disk(str(tmp_path / "saved_dict"))
+    return [files, tmp_path / "saved", tmp_path / "saved_dict"]
+
+
+def test_folder_loads_the_same_given_as_path_or_str(tmp_path):
+    for folder in _folder_sources(tmp_path):
+        from_path, from_str = load_preferences(folder), load_preferences(str(folder))
+        _check_rows(from_path)
+        assert from_path.dataset.to_list() == from_str.dataset.to_list()
+        assert from_path.source == from_str.source == str(folder)
+
+
+def test_load_task_from_a_folder_given_as_path_or_str(tmp_path):
+    rows = [{"prompt": f"q{i}"} for i in range(10)]
+    write_jsonl(tmp_path / "files" / "train.jsonl", rows)
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "saved"))
+    for folder in (tmp_path / "files", tmp_path / "saved"):
+        by_path, by_str = load_task(folder), load_task(str(folder))
+        assert by_path.train_prompts == by_str.train_prompts and len(by_path.train_prompts) == 9
+
+
+def test_saved_dataset_dict_without_the_split_names_the_splits(tmp_path):
+    folder = tmp_path / "saved_dict"
+    datasets.DatasetDict(test=datasets.Dataset.from_list(ROWS)).save_to_disk(str(folder))
+    with pytest.raises(DataValidationError, match="no split 'train'.*'test'"):
+        load_preferences(folder)
+    assert len(load_preferences(folder, split="test")) == 2
+
+
+def test_missing_folder_path_is_not_sent_to_the_hub(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        load_preferences(tmp_path / "no-such-folder")
+
+
+# ---------------------------------------------------------------------------
+# A string prompt with message-list responses (UltraFeedback's layout)
+# ---------------------------------------------------------------------------
+
+
+def _ultrafeedback_row(prompt: str, good: str, bad: str, i: int) -> dict:
+    """A row shaped like HuggingFaceH4/ultrafeedback_binarized: the lists repeat the user turn."""
+    user = {"role": "user", "content": prompt}
+    chosen = [user, {"role": "assistant", "content": good}]
+    return {"prompt": prompt, "prompt_id": f"{i:064x}", "chosen": chosen,
+            "rejected": [user, {"role": "assistant", "content": bad}], "messages": chosen,
+            "score_chosen": 8.5 - i, "score_rejected": 3.0}
+
+
+UF_ROWS = [_ultrafeedback_row("Name a color.", "Blue.", "Seven.", 0),
+           _ultrafeedback_row("Say hi.", "Hi there!", "No.", 1)]
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "parquet"])
+def test_ultrafeedback_layout_imports_as_conversational_with_scores_kept(tmp_path, suffix):
+    path = tmp_path / f"uf.{suffix}"
+    if suffix == "jsonl":
+        write_jsonl(path, UF_ROWS)
+    else:
+        pd.DataFrame(UF_ROWS).to_parquet(path)
+    loaded = load_preferences(path)
+    assert loaded.format == "conversational" and loaded.skipped == []
+    assert loaded.dataset.column_names == ["prompt", "chosen", "rejected", "prompt_id", "messages",
+                                           "score_chosen", "score_rejected"]
+    row = loaded.dataset[1]
+    assert row["prompt"] == [{"role": "user", "content": "Say hi."}]
+    assert row["chosen"] == [{"role": "assistant", "content": "Hi there!"}]
+    assert row["rejected"] == [{"role": "assistant", "content": "No."}]
+    assert (row["score_chosen"], row["score_rejected"]) == (7.5, 3.0)
+    assert row["prompt_id"] == UF_ROWS[1]["prompt_id"] and row["messages"] == UF_ROWS[1]["messages"]
+    assert "conversational" in loaded.summary() and "kept 2" in loaded.summary()
+
+
+def test_string_prompt_with_assistant_only_message_lists():
+    rows = [{"prompt": "Name a color.", "chosen": [{"role": "assistant", "content": "Blue."}],
+             "rejected": [{"role": "assistant", "content": "Seven."}]}]
+    row = load_preferences(rows).dataset[0]
+    assert row["prompt"] == [{"role": "user", "content": "Name a color."}]
+    assert row["chosen"] == [{"role": "assistant", "content": "Blue."}]
+    assert row["rejected"] == [{"role": "assistant", "content": "Seven."}]
+
+
+def test_string_prompt_with_a_system_turn_keeps_it_in_the_prompt():
+    system = {"role": "system", "content": "Be brief."}
+    user = {"role": "user", "content": "Name a color."}
+    rows = [{"prompt": "Name a color.", "chosen": [system, user, {"role": "assistant", "content": "Blue."}],
+             "rejected": [system, user, {"role": "assistant", "content": "Seven."}]}]
+    assert load_preferences(rows).dataset[0]["prompt"] == [system, user]
+
+
+def _uf_variant(field, value):
+    row = _ultrafeedback_row("Say hi.", "Hi there!", "No.", 1)
+    row[field] = value
+    return row
+
+
+@pytest.mark.parametrize("bad, field, reason", [
+    (_uf_variant("chosen", [{"role": "user", "content": "Say bye."}, {"role": "assistant", "content": "Bye!"}]),
+     "chosen", "prompt mismatch"),
+    (_uf_variant("rejected", [{"role": "system", "content": "Be rude."}, {"role": "user", "content": "Say hi."},
+                              {"role": "assistant", "content": "No."}]),
+     "rejected", "prompt mismatch"),
+    (_uf_variant("chosen", [{"role": "user", "content": "Say hi."}]), "chosen", "no assistant reply"),
+    (_uf_variant("rejected", "No."), "rejected", "wrong type"),
+    (_uf_variant("rejected", _ultrafeedback_row("Say hi.", "Hi there!", "x", 1)["chosen"]), "rejected",
+     "chosen identical to rejected"),
+])
+def test_string_prompt_with_inconsistent_message_lists_names_file_row_and_field(tmp_path, bad, field, reason):
+    path = write_jsonl(tmp_path / "uf.jsonl", [UF_ROWS[0], bad])
+    with pytest.raises(DataValidationError) as info:
+        load_preferences(path)
+    _assert_located(info.value, "uf.jsonl", 2, field)
+    assert info.value.reason == reason
+
+
+def test_string_prompt_with_message_lists_when_standard_format_is_forced():
+    with pytest.raises(DataValidationError) as info:
+        load_preferences(UF_ROWS, format="standard")
+    _assert_located(info.value, "<memory>", 1, "chosen")
+    assert info.value.reason == "wrong type"

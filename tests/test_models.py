@@ -1,8 +1,12 @@
 """Loading by path through the same code a Hub id takes, for several architectures; LoRA; device/dtype."""
 
+import logging
+import sys
+import warnings
+
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, Qwen2Config, Qwen2ForCausalLM
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from rlhfkit.models import (LoraSettings, load_policy, load_reference, load_reward_model, load_tokenizer,
                             pick_device, pick_dtype, resolve_model)
@@ -92,3 +96,76 @@ def test_reward_model_with_lora_trains_its_score_head(tiny_path):
     model = load_reward_model(tiny_path, lora=LoraSettings(r=4))
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert any("score" in n for n in trainable) and any("lora_" in n for n in trainable)
+
+
+# ---------------------------------------------------------------------------
+# What a load shows: one line of ours for an expected new head, transformers' report only when something is off
+# ---------------------------------------------------------------------------
+
+
+def _save_causal_lm(folder):
+    """A small Llama whose lm_head is its own weight (not tied), so a classifier loaded from it drops one."""
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                 num_attention_heads=2, num_key_value_heads=1, pad_token_id=0,
+                                 tie_word_embeddings=False)).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def shown(capsys, monkeypatch):
+    """Everything a load prints, as a notebook shows it: stdout, stderr (bars) and transformers' log handler."""
+    for handler in logging.getLogger("transformers").handlers:
+        if type(handler) is logging.StreamHandler:  # not pytest's own capture handlers
+            monkeypatch.setattr(handler, "stream", sys.stderr)  # the handler keeps the stderr of its creation
+
+    def read():
+        out, err = capsys.readouterr()
+        return out + err
+
+    read()
+    return read
+
+
+def test_reward_model_from_a_causal_lm_says_its_head_is_new_without_transformers_noise(tmp_path, shown):
+    lm = _save_causal_lm(tmp_path / "lm")
+    shown()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_reward_model(lm)
+        text = shown()
+        load_reward_model(lm, role="value")
+        value_text = shown()
+    assert "Loading weights" not in text + value_text and "LOAD REPORT" not in text + value_text
+    assert text == f"score head of {lm} initialised randomly (a causal LM has none): train it before using " \
+                   "its rewards\n"
+    assert value_text == f"value head initialised randomly on {lm} (it has no score head); PPO trains it\n"
+    assert not [w for w in caught if "initiali" in str(w.message)]
+    load_policy(lm)
+    assert shown() == ""
+
+
+def test_reward_model_from_a_reward_model_folder_says_its_head_was_loaded(tmp_path, shown):
+    load_reward_model(_save_causal_lm(tmp_path / "lm")).save_pretrained(tmp_path / "rm")
+    shown()
+    load_reward_model(tmp_path / "rm")
+    assert shown() == f"reward model {tmp_path / 'rm'}: trained score head loaded\n"
+    load_reward_model(tmp_path / "rm", role="value")
+    assert shown() == f"value head initialised from the reward model {tmp_path / 'rm'}\n"
+
+
+def test_a_load_missing_backbone_weights_is_still_reported(tmp_path, shown):
+    from safetensors.torch import load_file, save_file
+
+    folder = _save_causal_lm(tmp_path / "lm")
+    weights = load_file(folder / "model.safetensors")
+    del weights["model.layers.0.mlp.up_proj.weight"]
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    shown()
+    load_reward_model(folder)
+    text = shown()
+    assert "LOAD REPORT" in text and "model.layers.0.mlp.up_proj.weight" in text and "MISSING" in text
+    assert "score head of" in text  # the head is still new, and said so
+    load_policy(folder)
+    text = shown()
+    assert "LOAD REPORT" in text and "model.layers.0.mlp.up_proj.weight" in text

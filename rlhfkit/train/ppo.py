@@ -759,7 +759,7 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
     if mode == "separate":
         # A frozen backbone takes the device's dtype and no adapter (nothing of it trains).
         value_lora = settings.lora if settings.train_value_backbone else None
-        value = load_reward_model(value_path, device=device, lora=value_lora,
+        value = load_reward_model(value_path, device=device, lora=value_lora, role="value",
                                   dtype=torch.float32 if value_lora is None and settings.train_value_backbone
                                   else frozen_dtype)
         value.config.pad_token_id = tokenizer.pad_token_id
