@@ -3,16 +3,21 @@ the run's metrics.jsonl (same names under transformers' `train/` prefix, same st
 writes none; a bad value fails early naming the setting."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from rlhfkit.train.dpo import DPOSettings, train_dpo
 from rlhfkit.train.online import OnlineSettings, train_online
+from rlhfkit.train.ppo import METRIC_NAMES, PPOSettings, train_ppo
 from rlhfkit.train.reward import RewardSettings, train_reward_model
 from rlhfkit.train.sft import SFTSettings, train_sft
-from rlhfkit.train.tracking import report_to_names
+from rlhfkit.train.tracking import TRACKERS, report_to_names
 
-STAGE_SETTINGS = (SFTSettings, RewardSettings, DPOSettings, OnlineSettings)
+STAGE_SETTINGS = (SFTSettings, RewardSettings, DPOSettings, OnlineSettings, PPOSettings)
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +68,11 @@ def test_report_to_takes_trls_values_and_normalises_them():
     assert report_to_names("tensorboard") == ["tensorboard"]
     assert report_to_names(("tensorboard", "tensorboard")) == ["tensorboard"]
     assert "tensorboard" in report_to_names("all")  # every installed tracker
+    # Every accepted name is a tracker of both transformers (the TRL stages) and accelerate (our PPO).
+    from accelerate.utils import LoggerType
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    assert set(TRACKERS) <= set(INTEGRATION_TO_CALLBACK) & {str(t) for t in LoggerType}
 
 
 @pytest.mark.parametrize("settings_cls", STAGE_SETTINGS, ids=lambda c: c.__name__)
@@ -128,3 +138,60 @@ def test_other_trl_stages_send_metrics_jsonl_to_tensorboard(stage, tiny_path, ta
     if stage == "rloo":  # the shared names rlhfkit adds to TRL's row reach the trackers too
         assert {"train/objective/scores", "train/objective/kl"} <= set(scalars)
     assert_same_series(scalars, expected)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Our PPO
+# ---------------------------------------------------------------------------------------------------------------
+
+PPO_SMALL = dict(total_steps=2, batch_size=8, max_new_tokens=12, num_ppo_epochs=1, num_mini_batches=1,
+                 progress=False, device="cpu")
+
+
+def test_ppo_writes_tensorboard_events_with_the_metrics_of_metrics_jsonl(task, tmp_path):
+    run = train_ppo("tiny", "vader", task.train_prompts, PPOSettings(**PPO_SMALL, report_to="tensorboard"),
+                    run_dir=tmp_path / "ppo")
+    assert run.status["state"] == "finished"
+    # The same place as the TRL stages: one event file directly in run_dir/tensorboard, the settings as text.
+    assert [f.parent for f in event_files(run.path)] == [run.path / "tensorboard"]
+    scalars = tensorboard_scalars(run.path / "tensorboard")
+    assert {f"train/{name}" for name in METRIC_NAMES} <= set(scalars)
+    assert [step for step, _ in scalars["train/objective/kl"]] == [1, 2]
+    assert_same_series(scalars, metrics_as_tracked(run.path))
+
+
+def test_ppo_by_default_writes_no_event_files(task, tmp_path):
+    run = train_ppo("tiny", "vader", task.train_prompts, PPOSettings(**{**PPO_SMALL, "total_steps": 1}),
+                    run_dir=tmp_path / "ppo")
+    assert run.status["state"] == "finished" and not event_files(tmp_path)
+
+
+TWO_PROCESS_SCRIPT = """
+import sys
+from accelerate import PartialState
+from rlhfkit.tiny import reviews_task
+from rlhfkit.train.ppo import PPOSettings, train_ppo
+
+settings = PPOSettings(total_steps=2, batch_size=8, max_new_tokens=12, num_ppo_epochs=1, num_mini_batches=1,
+                       progress=False, device="cpu", report_to="tensorboard")
+train_ppo("tiny", "vader", reviews_task().train_prompts[:64], settings, run_dir=sys.argv[1])
+print(f"rank={PartialState().process_index} num_processes={PartialState().num_processes}", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_ppo_on_two_processes_logs_each_step_once_from_the_main_process(tmp_path):
+    script = tmp_path / "two.py"
+    script.write_text(TWO_PROCESS_SCRIPT)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ACCELERATE_USE_CPU": "1", "TOKENIZERS_PARALLELISM": "false",
+           "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
+           str(script), str(tmp_path / "two")]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "rank=1 num_processes=2" in done.stdout, done.stdout  # two processes really ran
+    assert len(event_files(tmp_path / "two")) == 1
+    scalars = tensorboard_scalars(tmp_path / "two" / "tensorboard")
+    assert scalars["train/episode"] == [(1, 8.0), (2, 16.0)]
+    assert_same_series(scalars, metrics_as_tracked(tmp_path / "two"))

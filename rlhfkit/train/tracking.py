@@ -20,16 +20,22 @@ training stage has, and how each stage honours it.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TRACKERS", "report_to_names", "tensorboard_dir", "send_trainer_trackers_to_run"]
+__all__ = ["TRACKERS", "report_to_names", "tensorboard_dir", "send_trainer_trackers_to_run", "accelerate_trackers",
+           "start_accelerate_trackers", "tracker_metrics"]
 
 TRACKERS = ("tensorboard", "wandb", "trackio", "mlflow", "comet_ml", "clearml", "dvclive", "swanlab")
 """Trackers every stage can report to (supported by both transformers' callbacks and accelerate's trackers)."""
 
 _PACKAGES = {"comet_ml": "comet-ml"}  # pip names that differ from the tracker's name
+
+DEFAULT_PROJECT = "huggingface"
+"""The tracker project when none is configured (transformers' default for W&B and Trackio, so that PPO lands in the
+same project as the TRL stages); `$WANDB_PROJECT` overrides it."""
 
 
 def report_to_names(value: Any, field: str = "report_to") -> list[str]:
@@ -68,6 +74,13 @@ def tensorboard_dir(run_path: str | os.PathLike) -> Path:
     return Path(os.path.expanduser(override)) if override else Path(run_path) / "tensorboard"
 
 
+def tracker_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A metrics.jsonl row as trackers get it in every stage: numeric columns under transformers' names."""
+    from transformers.integrations.integration_utils import rewrite_logs
+
+    return rewrite_logs({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+
+
 # --- TRL stages: transformers' tracker callbacks --------------------------------------------------------------
 
 
@@ -84,3 +97,40 @@ def send_trainer_trackers_to_run(trainer, run_path: str | os.PathLike) -> None:
             callback.logging_dir = str(tensorboard_dir(run_path))
         trainer.remove_callback(callback)
         trainer.add_callback(callback)
+
+
+# --- our own loops (PPO): accelerate's tracker API ------------------------------------------------------------
+
+
+def accelerate_trackers(report_to: Any, run_path: str | os.PathLike) -> list:
+    """`Accelerator(log_with=...)` for `report_to`: TensorBoard as a tracker that writes into the run's
+    `tensorboard_dir`, the others by name."""
+    from accelerate.tracking import TensorBoardTracker
+
+    return [TensorBoardTracker("", tensorboard_dir(run_path)) if name == "tensorboard" else name
+            for name in report_to_names(report_to)]
+
+
+def start_accelerate_trackers(accelerator, run_path: str | os.PathLike, config: dict[str, Any]) -> None:
+    """Start the accelerator's trackers (main process only) for the run in `run_path`, with `config` as the run's
+    hyperparameters. TensorBoard gets them as text in the run's own event file, as transformers does for the TRL
+    stages (accelerate's `add_hparams` would write two extra sub-runs)."""
+    if not accelerator.log_with:
+        return
+    name = Path(run_path).resolve().name
+    accelerator.init_trackers(
+        os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT,
+        init_kwargs={"wandb": {"name": name}, "trackio": {"name": name}, "mlflow": {"run_name": name},
+                     "swanlab": {"experiment_name": name}})
+    for tracker in accelerator.trackers:  # empty on the other processes
+        if tracker.name == "tensorboard":
+            tracker.writer.add_text("config", json.dumps(config, indent=2, default=str))
+        else:
+            tracker.store_init_configuration(_scalars(config))
+
+
+def _scalars(config: dict[str, Any]) -> dict[str, bool | int | float | str]:
+    """Hyperparameters as trackers store them: scalars as they are, anything else (None, lists, nested settings)
+    as its JSON text."""
+    return {key: value if isinstance(value, (bool, int, float, str)) else json.dumps(value, default=str)
+            for key, value in config.items()}
