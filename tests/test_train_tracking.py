@@ -92,6 +92,30 @@ def test_every_stage_refuses_an_unknown_or_missing_tracker_naming_the_setting(se
         settings_cls(report_to=["tensorboard", "wandb"])
 
 
+def test_pipeline_report_to_sets_every_training_stage():
+    from rlhfkit.pipeline import PipelineSettings
+
+    stages = ("sft", "reward", "ppo", "dpo", "rloo")
+    assert [getattr(PipelineSettings(), s).report_to for s in stages] == ["none"] * 5
+    quick = PipelineSettings.quick(report_to="tensorboard")
+    assert [getattr(quick, s).report_to for s in stages] == ["tensorboard"] * 5
+    assert quick.ppo.total_steps < PipelineSettings().ppo.total_steps  # the quick budgets are kept
+    with pytest.raises(ValueError, match="^report_to: unknown tracker 'tb'"):
+        PipelineSettings(report_to="tb")
+
+
+def test_cli_pipeline_passes_report_to_and_refuses_a_bad_one(monkeypatch, capsys, tmp_path):
+    from rlhfkit import cli, pipeline
+
+    started = []
+    monkeypatch.setattr(pipeline, "run_pipeline", started.append)
+    assert cli.main(["pipeline", "--quick", "--out", str(tmp_path), "--report-to", "tensorboard"]) == 0
+    assert started[0].sft.report_to == ["tensorboard"] and started[0].ppo.report_to == ["tensorboard"]
+    assert cli.main(["pipeline", "--out", str(tmp_path), "--report-to", "tensorboard,tensorbord"]) == 2
+    assert "rlhfkit pipeline: error: report_to: unknown tracker 'tensorbord'" in capsys.readouterr().err
+    assert len(started) == 1
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # TRL stages
 # ---------------------------------------------------------------------------------------------------------------
