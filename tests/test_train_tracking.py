@@ -15,7 +15,7 @@ from rlhfkit.train.online import OnlineSettings, train_online
 from rlhfkit.train.ppo import METRIC_NAMES, PPOSettings, train_ppo
 from rlhfkit.train.reward import RewardSettings, train_reward_model
 from rlhfkit.train.sft import SFTSettings, train_sft
-from rlhfkit.train.tracking import TRACKERS, report_to_names
+from rlhfkit.train.tracking import TRACKERS, report_to_names, tensorboard_dir
 
 STAGE_SETTINGS = (SFTSettings, RewardSettings, DPOSettings, OnlineSettings, PPOSettings)
 
@@ -73,6 +73,13 @@ def test_report_to_takes_trls_values_and_normalises_them():
     from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
 
     assert set(TRACKERS) <= set(INTEGRATION_TO_CALLBACK) & {str(t) for t in LoggerType}
+
+
+def test_tensorboard_files_go_to_the_run_directory_unless_transformers_variable_says_otherwise(monkeypatch, tmp_path):
+    monkeypatch.delenv("TENSORBOARD_LOGGING_DIR", raising=False)
+    assert tensorboard_dir(tmp_path / "ppo") == tmp_path / "ppo" / "tensorboard"
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "all"))
+    assert tensorboard_dir(tmp_path / "ppo") == tmp_path / "all"
 
 
 @pytest.mark.parametrize("settings_cls", STAGE_SETTINGS, ids=lambda c: c.__name__)
