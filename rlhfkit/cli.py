@@ -64,7 +64,8 @@ def _pipeline(args: argparse.Namespace) -> int:
     from rlhfkit.pipeline import PipelineSettings, run_pipeline
 
     options = dict(model=args.model, task=args.task, out_dir=args.out, seed=args.seed,
-                   methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()))
+                   methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
+                   report_to=[n.strip() for n in args.report_to.split(",")] if args.report_to else None)
     settings = PipelineSettings.quick(**options) if args.quick else PipelineSettings(**options)
     run_pipeline(settings)
     return 0
@@ -118,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.add_argument("--methods", default="ppo,dpo,rloo", help="comma-separated subset of ppo,dpo,rloo")
     pipeline.add_argument("--seed", type=int, default=0)
     pipeline.add_argument("--quick", action="store_true", help="smoke-test budgets (about 2 minutes on a CPU)")
+    pipeline.add_argument("--report-to", metavar="TRACKERS", help="also log every stage to these experiment trackers "
+                          "(comma-separated: tensorboard, wandb, trackio, mlflow, ..., or all); TensorBoard writes "
+                          "into OUT/<stage>/tensorboard")
     pipeline.set_defaults(func=_pipeline)
     return parser
 

@@ -74,6 +74,15 @@ class PipelineSettings:
     only drives it further from SFT."""
     rloo: OnlineSettings = field(default_factory=OnlineSettings)
     evaluation: EvalSettings = field(default_factory=EvalSettings)
+    report_to: str | list[str] | None = None
+    """Experiment trackers for every training stage (each stage's `report_to`: "tensorboard", "wandb", a list,
+    ...); None leaves each stage's own setting. TensorBoard writes into each stage's folder (OUT/sft/tensorboard,
+    ...), so `tensorboard --logdir OUT` shows them side by side."""
+
+    def __post_init__(self) -> None:
+        if self.report_to is not None:
+            for stage in ("sft", "reward", "ppo", "dpo", "rloo"):
+                setattr(self, stage, replace(getattr(self, stage), report_to=self.report_to))
 
     @classmethod
     def quick(cls, **overrides: Any) -> "PipelineSettings":

@@ -7,6 +7,7 @@
       samples.jsonl    rows of {step, prompt, response, ...scores}
       model/           the trained model (safetensors) and its tokenizer
       checkpoints/     resumable state of an unfinished run
+      tensorboard/     TensorBoard event files, when the stage's report_to includes "tensorboard"
 
 Writes are append-only or atomic (write to a temporary name, then rename), so a killed process or an interrupted
 kernel leaves every completed line and checkpoint readable. `load(path)` gives it all back as pandas frames.

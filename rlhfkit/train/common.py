@@ -13,6 +13,7 @@ from transformers.trainer_callback import ProgressCallback
 
 from rlhfkit.runs import MetricsCallback, NonFiniteLossError, Run
 from rlhfkit.threads import cpu_threads
+from rlhfkit.train.tracking import report_to_names, send_trainer_trackers_to_run
 
 __all__ = ["trl_args", "train_into_run", "last_checkpoint"]
 
@@ -21,7 +22,9 @@ def trl_args(config_cls, run: Run, *, seed: int, device: str | None = None, **fi
     """A TRL `*Config` for this machine: on a CUDA device bf16 where supported, on the CPU fp32 with `use_cpu`;
     no activation checkpointing (TRL's default costs time and buys nothing on models this small; pass
     `activation_checkpointing=True` for big ones); checkpoints under the run's `checkpoints/`; logging every step
-    unless told otherwise, so the metrics stream and the NaN guard see every step."""
+    unless told otherwise, so the metrics stream and the NaN guard see every step. `report_to` (a field like any
+    other, default "none") is checked and normalised by `rlhfkit.train.tracking.report_to_names`; trackers name
+    the run after the run directory."""
     on_gpu = torch.cuda.is_available() and (device is None or str(device).startswith("cuda"))
     defaults = dict(
         output_dir=str(run.checkpoint_path),
@@ -37,10 +40,12 @@ def trl_args(config_cls, run: Run, *, seed: int, device: str | None = None, **fi
         save_steps=50,
         save_total_limit=2,
         report_to="none",
+        run_name=run.path.resolve().name,
         disable_tqdm=False,
         dataloader_num_workers=0,
     )
     defaults.update(fields)
+    defaults["report_to"] = report_to_names(defaults["report_to"])
     return config_cls(**defaults)
 
 
@@ -53,7 +58,8 @@ def last_checkpoint(run: Run) -> str | None:
 
 
 def train_into_run(trainer, run: Run, *, resume: bool = False, tokenizer=None) -> Path:
-    """Train, then save the final model into `run/model`.
+    """Train, then save the final model into `run/model`. Trackers named by `args.report_to` get every metrics.jsonl
+    row (TensorBoard into `run/tensorboard`, see `rlhfkit.train.tracking`).
 
     - Ctrl-C / a kernel interrupt: the current state is saved as a trainer checkpoint (weights, optimizer,
       scheduler, RNG), the run is marked "interrupted", and KeyboardInterrupt is re-raised; calling the stage
@@ -63,6 +69,7 @@ def train_into_run(trainer, run: Run, *, resume: bool = False, tokenizer=None) -
     """
     guard = MetricsCallback(run)
     trainer.add_callback(guard)
+    send_trainer_trackers_to_run(trainer, run.path)
     _keep_bar_drop_log_prints(trainer)
     checkpoint = last_checkpoint(run) if resume else None
     device = next(trainer.model.parameters()).device

@@ -42,6 +42,7 @@ from rlhfkit.data import PreferenceData, Task, load_preferences
 from rlhfkit.models import LoraSettings, load_policy, load_reference, load_tokenizer, resolve_model
 from rlhfkit.runs import Run, RunData, load
 from rlhfkit.train.common import finite_or_none, train_into_run, trl_args
+from rlhfkit.train.tracking import report_to_names
 
 __all__ = ["DPOSettings", "train_dpo", "LOSS_TYPES", "prepare_preferences", "looks_rendered", "log_policy_samples"]
 
@@ -99,10 +100,15 @@ class DPOSettings:
     """"cpu", "cuda", "cuda:1" ...; None = CUDA when available, else CPU."""
     lora: LoraSettings | None = None
     """Train a LoRA adapter instead of all weights; the reference is then the base with the adapter disabled."""
+    report_to: str | list[str] = "none"
+    """Experiment trackers that also get this run's metrics (TRL's names): "tensorboard", "wandb", "trackio",
+    "mlflow", ..., a list of them, "all" (every installed one) or "none". TensorBoard writes into
+    run_dir/tensorboard; see `rlhfkit.train.tracking`."""
     trl_overrides: dict = field(default_factory=dict)
     """Any other `trl.DPOConfig` field, passed through as is (e.g. {"precompute_ref_log_probs": True})."""
 
     def __post_init__(self) -> None:
+        report_to_names(self.report_to)  # an unknown or missing tracker fails here, before any model loads
         names = [self.loss_type] if isinstance(self.loss_type, str) else list(self.loss_type)
         if not names:
             raise ValueError("loss_type is empty; expected one of " + ", ".join(LOSS_TYPES))
@@ -280,6 +286,7 @@ def train_dpo(model: str | os.PathLike, data: Any, settings: DPOSettings | None 
         gradient_accumulation_steps=settings.gradient_accumulation_steps,
         lr_scheduler_type=settings.lr_scheduler_type, warmup_steps=settings.warmup_steps,
         max_length=settings.max_length,
+        report_to=settings.report_to,
     )
     fields.update(settings.trl_overrides)
     args = trl_args(DPOConfig, run, seed=settings.seed, device=settings.device, **fields)

@@ -43,6 +43,7 @@ from rlhfkit.judges import Judge, as_judge
 from rlhfkit.models import LoraSettings, load_policy, load_reward_model, load_tokenizer, resolve_model
 from rlhfkit.runs import Run, RunData, load
 from rlhfkit.train.common import finite_or_none, train_into_run, trl_args
+from rlhfkit.train.tracking import report_to_names
 from rlhfkit.train.dpo import looks_rendered
 
 __all__ = ["OnlineSettings", "train_online", "ALGORITHMS"]
@@ -93,11 +94,16 @@ class OnlineSettings:
     """"cpu", "cuda", "cuda:1" ...; None = CUDA when available, else CPU."""
     lora: LoraSettings | None = None
     """Train a LoRA adapter instead of all weights; the reference is then the base with the adapter disabled."""
+    report_to: str | list[str] = "none"
+    """Experiment trackers that also get this run's metrics (TRL's names): "tensorboard", "wandb", "trackio",
+    "mlflow", ..., a list of them, "all" (every installed one) or "none". TensorBoard writes into
+    run_dir/tensorboard; see `rlhfkit.train.tracking`."""
     trl_overrides: dict = field(default_factory=dict)
     """Any other `trl.RLOOConfig` / `trl.GRPOConfig` field, passed through as is (e.g. {"loss_type": "grpo",
     "scale_rewards": "none"} for GRPO, {"normalize_advantages": True} for RLOO)."""
 
     def __post_init__(self) -> None:
+        report_to_names(self.report_to)  # an unknown or missing tracker fails here, before any model loads
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
         if self.num_generations < 2:
@@ -321,6 +327,7 @@ def train_online(model: str | os.PathLike, reward: Any, prompts: Task | Sequence
         # One optimizer step per generation batch: every step samples fresh responses from the current policy.
         per_device_train_batch_size=batch, gradient_accumulation_steps=1, steps_per_generation=1,
         disable_dropout=True, use_vllm=False,
+        report_to=settings.report_to,
     )
     fields.update(settings.trl_overrides)
     config_cls, trainer_cls = (RLOOConfig, RLOOTrainer) if settings.algorithm == "rloo" else (GRPOConfig, GRPOTrainer)

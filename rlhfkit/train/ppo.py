@@ -48,6 +48,8 @@ from rlhfkit.models import (LoraSettings, load_policy, load_reference, load_rewa
                             resolve_model)
 from rlhfkit.runs import METRICS, SAMPLES, NonFiniteLossError, Run, RunData, load
 from rlhfkit.sampling import render_prompts
+from rlhfkit.train.tracking import (accelerate_trackers, report_to_names, start_accelerate_trackers,
+                                    tracker_metrics)
 
 __all__ = [
     "PPOSettings", "train_ppo", "compute_gae", "whiten", "masked_mean", "masked_var", "kl_penalty", "policy_loss",
@@ -170,6 +172,10 @@ class PPOSettings:
     lora: LoraSettings | None = None
     """Train a LoRA adapter instead of all weights; the reference is then the same model with the adapter disabled
     (no second copy in memory), and the saved model has the adapter merged in."""
+    report_to: str | list[str] = "none"
+    """Experiment trackers that also get each metrics.jsonl row, at its step (TRL's names): "tensorboard", "wandb",
+    "trackio", "mlflow", ..., a list of them, "all" (every installed one) or "none". TensorBoard writes into
+    run_dir/tensorboard; see `rlhfkit.train.tracking`."""
     trl_overrides: dict = field(default_factory=dict)
     """Settings under TRL PPOConfig names (there is no TRL config to forward to: TRL has no PPO any more), applied
     over the fields above, e.g. {"response_length": 64, "lam": 0.9, "kl_coef": 0.1}. Unknown names raise."""
@@ -182,6 +188,7 @@ class PPOSettings:
                     raise ValueError(f"trl_overrides: unknown setting {key!r}; expected a PPOSettings field or one "
                                      f"of TRL's names {sorted(_TRL_NAMES)}")
                 setattr(self, name, value)
+        report_to_names(self.report_to)  # an unknown or missing tracker fails here, before any model loads
         if self.kl_estimator not in ("k1", "k3"):
             raise ValueError(f"kl_estimator must be 'k1' or 'k3', got {self.kl_estimator!r}")
         if self.value_model not in (None, "separate", "shared"):
@@ -618,9 +625,9 @@ def _drop_rows_after(run_path: Path, step: int) -> None:
 # The training loop
 # ================================================================================================================
 
-def _make_accelerator(settings: PPOSettings):
+def _make_accelerator(settings: PPOSettings, log_with: list = ()):
     """An Accelerator for this run: DDP tolerant of parameters without gradient in a pass (the reference and
-    value heads), bf16 autocast on a capable GPU."""
+    value heads), bf16 autocast on a capable GPU, the experiment trackers in `log_with`."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
     from accelerate.utils import DistributedDataParallelKwargs
@@ -633,7 +640,8 @@ def _make_accelerator(settings: PPOSettings):
         on_gpu = torch.cuda.is_available() and not cpu
         precision = "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "no"
     kwargs = dict(cpu=cpu, mixed_precision=precision,
-                  kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+                  kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+                  log_with=list(log_with) or None)
     try:
         return Accelerator(**kwargs)
     except ValueError as err:
@@ -706,7 +714,7 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
         raise ValueError("a value_model path was given but settings.value_model is 'shared' (a head on the policy);"
                          " use value_model='separate' to start the value function from that model")
 
-    accelerator = _make_accelerator(settings)
+    accelerator = _make_accelerator(settings, log_with=accelerate_trackers(settings.report_to, run_dir))
     world, rank = accelerator.num_processes, accelerator.process_index
     if settings.batch_size % world:
         raise ValueError(f"batch_size {settings.batch_size} does not divide among {world} processes; use a multiple")
@@ -842,6 +850,7 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
     steps_run, last_metrics = 0, {}
     try:
         try:
+            start_accelerate_trackers(accelerator, run_path, dataclasses.asdict(settings))
             for step in bar:
                 decay = (1 - (step - 1) / settings.total_steps) if settings.anneal_lr else 1.0
                 for group in optimizer.param_groups:
@@ -964,6 +973,7 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                 if state["initial_score"] is None:
                     state["initial_score"] = metrics["objective/scores"]
                 run.log(step, metrics)
+                accelerator.log(tracker_metrics(metrics), step=step)  # main process only, like run.log
                 samples = []
                 if step % settings.sample_every == 0:
                     seq_kl_list = seq_kl.tolist()

@@ -50,6 +50,7 @@ from rlhfkit.judges import Judge
 from rlhfkit.models import LoraSettings, load_reward_model, load_tokenizer, pick_device, resolve_model
 from rlhfkit.runs import Run, RunData, load
 from rlhfkit.train.common import finite_or_none, train_into_run, trl_args
+from rlhfkit.train.tracking import report_to_names
 
 __all__ = ["RewardSettings", "train_reward_model", "RewardModelJudge", "pairwise_accuracy", "to_trl_preferences",
            "REWARD_META"]
@@ -105,8 +106,15 @@ class RewardSettings:
     """Seed of the score head's initialisation, the held-out split and the data order."""
     device: str | None = None
     """"cpu", "cuda", ...; None = CUDA when available."""
+    report_to: str | list[str] = "none"
+    """Experiment trackers that also get this run's metrics (TRL's names): "tensorboard", "wandb", "trackio",
+    "mlflow", ..., a list of them, "all" (every installed one) or "none". TensorBoard writes into
+    run_dir/tensorboard; see `rlhfkit.train.tracking`."""
     trl_overrides: dict = field(default_factory=dict)
     """Any other `trl.RewardConfig` field, e.g. {"eval_strategy": "steps", "eval_steps": 20}; applied last."""
+
+    def __post_init__(self) -> None:
+        report_to_names(self.report_to)  # an unknown or missing tracker fails here, before any model loads
 
 
 # --- data --------------------------------------------------------------------------------------------------------
@@ -396,6 +404,7 @@ def train_reward_model(model: str | os.PathLike | Any, data: Any, settings: Rewa
         lr_scheduler_type=settings.lr_scheduler_type, warmup_steps=settings.warmup_steps,
         weight_decay=settings.weight_decay, center_rewards_coefficient=settings.center_rewards_coefficient,
         save_steps=settings.save_steps,
+        report_to=settings.report_to,
     )
     fields.update(settings.trl_overrides)
     args = trl_args(RewardConfig, run, seed=settings.seed, device=settings.device, **fields)

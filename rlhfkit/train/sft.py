@@ -32,6 +32,7 @@ from rlhfkit.data import DataValidationError, Task
 from rlhfkit.models import LoraSettings, load_policy, load_tokenizer, resolve_model
 from rlhfkit.runs import Run, RunData, load
 from rlhfkit.train.common import finite_or_none, train_into_run, trl_args
+from rlhfkit.train.tracking import report_to_names
 
 __all__ = ["SFTSettings", "train_sft", "sft_rows"]
 
@@ -86,8 +87,15 @@ class SFTSettings:
     """Seed of initialisation, data order and sampling."""
     device: str | None = None
     """"cpu", "cuda", "cuda:1", ...; None = CUDA when available."""
+    report_to: str | list[str] = "none"
+    """Experiment trackers that also get this run's metrics (TRL's names): "tensorboard", "wandb", "trackio",
+    "mlflow", ..., a list of them, "all" (every installed one) or "none". TensorBoard writes into
+    run_dir/tensorboard; see `rlhfkit.train.tracking`."""
     trl_overrides: dict = field(default_factory=dict)
     """Any other `trl.SFTConfig` field, e.g. {"packing": True} or {"logging_steps": 5}; applied last."""
+
+    def __post_init__(self) -> None:
+        report_to_names(self.report_to)  # an unknown or missing tracker fails here, before any model loads
 
 
 # --- data --------------------------------------------------------------------------------------------------------
@@ -258,6 +266,7 @@ def train_sft(model: str | os.PathLike | Any, data: Task | Any, settings: SFTSet
         lr_scheduler_type=settings.lr_scheduler_type, warmup_steps=settings.warmup_steps,
         weight_decay=settings.weight_decay, completion_only_loss=settings.completion_only_loss,
         save_steps=settings.save_steps,
+        report_to=settings.report_to,
     )
     fields.update(settings.trl_overrides)
     args = trl_args(SFTConfig, run, seed=settings.seed, device=settings.device, **fields)
