@@ -169,6 +169,25 @@ def test_rollout_logprobs_from_generate_match_a_forward_pass(task):
     assert not torch.allclose(rollout.logprobs[inside], untempered[inside], atol=1e-2)
 
 
+def test_rollouts_ignore_the_models_own_generation_config(task, tiny_model, meddling_model, tiny_tokenizer):
+    # A checkpoint's generation_config (n-gram blocking, repetition penalty, min_new_tokens, top-k) must not reshape
+    # what PPO samples: the recorded log-probs are the policy's, and EOS may come whenever the policy emits it.
+    tokenizer = tiny_tokenizer
+    settings = PPOSettings(**{**SMALL, "max_new_tokens": 40}, temperature=0.8)
+    eos_ids = ppo._eos_ids(meddling_model, tokenizer)
+    torch.manual_seed(0)
+    meddled = ppo._generate(meddling_model, tokenizer, task.train_prompts[:16], settings, eos_ids,
+                            torch.device("cpu"), with_logprobs=True)
+    torch.manual_seed(0)
+    plain = ppo._generate(tiny_model, tokenizer, task.train_prompts[:16], settings, eos_ids, torch.device("cpu"))
+    assert torch.equal(meddled.responses, plain.responses)
+    recomputed, _, _ = ppo._forward(tiny_model, meddled, slice(None), settings.temperature)
+    inside = meddled.mask.bool()
+    assert (meddled.logprobs[inside] - recomputed[inside]).abs().max() < 1e-4
+    lengths = meddled.mask.sum(1)
+    assert (meddled.has_eos & (lengths < 24)).any()  # min_new_tokens=24 did not hold EOS back
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Runs of the tiny model
 # ---------------------------------------------------------------------------------------------------------------

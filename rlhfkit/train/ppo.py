@@ -47,7 +47,7 @@ from torch import nn
 from rlhfkit.models import (LoraSettings, load_policy, load_reference, load_reward_model, load_tokenizer, pick_dtype,
                             resolve_model)
 from rlhfkit.runs import METRICS, SAMPLES, NonFiniteLossError, Run, RunData, load
-from rlhfkit.sampling import render_prompts
+from rlhfkit.sampling import generate_neutral, neutral_generation_config, render_prompts
 
 __all__ = [
     "PPOSettings", "train_ppo", "compute_gae", "whiten", "masked_mean", "masked_var", "kl_penalty", "policy_loss",
@@ -486,17 +486,17 @@ def _wants_generate_logprobs(settings: PPOSettings, local_batch: int, vocab_size
 @torch.no_grad()
 def _generate(policy, tokenizer, prompts: list, settings: PPOSettings, eos_ids: list[int], device,
               with_logprobs: bool = False) -> Rollout:
-    """Sample one response per prompt (KV-cached HF generate, pure temperature sampling: no top-k/top-p, so the
-    sampling distribution is exactly the one PPO's ratios assume) and cut each response after its first EOS.
+    """Sample one response per prompt (KV-cached HF generate, pure temperature sampling: no top-k/top-p and none of
+    the model's own generation_config, so the sampling distribution is exactly the one PPO's ratios assume) and cut
+    each response after its first EOS.
     `with_logprobs`: fill `Rollout.logprobs` from the raw logits generate() sampled from (0 after the cut)."""
     texts = render_prompts(tokenizer, prompts)
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-    out = policy.generate(
-        **enc, do_sample=True, temperature=settings.temperature, top_k=0, top_p=1.0, min_p=None,
-        repetition_penalty=1.0, max_new_tokens=settings.max_new_tokens, eos_token_id=eos_ids,
-        pad_token_id=tokenizer.pad_token_id, use_cache=True, output_logits=with_logprobs,
-        return_dict_in_generate=True,
-    )
+    # From our settings alone: the model's own generation_config must not reshape what the policy samples.
+    config = neutral_generation_config(do_sample=True, temperature=settings.temperature,
+                                       max_new_tokens=settings.max_new_tokens, eos_token_id=eos_ids,
+                                       pad_token_id=tokenizer.pad_token_id, output_logits=with_logprobs)
+    out = generate_neutral(policy, config, **enc)
     context_length = enc["input_ids"].shape[1]
     responses = out.sequences[:, context_length:]
     is_eos = torch.isin(responses, torch.tensor(eos_ids, device=responses.device))
