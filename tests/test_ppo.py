@@ -368,6 +368,78 @@ def test_interrupt_then_resume_continues_the_same_run(tmp_path, task):
         assert resumed.metrics[name].tolist() == pytest.approx(straight.metrics[name].tolist(), abs=1e-4), name
 
 
+# Two minibatches per step, so that a step's update can be cut between its optimizer steps.
+RESUMABLE = dict(SMALL, total_steps=3, num_mini_batches=2)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, task):
+    return train_ppo("tiny", VaderJudge(), task.train_prompts, PPOSettings(**RESUMABLE, save_every=1),
+                     run_dir=tmp_path_factory.mktemp("uninterrupted"))
+
+
+def _adam_steps(checkpoint):
+    state = torch.load(Path(checkpoint) / "optimizer.pt", weights_only=False)["state"]
+    return {int(s["step"]) for s in state.values()}
+
+
+def _assert_same_run(resumed, straight, from_step):
+    assert list(resumed.metrics["step"]) == [1, 2, 3] and resumed.status["state"] == "finished"
+    later = resumed.metrics["step"] >= from_step
+    for name in ("objective/scores", "objective/kl", "loss/policy_avg", "loss/value_avg", "policy/approxkl_avg"):
+        assert resumed.metrics[name][later].tolist() == pytest.approx(straight.metrics[name][later].tolist(),
+                                                                       rel=1e-6, abs=1e-7), name
+    before, after = _weights(straight.model_path), _weights(resumed.model_path)
+    assert all(torch.allclose(before[k], after[k], rtol=0, atol=1e-7) for k in before)
+    assert _adam_steps(Path(resumed.path) / "checkpoints" / "step-000003") == {6}  # 3 steps x 2 minibatches
+
+
+def test_interrupt_between_minibatches_keeps_the_last_completed_step(tmp_path, task, monkeypatch, uninterrupted):
+    calls = []
+
+    def policy_loss_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:  # step 2's second minibatch: its first optimizer step has already been taken
+            raise KeyboardInterrupt
+        return policy_loss(*args, **kwargs)
+
+    monkeypatch.setattr(ppo, "policy_loss", policy_loss_then_interrupt)
+    run_dir = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        train_ppo("tiny", VaderJudge(), task.train_prompts, PPOSettings(**RESUMABLE, save_every=1), run_dir=run_dir)
+    monkeypatch.undo()
+    run = load(run_dir)
+    assert run.status["state"] == "interrupted" and "partial update is discarded" in run.status["message"]
+    # The checkpoint is step 1 as it was completed (2 optimizer steps), not step 1 plus part of step 2.
+    assert Path(run.status["checkpoint"]).name == "step-000001"
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-000001"]
+    assert _adam_steps(run.status["checkpoint"]) == {2}
+    resumed = train_ppo("tiny", VaderJudge(), task.train_prompts, PPOSettings(**RESUMABLE, save_every=1),
+                        run_dir=run_dir, resume=True)
+    _assert_same_run(resumed, uninterrupted, from_step=2)
+
+
+def test_interrupt_in_a_rollout_saves_the_completed_step_with_its_random_state(tmp_path, task, uninterrupted):
+    calls = []
+
+    def judge_then_interrupt(prompts, responses):
+        calls.append(1)
+        if len(calls) == 2:  # step 2's rollout has sampled (and drawn random numbers) but nothing was updated
+            raise KeyboardInterrupt
+        return VaderJudge()(prompts, responses)
+
+    run_dir = tmp_path / "cut"
+    settings = PPOSettings(**RESUMABLE, save_every=100)  # the interrupt itself has to write the checkpoint
+    with pytest.raises(KeyboardInterrupt):
+        train_ppo("tiny", judge_then_interrupt, task.train_prompts, settings, run_dir=run_dir)
+    run = load(run_dir)
+    assert run.status["state"] == "interrupted" and Path(run.status["checkpoint"]).name == "step-000001"
+    assert _adam_steps(run.status["checkpoint"]) == {2}
+    resumed = train_ppo("tiny", VaderJudge(), task.train_prompts, PPOSettings(**RESUMABLE, save_every=1),
+                        run_dir=run_dir, resume=True)
+    _assert_same_run(resumed, uninterrupted, from_step=2)
+
+
 def test_non_finite_loss_stops_with_the_last_good_checkpoint(tmp_path, task):
     calls = []
 

@@ -148,7 +148,7 @@ class PPOSettings:
     forward pass that computes the values."""
     save_every: int = 10
     """Save a resumable checkpoint (weights, optimizer, beta, RNG) every this many steps; the last good one is
-    what a NaN stop falls back to."""
+    what a NaN stop, or a Ctrl-C in the middle of an update, falls back to."""
     sample_every: int = 1
     """Write a few (prompt, response, score) rows to samples.jsonl every this many steps."""
     num_samples: int = 4
@@ -672,8 +672,11 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
       rows written to samples.jsonl at that step, else []). Raising KeyboardInterrupt from one stops the run like
       Ctrl-C does. A callback with a `close()` method is closed when training finishes (the live dashboard then
       draws what is pending, or writes dashboard.html when headless).
-    - Ctrl-C / KeyboardInterrupt saves a checkpoint, marks the run "interrupted" and re-raises; `resume=True`
-      continues from the newest checkpoint with continuous step numbers (starts afresh when there is none).
+    - Ctrl-C / KeyboardInterrupt marks the run "interrupted" and re-raises. Between updates (in a rollout, in a
+      callback) it first checkpoints the last completed step with the random state that step ended with; in the
+      middle of an update it saves nothing (the weights then hold part of a step) and the newest checkpoint stays
+      as it was. `resume=True` continues from the newest checkpoint with continuous step numbers, exactly as an
+      uninterrupted run would (starts afresh when there is none).
     - A NaN or infinite loss stops the run before the bad update, marks it "failed" and raises NonFiniteLossError
       naming the last good checkpoint (saved every `settings.save_every` steps).
     - At the end: run_dir/model (policy weights as safetensors + tokenizer; LoRA merged) and summary.json.
@@ -812,10 +815,12 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
         seed = settings.seed + rank + 7919 * state["step"]
         random.seed(seed), np.random.seed(seed % 2**32), torch.manual_seed(seed)
 
-    def save(step: int, collective: bool = True) -> Path | None:
-        """Checkpoint the current state; `collective` gathers every process's RNG (not possible on an interrupt,
-        when other processes may be elsewhere)."""
-        rngs = gather_object([_rng_state()]) if collective and world > 1 else [_rng_state()]
+    def save(step: int, collective: bool = True, rng: dict | None = None) -> Path | None:
+        """Checkpoint the current state (with `rng` as this process's random state, default the current one);
+        `collective` gathers every process's RNG (not possible on an interrupt, when other processes may be
+        elsewhere)."""
+        rng = rng or _rng_state()
+        rngs = gather_object([rng]) if collective and world > 1 else [rng]
         path = None
         if accelerator.is_main_process:
             path = _save_checkpoint(run.checkpoint_path, step, unwrapped, optimizer,
@@ -840,6 +845,10 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                accelerator.is_main_process), initial=first_step - 1, total=settings.total_steps)
     started = time.perf_counter()
     steps_run, last_metrics = 0, {}
+    # What an interrupt may save: the last completed step, with the random state it ended with. Once an update
+    # has begun, the weights and the optimizer hold part of a step, and nothing of that may be saved.
+    saved_step = state["step"] if checkpoint is not None else None
+    rng_at_step_end, update_begun = _rng_state(), False
     try:
         try:
             for step in bar:
@@ -933,6 +942,7 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                                 stats["vf_loss"].append(vf_loss.detach()), stats["vf_clipfrac"].append(vf_clipfrac)
                                 stats["entropy"].append(masked_mean(entropy_from_logits(logits.detach()), m))
                         accelerator.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+                        update_begun = True  # from here until the step is logged the weights are mid-step
                         optimizer.step()
                         optimizer.zero_grad(set_to_none=True)
 
@@ -973,18 +983,27 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                     run.log_samples(step, samples)
                 steps_run += 1
                 state["step"] = step
+                rng_at_step_end, update_begun = _rng_state(), False
                 state["seconds"] += time.perf_counter() - started
                 started = time.perf_counter()
                 bar.set_postfix(score=f"{metrics['objective/scores']:.3f}", kl=f"{metrics['objective/kl']:.2f}")
                 if step % settings.save_every == 0:
-                    save(step)
+                    save(step, rng=rng_at_step_end)
+                    saved_step = step
                 if accelerator.is_main_process:
                     for cb in callbacks:
                         cb(step, dict(metrics), list(samples))
                 last_metrics = metrics
         except KeyboardInterrupt:
-            path = save(state["step"], collective=False)
-            run.set_status("interrupted", "stopped by KeyboardInterrupt; call again with resume=True to continue",
+            if not update_begun and state["step"] > 0 and state["step"] != saved_step:
+                path = save(state["step"], collective=False, rng=rng_at_step_end)  # exactly the completed step
+            else:  # mid-update (a partial step is never saved) or nothing new since the last checkpoint
+                path = _latest_checkpoint(run.checkpoint_path)
+            resumes_at = int(json.loads((path / "state.json").read_text())["step"]) if path else 0
+            lost = (f" Step {state['step'] + 1} was stopped in its update; its partial update is discarded."
+                    if update_begun else "")
+            run.set_status("interrupted", f"stopped by KeyboardInterrupt.{lost} Call again with resume=True to "
+                           f"continue after step {resumes_at}" + ("" if path else " (from the start: no checkpoint)"),
                            step=state["step"], checkpoint=path)
             raise
         except _NonFinite as bad:
