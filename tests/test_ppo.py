@@ -268,6 +268,23 @@ def test_shared_value_head_trains_the_policy_and_logs_every_metric(shared_run, t
     assert not any(k.startswith("value_model.") for k in checkpoint)
 
 
+@pytest.mark.parametrize("precision,device_dtype", [("no", None), ("bf16", None), ("bf16", torch.bfloat16)],
+                         ids=["fp32", "bf16-autocast", "bf16-autocast-bf16-device"])
+def test_first_step_has_zero_kl_and_ratio_one_in_every_precision(tmp_path, task, monkeypatch, precision,
+                                                                  device_dtype):
+    # Step 1 samples the starting policy, identical to the reference: KL 0 and ratio 1 up to float error, in bf16
+    # too. "bf16-device" makes the CPU pick bf16 for frozen weights as a GPU does.
+    if device_dtype is not None:
+        monkeypatch.setattr(ppo, "pick_dtype", lambda device, dtype=None: device_dtype)
+    settings = PPOSettings(**{**SMALL, "total_steps": 1}, mixed_precision=precision)
+    run = train_ppo("tiny", "vader", task.train_prompts, settings, run_dir=tmp_path / "first")
+    first = run.metrics.iloc[0]  # one epoch, one minibatch: the update's numbers are its first minibatch's
+    assert run.config["mixed_precision"] == precision
+    assert abs(first["objective/kl"]) < 1e-5, first["objective/kl"]
+    assert first["policy/clipfrac_avg"] == 0.0
+    assert first["policy/approxkl_avg"] < 1e-10 and first["val/ratio"] == pytest.approx(1.0, abs=1e-6)
+
+
 def test_frozen_value_backbone_trains_only_the_value_head(tmp_path, task, tiny_path):
     settings = PPOSettings(**SMALL, train_value_backbone=False, save_every=1, learning_rate=3e-3)
     run = train_ppo("tiny", "vader", task.train_prompts, settings, run_dir=tmp_path / "frozen")

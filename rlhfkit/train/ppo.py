@@ -143,9 +143,11 @@ class PPOSettings:
     """Take the rollout's log-probs from the logits generate() saw while sampling (as TRL's PPOTrainer did) instead
     of running the policy over the rollout once more. Saves a forward pass per step, but holds every sampled
     position's logits (batch x max_new_tokens x vocabulary) until the rollout ends, and the first PPO ratio is then 1
-    only up to float rounding (KV-cached vs full-sequence kernels). None = from generate when those logits take at
-    most 256 MiB (per process), else the extra forward pass. With value_model="shared" they always come from the
-    forward pass that computes the values."""
+    only up to float rounding (KV-cached vs full-sequence kernels). None = from generate when the policy runs in
+    fp32 (fp32 weights, no autocast) and those logits take at most 256 MiB (per process), else the extra forward
+    pass: under bf16/fp16 the two kernels round apart (measured on the CPU in bf16: sequence KL -0.013 at step 1
+    with policy == reference, where it must be 0). With value_model="shared" they always come from the forward
+    pass that computes the values."""
     save_every: int = 10
     """Save a resumable checkpoint (weights, optimizer, beta, RNG) every this many steps; the last good one is
     what a NaN stop, or a Ctrl-C in the middle of an update, falls back to."""
@@ -155,7 +157,9 @@ class PPOSettings:
     """Rows written each time samples are logged."""
     mixed_precision: str | None = None
     """"no", "bf16" or "fp16" autocast; None = bf16 on a CUDA device that supports it, else "no". Trained weights
-    stay fp32 (the frozen base of a LoRA model and the reference take the device's dtype)."""
+    stay fp32 (the frozen base of a LoRA model takes the device's dtype). The reference is held in the policy's
+    own weight dtype (fp32 for full fine-tuning, the base's dtype with LoRA) and runs under the same autocast, so
+    policy and reference log-probs come from the same precision and the KL is 0 while the two are equal."""
     cpu_threads: int | None = None
     """torch threads per process while training on the CPU (restored afterwards). None = 1 for a policy under
     20M parameters, where handing tiny matrix products between threads costs more than it saves (measured on a
@@ -476,11 +480,11 @@ def _token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: flo
     return picked - torch.logsumexp(logits, dim=-1)
 
 
-def _wants_generate_logprobs(settings: PPOSettings, local_batch: int, vocab_size: int) -> bool:
+def _wants_generate_logprobs(settings: PPOSettings, local_batch: int, vocab_size: int, runs_in_fp32: bool) -> bool:
     """Whether the rollout log-probs come from generate()'s logits (see PPOSettings.logprobs_from_generate)."""
     if settings.logprobs_from_generate is not None:
         return settings.logprobs_from_generate
-    return local_batch * settings.max_new_tokens * vocab_size * 4 <= 256 * 2**20
+    return runs_in_fp32 and local_batch * settings.max_new_tokens * vocab_size * 4 <= 256 * 2**20
 
 
 @torch.no_grad()
@@ -753,11 +757,13 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
     # Same seed on every process while building, so a fresh value head starts identical everywhere (DDP would
     # broadcast rank 0's anyway).
     torch.manual_seed(settings.seed)
-    # Trained weights in fp32 under autocast; frozen weights (a LoRA base, the reference) in the device's dtype.
+    # Trained weights in fp32 under autocast; frozen weights (a LoRA base, a frozen value backbone) in the device's
+    # dtype. The reference takes the policy's own dtype: the same weights at another precision would make the KL
+    # non-zero before the policy has moved (k1 0.022 at step 1 with a bf16 reference of an fp32 policy).
     frozen_dtype = pick_dtype(device)
+    policy_dtype = frozen_dtype if settings.lora is not None else torch.float32
     tokenizer = load_tokenizer(policy_path, padding_side="left")
-    policy_model = load_policy(policy_path, device=device, lora=settings.lora,
-                               dtype=frozen_dtype if settings.lora is not None else torch.float32)
+    policy_model = load_policy(policy_path, device=device, lora=settings.lora, dtype=policy_dtype)
     value = None
     if mode == "separate":
         # A frozen backbone takes the device's dtype and no adapter (nothing of it trains).
@@ -768,12 +774,14 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
         value.config.pad_token_id = tokenizer.pad_token_id
     model = PolicyAndValue(policy_model, value, settings.train_value_backbone).to(device)
     model.eval()  # dropout off: the PPO ratio must be 1 before the first update
-    ref_model = load_reference(reference_path, device=device, dtype=frozen_dtype) if own_reference else None
+    ref_model = load_reference(reference_path, device=device, dtype=policy_dtype) if own_reference else None
     eos_ids = _eos_ids(policy_model, tokenizer)
     # The shared head needs the policy's forward pass over the rollout anyway (for the values): its log-probs come
     # from there.
+    runs_in_fp32 = accelerator.mixed_precision == "no" and all(
+        p.dtype == torch.float32 for p in policy_model.parameters())
     logprobs_from_generate = mode != "shared" and _wants_generate_logprobs(
-        settings, local_batch, policy_model.config.get_text_config().vocab_size)
+        settings, local_batch, policy_model.config.get_text_config().vocab_size, runs_in_fp32)
 
     kl_ctl = (AdaptiveKLController(settings.kl_coef, settings.target_kl, settings.kl_horizon)
               if settings.target_kl is not None else FixedKLController(settings.kl_coef))
