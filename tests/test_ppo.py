@@ -285,6 +285,75 @@ def test_first_step_has_zero_kl_and_ratio_one_in_every_precision(tmp_path, task,
     assert first["policy/approxkl_avg"] < 1e-10 and first["val/ratio"] == pytest.approx(1.0, abs=1e-6)
 
 
+@pytest.fixture(scope="module")
+def tempered_run(tmp_path_factory, task):
+    """One step at temperature 0.7 with short responses (some cut without EOS) and a missing-EOS penalty; every
+    sampled row goes to samples.jsonl, and the rollout is kept for the checks."""
+    rollouts, generate = [], ppo._generate
+
+    def keep(*args, **kwargs):
+        rollouts.append(generate(*args, **kwargs))
+        return rollouts[-1]
+
+    settings = PPOSettings(**{**SMALL, "total_steps": 1, "max_new_tokens": 12}, temperature=0.7,
+                           missing_eos_penalty=0.5, num_samples=8)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ppo, "_generate", keep)
+        run = train_ppo("tiny", "vader", task.train_prompts, settings, run_dir=tmp_path_factory.mktemp("tempered"))
+    return run, rollouts[0]
+
+
+def test_entropy_metrics_describe_the_tempered_distribution_that_was_sampled(tempered_run, tiny_model):
+    run, rollout = tempered_run
+    with torch.no_grad():
+        _, _, logits = ppo._forward(tiny_model, rollout, slice(None), 0.7)
+    tempered = float(ppo.masked_mean(ppo.entropy_from_logits(logits, 0.7), rollout.mask))
+    untempered = float(ppo.masked_mean(ppo.entropy_from_logits(logits), rollout.mask))
+    assert untempered - tempered > 0.1  # the two really differ at T = 0.7
+    # One epoch, one minibatch: the update's forward pass is the rollout policy's.
+    assert run.metrics["policy/entropy_avg"].iloc[0] == pytest.approx(tempered, abs=1e-4)
+    sampled = float((-rollout.logprobs * rollout.mask).sum(1).mean())  # log-probs of what was sampled, tempered
+    assert run.metrics["objective/entropy"].iloc[0] == pytest.approx(sampled, abs=1e-4)
+
+
+def test_samples_log_the_judge_score_and_the_score_with_the_eos_penalty(tempered_run):
+    run, rollout = tempered_run
+    rows = run.samples
+    assert len(rows) == 8 and (~rows.has_eos).any() and rows.has_eos.any()
+    assert rows.has_eos.tolist() == rollout.has_eos.tolist()
+    penalty = np.where(rows.has_eos, 0.0, 0.5)
+    assert rows.score_with_eos_penalty.tolist() == pytest.approx((rows.score - penalty).tolist(), abs=1e-6)
+    # Every response of the step is in the samples: objective/scores is the mean of the penalised score.
+    assert run.metrics["objective/scores"].iloc[0] == pytest.approx(rows.score_with_eos_penalty.mean(), abs=1e-6)
+
+
+def test_eos_count_is_the_eos_tokens_in_the_responses(tempered_run, tiny_tokenizer):
+    run, rollout = tempered_run
+    in_response = (rollout.responses == tiny_tokenizer.eos_token_id) & rollout.mask.bool()
+    assert run.metrics["val/num_eos_tokens"].iloc[0] == int(in_response.sum()) == int(rollout.has_eos.sum())
+
+
+def test_sampling_streams_of_seeds_and_processes_never_coincide():
+    # seed + rank gave (seed s, process 1) the stream of (seed s + 1, process 0).
+    seeds = [ppo._sampling_seed(s, rank, step) for s in range(40) for rank in range(8) for step in (0, 5, 10)]
+    assert len(set(seeds)) == len(seeds)
+    assert all(0 <= x < 2**64 for x in seeds)
+    assert ppo._sampling_seed(3, 0, 0) == ppo._sampling_seed(3, 0, 0)  # reproducible
+
+
+def test_gradient_accumulation_does_not_change_the_update(tmp_path, task):
+    # Micro-batch losses are weighted by their share of the minibatch's tokens: 1 x 8 and 2 x 4 give one update.
+    weights = []
+    for steps in (1, 2):
+        settings = PPOSettings(**{**SMALL, "num_ppo_epochs": 3}, gradient_accumulation_steps=steps,
+                               learning_rate=1e-3)
+        run = train_ppo("tiny", "vader", task.train_prompts, settings, run_dir=tmp_path / f"accumulate-{steps}")
+        weights.append(_weights(run.model_path))
+    whole, accumulated = weights
+    largest = max(float((whole[k] - accumulated[k]).abs().max()) for k in whole)
+    assert largest < 2e-6, largest
+
+
 def test_frozen_value_backbone_trains_only_the_value_head(tmp_path, task, tiny_path):
     settings = PPOSettings(**SMALL, train_value_backbone=False, save_every=1, learning_rate=3e-3)
     run = train_ppo("tiny", "vader", task.train_prompts, settings, run_dir=tmp_path / "frozen")

@@ -55,6 +55,10 @@ __all__ = [
 ]
 
 # The metric names written to metrics.jsonl every step (TRL's names, so users' habits and tools carry over).
+# "objective/entropy" is the sampled responses' summed -log pi (tempered) averaged over responses;
+# "policy/entropy_avg" the per-token entropy of the tempered distribution during the update; "val/num_eos_tokens"
+# the EOS tokens in the step's responses over all processes (TRL's meaning; each response is cut after its first
+# EOS, so it is also the number of responses that ended by themselves).
 METRIC_NAMES = (
     "objective/kl", "objective/entropy", "objective/non_score_reward", "objective/rlhf_reward", "objective/scores",
     "objective/kl_coef", "policy/approxkl_avg", "policy/clipfrac_avg", "loss/policy_avg", "loss/value_avg",
@@ -82,7 +86,9 @@ class PPOSettings:
     """Optimizer steps per PPO epoch: each process's share of the batch is split into this many minibatches."""
     gradient_accumulation_steps: int = 1
     """Forward/backward passes per minibatch (the minibatch is split into this many micro-batches whose gradients
-    add up before one optimizer step): trade speed for memory without changing the update."""
+    add up before one optimizer step): trade speed for memory without changing the update. Each micro-batch's
+    loss is weighted by its share of the minibatch's response tokens, so the gradient is that of the minibatch's
+    token mean, as without accumulation (up to float rounding)."""
     learning_rate: float = 2e-4
     """AdamW learning rate for the policy and the value model (right for the 1M-parameter embedded default; real
     models want ~1e-6 to 1e-5, or ~1e-5 to 1e-4 with LoRA)."""
@@ -152,7 +158,9 @@ class PPOSettings:
     """Save a resumable checkpoint (weights, optimizer, beta, RNG) every this many steps; the last good one is
     what a NaN stop, or a Ctrl-C in the middle of an update, falls back to."""
     sample_every: int = 1
-    """Write a few (prompt, response, score) rows to samples.jsonl every this many steps."""
+    """Write a few rows to samples.jsonl every this many steps: prompt, response, score (reward_fn's),
+    score_with_eos_penalty (the one optimised: score minus `missing_eos_penalty` when cut without EOS), has_eos,
+    kl (sequence k1/k3 per `kl_estimator`) and n_tokens."""
     num_samples: int = 4
     """Rows written each time samples are logged."""
     mixed_precision: str | None = None
@@ -167,8 +175,8 @@ class PPOSettings:
     progress: bool = True
     """Show a progress bar (main process only)."""
     seed: int = 0
-    """Seed for the value head, the prompt order, sampling and minibatch shuffles (process i uses seed + i for
-    sampling)."""
+    """Seed for the value head, the prompt order, sampling and minibatch shuffles (each process samples from its
+    own stream, seeded with a hash of (seed, process index))."""
     device: str | None = None
     """None = accelerate's choice (a GPU when there is one); "cpu" forces the CPU."""
     lora: LoraSettings | None = None
@@ -313,9 +321,10 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
     return loss, clipfrac
 
 
-def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy of the softmax distribution at every position (in nats)."""
-    logp = torch.log_softmax(logits.float(), dim=-1)
+def entropy_from_logits(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Entropy H = -sum_v p_v log p_v of p = softmax(logits / temperature) at every position (in nats): the
+    distribution that is sampled at that temperature."""
+    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
     return -(logp.exp() * logp).sum(-1)
 
 
@@ -649,6 +658,13 @@ def _make_accelerator(settings: PPOSettings):
         return Accelerator(**kwargs)
 
 
+def _sampling_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of process `rank`'s random stream when a run starts after `step` (0, or a checkpoint made by another
+    number of processes): a 64-bit hash of the triple (numpy's SeedSequence), so that no two (seed, rank, step)
+    share a stream the way seed + rank did ((s, rank 1) was (s + 1, rank 0))."""
+    return int(np.random.SeedSequence([seed % 2**64, rank, step]).generate_state(1, np.uint64)[0])
+
+
 def _prompt_indices(n_prompts: int, start: int, count: int, seed: int) -> list[int]:
     """Indices of `count` prompts from position `start` of an endless sequence of seeded shuffles (a new shuffle
     for every pass over the prompts). Depends only on (seed, start), so a resumed run sees the same prompts."""
@@ -820,7 +836,7 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
     if rng_states is not None and rank < len(rng_states):
         _set_rng_state(rng_states[rank])
     else:
-        seed = settings.seed + rank + 7919 * state["step"]
+        seed = _sampling_seed(settings.seed, rank, state["step"])
         random.seed(seed), np.random.seed(seed % 2**32), torch.manual_seed(seed)
 
     def save(step: int, collective: bool = True, rng: dict | None = None) -> Path | None:
@@ -926,6 +942,7 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                     order = torch.randperm(local_batch, device=device)
                     for start in range(0, local_batch, mini_batch):
                         mini = order[start:start + mini_batch]
+                        n_tokens = mask[mini].sum()
                         for k, micro_start in enumerate(range(0, mini_batch, micro_batch)):
                             idx = mini[micro_start:micro_start + micro_batch]
                             is_last = k == settings.gradient_accumulation_steps - 1
@@ -943,12 +960,15 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                                 # Every process must agree to stop, or DDP would wait forever for the others.
                                 if from_all_processes([float(torch.isfinite(loss))]).min() < 1:
                                     raise _NonFinite(step, loss, scores)
-                                accelerator.backward(loss / settings.gradient_accumulation_steps)
+                                # A micro-batch's token mean times its share of the minibatch's tokens: the
+                                # micro-batches add up to the minibatch's token mean.
+                                accelerator.backward(loss * (m.sum() / n_tokens))
                             with torch.no_grad():
                                 stats["approxkl"].append(pg["approxkl"]), stats["clipfrac"].append(pg["clipfrac"])
                                 stats["ratio"].append(pg["ratio"]), stats["pg_loss"].append(pg_loss.detach())
                                 stats["vf_loss"].append(vf_loss.detach()), stats["vf_clipfrac"].append(vf_clipfrac)
-                                stats["entropy"].append(masked_mean(entropy_from_logits(logits.detach()), m))
+                                stats["entropy"].append(masked_mean(entropy_from_logits(logits.detach(), settings.temperature),
+                                                                       m))
                         accelerator.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
                         update_begun = True  # from here until the step is logged the weights are mid-step
                         optimizer.step()
@@ -974,7 +994,8 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                 metrics = dict(zip(names, gathered.mean(0).tolist()))
                 ratios = from_all_processes([float(r) for r in stats["ratio"]])
                 metrics["val/ratio_var"] = float(ratios.var(correction=1 if ratios.numel() > 1 else 0))
-                metrics["val/num_eos_tokens"] = int(from_all_processes([float(ro.has_eos.sum())]).sum())
+                eos_tokens = torch.isin(ro.responses, torch.tensor(eos_ids, device=device)) & mask.bool()
+                metrics["val/num_eos_tokens"] = int(from_all_processes([float(eos_tokens.sum())]).sum())
                 metrics["objective/kl_coef"] = beta
                 state["episode"] += settings.batch_size
                 metrics["lr"], metrics["episode"] = lr, state["episode"]
@@ -985,9 +1006,13 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                 samples = []
                 if step % settings.sample_every == 0:
                     seq_kl_list = seq_kl.tolist()
+                    # "score" is reward_fn's; "score_with_eos_penalty" the one optimised (and averaged into
+                    # objective/scores): minus missing_eos_penalty for a response cut without EOS.
+                    scores_list, has_eos = scores.tolist(), ro.has_eos.tolist()
                     samples = [{"prompt": _prompt_text(batch_prompts[i]), "response": ro.texts[i],
-                                "score": float(raw_scores[i]), "kl": seq_kl_list[i],
-                                "n_tokens": int(mask[i].sum())} for i in range(min(settings.num_samples, local_batch))]
+                                "score": float(raw_scores[i]), "score_with_eos_penalty": scores_list[i],
+                                "has_eos": has_eos[i], "kl": seq_kl_list[i], "n_tokens": int(mask[i].sum())}
+                               for i in range(min(settings.num_samples, local_batch))]
                     run.log_samples(step, samples)
                 steps_run += 1
                 state["step"] = step
