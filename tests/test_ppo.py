@@ -401,17 +401,23 @@ def test_lora_trains_only_the_adapter_and_value_head(tmp_path, task, tiny_path, 
     assert (run.path / "adapter" / "adapter_model.safetensors").exists()
 
 
-@pytest.mark.slow
-def test_two_processes_with_accelerate_launch(tmp_path, shared_run):
+def _launch_two_processes(run_dir, *args):
+    """tests/ppo_two_process_script.py under `accelerate launch` with two CPU processes (hard timeout)."""
     launcher = Path(sys.executable).parent / "accelerate"
     script = Path(__file__).parent / "ppo_two_process_script.py"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "ACCELERATE_USE_CPU": "1", "TOKENIZERS_PARALLELISM": "false",
            "OMP_NUM_THREADS": "1"}
     env["RLHFKIT_CACHE"] = os.environ["RLHFKIT_CACHE"]
-    run_dir = tmp_path / "two"
     cmd = [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0", str(script), str(run_dir)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0", str(script), str(run_dir),
+           *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+
+
+@pytest.mark.slow
+def test_two_processes_with_accelerate_launch(tmp_path, shared_run):
+    run_dir = tmp_path / "two"
+    done = _launch_two_processes(run_dir)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for rank in (0, 1):  # a wrong set-up silently starts one process per rank: make sure there were two
         assert f"rank={rank} num_processes=2 done steps=2" in done.stdout, done.stdout
@@ -423,6 +429,17 @@ def test_two_processes_with_accelerate_launch(tmp_path, shared_run):
     assert (run.model_path / "model.safetensors").exists()
     # Only the main process wrote: one row per step, one set of samples per step.
     assert len(run.samples) == 2 * 4
+
+
+@pytest.mark.slow
+def test_a_failing_process_is_named_in_the_status_not_its_peers_lost_connection(tmp_path):
+    run_dir = tmp_path / "two"
+    done = _launch_two_processes(run_dir, "judge-fails-on-rank-1")
+    assert done.returncode != 0, done.stdout[-3000:]
+    status = load(run_dir).status
+    assert status["state"] == "failed", status
+    assert "the judge broke on process 1" in status["message"] and "process 1" in status["message"], status
+    assert status["rank"] == 1 and status["step"] == 1
 
 
 def test_interrupt_then_resume_continues_the_same_run(tmp_path, task):

@@ -608,6 +608,27 @@ def _save_checkpoint(folder: Path, step: int, model: nn.Module, optimizer, state
     return final
 
 
+FIRST_FAILURE = ".first-failure.json"
+
+
+def _first_failure(run_path: Path, rank: int, message: str) -> dict:
+    """{"rank", "message"} of the run's first failure over all processes. The first process to fail creates
+    FIRST_FAILURE (exclusively, so only one can); a process that fails later, usually because that peer vanished
+    from under a collective ("Connection closed by peer"), reads the cause from there instead of giving its own."""
+    path = run_path / FIRST_FAILURE
+    record = {"rank": rank, "message": message}
+    try:
+        with open(path, "x", encoding="utf-8") as f:
+            json.dump(record, f)
+    except FileExistsError:
+        for _ in range(50):  # the first process may still be writing it
+            try:
+                return json.loads(path.read_text(encoding="utf-8"))
+            except ValueError:
+                time.sleep(0.01)
+    return record
+
+
 def _drop_rows_after(run_path: Path, step: int) -> None:
     """On resume, forget metrics/samples logged after the checkpoint (they will be produced again), so step
     numbers stay continuous."""
@@ -699,6 +720,8 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
       uninterrupted run would (starts afresh when there is none).
     - A NaN or infinite loss stops the run before the bad update, marks it "failed" and raises NonFiniteLossError
       naming the last good checkpoint (saved every `settings.save_every` steps).
+    - Any other error marks the run "failed" with its cause; with several processes, the cause of the first
+      process that failed and its index (not a peer's "Connection closed" that followed).
     - At the end: run_dir/model (policy weights as safetensors + tokenizer; LoRA merged) and summary.json.
     """
     from accelerate.utils import gather_object
@@ -767,6 +790,7 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
             _drop_rows_after(run_path, int(json.loads((checkpoint / "state.json").read_text())["step"]))
         else:  # a fresh run in a reused folder must never fall back to an older run's checkpoint
             shutil.rmtree(run.checkpoint_path, ignore_errors=True)
+        (run_path / FIRST_FAILURE).unlink(missing_ok=True)
     accelerator.wait_for_everyone()
 
     # --- models -------------------------------------------------------------------------------------------------
@@ -967,8 +991,8 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                                 stats["approxkl"].append(pg["approxkl"]), stats["clipfrac"].append(pg["clipfrac"])
                                 stats["ratio"].append(pg["ratio"]), stats["pg_loss"].append(pg_loss.detach())
                                 stats["vf_loss"].append(vf_loss.detach()), stats["vf_clipfrac"].append(vf_clipfrac)
-                                stats["entropy"].append(masked_mean(entropy_from_logits(logits.detach(), settings.temperature),
-                                                                       m))
+                                entropy = entropy_from_logits(logits.detach(), settings.temperature)
+                                stats["entropy"].append(masked_mean(entropy, m))
                         accelerator.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
                         update_begun = True  # from here until the step is logged the weights are mid-step
                         optimizer.step()
@@ -1048,8 +1072,18 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
             run.set_status("failed", message, step=bad.step, checkpoint=good)
             raise NonFiniteLossError(message) from None
         except Exception as err:
-            run.set_status("failed", f"{type(err).__name__}: {err}", step=state["step"],
-                           checkpoint=_latest_checkpoint(run.checkpoint_path))
+            message = f"{type(err).__name__}: {err}"
+            if world == 1:
+                run.set_status("failed", message, step=state["step"],
+                               checkpoint=_latest_checkpoint(run.checkpoint_path))
+                raise
+            # Several processes: a failure on one makes its peers fail too, in their next collective. Record the
+            # first cause, from whichever process saw it (the launcher may stop the main process before it writes).
+            first = _first_failure(run_path, rank, message)
+            if accelerator.is_main_process or first["rank"] == rank:
+                run.set_status("failed", f"process {first['rank']} of {world} failed: {first['message']}",
+                               any_process=True, step=state["step"], rank=first["rank"],
+                               checkpoint=_latest_checkpoint(run.checkpoint_path))
             raise
 
         # --- the end: final model and summary ---------------------------------------------------------------------
