@@ -1,7 +1,9 @@
 """Honest evaluation of any set of policies against the SFT reference on a task's eval prompts.
 
 For every policy (and for the reference itself) `evaluate_policies` samples responses on the same eval prompts,
-at temperature 1 by default, so that rewards and KL are measured on the policy's own samples, then reports:
+at temperature 1 by default, so that rewards and KL are measured on the policy's own samples (drawn through
+`sample_candidates` under a generation config built from EvalSettings alone, never the checkpoint's own
+`generation_config`), then reports:
 
 - gold reward (the task's gold judge) with a bootstrap confidence interval, and proxy reward (the reward model
   the policy was trained against) when one is given: the gap between the two is over-optimisation;

@@ -103,9 +103,10 @@ class Run:
 
     # --- status ---------------------------------------------------------------------------------------------
 
-    def set_status(self, state: str, message: str = "", **extra: Any) -> None:
-        """Record the run's state: "running", "finished", "interrupted" or "failed"."""
-        if self.enabled:
+    def set_status(self, state: str, message: str = "", *, any_process: bool = False, **extra: Any) -> None:
+        """Record the run's state: "running", "finished", "interrupted" or "failed". `any_process=True` writes it
+        even from a process that does not write otherwise (one that failed where the main process did not)."""
+        if self.enabled or any_process:
             _atomic_write_text(self.path / STATUS, json.dumps(
                 {"state": state, "message": message, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **_jsonable(extra)},
                 indent=2))

@@ -4,6 +4,12 @@
 top-k), and returns one row per candidate with its token count, its log-probability and why it stopped. The
 log-probability is under the model's own distribution (temperature 1, no truncation): the quantity RLHF's KL
 terms are made of, whatever decoding settings drew the sample.
+
+Every sample rlhfkit draws (here, in PPO's rollouts, in evaluation) goes through `generate_neutral`: generate()
+under a generation config built from our own settings alone. A checkpoint's `generation_config.json` (repetition
+penalties, `no_repeat_ngram_size`, `min_new_tokens`, suppressed or biased tokens ...) would otherwise reshape the
+sampled distribution away from the model's own, and every log-prob, ratio and KL computed on those samples as
+"the policy's" would be wrong.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from typing import Any, Sequence
 import pandas as pd
 import torch
 
-__all__ = ["SamplingConfig", "render_prompts", "sample_candidates", "candidate_pairs"]
+__all__ = ["SamplingConfig", "render_prompts", "sample_candidates", "candidate_pairs", "neutral_generation_config",
+           "generate_neutral"]
 
 
 @dataclass
@@ -72,6 +79,45 @@ def _prompt_text(prompt: Any) -> str:
     return prompt if isinstance(prompt, str) else str(prompt[-1]["content"])
 
 
+def neutral_generation_config(*, max_new_tokens: int, eos_token_id: int | list[int], pad_token_id: int | None,
+                              do_sample: bool = True, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
+                              num_return_sequences: int = 1, output_logits: bool = False):
+    """A `transformers.GenerationConfig` that holds these settings and nothing else: every other logits processor
+    (repetition penalties, n-gram blocking, minimum lengths, bad or suppressed tokens, sequence biases, forced
+    tokens, typical/epsilon/eta sampling) is off. Sampling with it draws from softmax(logits / temperature),
+    truncated only by the given top_k / top_p (0 / 1.0 = off). Use it through `generate_neutral`."""
+    from transformers import GenerationConfig
+
+    sampling = dict(temperature=temperature, top_p=top_p, top_k=top_k) if do_sample else {}
+    return GenerationConfig(
+        do_sample=do_sample, **sampling, max_new_tokens=max_new_tokens, min_new_tokens=0,
+        num_beams=1, num_return_sequences=num_return_sequences, eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id, repetition_penalty=1.0, no_repeat_ngram_size=0, typical_p=1.0,
+        epsilon_cutoff=0.0, eta_cutoff=0.0, use_cache=True, output_logits=output_logits,
+        return_dict_in_generate=True,
+    )
+
+
+def _generating_module(model):
+    """The transformers model whose generate() runs (through a peft or DDP wrapper)."""
+    model = getattr(model, "module", model)
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+@torch.no_grad()
+def generate_neutral(model, config, **inputs):
+    """`model.generate(**inputs)` under `config` (from `neutral_generation_config`) alone. generate() fills every
+    field a given config leaves unset from the model's own `generation_config`, so that config is swapped out for
+    the call (and put back afterwards)."""
+    inner = _generating_module(model)
+    own = inner.generation_config
+    inner.generation_config = config
+    try:
+        return model.generate(**inputs, generation_config=config)
+    finally:
+        inner.generation_config = own
+
+
 @torch.no_grad()
 def sample_candidates(model, tokenizer, prompts: Sequence[Any], config: SamplingConfig | None = None,
                       progress: bool = True) -> pd.DataFrame:
@@ -92,6 +138,10 @@ def sample_candidates(model, tokenizer, prompts: Sequence[Any], config: Sampling
     rows: list[dict] = []
     settings = {k: v for k, v in asdict(config).items() if k not in ("k", "batch_size", "chat")}
     rng_devices = [device] if device.type == "cuda" else []
+    generation = neutral_generation_config(
+        do_sample=config.do_sample, temperature=config.temperature, top_p=config.top_p, top_k=config.top_k,
+        max_new_tokens=config.max_new_tokens, num_return_sequences=config.k, eos_token_id=eos_ids,
+        pad_token_id=tokenizer.pad_token_id, output_logits=True)
     try:
         with torch.random.fork_rng(devices=rng_devices, enabled=config.seed is not None):
             if config.seed is not None:
@@ -101,19 +151,7 @@ def sample_candidates(model, tokenizer, prompts: Sequence[Any], config: Sampling
                 batch = texts[start:start + config.batch_size]
                 # Our rendered prompts already carry any special tokens the template adds.
                 enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-                out = model.generate(
-                    **enc,
-                    do_sample=config.do_sample,
-                    temperature=config.temperature if config.do_sample else None,
-                    top_p=config.top_p if config.do_sample else None,
-                    top_k=config.top_k if config.do_sample else None,
-                    max_new_tokens=config.max_new_tokens,
-                    num_return_sequences=config.k,
-                    eos_token_id=eos_ids,
-                    pad_token_id=tokenizer.pad_token_id,
-                    return_dict_in_generate=True,
-                    output_logits=True,
-                )
+                out = generate_neutral(model, generation, **enc)
                 new_tokens = out.sequences[:, enc["input_ids"].shape[1]:]
                 logprobs = torch.stack(out.logits, dim=1).float().log_softmax(-1)
                 token_logprobs = logprobs.gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)

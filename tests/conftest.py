@@ -36,3 +36,16 @@ def tiny_model(tiny_path):
     from rlhfkit.models import load_policy
 
     return load_policy(tiny_path, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def meddling_model(tiny_model):
+    """The tiny model (same weights) with a generation_config.json of the kind real Hub checkpoints ship: n-gram
+    blocking, a repetition penalty, a minimum length, top-k. Sampling that honoured it would not draw from the
+    model's own distribution (and could not end before 24 tokens)."""
+    import copy
+
+    model = copy.deepcopy(tiny_model)
+    config = model.generation_config
+    config.no_repeat_ngram_size, config.repetition_penalty, config.min_new_tokens, config.top_k = 2, 1.3, 24, 5
+    return model

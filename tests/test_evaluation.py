@@ -292,6 +292,20 @@ def test_kl_is_exactly_zero_for_the_reference_and_positive_for_a_changed_policy(
     assert head.kl_k1.tolist() == pytest.approx(expected, abs=1e-4)
 
 
+def test_evaluation_samples_ignore_the_policys_own_generation_config(tiny_model, meddling_model, tiny_tokenizer,
+                                                                   length_task):
+    # KL and rewards are measured on the policy's own samples: a checkpoint's generation_config (n-gram blocking,
+    # repetition penalty, min_new_tokens, top-k) must not change what is drawn.
+    settings = EvalSettings(n_prompts=12, max_new_tokens=32, n_bootstrap=50, batch_size=12, seed=7)
+    runs = [evaluate_policies({"policy": model}, length_task, reference=tiny_model, tokenizer=tiny_tokenizer,
+                              settings=settings, progress=False).samples for model in (tiny_model, meddling_model)]
+    plain, meddled = (frame[frame.policy == "policy"] for frame in runs)
+    assert meddled.response.tolist() == plain.response.tolist()
+    assert meddled.n_tokens.tolist() == plain.n_tokens.tolist()
+    assert meddled.kl_k1.tolist() == pytest.approx(plain.kl_k1.tolist(), abs=1e-6)
+    assert ((meddled.finish_reason == "eos") & (meddled.n_tokens < 24)).any()
+
+
 def test_win_rates_match_the_samples_and_a_resampled_copy_is_a_coin_flip(evaluated):
     rows = evaluated.summary.set_index("policy")
     assert rows.loc["reference", "win_rate_vs_ref"] == 0.5

@@ -169,6 +169,25 @@ def test_rollout_logprobs_from_generate_match_a_forward_pass(task):
     assert not torch.allclose(rollout.logprobs[inside], untempered[inside], atol=1e-2)
 
 
+def test_rollouts_ignore_the_models_own_generation_config(task, tiny_model, meddling_model, tiny_tokenizer):
+    # A checkpoint's generation_config (n-gram blocking, repetition penalty, min_new_tokens, top-k) must not reshape
+    # what PPO samples: the recorded log-probs are the policy's, and EOS may come whenever the policy emits it.
+    tokenizer = tiny_tokenizer
+    settings = PPOSettings(**{**SMALL, "max_new_tokens": 40}, temperature=0.8)
+    eos_ids = ppo._eos_ids(meddling_model, tokenizer)
+    torch.manual_seed(0)
+    meddled = ppo._generate(meddling_model, tokenizer, task.train_prompts[:16], settings, eos_ids,
+                            torch.device("cpu"), with_logprobs=True)
+    torch.manual_seed(0)
+    plain = ppo._generate(tiny_model, tokenizer, task.train_prompts[:16], settings, eos_ids, torch.device("cpu"))
+    assert torch.equal(meddled.responses, plain.responses)
+    recomputed, _, _ = ppo._forward(tiny_model, meddled, slice(None), settings.temperature)
+    inside = meddled.mask.bool()
+    assert (meddled.logprobs[inside] - recomputed[inside]).abs().max() < 1e-4
+    lengths = meddled.mask.sum(1)
+    assert (meddled.has_eos & (lengths < 24)).any()  # min_new_tokens=24 did not hold EOS back
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Runs of the tiny model
 # ---------------------------------------------------------------------------------------------------------------
@@ -249,6 +268,92 @@ def test_shared_value_head_trains_the_policy_and_logs_every_metric(shared_run, t
     assert not any(k.startswith("value_model.") for k in checkpoint)
 
 
+@pytest.mark.parametrize("precision,device_dtype", [("no", None), ("bf16", None), ("bf16", torch.bfloat16)],
+                         ids=["fp32", "bf16-autocast", "bf16-autocast-bf16-device"])
+def test_first_step_has_zero_kl_and_ratio_one_in_every_precision(tmp_path, task, monkeypatch, precision,
+                                                                  device_dtype):
+    # Step 1 samples the starting policy, identical to the reference: KL 0 and ratio 1 up to float error, in bf16
+    # too. "bf16-device" makes the CPU pick bf16 for frozen weights as a GPU does.
+    if device_dtype is not None:
+        monkeypatch.setattr(ppo, "pick_dtype", lambda device, dtype=None: device_dtype)
+    settings = PPOSettings(**{**SMALL, "total_steps": 1}, mixed_precision=precision)
+    run = train_ppo("tiny", "vader", task.train_prompts, settings, run_dir=tmp_path / "first")
+    first = run.metrics.iloc[0]  # one epoch, one minibatch: the update's numbers are its first minibatch's
+    assert run.config["mixed_precision"] == precision
+    assert abs(first["objective/kl"]) < 1e-5, first["objective/kl"]
+    assert first["policy/clipfrac_avg"] == 0.0
+    assert first["policy/approxkl_avg"] < 1e-10 and first["val/ratio"] == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def tempered_run(tmp_path_factory, task):
+    """One step at temperature 0.7 with short responses (some cut without EOS) and a missing-EOS penalty; every
+    sampled row goes to samples.jsonl, and the rollout is kept for the checks."""
+    rollouts, generate = [], ppo._generate
+
+    def keep(*args, **kwargs):
+        rollouts.append(generate(*args, **kwargs))
+        return rollouts[-1]
+
+    settings = PPOSettings(**{**SMALL, "total_steps": 1, "max_new_tokens": 12}, temperature=0.7,
+                           missing_eos_penalty=0.5, num_samples=8)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ppo, "_generate", keep)
+        run = train_ppo("tiny", "vader", task.train_prompts, settings, run_dir=tmp_path_factory.mktemp("tempered"))
+    return run, rollouts[0]
+
+
+def test_entropy_metrics_describe_the_tempered_distribution_that_was_sampled(tempered_run, tiny_model):
+    run, rollout = tempered_run
+    with torch.no_grad():
+        _, _, logits = ppo._forward(tiny_model, rollout, slice(None), 0.7)
+    tempered = float(ppo.masked_mean(ppo.entropy_from_logits(logits, 0.7), rollout.mask))
+    untempered = float(ppo.masked_mean(ppo.entropy_from_logits(logits), rollout.mask))
+    assert untempered - tempered > 0.1  # the two really differ at T = 0.7
+    # One epoch, one minibatch: the update's forward pass is the rollout policy's.
+    assert run.metrics["policy/entropy_avg"].iloc[0] == pytest.approx(tempered, abs=1e-4)
+    sampled = float((-rollout.logprobs * rollout.mask).sum(1).mean())  # log-probs of what was sampled, tempered
+    assert run.metrics["objective/entropy"].iloc[0] == pytest.approx(sampled, abs=1e-4)
+
+
+def test_samples_log_the_judge_score_and_the_score_with_the_eos_penalty(tempered_run):
+    run, rollout = tempered_run
+    rows = run.samples
+    assert len(rows) == 8 and (~rows.has_eos).any() and rows.has_eos.any()
+    assert rows.has_eos.tolist() == rollout.has_eos.tolist()
+    penalty = np.where(rows.has_eos, 0.0, 0.5)
+    assert rows.score_with_eos_penalty.tolist() == pytest.approx((rows.score - penalty).tolist(), abs=1e-6)
+    # Every response of the step is in the samples: objective/scores is the mean of the penalised score.
+    assert run.metrics["objective/scores"].iloc[0] == pytest.approx(rows.score_with_eos_penalty.mean(), abs=1e-6)
+
+
+def test_eos_count_is_the_eos_tokens_in_the_responses(tempered_run, tiny_tokenizer):
+    run, rollout = tempered_run
+    in_response = (rollout.responses == tiny_tokenizer.eos_token_id) & rollout.mask.bool()
+    assert run.metrics["val/num_eos_tokens"].iloc[0] == int(in_response.sum()) == int(rollout.has_eos.sum())
+
+
+def test_sampling_streams_of_seeds_and_processes_never_coincide():
+    # seed + rank gave (seed s, process 1) the stream of (seed s + 1, process 0).
+    seeds = [ppo._sampling_seed(s, rank, step) for s in range(40) for rank in range(8) for step in (0, 5, 10)]
+    assert len(set(seeds)) == len(seeds)
+    assert all(0 <= x < 2**64 for x in seeds)
+    assert ppo._sampling_seed(3, 0, 0) == ppo._sampling_seed(3, 0, 0)  # reproducible
+
+
+def test_gradient_accumulation_does_not_change_the_update(tmp_path, task):
+    # Micro-batch losses are weighted by their share of the minibatch's tokens: 1 x 8 and 2 x 4 give one update.
+    weights = []
+    for steps in (1, 2):
+        settings = PPOSettings(**{**SMALL, "num_ppo_epochs": 3}, gradient_accumulation_steps=steps,
+                               learning_rate=1e-3)
+        run = train_ppo("tiny", "vader", task.train_prompts, settings, run_dir=tmp_path / f"accumulate-{steps}")
+        weights.append(_weights(run.model_path))
+    whole, accumulated = weights
+    largest = max(float((whole[k] - accumulated[k]).abs().max()) for k in whole)
+    assert largest < 2e-6, largest
+
+
 def test_frozen_value_backbone_trains_only_the_value_head(tmp_path, task, tiny_path):
     settings = PPOSettings(**SMALL, train_value_backbone=False, save_every=1, learning_rate=3e-3)
     run = train_ppo("tiny", "vader", task.train_prompts, settings, run_dir=tmp_path / "frozen")
@@ -296,17 +401,23 @@ def test_lora_trains_only_the_adapter_and_value_head(tmp_path, task, tiny_path, 
     assert (run.path / "adapter" / "adapter_model.safetensors").exists()
 
 
-@pytest.mark.slow
-def test_two_processes_with_accelerate_launch(tmp_path, shared_run):
+def _launch_two_processes(run_dir, *args):
+    """tests/ppo_two_process_script.py under `accelerate launch` with two CPU processes (hard timeout)."""
     launcher = Path(sys.executable).parent / "accelerate"
     script = Path(__file__).parent / "ppo_two_process_script.py"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "ACCELERATE_USE_CPU": "1", "TOKENIZERS_PARALLELISM": "false",
            "OMP_NUM_THREADS": "1"}
     env["RLHFKIT_CACHE"] = os.environ["RLHFKIT_CACHE"]
-    run_dir = tmp_path / "two"
     cmd = [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0", str(script), str(run_dir)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0", str(script), str(run_dir),
+           *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+
+
+@pytest.mark.slow
+def test_two_processes_with_accelerate_launch(tmp_path, shared_run):
+    run_dir = tmp_path / "two"
+    done = _launch_two_processes(run_dir)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for rank in (0, 1):  # a wrong set-up silently starts one process per rank: make sure there were two
         assert f"rank={rank} num_processes=2 done steps=2" in done.stdout, done.stdout
@@ -318,6 +429,17 @@ def test_two_processes_with_accelerate_launch(tmp_path, shared_run):
     assert (run.model_path / "model.safetensors").exists()
     # Only the main process wrote: one row per step, one set of samples per step.
     assert len(run.samples) == 2 * 4
+
+
+@pytest.mark.slow
+def test_a_failing_process_is_named_in_the_status_not_its_peers_lost_connection(tmp_path):
+    run_dir = tmp_path / "two"
+    done = _launch_two_processes(run_dir, "judge-fails-on-rank-1")
+    assert done.returncode != 0, done.stdout[-3000:]
+    status = load(run_dir).status
+    assert status["state"] == "failed", status
+    assert "the judge broke on process 1" in status["message"] and "process 1" in status["message"], status
+    assert status["rank"] == 1 and status["step"] == 1
 
 
 def test_interrupt_then_resume_continues_the_same_run(tmp_path, task):
@@ -347,6 +469,78 @@ def test_interrupt_then_resume_continues_the_same_run(tmp_path, task):
     straight = train_ppo("tiny", VaderJudge(), task.train_prompts, settings, run_dir=tmp_path / "straight")
     for name in ("objective/scores", "objective/kl", "loss/policy_avg"):
         assert resumed.metrics[name].tolist() == pytest.approx(straight.metrics[name].tolist(), abs=1e-4), name
+
+
+# Two minibatches per step, so that a step's update can be cut between its optimizer steps.
+RESUMABLE = dict(SMALL, total_steps=3, num_mini_batches=2)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, task):
+    return train_ppo("tiny", VaderJudge(), task.train_prompts, PPOSettings(**RESUMABLE, save_every=1),
+                     run_dir=tmp_path_factory.mktemp("uninterrupted"))
+
+
+def _adam_steps(checkpoint):
+    state = torch.load(Path(checkpoint) / "optimizer.pt", weights_only=False)["state"]
+    return {int(s["step"]) for s in state.values()}
+
+
+def _assert_same_run(resumed, straight, from_step):
+    assert list(resumed.metrics["step"]) == [1, 2, 3] and resumed.status["state"] == "finished"
+    later = resumed.metrics["step"] >= from_step
+    for name in ("objective/scores", "objective/kl", "loss/policy_avg", "loss/value_avg", "policy/approxkl_avg"):
+        assert resumed.metrics[name][later].tolist() == pytest.approx(straight.metrics[name][later].tolist(),
+                                                                       rel=1e-6, abs=1e-7), name
+    before, after = _weights(straight.model_path), _weights(resumed.model_path)
+    assert all(torch.allclose(before[k], after[k], rtol=0, atol=1e-7) for k in before)
+    assert _adam_steps(Path(resumed.path) / "checkpoints" / "step-000003") == {6}  # 3 steps x 2 minibatches
+
+
+def test_interrupt_between_minibatches_keeps_the_last_completed_step(tmp_path, task, monkeypatch, uninterrupted):
+    calls = []
+
+    def policy_loss_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:  # step 2's second minibatch: its first optimizer step has already been taken
+            raise KeyboardInterrupt
+        return policy_loss(*args, **kwargs)
+
+    monkeypatch.setattr(ppo, "policy_loss", policy_loss_then_interrupt)
+    run_dir = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        train_ppo("tiny", VaderJudge(), task.train_prompts, PPOSettings(**RESUMABLE, save_every=1), run_dir=run_dir)
+    monkeypatch.undo()
+    run = load(run_dir)
+    assert run.status["state"] == "interrupted" and "partial update is discarded" in run.status["message"]
+    # The checkpoint is step 1 as it was completed (2 optimizer steps), not step 1 plus part of step 2.
+    assert Path(run.status["checkpoint"]).name == "step-000001"
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-000001"]
+    assert _adam_steps(run.status["checkpoint"]) == {2}
+    resumed = train_ppo("tiny", VaderJudge(), task.train_prompts, PPOSettings(**RESUMABLE, save_every=1),
+                        run_dir=run_dir, resume=True)
+    _assert_same_run(resumed, uninterrupted, from_step=2)
+
+
+def test_interrupt_in_a_rollout_saves_the_completed_step_with_its_random_state(tmp_path, task, uninterrupted):
+    calls = []
+
+    def judge_then_interrupt(prompts, responses):
+        calls.append(1)
+        if len(calls) == 2:  # step 2's rollout has sampled (and drawn random numbers) but nothing was updated
+            raise KeyboardInterrupt
+        return VaderJudge()(prompts, responses)
+
+    run_dir = tmp_path / "cut"
+    settings = PPOSettings(**RESUMABLE, save_every=100)  # the interrupt itself has to write the checkpoint
+    with pytest.raises(KeyboardInterrupt):
+        train_ppo("tiny", judge_then_interrupt, task.train_prompts, settings, run_dir=run_dir)
+    run = load(run_dir)
+    assert run.status["state"] == "interrupted" and Path(run.status["checkpoint"]).name == "step-000001"
+    assert _adam_steps(run.status["checkpoint"]) == {2}
+    resumed = train_ppo("tiny", VaderJudge(), task.train_prompts, PPOSettings(**RESUMABLE, save_every=1),
+                        run_dir=run_dir, resume=True)
+    _assert_same_run(resumed, uninterrupted, from_step=2)
 
 
 def test_non_finite_loss_stops_with_the_last_good_checkpoint(tmp_path, task):

@@ -114,3 +114,22 @@ def test_candidate_pairs_cover_distinct_responses_per_prompt():
     assert all(p["prompt"] == "p0" for p in pairs)  # p1 has one distinct response: no pair
     limited = candidate_pairs(table, max_pairs_per_prompt=2, seed=1)
     assert len(limited) == 2 and limited == candidate_pairs(table, max_pairs_per_prompt=2, seed=1)
+
+
+def test_sampling_ignores_the_models_own_generation_config(tiny_model, meddling_model, tiny_tokenizer):
+    # A checkpoint's generation_config (n-gram blocking, repetition penalty, min_new_tokens, top-k) must not reshape
+    # the samples: sum_logprob is the model's own log-likelihood only if the tokens were drawn from the model.
+    config = SamplingConfig(k=4, seed=5, max_new_tokens=40)
+    plain = sample_candidates(tiny_model, tiny_tokenizer, PROMPTS, config, progress=False)
+    meddled = sample_candidates(meddling_model, tiny_tokenizer, PROMPTS, config, progress=False)
+    assert meddled.response_ids.tolist() == plain.response_ids.tolist()
+    assert meddled.sum_logprob.tolist() == pytest.approx(plain.sum_logprob.tolist(), abs=1e-5)
+    # The minimum length did not hold EOS back, and the model's config is untouched afterwards.
+    assert ((meddled.finish_reason == "eos") & (meddled.n_tokens < 24)).any()
+    assert meddling_model.generation_config.min_new_tokens == 24
+    # Sanity: generate() on its own does honour that config (so the test above could fail).
+    enc = tiny_tokenizer(render_prompts(tiny_tokenizer, PROMPTS), return_tensors="pt", padding=True,
+                         add_special_tokens=False)
+    torch.manual_seed(0)
+    out = meddling_model.generate(**enc, max_new_tokens=30, pad_token_id=tiny_tokenizer.pad_token_id)
+    assert (out[:, enc["input_ids"].shape[1]:][:, :20] != tiny_tokenizer.eos_token_id).all()

@@ -47,7 +47,7 @@ from torch import nn
 from rlhfkit.models import (LoraSettings, load_policy, load_reference, load_reward_model, load_tokenizer, pick_dtype,
                             resolve_model)
 from rlhfkit.runs import METRICS, SAMPLES, NonFiniteLossError, Run, RunData, load
-from rlhfkit.sampling import render_prompts
+from rlhfkit.sampling import generate_neutral, neutral_generation_config, render_prompts
 from rlhfkit.train.tracking import (accelerate_trackers, report_to_names, start_accelerate_trackers,
                                     tracker_metrics)
 
@@ -57,6 +57,10 @@ __all__ = [
 ]
 
 # The metric names written to metrics.jsonl every step (TRL's names, so users' habits and tools carry over).
+# "objective/entropy" is the sampled responses' summed -log pi (tempered) averaged over responses;
+# "policy/entropy_avg" the per-token entropy of the tempered distribution during the update; "val/num_eos_tokens"
+# the EOS tokens in the step's responses over all processes (TRL's meaning; each response is cut after its first
+# EOS, so it is also the number of responses that ended by themselves).
 METRIC_NAMES = (
     "objective/kl", "objective/entropy", "objective/non_score_reward", "objective/rlhf_reward", "objective/scores",
     "objective/kl_coef", "policy/approxkl_avg", "policy/clipfrac_avg", "loss/policy_avg", "loss/value_avg",
@@ -84,7 +88,9 @@ class PPOSettings:
     """Optimizer steps per PPO epoch: each process's share of the batch is split into this many minibatches."""
     gradient_accumulation_steps: int = 1
     """Forward/backward passes per minibatch (the minibatch is split into this many micro-batches whose gradients
-    add up before one optimizer step): trade speed for memory without changing the update."""
+    add up before one optimizer step): trade speed for memory without changing the update. Each micro-batch's
+    loss is weighted by its share of the minibatch's response tokens, so the gradient is that of the minibatch's
+    token mean, as without accumulation (up to float rounding)."""
     learning_rate: float = 2e-4
     """AdamW learning rate for the policy and the value model (right for the 1M-parameter embedded default; real
     models want ~1e-6 to 1e-5, or ~1e-5 to 1e-4 with LoRA)."""
@@ -145,19 +151,25 @@ class PPOSettings:
     """Take the rollout's log-probs from the logits generate() saw while sampling (as TRL's PPOTrainer did) instead
     of running the policy over the rollout once more. Saves a forward pass per step, but holds every sampled
     position's logits (batch x max_new_tokens x vocabulary) until the rollout ends, and the first PPO ratio is then 1
-    only up to float rounding (KV-cached vs full-sequence kernels). None = from generate when those logits take at
-    most 256 MiB (per process), else the extra forward pass. With value_model="shared" they always come from the
-    forward pass that computes the values."""
+    only up to float rounding (KV-cached vs full-sequence kernels). None = from generate when the policy runs in
+    fp32 (fp32 weights, no autocast) and those logits take at most 256 MiB (per process), else the extra forward
+    pass: under bf16/fp16 the two kernels round apart (measured on the CPU in bf16: sequence KL -0.013 at step 1
+    with policy == reference, where it must be 0). With value_model="shared" they always come from the forward
+    pass that computes the values."""
     save_every: int = 10
     """Save a resumable checkpoint (weights, optimizer, beta, RNG) every this many steps; the last good one is
-    what a NaN stop falls back to."""
+    what a NaN stop, or a Ctrl-C in the middle of an update, falls back to."""
     sample_every: int = 1
-    """Write a few (prompt, response, score) rows to samples.jsonl every this many steps."""
+    """Write a few rows to samples.jsonl every this many steps: prompt, response, score (reward_fn's),
+    score_with_eos_penalty (the one optimised: score minus `missing_eos_penalty` when cut without EOS), has_eos,
+    kl (sequence k1/k3 per `kl_estimator`) and n_tokens."""
     num_samples: int = 4
     """Rows written each time samples are logged."""
     mixed_precision: str | None = None
     """"no", "bf16" or "fp16" autocast; None = bf16 on a CUDA device that supports it, else "no". Trained weights
-    stay fp32 (the frozen base of a LoRA model and the reference take the device's dtype)."""
+    stay fp32 (the frozen base of a LoRA model takes the device's dtype). The reference is held in the policy's
+    own weight dtype (fp32 for full fine-tuning, the base's dtype with LoRA) and runs under the same autocast, so
+    policy and reference log-probs come from the same precision and the KL is 0 while the two are equal."""
     cpu_threads: int | None = None
     """torch threads per process while training on the CPU (restored afterwards). None = 1 for a policy under
     20M parameters, where handing tiny matrix products between threads costs more than it saves (measured on a
@@ -165,8 +177,8 @@ class PPOSettings:
     progress: bool = True
     """Show a progress bar (main process only)."""
     seed: int = 0
-    """Seed for the value head, the prompt order, sampling and minibatch shuffles (process i uses seed + i for
-    sampling)."""
+    """Seed for the value head, the prompt order, sampling and minibatch shuffles (each process samples from its
+    own stream, seeded with a hash of (seed, process index))."""
     device: str | None = None
     """None = accelerate's choice (a GPU when there is one); "cpu" forces the CPU."""
     lora: LoraSettings | None = None
@@ -316,9 +328,10 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
     return loss, clipfrac
 
 
-def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy of the softmax distribution at every position (in nats)."""
-    logp = torch.log_softmax(logits.float(), dim=-1)
+def entropy_from_logits(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Entropy H = -sum_v p_v log p_v of p = softmax(logits / temperature) at every position (in nats): the
+    distribution that is sampled at that temperature."""
+    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
     return -(logp.exp() * logp).sum(-1)
 
 
@@ -483,27 +496,27 @@ def _token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: flo
     return picked - torch.logsumexp(logits, dim=-1)
 
 
-def _wants_generate_logprobs(settings: PPOSettings, local_batch: int, vocab_size: int) -> bool:
+def _wants_generate_logprobs(settings: PPOSettings, local_batch: int, vocab_size: int, runs_in_fp32: bool) -> bool:
     """Whether the rollout log-probs come from generate()'s logits (see PPOSettings.logprobs_from_generate)."""
     if settings.logprobs_from_generate is not None:
         return settings.logprobs_from_generate
-    return local_batch * settings.max_new_tokens * vocab_size * 4 <= 256 * 2**20
+    return runs_in_fp32 and local_batch * settings.max_new_tokens * vocab_size * 4 <= 256 * 2**20
 
 
 @torch.no_grad()
 def _generate(policy, tokenizer, prompts: list, settings: PPOSettings, eos_ids: list[int], device,
               with_logprobs: bool = False) -> Rollout:
-    """Sample one response per prompt (KV-cached HF generate, pure temperature sampling: no top-k/top-p, so the
-    sampling distribution is exactly the one PPO's ratios assume) and cut each response after its first EOS.
+    """Sample one response per prompt (KV-cached HF generate, pure temperature sampling: no top-k/top-p and none of
+    the model's own generation_config, so the sampling distribution is exactly the one PPO's ratios assume) and cut
+    each response after its first EOS.
     `with_logprobs`: fill `Rollout.logprobs` from the raw logits generate() sampled from (0 after the cut)."""
     texts = render_prompts(tokenizer, prompts)
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-    out = policy.generate(
-        **enc, do_sample=True, temperature=settings.temperature, top_k=0, top_p=1.0, min_p=None,
-        repetition_penalty=1.0, max_new_tokens=settings.max_new_tokens, eos_token_id=eos_ids,
-        pad_token_id=tokenizer.pad_token_id, use_cache=True, output_logits=with_logprobs,
-        return_dict_in_generate=True,
-    )
+    # From our settings alone: the model's own generation_config must not reshape what the policy samples.
+    config = neutral_generation_config(do_sample=True, temperature=settings.temperature,
+                                       max_new_tokens=settings.max_new_tokens, eos_token_id=eos_ids,
+                                       pad_token_id=tokenizer.pad_token_id, output_logits=with_logprobs)
+    out = generate_neutral(policy, config, **enc)
     context_length = enc["input_ids"].shape[1]
     responses = out.sequences[:, context_length:]
     is_eos = torch.isin(responses, torch.tensor(eos_ids, device=responses.device))
@@ -602,6 +615,27 @@ def _save_checkpoint(folder: Path, step: int, model: nn.Module, optimizer, state
     return final
 
 
+FIRST_FAILURE = ".first-failure.json"
+
+
+def _first_failure(run_path: Path, rank: int, message: str) -> dict:
+    """{"rank", "message"} of the run's first failure over all processes. The first process to fail creates
+    FIRST_FAILURE (exclusively, so only one can); a process that fails later, usually because that peer vanished
+    from under a collective ("Connection closed by peer"), reads the cause from there instead of giving its own."""
+    path = run_path / FIRST_FAILURE
+    record = {"rank": rank, "message": message}
+    try:
+        with open(path, "x", encoding="utf-8") as f:
+            json.dump(record, f)
+    except FileExistsError:
+        for _ in range(50):  # the first process may still be writing it
+            try:
+                return json.loads(path.read_text(encoding="utf-8"))
+            except ValueError:
+                time.sleep(0.01)
+    return record
+
+
 def _drop_rows_after(run_path: Path, step: int) -> None:
     """On resume, forget metrics/samples logged after the checkpoint (they will be produced again), so step
     numbers stay continuous."""
@@ -653,6 +687,13 @@ def _make_accelerator(settings: PPOSettings, log_with: list = ()):
         return Accelerator(**kwargs)
 
 
+def _sampling_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of process `rank`'s random stream when a run starts after `step` (0, or a checkpoint made by another
+    number of processes): a 64-bit hash of the triple (numpy's SeedSequence), so that no two (seed, rank, step)
+    share a stream the way seed + rank did ((s, rank 1) was (s + 1, rank 0))."""
+    return int(np.random.SeedSequence([seed % 2**64, rank, step]).generate_state(1, np.uint64)[0])
+
+
 def _prompt_indices(n_prompts: int, start: int, count: int, seed: int) -> list[int]:
     """Indices of `count` prompts from position `start` of an endless sequence of seeded shuffles (a new shuffle
     for every pass over the prompts). Depends only on (seed, start), so a resumed run sees the same prompts."""
@@ -680,10 +721,15 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
       rows written to samples.jsonl at that step, else []). Raising KeyboardInterrupt from one stops the run like
       Ctrl-C does. A callback with a `close()` method is closed when training finishes (the live dashboard then
       draws what is pending, or writes dashboard.html when headless).
-    - Ctrl-C / KeyboardInterrupt saves a checkpoint, marks the run "interrupted" and re-raises; `resume=True`
-      continues from the newest checkpoint with continuous step numbers (starts afresh when there is none).
+    - Ctrl-C / KeyboardInterrupt marks the run "interrupted" and re-raises. Between updates (in a rollout, in a
+      callback) it first checkpoints the last completed step with the random state that step ended with; in the
+      middle of an update it saves nothing (the weights then hold part of a step) and the newest checkpoint stays
+      as it was. `resume=True` continues from the newest checkpoint with continuous step numbers, exactly as an
+      uninterrupted run would (starts afresh when there is none).
     - A NaN or infinite loss stops the run before the bad update, marks it "failed" and raises NonFiniteLossError
       naming the last good checkpoint (saved every `settings.save_every` steps).
+    - Any other error marks the run "failed" with its cause; with several processes, the cause of the first
+      process that failed and its index (not a peer's "Connection closed" that followed).
     - At the end: run_dir/model (policy weights as safetensors + tokenizer; LoRA merged) and summary.json.
     """
     from accelerate.utils import gather_object
@@ -752,17 +798,20 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
             _drop_rows_after(run_path, int(json.loads((checkpoint / "state.json").read_text())["step"]))
         else:  # a fresh run in a reused folder must never fall back to an older run's checkpoint
             shutil.rmtree(run.checkpoint_path, ignore_errors=True)
+        (run_path / FIRST_FAILURE).unlink(missing_ok=True)
     accelerator.wait_for_everyone()
 
     # --- models -------------------------------------------------------------------------------------------------
     # Same seed on every process while building, so a fresh value head starts identical everywhere (DDP would
     # broadcast rank 0's anyway).
     torch.manual_seed(settings.seed)
-    # Trained weights in fp32 under autocast; frozen weights (a LoRA base, the reference) in the device's dtype.
+    # Trained weights in fp32 under autocast; frozen weights (a LoRA base, a frozen value backbone) in the device's
+    # dtype. The reference takes the policy's own dtype: the same weights at another precision would make the KL
+    # non-zero before the policy has moved (k1 0.022 at step 1 with a bf16 reference of an fp32 policy).
     frozen_dtype = pick_dtype(device)
+    policy_dtype = frozen_dtype if settings.lora is not None else torch.float32
     tokenizer = load_tokenizer(policy_path, padding_side="left")
-    policy_model = load_policy(policy_path, device=device, lora=settings.lora,
-                               dtype=frozen_dtype if settings.lora is not None else torch.float32)
+    policy_model = load_policy(policy_path, device=device, lora=settings.lora, dtype=policy_dtype)
     value = None
     if mode == "separate":
         # A frozen backbone takes the device's dtype and no adapter (nothing of it trains).
@@ -773,12 +822,14 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
         value.config.pad_token_id = tokenizer.pad_token_id
     model = PolicyAndValue(policy_model, value, settings.train_value_backbone).to(device)
     model.eval()  # dropout off: the PPO ratio must be 1 before the first update
-    ref_model = load_reference(reference_path, device=device, dtype=frozen_dtype) if own_reference else None
+    ref_model = load_reference(reference_path, device=device, dtype=policy_dtype) if own_reference else None
     eos_ids = _eos_ids(policy_model, tokenizer)
     # The shared head needs the policy's forward pass over the rollout anyway (for the values): its log-probs come
     # from there.
+    runs_in_fp32 = accelerator.mixed_precision == "no" and all(
+        p.dtype == torch.float32 for p in policy_model.parameters())
     logprobs_from_generate = mode != "shared" and _wants_generate_logprobs(
-        settings, local_batch, policy_model.config.get_text_config().vocab_size)
+        settings, local_batch, policy_model.config.get_text_config().vocab_size, runs_in_fp32)
 
     kl_ctl = (AdaptiveKLController(settings.kl_coef, settings.target_kl, settings.kl_horizon)
               if settings.target_kl is not None else FixedKLController(settings.kl_coef))
@@ -817,13 +868,15 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
     if rng_states is not None and rank < len(rng_states):
         _set_rng_state(rng_states[rank])
     else:
-        seed = settings.seed + rank + 7919 * state["step"]
+        seed = _sampling_seed(settings.seed, rank, state["step"])
         random.seed(seed), np.random.seed(seed % 2**32), torch.manual_seed(seed)
 
-    def save(step: int, collective: bool = True) -> Path | None:
-        """Checkpoint the current state; `collective` gathers every process's RNG (not possible on an interrupt,
-        when other processes may be elsewhere)."""
-        rngs = gather_object([_rng_state()]) if collective and world > 1 else [_rng_state()]
+    def save(step: int, collective: bool = True, rng: dict | None = None) -> Path | None:
+        """Checkpoint the current state (with `rng` as this process's random state, default the current one);
+        `collective` gathers every process's RNG (not possible on an interrupt, when other processes may be
+        elsewhere)."""
+        rng = rng or _rng_state()
+        rngs = gather_object([rng]) if collective and world > 1 else [rng]
         path = None
         if accelerator.is_main_process:
             path = _save_checkpoint(run.checkpoint_path, step, unwrapped, optimizer,
@@ -848,6 +901,10 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                accelerator.is_main_process), initial=first_step - 1, total=settings.total_steps)
     started = time.perf_counter()
     steps_run, last_metrics = 0, {}
+    # What an interrupt may save: the last completed step, with the random state it ended with. Once an update
+    # has begun, the weights and the optimizer hold part of a step, and nothing of that may be saved.
+    saved_step = state["step"] if checkpoint is not None else None
+    rng_at_step_end, update_begun = _rng_state(), False
     try:
         try:
             start_accelerate_trackers(accelerator, run_path, dataclasses.asdict(settings))
@@ -918,6 +975,7 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                     order = torch.randperm(local_batch, device=device)
                     for start in range(0, local_batch, mini_batch):
                         mini = order[start:start + mini_batch]
+                        n_tokens = mask[mini].sum()
                         for k, micro_start in enumerate(range(0, mini_batch, micro_batch)):
                             idx = mini[micro_start:micro_start + micro_batch]
                             is_last = k == settings.gradient_accumulation_steps - 1
@@ -935,13 +993,17 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                                 # Every process must agree to stop, or DDP would wait forever for the others.
                                 if from_all_processes([float(torch.isfinite(loss))]).min() < 1:
                                     raise _NonFinite(step, loss, scores)
-                                accelerator.backward(loss / settings.gradient_accumulation_steps)
+                                # A micro-batch's token mean times its share of the minibatch's tokens: the
+                                # micro-batches add up to the minibatch's token mean.
+                                accelerator.backward(loss * (m.sum() / n_tokens))
                             with torch.no_grad():
                                 stats["approxkl"].append(pg["approxkl"]), stats["clipfrac"].append(pg["clipfrac"])
                                 stats["ratio"].append(pg["ratio"]), stats["pg_loss"].append(pg_loss.detach())
                                 stats["vf_loss"].append(vf_loss.detach()), stats["vf_clipfrac"].append(vf_clipfrac)
-                                stats["entropy"].append(masked_mean(entropy_from_logits(logits.detach()), m))
+                                entropy = entropy_from_logits(logits.detach(), settings.temperature)
+                                stats["entropy"].append(masked_mean(entropy, m))
                         accelerator.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+                        update_begun = True  # from here until the step is logged the weights are mid-step
                         optimizer.step()
                         optimizer.zero_grad(set_to_none=True)
 
@@ -965,7 +1027,8 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                 metrics = dict(zip(names, gathered.mean(0).tolist()))
                 ratios = from_all_processes([float(r) for r in stats["ratio"]])
                 metrics["val/ratio_var"] = float(ratios.var(correction=1 if ratios.numel() > 1 else 0))
-                metrics["val/num_eos_tokens"] = int(from_all_processes([float(ro.has_eos.sum())]).sum())
+                eos_tokens = torch.isin(ro.responses, torch.tensor(eos_ids, device=device)) & mask.bool()
+                metrics["val/num_eos_tokens"] = int(from_all_processes([float(eos_tokens.sum())]).sum())
                 metrics["objective/kl_coef"] = beta
                 state["episode"] += settings.batch_size
                 metrics["lr"], metrics["episode"] = lr, state["episode"]
@@ -977,24 +1040,37 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                 samples = []
                 if step % settings.sample_every == 0:
                     seq_kl_list = seq_kl.tolist()
+                    # "score" is reward_fn's; "score_with_eos_penalty" the one optimised (and averaged into
+                    # objective/scores): minus missing_eos_penalty for a response cut without EOS.
+                    scores_list, has_eos = scores.tolist(), ro.has_eos.tolist()
                     samples = [{"prompt": _prompt_text(batch_prompts[i]), "response": ro.texts[i],
-                                "score": float(raw_scores[i]), "kl": seq_kl_list[i],
-                                "n_tokens": int(mask[i].sum())} for i in range(min(settings.num_samples, local_batch))]
+                                "score": float(raw_scores[i]), "score_with_eos_penalty": scores_list[i],
+                                "has_eos": has_eos[i], "kl": seq_kl_list[i], "n_tokens": int(mask[i].sum())}
+                               for i in range(min(settings.num_samples, local_batch))]
                     run.log_samples(step, samples)
                 steps_run += 1
                 state["step"] = step
+                rng_at_step_end, update_begun = _rng_state(), False
                 state["seconds"] += time.perf_counter() - started
                 started = time.perf_counter()
                 bar.set_postfix(score=f"{metrics['objective/scores']:.3f}", kl=f"{metrics['objective/kl']:.2f}")
                 if step % settings.save_every == 0:
-                    save(step)
+                    save(step, rng=rng_at_step_end)
+                    saved_step = step
                 if accelerator.is_main_process:
                     for cb in callbacks:
                         cb(step, dict(metrics), list(samples))
                 last_metrics = metrics
         except KeyboardInterrupt:
-            path = save(state["step"], collective=False)
-            run.set_status("interrupted", "stopped by KeyboardInterrupt; call again with resume=True to continue",
+            if not update_begun and state["step"] > 0 and state["step"] != saved_step:
+                path = save(state["step"], collective=False, rng=rng_at_step_end)  # exactly the completed step
+            else:  # mid-update (a partial step is never saved) or nothing new since the last checkpoint
+                path = _latest_checkpoint(run.checkpoint_path)
+            resumes_at = int(json.loads((path / "state.json").read_text())["step"]) if path else 0
+            lost = (f" Step {state['step'] + 1} was stopped in its update; its partial update is discarded."
+                    if update_begun else "")
+            run.set_status("interrupted", f"stopped by KeyboardInterrupt.{lost} Call again with resume=True to "
+                           f"continue after step {resumes_at}" + ("" if path else " (from the start: no checkpoint)"),
                            step=state["step"], checkpoint=path)
             raise
         except _NonFinite as bad:
@@ -1006,8 +1082,18 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
             run.set_status("failed", message, step=bad.step, checkpoint=good)
             raise NonFiniteLossError(message) from None
         except Exception as err:
-            run.set_status("failed", f"{type(err).__name__}: {err}", step=state["step"],
-                           checkpoint=_latest_checkpoint(run.checkpoint_path))
+            message = f"{type(err).__name__}: {err}"
+            if world == 1:
+                run.set_status("failed", message, step=state["step"],
+                               checkpoint=_latest_checkpoint(run.checkpoint_path))
+                raise
+            # Several processes: a failure on one makes its peers fail too, in their next collective. Record the
+            # first cause, from whichever process saw it (the launcher may stop the main process before it writes).
+            first = _first_failure(run_path, rank, message)
+            if accelerator.is_main_process or first["rank"] == rank:
+                run.set_status("failed", f"process {first['rank']} of {world} failed: {first['message']}",
+                               any_process=True, step=state["step"], rank=first["rank"],
+                               checkpoint=_latest_checkpoint(run.checkpoint_path))
             raise
 
         # --- the end: final model and summary ---------------------------------------------------------------------
