@@ -41,6 +41,7 @@ from rlhfkit.metrics.core import (
 )
 from rlhfkit.models import load_reference, load_tokenizer
 from rlhfkit.sampling import SamplingConfig, render_prompts, sample_candidates
+from rlhfkit.threads import cpu_threads
 
 __all__ = [
     "EvalSettings", "EvaluationResult", "evaluate_policies", "response_logprobs", "load_metric", "bootstrap_ci",
@@ -307,39 +308,41 @@ def evaluate_policies(policies: Mapping[str, Any], task, *, reference: Any, rewa
         tokenizer = load_tokenizer(reference)
 
     ref_model = _load(reference, settings)
-    ref_vocab = _vocab_size(ref_model)
-    evaluator = _Evaluator(prompts, tokenizer, ref_model, gold_judge, proxy_judge, settings, progress)
-    ref_frame, ref_lps = evaluator.sample_and_score(reference_name, ref_model)
-    frames, rows = [], []
-    ref_frame = evaluator.finish(ref_frame, ref_lps, ref_lps, ref_frame)
-    frames.append(ref_frame)
-    rows.append(evaluator.summarize(reference_name, ref_frame))
+    # Sampling and scoring on the CPU follow rlhfkit.threads (one thread for small models), like the stages.
+    with cpu_threads(model=ref_model, device=next(ref_model.parameters()).device):
+        ref_vocab = _vocab_size(ref_model)
+        evaluator = _Evaluator(prompts, tokenizer, ref_model, gold_judge, proxy_judge, settings, progress)
+        ref_frame, ref_lps = evaluator.sample_and_score(reference_name, ref_model)
+        frames, rows = [], []
+        ref_frame = evaluator.finish(ref_frame, ref_lps, ref_lps, ref_frame)
+        frames.append(ref_frame)
+        rows.append(evaluator.summarize(reference_name, ref_frame))
 
-    for name, spec in tqdm(policies.items(), desc="evaluating policies", disable=not progress, leave=False):
-        same = spec is reference or (_is_spec(spec) and _is_spec(reference) and str(spec) == str(reference))
-        model = ref_model if same else _load(spec, settings)
-        try:
-            vocab = _vocab_size(model)
-            if vocab is not None and ref_vocab is not None and vocab != ref_vocab:
-                raise ValueError(f"policy {name!r} has a vocabulary of {vocab} tokens but the reference has "
-                                 f"{ref_vocab}: KL needs both to score the same tokens (same tokenizer)")
-            frame, policy_lps = evaluator.sample_and_score(name, model)
-            # The same model scores its own samples once, so a policy identical to the reference has KL exactly 0.
-            ref_lps_on_policy = policy_lps if model is ref_model else evaluator.logprobs(ref_model, frame)
-            frame = evaluator.finish(frame, policy_lps, ref_lps_on_policy, ref_frame)
-        finally:
-            if model is not ref_model and _is_spec(spec):
-                del model  # loaded here: free it before the next policy
-                gc.collect()
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-        frames.append(frame)
-        rows.append(evaluator.summarize(name, frame))
-    if evaluator.retokenized:
-        counts = ", ".join(f"{name} {n} of {total}" for name, (n, total) in evaluator.retokenized.items())
-        warnings.warn(f"some responses re-tokenize to a different number of tokens than were sampled (decoding "
-                      f"drops special tokens a model emits mid-response): {counts}; the KL of those samples is "
-                      f"measured on the re-tokenized text", stacklevel=2)
+        for name, spec in tqdm(policies.items(), desc="evaluating policies", disable=not progress, leave=False):
+            same = spec is reference or (_is_spec(spec) and _is_spec(reference) and str(spec) == str(reference))
+            model = ref_model if same else _load(spec, settings)
+            try:
+                vocab = _vocab_size(model)
+                if vocab is not None and ref_vocab is not None and vocab != ref_vocab:
+                    raise ValueError(f"policy {name!r} has a vocabulary of {vocab} tokens but the reference has "
+                                     f"{ref_vocab}: KL needs both to score the same tokens (same tokenizer)")
+                frame, policy_lps = evaluator.sample_and_score(name, model)
+                # The same model scores its own samples once, so a policy identical to the reference has KL exactly 0.
+                ref_lps_on_policy = policy_lps if model is ref_model else evaluator.logprobs(ref_model, frame)
+                frame = evaluator.finish(frame, policy_lps, ref_lps_on_policy, ref_frame)
+            finally:
+                if model is not ref_model and _is_spec(spec):
+                    del model  # loaded here: free it before the next policy
+                    gc.collect()
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+            frames.append(frame)
+            rows.append(evaluator.summarize(name, frame))
+        if evaluator.retokenized:
+            counts = ", ".join(f"{name} {n} of {total}" for name, (n, total) in evaluator.retokenized.items())
+            warnings.warn(f"some responses re-tokenize to a different number of tokens than were sampled (decoding "
+                          f"drops special tokens a model emits mid-response): {counts}; the KL of those samples is "
+                          f"measured on the re-tokenized text", stacklevel=2)
     return EvaluationResult(summary=pd.DataFrame(rows), samples=pd.concat(frames, ignore_index=True),
                             settings=settings, reference_name=reference_name)
 

@@ -20,6 +20,8 @@ from typing import Any, Sequence
 import pandas as pd
 import torch
 
+from rlhfkit.threads import cpu_threads
+
 __all__ = ["SamplingConfig", "render_prompts", "sample_candidates", "candidate_pairs", "neutral_generation_config",
            "generate_neutral"]
 
@@ -143,7 +145,8 @@ def sample_candidates(model, tokenizer, prompts: Sequence[Any], config: Sampling
         max_new_tokens=config.max_new_tokens, num_return_sequences=config.k, eos_token_id=eos_ids,
         pad_token_id=tokenizer.pad_token_id, output_logits=True)
     try:
-        with torch.random.fork_rng(devices=rng_devices, enabled=config.seed is not None):
+        with torch.random.fork_rng(devices=rng_devices, enabled=config.seed is not None), \
+                cpu_threads(model=model, device=device):
             if config.seed is not None:
                 torch.manual_seed(config.seed)
             starts = range(0, len(texts), config.batch_size)

@@ -48,6 +48,7 @@ from rlhfkit.models import (LoraSettings, load_policy, load_reference, load_rewa
                             resolve_model)
 from rlhfkit.runs import METRICS, SAMPLES, NonFiniteLossError, Run, RunData, load
 from rlhfkit.sampling import generate_neutral, neutral_generation_config, render_prompts
+from rlhfkit.threads import choose_threads
 from rlhfkit.train.tracking import (accelerate_trackers, report_to_names, start_accelerate_trackers,
                                     tracker_metrics)
 
@@ -171,9 +172,10 @@ class PPOSettings:
     own weight dtype (fp32 for full fine-tuning, the base's dtype with LoRA) and runs under the same autocast, so
     policy and reference log-probs come from the same precision and the KL is 0 while the two are equal."""
     cpu_threads: int | None = None
-    """torch threads per process while training on the CPU (restored afterwards). None = 1 for a policy under
-    20M parameters, where handing tiny matrix products between threads costs more than it saves (measured on a
-    busy 2-core machine: 4 s/step with 1 thread vs 34 s/step with 2), else torch's own setting."""
+    """torch threads per process while training on the CPU (restored afterwards). None follows
+    `rlhfkit.threads`: $RLHFKIT_THREADS if set, else 1 for a policy under 20M parameters, where handing tiny matrix
+    products between threads costs more than it saves (measured on a busy 2-core machine: 4 s/step with 1 thread
+    vs 34 s/step with 2), else torch's own setting."""
     progress: bool = True
     """Show a progress bar (main process only)."""
     seed: int = 0
@@ -890,12 +892,10 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
         """All processes' values (equal-sized per process) gathered into one tensor."""
         return accelerator.gather(torch.as_tensor(values, dtype=torch.float32, device=device).reshape(-1))
 
-    threads_before = torch.get_num_threads()
-    if device.type == "cpu":
-        small = sum(p.numel() for p in policy_model.parameters()) < 20_000_000
-        threads = settings.cpu_threads or (1 if small else None)
-        if threads:
-            torch.set_num_threads(threads)
+    threads_before = torch.get_num_threads()  # restored in the `finally` below
+    threads = choose_threads(settings.cpu_threads, model=policy_model, device=device)
+    if threads is not None:
+        torch.set_num_threads(threads)
     first_step = state["step"] + 1
     bar = tqdm(range(first_step, settings.total_steps + 1), desc="ppo", disable=not (settings.progress and
                accelerator.is_main_process), initial=first_step - 1, total=settings.total_steps)
