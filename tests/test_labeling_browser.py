@@ -375,7 +375,7 @@ def test_pairwise_keys_clicks_and_lab_letters(page, lab):
     with LabelStore(db) as store:  # the order shown is recorded with each judgment
         orders = {r["item_id"]: r["display_order"] for r in store.history("browser", limit=20)}
         assert all(orders[i] == store.display_order(i, "browser") for i in expected)
-    assert root.locator(".lm-counts").inner_text().startswith("9 / 12 done")
+    assert root.locator(".lm-counts").inner_text().startswith("9 done · 0 skipped · 3 left")
     assert focused_in(page, root)
     assert root.get_attribute("data-lm-suppress-shortcuts") == "true"
     check_page_is_safe(page, lab)

@@ -92,6 +92,17 @@ def test_the_chosen_text_is_the_one_shown_on_the_chosen_side(store):
         assert row["chosen_position"] == side
 
 
+def test_progress_counts_decisions_skips_and_what_is_left_apart(store):
+    store.add_pairs(pairs(6))
+    w = PairwiseLabeler(store, "alice")
+    for side in ["left", "skip", "tie", "skip"]:
+        send(w, type="choose", item_id=w.items[0]["item_id"], side=side)
+    p = w.progress
+    assert (p["labelled"], p["skipped"], p["left"], p["total"]) == (2, 2, 2, 6)
+    send(w, type="undo")  # the last skip: that item is left again
+    assert (w.progress["labelled"], w.progress["skipped"], w.progress["left"]) == (2, 1, 3)
+
+
 def test_rationale_is_recorded_and_blank_rationale_is_none(store):
     store.add_pairs(pairs(2))
     w = PairwiseLabeler(store, "alice")

@@ -181,27 +181,39 @@ function appendInline(parent, text, inLink = false) {
 
 // ---- Pieces every widget shows.
 
-/** Header: title, annotator id, progress bar with counts and rate. Returns {node, update(progress)}. */
+/**
+ * Header: title, annotator id, progress bar and counts. Decisions, skips and what is left are counted apart (a
+ * skip is no label: "done" would overstate the data), and the bar shows decisions and skips as two segments.
+ * Returns {node, update(progress)}.
+ */
 function makeHeader(title, annotator) {
   const fill = h("div", { class: "lm-progress-fill" });
+  const skipFill = h("div", { class: "lm-progress-skipped" });
   const counts = h("span", { class: "lm-counts" });
+  const bar = h("div", { class: "lm-progress", role: "progressbar", "aria-valuemin": "0" }, fill, skipFill);
   const node = h(
     "div",
     { class: "lm-header" },
     h("span", { class: "lm-title", text: title }),
     h("span", { class: "lm-annotator", text: `annotator: ${annotator}` }),
-    h("div", { class: "lm-progress", role: "progressbar" }, fill),
+    bar,
     counts,
   );
+  const share = (n, total) => `${total ? Math.min(100, (100 * n) / total).toFixed(1) : 0}%`;
   const update = (p) => {
     p = p || {};
-    const done = p.done || 0;
     const total = p.total || 0;
-    fill.style.width = total ? `${Math.min(100, (100 * done) / total).toFixed(1)}%` : "0%";
-    let line = `${done} / ${total} done`;
-    if (p.skipped) line += ` · ${p.skipped} skipped`;
+    const skipped = p.skipped || 0;
+    const labelled = p.labelled ?? Math.max(0, (p.done || 0) - skipped);
+    const left = p.left ?? Math.max(0, total - labelled - skipped);
+    fill.style.width = share(labelled, total);
+    skipFill.style.width = share(skipped, total);
+    bar.setAttribute("aria-valuemax", String(total));
+    bar.setAttribute("aria-valuenow", String(labelled));
+    let line = `${labelled} done · ${skipped} skipped · ${left} left`;
     if (p.per_minute) line += ` · ${Number(p.per_minute).toFixed(1)}/min`;
     counts.textContent = line;
+    counts.title = `${total} items in all`;
   };
   return { node, update };
 }
