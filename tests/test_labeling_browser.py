@@ -315,6 +315,13 @@ def wait_rows(db: Path, annotator: str, check, timeout: float = 20.0):
             time.sleep(0.2)
 
 
+def active_count(n: int):
+    """A wait_rows check: exactly n active judgments."""
+    def check(active, every):
+        assert len(active) == n, f"{len(active)} active judgments, expected {n}"
+    return check
+
+
 def choice_for(db: Path, item_id: int, annotator: str, side: str) -> str:
     with LabelStore(db) as store:
         order = store.display_order(item_id, annotator)
@@ -415,6 +422,27 @@ def test_markdown_mode_renders_through_the_allow_list(page, lab):
     check_page_is_safe(page, lab)
 
 
+def test_finished_pairwise_counts_skips_apart_and_disables_its_inputs(page, lab):
+    """The markdown widget above ended with 2 decisions and 10 skips: nothing is left to decide or to explain."""
+    root = cell(page, MARKDOWN_PAIRWISE).locator(".lm-pairwise")
+    counts, rationale = root.locator(".lm-counts"), root.locator(".lm-rationale")
+    assert counts.inner_text().startswith(f"2 done · {N_PAIRS - 2} skipped · 0 left")
+    assert root.locator(".lm-done").is_visible()
+    assert rationale.is_disabled()
+    assert all(b.is_disabled() for b in root.locator(".lm-choice").all())
+    root.focus()
+    for key in ["r", "x", "m"]:  # no box to type into: the keys stay with the widget, Lab's letters do nothing
+        press(page, root, key)
+        assert focused_in(page, root) and rationale.input_value() == ""
+    press(page, root, "z")  # undo the last skip: an item is back, and so is the rationale box
+    assert counts.inner_text().startswith(f"2 done · {N_PAIRS - 3} skipped · 1 left")
+    assert rationale.is_enabled()
+    press(page, root, "s")
+    assert rationale.is_disabled()
+    wait_rows(lab["db"], "md", active_count(N_PAIRS))
+    check_page_is_safe(page, lab)
+
+
 def test_ranking_by_keys_and_by_drag(page, lab):
     db = lab["db"]
     root = run_cell(page, RANKING, ".lm-ranking")
@@ -482,6 +510,17 @@ def test_demonstration_writer(page, lab):
     assert cell(page, DEMONSTRATION).locator(".jp-InputPrompt").inner_text() == prompt_before, "the cell ran again"
     root.locator(".lm-history summary").click()
     assert "Second answer <img" in root.locator(".lm-history").inner_text()
+    # The last prompt: then there is nothing left to write, and the box says so by being disabled.
+    editor.click()
+    page.keyboard.type("Third.")
+    page.keyboard.press("Control+Enter")
+    settle(root)
+    page.wait_for_function("r => r.querySelector('textarea').disabled", arg=root.element_handle(), timeout=10_000)
+    assert root.locator(".lm-done").is_visible() and root.locator(".lm-submit").is_disabled()
+    assert root.locator(".lm-counts").inner_text().startswith("3 done · 0 skipped · 0 left")
+    assert focused_in(page, root)
+    press(page, root, "m")
+    wait_rows(db, "writer", active_count(3))
     check_page_is_safe(page, lab)
     errors = [e for e in page.lab_errors if not _known_frontend_error(e)]
     assert not errors, f"page errors: {errors}"

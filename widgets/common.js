@@ -40,11 +40,13 @@ function makeRoot(el, kind, focusTarget = null) {
   return root;
 }
 
-/** Run `update` and, if focus was inside the root and the update removed the focused node, put it back. */
+/** Run `update` and, if focus was inside the root and the update removed or disabled the focused node, put it
+ * back on the root (a disabled box keeps the focus for a moment, then the page would get it and Lab's keys). */
 function keepingFocus(root, update) {
   const had = root.contains(document.activeElement);
   update();
-  if (had && !root.contains(document.activeElement)) root.focus({ preventScroll: true });
+  const now = document.activeElement;
+  if (had && (!root.contains(now) || now.disabled)) root.focus({ preventScroll: true });
 }
 
 /** True while the person is typing (keys then belong to the text box, not to the shortcuts). */
