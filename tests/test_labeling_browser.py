@@ -401,6 +401,24 @@ def test_pairwise_edit_from_history(page, lab):
         assert (every["status"] == "superseded").sum() == 1
 
     wait_rows(lab["db"], "browser", check)
+    # Each entry says the side pressed and starts the chosen text as the export has it (model text, as text).
+    with LabelStore(lab["db"]) as store:
+        chosen = {r["item_id"]: r["chosen"] for r in store.to_preferences(annotators=["browser"])[0]}
+    entries = root.locator(".lm-history-entry")
+    page.wait_for_function("r => r.querySelector('.lm-history-entry .lm-history-what').textContent === 'Tie'",
+                           arg=root.element_handle(), timeout=10_000)  # item 5's edit is listed first
+    with_text = 0
+    for i in range(entries.count()):
+        entry = entries.nth(i)
+        item_id = int(entry.locator(".lm-history-id").inner_text().lstrip("#"))
+        shown = entry.locator(".lm-history-chosen")
+        if item_id not in chosen:  # a tie or both bad: nothing chosen
+            assert shown.count() == 0, item_id
+            continue
+        start = shown.inner_text().strip("“”").rstrip("…")
+        assert len(start) >= 20 and " ".join(chosen[item_id].split()).startswith(start), (item_id, start)
+        with_text += 1
+    assert with_text >= 5
     check_page_is_safe(page, lab)
 
 

@@ -268,8 +268,12 @@ function preview(text, n = 70) {
   return s.length > n ? `${s.slice(0, n - 1)}…` : s;
 }
 
-/** Recent decisions; clicking one opens it for editing. Returns {node, update(history)}. */
-function makeHistory(describe, onPick) {
+/**
+ * Recent decisions; clicking one opens it for editing. `describe(entry)` says what was decided as the person saw
+ * it ("B better"); `chosenOf(entry)`, when given, is the start of the text that won, as exports name it ("chosen"),
+ * so an entry can be matched with the exported rows. Returns {node, update(history)}.
+ */
+function makeHistory(describe, onPick, chosenOf = null) {
   const list = h("ol", { class: "lm-history-list" });
   const node = h("details", { class: "lm-history" }, h("summary", { text: "Recent decisions (click to edit)" }), list);
   const update = (history) => {
@@ -283,8 +287,12 @@ function makeHistory(describe, onPick) {
       button.append(
         h("span", { class: "lm-history-id", text: `#${entry.item_id}` }),
         h("span", { class: "lm-history-what", text: describe(entry) }),
-        h("span", { class: "lm-history-prompt", text: preview(entry.prompt) }),
       );
+      const chosen = chosenOf ? chosenOf(entry) : null;
+      if (chosen != null) {
+        button.append(h("span", { class: "lm-history-chosen", title: "the chosen response", text: `“${preview(chosen, 48)}”` }));
+      }
+      button.append(h("span", { class: "lm-history-prompt", text: preview(entry.prompt) }));
       list.append(h("li", {}, button));
     }
     node.hidden = !(history && history.length);

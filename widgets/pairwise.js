@@ -42,7 +42,8 @@ function render({ model, el }) {
     "aria-label": "rationale",
   });
   const done = h("div", { class: "lm-done", text: "All items are labeled. Undo or edit below if needed." });
-  const history = makeHistory((entry) => CHOICE_LABELS[entry.side] || entry.side, (entry) => startEdit(entry));
+  const history = makeHistory((entry) => CHOICE_LABELS[entry.side] || entry.side, (entry) => startEdit(entry),
+    (entry) => entry.chosen);
   const body = h(
     "div",
     { class: "lm-body" },
