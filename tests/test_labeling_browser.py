@@ -149,7 +149,8 @@ def lab(request, tmp_path_factory):
     port, token = _free_port(), secrets.token_hex(16)
     log = open(tmp / "lab.log", "wb")
     server = subprocess.Popen(
-        [sys.executable, "-m", {"lab": "jupyterlab", "notebook": "notebook"}[frontend], "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+        [sys.executable, "-m", {"lab": "jupyterlab", "notebook": "notebook"}[frontend], "--no-browser", "--allow-root",
+         "--ip=127.0.0.1", f"--port={port}",
          "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"],
         cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -171,7 +172,8 @@ def lab(request, tmp_path_factory):
                 time.sleep(0.3)
         path = {"lab": "/lab/tree/widgets.ipynb?reset&", "notebook": "/notebooks/widgets.ipynb?"}[frontend]
         yield {"frontend": frontend, "url": f"{base}{path}token={token}", "db": db, "notebook": notebook,
-               "log": tmp / "lab.log", "stop_dashboard": stop}
+               "log": tmp / "lab.log", "stop_dashboard": stop,
+               "sessions": lambda: json.loads(api("/api/sessions"))}
     finally:
         try:
             api("/api/shutdown", method="POST")
@@ -202,8 +204,20 @@ def page(browser, lab):
     pg.on("pageerror", lambda exc: errors.append(f"{exc}\n{exc.stack or ''}"[:2000]))
     pg.goto(lab["url"])
     pg.locator(".jp-Notebook .jp-Cell").first.wait_for()
-    # Both front ends have the toolbar's execution indicator; it can say idle before the kernel takes requests,
-    # so the real signal is the probe cell running (run_cell retries a Shift+Enter that did nothing).
+    # The page's kernel must exist before a cell runs. The server knows: the notebook's session with an idle kernel.
+    # Under load Lab sometimes asks "Select Kernel" although the notebook names python3 (its kernel specs came too
+    # late?): its preselected choice is that kernel, so accept it as a person would.
+    def kernel_idle():
+        return any(s.get("path", "").endswith("widgets.ipynb")
+                   and (s.get("kernel") or {}).get("execution_state") == "idle" for s in lab["sessions"]())
+
+    deadline = time.monotonic() + 90
+    while not kernel_idle():
+        assert time.monotonic() < deadline, f"no idle kernel for the notebook: {lab['sessions']()}"
+        accept_kernel_dialog(pg)
+        time.sleep(0.3)
+    # Both front ends have the toolbar's execution indicator; it can say idle before the page's kernel connection
+    # takes requests, so the last signal is the probe cell running (run_cell retries a Shift+Enter that did nothing).
     pg.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(timeout=60_000)
     probe = run_cell(pg, PROBE, ".jp-OutputArea-output")
     pg.wait_for_function("o => /rlhfkit from/.test(o.textContent)", arg=probe.element_handle(), timeout=60_000)
@@ -221,6 +235,15 @@ def page(browser, lab):
 
 # -- helpers ------------------------------------------------------------------------------------------------------
 
+def accept_kernel_dialog(page) -> bool:
+    """Accept a "Select Kernel" dialog (its preselected kernel is the notebook's own); True if there was one."""
+    dialog = page.locator(".jp-Dialog").filter(has_text="Select Kernel")
+    if not dialog.count():
+        return False
+    dialog.first.locator(".jp-Dialog-button.jp-mod-accept").click()
+    return True
+
+
 def _known_frontend_error(error: str) -> bool:
     """Notebook 7.6.5's own start-up error, thrown on a plain notebook with no widget at all: its shortcuts
     settings plugin reads the schema of a settings plugin it has not loaded."""
@@ -235,6 +258,7 @@ def run_cell(page, index: int, root: str):
     """Run a code cell with Shift+Enter and wait for its widget; retried if the keypress was swallowed."""
     target = cell(page, index)
     for attempt in range(5):
+        accept_kernel_dialog(page)
         dialog = page.locator(".jp-Dialog")
         if dialog.count():  # e.g. a kernel error: say what it says instead of timing out on the click
             raise AssertionError(f"a dialog blocks cell {index}: {dialog.first.inner_text()!r}")
@@ -586,10 +610,9 @@ def test_live_dashboard_draws_while_the_cell_runs(page, lab):
     live = f"([gd, p]) => {{ const n = ({points})(gd); return n > MIN && {{n, prompt: p.textContent}}; }}"
     try:
         # Live: points on the plot, and later more points, each read together with the prompt still at [*].
-        first = page.wait_for_function(live.replace("MIN", "0"), arg=[plot.element_handle(), prompt.element_handle()],
-                                       timeout=90_000).json_value()
-        later = page.wait_for_function(live.replace("MIN", str(first["n"])),
-                                       arg=[plot.element_handle(), prompt.element_handle()], timeout=30_000).json_value()
+        handles = [plot.element_handle(), prompt.element_handle()]
+        first = page.wait_for_function(live.replace("MIN", "0"), arg=handles, timeout=90_000).json_value()
+        later = page.wait_for_function(live.replace("MIN", str(first["n"])), arg=handles, timeout=30_000).json_value()
         assert "[*]" in first["prompt"] and "[*]" in later["prompt"], f"the plot did not draw while running: {later}"
     finally:
         lab["stop_dashboard"].touch()
