@@ -1,9 +1,15 @@
-"""The labeling widgets in a real browser: JupyterLab + headless Debian chromium driven by Playwright.
+"""The labeling widgets and the live dashboard in a real browser: headless Debian chromium driven by Playwright, in
+both front ends people open notebooks with: JupyterLab and Jupyter Notebook 7 (the `notebook` package).
 
-One JupyterLab server (127.0.0.1, a free port, a random token, its own config/runtime/IPython dirs) serves one
-notebook with four widget cells. Each test runs its cell, presses the widget's keys (and the letters JupyterLab
-binds in command mode: m, a, b, Escape then m) and clicks, then checks the SQLite file (polling), that the notebook
-still has the same cells, that focus stayed in the widget, and that none of the XSS payloads in the model text ran.
+Per front end, one server (127.0.0.1, a free port, a random token, its own config/runtime/IPython dirs) serves one
+notebook with four widget cells, a probe cell and a dashboard cell. Each test runs its cell, presses the widget's
+keys (and the letters both front ends bind in command mode: m, a, b, Escape then m) and clicks, then checks the
+SQLite file (polling), that the notebook still has the same cells, that focus stayed in the widget, and that none
+of the XSS payloads in the model text ran. The dashboard test checks that plots grow while the cell still runs.
+
+Readiness: Notebook 7 has no status bar, and its kernel status line fades out; the toolbar's execution indicator
+exists in both but can say idle while the kernel still starts (DESIGN.md). So the page counts as ready once the
+probe cell has run and printed where the kernel imports rlhfkit from (which must be this checkout).
 
 Chromium comes from Debian (`.ci/install-chromium`, run by `make test` and `.ci/run`). When it is missing and
 cannot be installed (not root) the tests skip with that reason, unless RLHFKIT_REQUIRE_BROWSER=1 (CI) makes that a
@@ -52,6 +58,10 @@ XSS = {
 }
 PAYLOADS = list(XSS.values())
 N_PAIRS = 12
+FRONTENDS = ["lab", "notebook"]  # JupyterLab, Jupyter Notebook 7
+# Cell indexes in the test notebook (see _notebook).
+PAIRWISE, MARKDOWN_PAIRWISE, RANKING, DEMONSTRATION, PROBE, DASHBOARD = 1, 3, 4, 5, 6, 7
+DASHBOARD_MAX_STEPS = 600  # the dashboard cell logs a step every 0.2 s until the test stops it (or 2 minutes)
 
 
 def _chromium_or_skip() -> None:
@@ -87,7 +97,7 @@ def _fill_store(path: Path) -> None:
         store.add_prompts([f"Write a review {i} {PAYLOADS[-1 - i]}" for i in range(3)])
 
 
-def _notebook(db: Path) -> dict:
+def _notebook(db: Path, stop: Path) -> dict:
     def code(src):
         return {"cell_type": "code", "metadata": {}, "source": src, "outputs": [], "execution_count": None}
 
@@ -101,6 +111,15 @@ def _notebook(db: Path) -> dict:
         code(f"from rlhfkit.labeling import PairwiseLabeler\nPairwiseLabeler({str(db)!r}, 'md', markdown=True)"),
         code(f"from rlhfkit.labeling import RankingLabeler\nRankingLabeler({str(db)!r}, 'ranker')"),
         code(f"from rlhfkit.labeling import DemonstrationWriter\nDemonstrationWriter({str(db)!r}, 'writer')"),
+        code("import rlhfkit\nprint('rlhfkit from', rlhfkit.__file__)"),
+        # A training loop's shape: a logged step every 0.2 s, the dashboard drawing live while the cell runs, until
+        # the test has seen it draw and creates `stop` (so a slow machine cannot end the run before the check).
+        code("import time\nfrom pathlib import Path\nfrom rlhfkit.live import Dashboard\n"
+             f"dash, stop, step = Dashboard('ppo', min_interval=0.2), Path({str(stop)!r}), 0\n"
+             f"while not stop.exists() and step < {DASHBOARD_MAX_STEPS}:\n"
+             "    step += 1\n"
+             "    dash(step, {'objective/scores': 0.1 * step, 'objective/kl': 0.01 * step, 'learning_rate': 2e-4})\n"
+             "    time.sleep(0.2)\ndash.close()\nprint('logged steps:', step)"),
         markdown("The end."),
     ]
     return {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
@@ -108,14 +127,17 @@ def _notebook(db: Path) -> dict:
             "nbformat": 4, "nbformat_minor": 5}
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+@pytest.fixture(scope="module", params=FRONTENDS)
+def lab(request, tmp_path_factory):
+    """A JupyterLab or Notebook 7 server with the test notebook and its own label store."""
     _chromium_or_skip()
-    tmp = tmp_path_factory.mktemp("lab")
+    frontend = request.param
+    tmp = tmp_path_factory.mktemp(frontend)
     root, db = tmp / "root", tmp / "root" / "labels.db"
     root.mkdir()
     _fill_store(db)
-    notebook = _notebook(db)
+    stop = tmp / "stop-dashboard"
+    notebook = _notebook(db, stop)
     (root / "widgets.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
                IPYTHONDIR=str(tmp / "ipython"), JUPYTER_DATA_DIR=str(tmp / "data"))
@@ -127,7 +149,8 @@ def lab(tmp_path_factory):
     port, token = _free_port(), secrets.token_hex(16)
     log = open(tmp / "lab.log", "wb")
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+        [sys.executable, "-m", {"lab": "jupyterlab", "notebook": "notebook"}[frontend], "--no-browser", "--allow-root",
+         "--ip=127.0.0.1", f"--port={port}",
          "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"],
         cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -145,10 +168,12 @@ def lab(tmp_path_factory):
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("JupyterLab did not start:\n" + (tmp / "lab.log").read_text()[-3000:])
+                    raise RuntimeError(f"{frontend} did not start:\n" + (tmp / "lab.log").read_text()[-3000:])
                 time.sleep(0.3)
-        yield {"url": f"{base}/lab/tree/widgets.ipynb?reset&token={token}", "db": db, "notebook": notebook,
-               "log": tmp / "lab.log"}
+        path = {"lab": "/lab/tree/widgets.ipynb?reset&", "notebook": "/notebooks/widgets.ipynb?"}[frontend]
+        yield {"frontend": frontend, "url": f"{base}{path}token={token}", "db": db, "notebook": notebook,
+               "log": tmp / "lab.log", "stop_dashboard": stop,
+               "sessions": lambda: json.loads(api("/api/sessions"))}
     finally:
         try:
             api("/api/shutdown", method="POST")
@@ -160,33 +185,70 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(lab):
+def browser():
+    _chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        pg = context.new_page()
-        pg.set_default_timeout(30_000)
-        errors = []
-        pg.on("pageerror", lambda exc: errors.append(str(exc)))
-        pg.goto(lab["url"])
-        pg.locator(".jp-Notebook .jp-Cell").first.wait_for()
-        # DESIGN.md: the toolbar says idle while the kernel still starts; wait for the status bar's "| Idle".
-        pg.wait_for_function(
-            "() => [...document.querySelectorAll('.jp-StatusBar-Widget, .jp-StatusBar-TextItem')]"
-            ".some(e => /\\|\\s*Idle/.test(e.textContent))", timeout=60_000)
-        # The XSS check below must be able to see a payload that does run: prove it once with a control.
-        pg.evaluate("""() => { const d = document.createElement('div'); d.style.display = 'none';
-            document.body.append(d); d.innerHTML = '<img src=x onerror="window.__control_img = 1">'; }""")
-        pg.wait_for_function("() => window.__control_img === 1", timeout=10_000)
-        pg.lab_errors = errors
-        yield pg
-        context.close()
-        browser.close()
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, lab):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    errors = []
+    pg.on("pageerror", lambda exc: errors.append(f"{exc}\n{exc.stack or ''}"[:2000]))
+    pg.goto(lab["url"])
+    pg.locator(".jp-Notebook .jp-Cell").first.wait_for()
+    # The page's kernel must exist before a cell runs. The server knows: the notebook's session with an idle kernel.
+    # Under load Lab sometimes asks "Select Kernel" although the notebook names python3 (its kernel specs came too
+    # late?): its preselected choice is that kernel, so accept it as a person would.
+    def kernel_idle():
+        return any(s.get("path", "").endswith("widgets.ipynb")
+                   and (s.get("kernel") or {}).get("execution_state") == "idle" for s in lab["sessions"]())
+
+    deadline = time.monotonic() + 90
+    while not kernel_idle():
+        assert time.monotonic() < deadline, f"no idle kernel for the notebook: {lab['sessions']()}"
+        accept_kernel_dialog(pg)
+        time.sleep(0.3)
+    # Both front ends have the toolbar's execution indicator; it can say idle before the page's kernel connection
+    # takes requests, so the last signal is the probe cell running (run_cell retries a Shift+Enter that did nothing).
+    pg.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(timeout=60_000)
+    probe = run_cell(pg, PROBE, ".jp-OutputArea-output")
+    pg.wait_for_function("o => /rlhfkit from/.test(o.textContent)", arg=probe.element_handle(), timeout=60_000)
+    imported = probe.inner_text().split("rlhfkit from", 1)[1].strip()
+    assert Path(imported).resolve().is_relative_to(REPO), f"the kernel imports rlhfkit from {imported}, not {REPO}"
+    # The XSS check below must be able to see a payload that does run: prove it once with a control.
+    pg.evaluate("""() => { const d = document.createElement('div'); d.style.display = 'none';
+        document.body.append(d); d.innerHTML = '<img src=x onerror="window.__control_img = 1">'; }""")
+    pg.wait_for_function("() => window.__control_img === 1", timeout=10_000)
+    pg.lab_errors = errors
+    pg.frontend = lab["frontend"]
+    yield pg
+    context.close()
 
 
 # -- helpers ------------------------------------------------------------------------------------------------------
+
+def accept_kernel_dialog(page) -> bool:
+    """Accept a "Select Kernel" dialog (its preselected kernel is the notebook's own); True if there was one."""
+    dialog = page.locator(".jp-Dialog").filter(has_text="Select Kernel")
+    if not dialog.count():
+        return False
+    dialog.first.locator(".jp-Dialog-button.jp-mod-accept").click()
+    return True
+
+
+def _known_frontend_error(error: str) -> bool:
+    """Notebook 7.6.5's own start-up error, thrown on a plain notebook with no widget at all: its shortcuts
+    settings plugin reads the schema of a settings plugin it has not loaded."""
+    return "reading 'schema'" in error and "/static/notebook/notebook_core." in error
+
 
 def cell(page, index):
     return page.locator(".jp-Notebook .jp-Cell").nth(index)
@@ -195,7 +257,11 @@ def cell(page, index):
 def run_cell(page, index: int, root: str):
     """Run a code cell with Shift+Enter and wait for its widget; retried if the keypress was swallowed."""
     target = cell(page, index)
-    for attempt in range(3):
+    for attempt in range(5):
+        accept_kernel_dialog(page)
+        dialog = page.locator(".jp-Dialog")
+        if dialog.count():  # e.g. a kernel error: say what it says instead of timing out on the click
+            raise AssertionError(f"a dialog blocks cell {index}: {dialog.first.inner_text()!r}")
         target.locator(".jp-InputArea-editor").click()
         page.keyboard.press("Shift+Enter")
         prompt = target.locator(".jp-InputPrompt")
@@ -206,7 +272,7 @@ def run_cell(page, index: int, root: str):
             continue  # not even queued: press again
         target.locator(root).wait_for(timeout=60_000)
         return target.locator(root)
-    raise AssertionError(f"cell {index} did not run after 3 tries")
+    raise AssertionError(f"cell {index} did not run after 5 tries")
 
 
 def focused_in(page, root_locator) -> bool:
@@ -273,6 +339,13 @@ def wait_rows(db: Path, annotator: str, check, timeout: float = 20.0):
             time.sleep(0.2)
 
 
+def active_count(n: int):
+    """A wait_rows check: exactly n active judgments."""
+    def check(active, every):
+        assert len(active) == n, f"{len(active)} active judgments, expected {n}"
+    return check
+
+
 def choice_for(db: Path, item_id: int, annotator: str, side: str) -> str:
     with LabelStore(db) as store:
         order = store.display_order(item_id, annotator)
@@ -283,7 +356,7 @@ def choice_for(db: Path, item_id: int, annotator: str, side: str) -> str:
 
 def test_pairwise_keys_clicks_and_lab_letters(page, lab):
     db = lab["db"]
-    root = run_cell(page, 1, ".lm-pairwise")
+    root = run_cell(page, PAIRWISE, ".lm-pairwise")
     root.locator(".lm-card").first.wait_for()
     page.wait_for_function("r => r.contains(document.activeElement)", arg=root.element_handle(), timeout=5_000)
     # Model text shows as text: the first item's payloads are visible literally.
@@ -333,14 +406,14 @@ def test_pairwise_keys_clicks_and_lab_letters(page, lab):
     with LabelStore(db) as store:  # the order shown is recorded with each judgment
         orders = {r["item_id"]: r["display_order"] for r in store.history("browser", limit=20)}
         assert all(orders[i] == store.display_order(i, "browser") for i in expected)
-    assert root.locator(".lm-counts").inner_text().startswith("9 / 12 done")
+    assert root.locator(".lm-counts").inner_text().startswith("9 done · 0 skipped · 3 left")
     assert focused_in(page, root)
     assert root.get_attribute("data-lm-suppress-shortcuts") == "true"
     check_page_is_safe(page, lab)
 
 
 def test_pairwise_edit_from_history(page, lab):
-    root = cell(page, 1).locator(".lm-pairwise")
+    root = cell(page, PAIRWISE).locator(".lm-pairwise")
     root.locator(".lm-history summary").click()
     entry = root.locator(".lm-history-entry").filter(has_text="#5")
     entry.click()
@@ -352,11 +425,29 @@ def test_pairwise_edit_from_history(page, lab):
         assert (every["status"] == "superseded").sum() == 1
 
     wait_rows(lab["db"], "browser", check)
+    # Each entry says the side pressed and starts the chosen text as the export has it (model text, as text).
+    with LabelStore(lab["db"]) as store:
+        chosen = {r["item_id"]: r["chosen"] for r in store.to_preferences(annotators=["browser"])[0]}
+    entries = root.locator(".lm-history-entry")
+    page.wait_for_function("r => r.querySelector('.lm-history-entry .lm-history-what').textContent === 'Tie'",
+                           arg=root.element_handle(), timeout=10_000)  # item 5's edit is listed first
+    with_text = 0
+    for i in range(entries.count()):
+        entry = entries.nth(i)
+        item_id = int(entry.locator(".lm-history-id").inner_text().lstrip("#"))
+        shown = entry.locator(".lm-history-chosen")
+        if item_id not in chosen:  # a tie or both bad: nothing chosen
+            assert shown.count() == 0, item_id
+            continue
+        start = shown.inner_text().strip("“”").rstrip("…")
+        assert len(start) >= 20 and " ".join(chosen[item_id].split()).startswith(start), (item_id, start)
+        with_text += 1
+    assert with_text >= 5
     check_page_is_safe(page, lab)
 
 
 def test_markdown_mode_renders_through_the_allow_list(page, lab):
-    root = run_cell(page, 3, ".lm-pairwise")
+    root = run_cell(page, MARKDOWN_PAIRWISE, ".lm-pairwise")
     root.locator(".lm-card .lm-md").first.wait_for()
     assert root.locator(".lm-md strong").first.inner_text().startswith("bold")
     assert root.locator(".lm-md li").count() >= 2
@@ -373,9 +464,30 @@ def test_markdown_mode_renders_through_the_allow_list(page, lab):
     check_page_is_safe(page, lab)
 
 
+def test_finished_pairwise_counts_skips_apart_and_disables_its_inputs(page, lab):
+    """The markdown widget above ended with 2 decisions and 10 skips: nothing is left to decide or to explain."""
+    root = cell(page, MARKDOWN_PAIRWISE).locator(".lm-pairwise")
+    counts, rationale = root.locator(".lm-counts"), root.locator(".lm-rationale")
+    assert counts.inner_text().startswith(f"2 done · {N_PAIRS - 2} skipped · 0 left")
+    assert root.locator(".lm-done").is_visible()
+    assert rationale.is_disabled()
+    assert all(b.is_disabled() for b in root.locator(".lm-choice").all())
+    root.focus()
+    for key in ["r", "x", "m"]:  # no box to type into: the keys stay with the widget, Lab's letters do nothing
+        press(page, root, key)
+        assert focused_in(page, root) and rationale.input_value() == ""
+    press(page, root, "z")  # undo the last skip: an item is back, and so is the rationale box
+    assert counts.inner_text().startswith(f"2 done · {N_PAIRS - 3} skipped · 1 left")
+    assert rationale.is_enabled()
+    press(page, root, "s")
+    assert rationale.is_disabled()
+    wait_rows(lab["db"], "md", active_count(N_PAIRS))
+    check_page_is_safe(page, lab)
+
+
 def test_ranking_by_keys_and_by_drag(page, lab):
     db = lab["db"]
-    root = run_cell(page, 4, ".lm-ranking")
+    root = run_cell(page, RANKING, ".lm-ranking")
     root.locator(".lm-rank-card").first.wait_for()
     page.wait_for_function("r => r.contains(document.activeElement)", arg=root.element_handle(), timeout=5_000)
     with LabelStore(db) as store:
@@ -412,10 +524,10 @@ def test_ranking_by_keys_and_by_drag(page, lab):
 
 def test_demonstration_writer(page, lab):
     db = lab["db"]
-    root = run_cell(page, 5, ".lm-demonstration")
+    root = run_cell(page, DEMONSTRATION, ".lm-demonstration")
     editor = root.locator("textarea")
     page.wait_for_function("r => r.contains(document.activeElement)", arg=root.element_handle(), timeout=5_000)
-    prompt_before = cell(page, 5).locator(".jp-InputPrompt").inner_text()
+    prompt_before = cell(page, DEMONSTRATION).locator(".jp-InputPrompt").inner_text()
     editor.click()
     # Enter and Shift+Enter are line breaks here (Lab would otherwise swallow them or run the cell again).
     page.keyboard.type("Great film.\nI would watch it again: m a b z 1 2 s")
@@ -437,11 +549,23 @@ def test_demonstration_writer(page, lab):
                                            "Second answer <img src=x onerror=\"window.__xss_demo = 1\">"]
 
     wait_rows(db, "writer", check)
-    assert cell(page, 5).locator(".jp-InputPrompt").inner_text() == prompt_before, "the cell ran again"
+    assert cell(page, DEMONSTRATION).locator(".jp-InputPrompt").inner_text() == prompt_before, "the cell ran again"
     root.locator(".lm-history summary").click()
     assert "Second answer <img" in root.locator(".lm-history").inner_text()
+    # The last prompt: then there is nothing left to write, and the box says so by being disabled.
+    editor.click()
+    page.keyboard.type("Third.")
+    page.keyboard.press("Control+Enter")
+    settle(root)
+    page.wait_for_function("r => r.querySelector('textarea').disabled", arg=root.element_handle(), timeout=10_000)
+    assert root.locator(".lm-done").is_visible() and root.locator(".lm-submit").is_disabled()
+    assert root.locator(".lm-counts").inner_text().startswith("3 done · 0 skipped · 0 left")
+    assert focused_in(page, root)
+    press(page, root, "m")
+    wait_rows(db, "writer", active_count(3))
     check_page_is_safe(page, lab)
-    assert not page.lab_errors, f"page errors: {page.lab_errors}"
+    errors = [e for e in page.lab_errors if not _known_frontend_error(e)]
+    assert not errors, f"page errors: {errors}"
 
 
 MARKDOWN_CASES = [
@@ -461,9 +585,10 @@ MARKDOWN_CASES = [
 ]
 
 
-def test_markdown_renderer_builds_only_allowed_nodes(page):
+def test_markdown_renderer_builds_only_allowed_nodes(browser):
     """renderMarkdown on its own, in chromium: each input gives exactly the expected DOM (serialised)."""
-    scratch = page.context.new_page()
+    context = browser.new_context()
+    scratch = context.new_page()
     try:
         scratch.set_content("<div id=out></div>")
         scratch.add_script_tag(content=(REPO / "widgets" / "common.js").read_text(encoding="utf-8"))
@@ -473,4 +598,29 @@ def test_markdown_renderer_builds_only_allowed_nodes(page):
             assert got == expected, source
         assert scratch.evaluate("() => Object.keys(window).filter(k => k.startsWith('__xss_'))") == []
     finally:
-        scratch.close()
+        context.close()
+
+
+def test_live_dashboard_draws_while_the_cell_runs(page, lab):
+    """The dashboard's plots grow step by step while the training cell is still running, in either front end."""
+    target = cell(page, DASHBOARD)
+    run_cell(page, DASHBOARD, ".js-plotly-plot")
+    plot, prompt = target.locator(".js-plotly-plot").first, target.locator(".jp-InputPrompt")
+    points = "gd => Math.max(0, ...(gd.data || []).map(t => (t.x || []).length))"
+    live = f"([gd, p]) => {{ const n = ({points})(gd); return n > MIN && {{n, prompt: p.textContent}}; }}"
+    try:
+        # Live: points on the plot, and later more points, each read together with the prompt still at [*].
+        handles = [plot.element_handle(), prompt.element_handle()]
+        first = page.wait_for_function(live.replace("MIN", "0"), arg=handles, timeout=90_000).json_value()
+        later = page.wait_for_function(live.replace("MIN", str(first["n"])), arg=handles, timeout=30_000).json_value()
+        assert "[*]" in first["prompt"] and "[*]" in later["prompt"], f"the plot did not draw while running: {later}"
+    finally:
+        lab["stop_dashboard"].touch()
+    output = target.locator(".jp-OutputArea-output").filter(has_text="logged steps:")
+    output.wait_for(timeout=60_000)
+    steps = int(output.inner_text().split("logged steps:")[1].split()[0])
+    assert later["n"] <= steps < DASHBOARD_MAX_STEPS
+    # close() draws whatever the throttle held back: every step ends up on the plot.
+    page.wait_for_function(f"gd => ({points})(gd) === {steps}", arg=plot.element_handle(), timeout=30_000)
+    assert plot.evaluate("gd => gd.data.length") >= 2  # one trace per logged metric
+    check_page_is_safe(page, lab)

@@ -218,7 +218,8 @@ def test_undo_and_history_by_kind(store):
 def test_pending_progress_and_skips(store):
     ids = store.add_pairs(pairs(30))
     store.add_prompts(["a prompt"])
-    assert store.progress("ann", "pair") == {"done": 0, "total": 30, "skipped": 0, "per_minute": 0.0}
+    assert store.progress("ann", "pair") == {"done": 0, "total": 30, "skipped": 0, "labelled": 0, "left": 30,
+                                             "per_minute": 0.0}
     window = store.pending("ann", "pair", limit=5)
     assert [w["id"] for w in window] == ids[:5]
     assert all(set(w) == {"id", "kind", "prompt", "candidates", "meta", "source", "display_order"} for w in window)
@@ -229,6 +230,7 @@ def test_pending_progress_and_skips(store):
     assert store.pending("ann", "pair", limit=1)[0]["id"] == ids[5]
     progress = store.progress("ann", "pair")
     assert (progress["done"], progress["total"], progress["skipped"]) == (5, 30, 1)  # ... and are counted
+    assert (progress["labelled"], progress["left"]) == (4, 25)  # ... apart from the real decisions
     assert progress["per_minute"] > 0
     assert store.pending("other", "pair", limit=1)[0]["id"] == ids[0]  # per annotator
     assert store.progress("ann", "demonstration")["total"] == 1

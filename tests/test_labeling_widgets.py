@@ -92,6 +92,32 @@ def test_the_chosen_text_is_the_one_shown_on_the_chosen_side(store):
         assert row["chosen_position"] == side
 
 
+def test_progress_counts_decisions_skips_and_what_is_left_apart(store):
+    store.add_pairs(pairs(6))
+    w = PairwiseLabeler(store, "alice")
+    for side in ["left", "skip", "tie", "skip"]:
+        send(w, type="choose", item_id=w.items[0]["item_id"], side=side)
+    p = w.progress
+    assert (p["labelled"], p["skipped"], p["left"], p["total"]) == (2, 2, 2, 6)
+    send(w, type="undo")  # the last skip: that item is left again
+    assert (w.progress["labelled"], w.progress["skipped"], w.progress["left"]) == (2, 1, 3)
+
+
+def test_recent_decisions_name_the_chosen_text_as_the_export_does(store):
+    store.add_pairs([{"prompt": f"p{i}", "response_a": f"A{i} <b>&amp;</b>", "response_b": f"B{i} <img src=x>"}
+                     for i in range(6)])
+    w = PairwiseLabeler(store, "alice")
+    for side in ["left", "right", "left", "right", "tie", "skip"]:
+        send(w, type="choose", item_id=w.items[0]["item_id"], side=side)
+    rows, _ = store.to_preferences()
+    exported = {r["item_id"]: r["chosen"] for r in rows}
+    assert len(exported) == 4
+    for entry in w.history:
+        # Exactly the exported text (the front end shows its start, as text), whichever side it was shown on.
+        assert entry["chosen"] == exported.get(entry["item_id"]), entry
+    assert {e["side"] for e in w.history if e["chosen"] is None} == {"tie", "skip"}
+
+
 def test_rationale_is_recorded_and_blank_rationale_is_none(store):
     store.add_pairs(pairs(2))
     w = PairwiseLabeler(store, "alice")
@@ -290,6 +316,9 @@ def test_ranking_maps_display_positions_to_candidates(store):
         # The response ranked first beats the three others, as the person ordered them on screen.
         assert sum(r["chosen"] == text for r in rows if r["item_id"] == item_id) == 3
     assert w.history[0]["skipped"] and w.history[1]["order"] == orders[-1]
+    # Recent decisions name the response ranked first, as the export's "chosen" text.
+    assert w.history[0]["chosen"] is None
+    assert all(e["chosen"] == best_text[e["item_id"]] for e in w.history[1:])
 
 
 def test_ranking_undo_edit_and_bad_orders(store):

@@ -40,11 +40,13 @@ function makeRoot(el, kind, focusTarget = null) {
   return root;
 }
 
-/** Run `update` and, if focus was inside the root and the update removed the focused node, put it back. */
+/** Run `update` and, if focus was inside the root and the update removed or disabled the focused node, put it
+ * back on the root (a disabled box keeps the focus for a moment, then the page would get it and Lab's keys). */
 function keepingFocus(root, update) {
   const had = root.contains(document.activeElement);
   update();
-  if (had && !root.contains(document.activeElement)) root.focus({ preventScroll: true });
+  const now = document.activeElement;
+  if (had && (!root.contains(now) || now.disabled)) root.focus({ preventScroll: true });
 }
 
 /** True while the person is typing (keys then belong to the text box, not to the shortcuts). */
@@ -181,27 +183,39 @@ function appendInline(parent, text, inLink = false) {
 
 // ---- Pieces every widget shows.
 
-/** Header: title, annotator id, progress bar with counts and rate. Returns {node, update(progress)}. */
+/**
+ * Header: title, annotator id, progress bar and counts. Decisions, skips and what is left are counted apart (a
+ * skip is no label: "done" would overstate the data), and the bar shows decisions and skips as two segments.
+ * Returns {node, update(progress)}.
+ */
 function makeHeader(title, annotator) {
   const fill = h("div", { class: "lm-progress-fill" });
+  const skipFill = h("div", { class: "lm-progress-skipped" });
   const counts = h("span", { class: "lm-counts" });
+  const bar = h("div", { class: "lm-progress", role: "progressbar", "aria-valuemin": "0" }, fill, skipFill);
   const node = h(
     "div",
     { class: "lm-header" },
     h("span", { class: "lm-title", text: title }),
     h("span", { class: "lm-annotator", text: `annotator: ${annotator}` }),
-    h("div", { class: "lm-progress", role: "progressbar" }, fill),
+    bar,
     counts,
   );
+  const share = (n, total) => `${total ? Math.min(100, (100 * n) / total).toFixed(1) : 0}%`;
   const update = (p) => {
     p = p || {};
-    const done = p.done || 0;
     const total = p.total || 0;
-    fill.style.width = total ? `${Math.min(100, (100 * done) / total).toFixed(1)}%` : "0%";
-    let line = `${done} / ${total} done`;
-    if (p.skipped) line += ` · ${p.skipped} skipped`;
+    const skipped = p.skipped || 0;
+    const labelled = p.labelled ?? Math.max(0, (p.done || 0) - skipped);
+    const left = p.left ?? Math.max(0, total - labelled - skipped);
+    fill.style.width = share(labelled, total);
+    skipFill.style.width = share(skipped, total);
+    bar.setAttribute("aria-valuemax", String(total));
+    bar.setAttribute("aria-valuenow", String(labelled));
+    let line = `${labelled} done · ${skipped} skipped · ${left} left`;
     if (p.per_minute) line += ` · ${Number(p.per_minute).toFixed(1)}/min`;
     counts.textContent = line;
+    counts.title = `${total} items in all`;
   };
   return { node, update };
 }
@@ -254,8 +268,12 @@ function preview(text, n = 70) {
   return s.length > n ? `${s.slice(0, n - 1)}…` : s;
 }
 
-/** Recent decisions; clicking one opens it for editing. Returns {node, update(history)}. */
-function makeHistory(describe, onPick) {
+/**
+ * Recent decisions; clicking one opens it for editing. `describe(entry)` says what was decided as the person saw
+ * it ("B better"); `chosenOf(entry)`, when given, is the start of the text that won, as exports name it ("chosen"),
+ * so an entry can be matched with the exported rows. Returns {node, update(history)}.
+ */
+function makeHistory(describe, onPick, chosenOf = null) {
   const list = h("ol", { class: "lm-history-list" });
   const node = h("details", { class: "lm-history" }, h("summary", { text: "Recent decisions (click to edit)" }), list);
   const update = (history) => {
@@ -269,8 +287,12 @@ function makeHistory(describe, onPick) {
       button.append(
         h("span", { class: "lm-history-id", text: `#${entry.item_id}` }),
         h("span", { class: "lm-history-what", text: describe(entry) }),
-        h("span", { class: "lm-history-prompt", text: preview(entry.prompt) }),
       );
+      const chosen = chosenOf ? chosenOf(entry) : null;
+      if (chosen != null) {
+        button.append(h("span", { class: "lm-history-chosen", title: "the chosen response", text: `“${preview(chosen, 48)}”` }));
+      }
+      button.append(h("span", { class: "lm-history-prompt", text: preview(entry.prompt) }));
       list.append(h("li", {}, button));
     }
     node.hidden = !(history && history.length);

@@ -38,6 +38,7 @@ function render({ model, el }) {
       body.hidden = !item;
       done.hidden = !!item;
       submitButton.disabled = !item;
+      editor.disabled = !item; // nothing to write for once every prompt has its response (until an undo or edit)
       const editing = cursor.editing;
       banner.hidden = !editing;
       if (editing) banner.textContent = `Editing your response to item #${editing.item_id}. Submit again, or Esc twice to cancel.`;

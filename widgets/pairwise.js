@@ -42,7 +42,8 @@ function render({ model, el }) {
     "aria-label": "rationale",
   });
   const done = h("div", { class: "lm-done", text: "All items are labeled. Undo or edit below if needed." });
-  const history = makeHistory((entry) => CHOICE_LABELS[entry.side] || entry.side, (entry) => startEdit(entry));
+  const history = makeHistory((entry) => CHOICE_LABELS[entry.side] || entry.side, (entry) => startEdit(entry),
+    (entry) => entry.chosen);
   const body = h(
     "div",
     { class: "lm-body" },
@@ -78,7 +79,10 @@ function render({ model, el }) {
       }
       body.hidden = !item;
       done.hidden = !!item;
+      // Once everything is labelled there is nothing to choose or to give a reason for (until an undo or edit).
       for (const b of choiceButtons) b.disabled = !item;
+      rationale.disabled = !item;
+      if (!item) rationale.value = "";
       const editing = cursor.editing;
       banner.hidden = !editing;
       if (editing) {
@@ -117,7 +121,7 @@ function render({ model, el }) {
       if (!event.repeat) choose(side); // a held key decides once
     } else if (event.key === "z" || event.key === "Backspace") {
       if (!event.repeat) undo();
-    } else if (event.key === "r" && model.get("rationale")) {
+    } else if (event.key === "r" && model.get("rationale") && !rationale.disabled) {
       rationale.focus();
     } else if (event.key === "Escape" && cursor.editing) {
       cancelEdit();

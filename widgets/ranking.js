@@ -18,7 +18,8 @@ function render({ model, el }) {
   const resetButton = h("button", { type: "button", class: "lm-button lm-reset", text: "Reset (Esc)", onclick: () => reset() });
   const undoButton = h("button", { type: "button", class: "lm-button lm-undo", text: "Undo (z)", onclick: () => undo() });
   const done = h("div", { class: "lm-done", text: "All items are ranked. Undo or edit below if needed." });
-  const history = makeHistory((entry) => `order ${entry.order.map((i) => i + 1).join(" > ")}`, (entry) => startEdit(entry));
+  const history = makeHistory((entry) => `order ${entry.order.map((i) => i + 1).join(" > ")}`, (entry) => startEdit(entry),
+    (entry) => entry.chosen);
   const body = h(
     "div",
     { class: "lm-body" },

@@ -602,11 +602,13 @@ class LabelStore:
         return out
 
     def progress(self, annotator: str, kind: str) -> dict:
-        """{"done", "total", "skipped", "per_minute"} for `annotator` on items of `kind`.
+        """{"done", "total", "skipped", "labelled", "left", "per_minute"} for `annotator` on items of `kind`.
 
         "done" counts items with an active judgment, skips included (so done == total when nothing is pending);
-        "skipped" is how many of those are skips. "per_minute" is the recent pace: the annotator's last 20
-        judgments of this kind made within the last 10 minutes, 0.0 with fewer than two."""
+        "skipped" is how many of those are skips, "labelled" how many are real decisions (done - skipped), "left"
+        how many are still pending (total - done): labelled + skipped + left == total. "per_minute" is the recent
+        pace: the annotator's last 20 judgments of this kind made within the last 10 minutes, 0.0 with fewer than
+        two."""
         _check_kind(kind)
         annotator = _check_annotator(annotator)
         done, skipped = self._read(
@@ -618,7 +620,9 @@ class LabelStore:
             (annotator, kind, time.time() - _RATE_MAX_AGE, _RATE_WINDOW))]
         span = (max(times) - min(times)) if len(times) >= 2 else 0.0
         per_minute = (len(times) - 1) / span * 60.0 if span > 0 else 0.0
-        return {"done": done, "total": self.count(kind), "skipped": skipped, "per_minute": per_minute}
+        total = self.count(kind)
+        return {"done": done, "total": total, "skipped": skipped, "labelled": done - skipped, "left": total - done,
+                "per_minute": per_minute}
 
     def annotators(self) -> list[str]:
         """Everyone who has recorded a judgment in this store (any status), sorted."""

@@ -11,7 +11,9 @@ wheel as ``rlhfkit/_widgets``. Every front-end action arrives as one custom mess
     {"type": "edit", "event_id", "judgment_id", ...the fields of choose / rank / submit_text}
 
 State goes back as synced traits: ``items`` (the current item first, then at most ``window - 1`` upcoming ones,
-never the whole set), ``progress``, ``history`` (recent decisions, for editing), ``ack`` (the last event id
+never the whole set), ``progress`` (`LabelStore.progress`: decisions, skips and what is left, counted apart),
+``history`` (recent decisions, for editing; a pair or ranking entry carries ``chosen``, the text that won, as the
+exported rows' "chosen" column holds it, or None for a tie, both bad or a skip), ``ack`` (the last event id
 handled: the front end's pending-ack guard waits for it), ``error`` and ``notice``.
 
 The browser only ever sees display positions. "left" means ``display_order[0]``: the stored candidate shown on the
@@ -315,6 +317,9 @@ class PairwiseLabeler(_Labeler):
         view = super()._history_view(judgment)
         choice, order = judgment["choice"], self._shown_order(judgment)
         view["side"] = ("left" if order[0] == "ab".index(choice) else "right") if choice in ("a", "b") else choice
+        # The side is what the person pressed; exports name candidates: the winner's text links the two.
+        item = self._cached_item(judgment["item_id"])
+        view["chosen"] = item["candidates"]["ab".index(choice)] if choice in ("a", "b") else None
         return view
 
 
@@ -344,6 +349,8 @@ class RankingLabeler(_Labeler):
         view = super()._history_view(judgment)
         shown = self._shown_order(judgment)
         view["order"] = [shown.index(p) for p in judgment["ranking"]] if judgment["ranking"] else []
+        item = self._cached_item(judgment["item_id"])
+        view["chosen"] = item["candidates"][judgment["ranking"][0]] if judgment["ranking"] else None  # the best
         return view
 
 
