@@ -137,11 +137,13 @@ pd.DataFrame([
 # ## 3. Run it
 #
 # One call: SFT → candidates → simulated labels → reward model → PPO and DPO → evaluation on held-out prompts →
-# `report.html` and `summary.json`. Each stage prints when it starts and how long it took.
+# `report.html` and `summary.json`. Each stage prints when it starts and how long it took. `overwrite=True` starts
+# over in `OUT` every time this cell runs, replacing only rlhfkit's own files there; without it, a run with the
+# same settings continues an interrupted one and reuses the stages it finished.
 
 # %%
 started = time.perf_counter()
-summary = run_pipeline(settings, echo=True)
+summary = run_pipeline(settings, echo=True, overwrite=True)
 wall = time.perf_counter() - started
 print(f"\npipeline wall time: {wall:.0f} s")
 

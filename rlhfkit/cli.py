@@ -67,7 +67,7 @@ def _pipeline(args: argparse.Namespace) -> int:
                    methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
                    report_to=[n.strip() for n in args.report_to.split(",")] if args.report_to else None)
     settings = PipelineSettings.quick(**options) if args.quick else PipelineSettings(**options)
-    run_pipeline(settings)
+    run_pipeline(settings, overwrite=args.overwrite)
     return 0
 
 
@@ -112,7 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
                               "evaluation, report",
                               description="SFT -> K candidates per prompt -> simulated annotator (gold judge plus "
                               "noise) -> reward model -> PPO, DPO and RLOO from the same SFT model -> evaluation -> "
-                              "OUT/report.html and OUT/summary.json. Each stage writes a run directory under OUT.")
+                              "OUT/report.html and OUT/summary.json. Each stage writes a run directory under OUT. "
+                              "OUT must be new, empty, or an earlier pipeline output (marked by OUT/rlhfkit.json): "
+                              "any other non-empty folder is refused (exit code 2), since rlhfkit never overwrites "
+                              "or deletes files it did not write. Run again with the same options to continue an "
+                              "earlier output (resume): stages it finished are reused, an interrupted stage resumes "
+                              "from its last checkpoint; evaluation and the report are redone. With other options "
+                              "it is refused unless --overwrite.")
     pipeline.add_argument("--out", default="runs/pipeline", help="output folder (default: runs/pipeline)")
     pipeline.add_argument("--model", default="tiny", help="'tiny' (the embedded default), a local folder or a Hub id")
     pipeline.add_argument("--task", default="reviews", help="task name or prompts file (default: reviews)")
@@ -122,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.add_argument("--report-to", metavar="TRACKERS", help="also log every stage to these experiment trackers "
                           "(comma-separated: tensorboard, wandb, trackio, mlflow, ..., or all); TensorBoard writes "
                           "into OUT/<stage>/tensorboard")
+    pipeline.add_argument("--overwrite", action="store_true",
+                          help="start over in an earlier pipeline output folder: delete rlhfkit's own files there "
+                          "(listed in OUT/rlhfkit.json) and run every stage again; files you added are kept")
     pipeline.set_defaults(func=_pipeline)
     return parser
 

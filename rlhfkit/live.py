@@ -38,7 +38,7 @@ from typing import Any, Iterable, Sequence
 
 from transformers import TrainerCallback
 
-from rlhfkit.runs import CONFIG, SAMPLES, load
+from rlhfkit.runs import CONFIG, SAMPLES, load, record_written
 
 __all__ = ["Dashboard", "from_run", "has_frontend", "Panel", "PANELS", "panels_for", "DASHBOARD_FILE"]
 
@@ -464,6 +464,7 @@ class Dashboard(TrainerCallback):
                 f"</head><body><h1>{_escape(title)}</h1>{figure}<h2>Samples, newest first</h2>"
                 f"{history or '<p><i>no samples logged</i></p>'}</body></html>\n")
         path.parent.mkdir(parents=True, exist_ok=True)
+        record_written(path.parent, path.name)  # in a run directory: listed as rlhfkit's in its manifest
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         tmp.write_text(page, encoding="utf-8")
         os.replace(tmp, path)

@@ -6,6 +6,17 @@
 Every stage writes its own run directory under `out_dir`, so the dashboard and the comparison can read any of
 them, live or after a restart. The numbers in summary.json are what the run measured; if a method does not beat
 SFT, the summary table says so.
+
+The output folder follows the rule of `rlhfkit.runs`: nothing rlhfkit did not write is overwritten or deleted.
+Its manifest (`out_dir/rlhfkit.json`) marks it as a pipeline output, with the settings, the stages finished so far
+and the names rlhfkit wrote. `out_dir` must be new, empty, or such an output:
+
+- a non-empty folder without the manifest is refused (FileExistsError naming the folder and what is in it);
+- an earlier output with the same settings is continued (resume): finished stages are reused as they are, an
+  interrupted training stage resumes from its last checkpoint, the rest run; evaluation, summary.json and
+  report.html are always redone;
+- an earlier output with other settings is refused unless `overwrite=True`, which deletes rlhfkit's own files
+  there and starts over. Files you added to the folder (or to a stage's folder) are kept either way.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ from rlhfkit.data import load_preferences, load_task
 from rlhfkit.evaluation import EvalSettings, evaluate_policies
 from rlhfkit.judges import SimulatedAnnotator
 from rlhfkit.models import load_policy, load_tokenizer, resolve_model
+from rlhfkit.runs import Manifest, _jsonable, _listing, folder_contents, read_manifest, remove_written
 from rlhfkit.runs import load as load_run
 from rlhfkit.sampling import SamplingConfig, candidate_pairs, sample_candidates
 from rlhfkit.train.dpo import DPOSettings, train_dpo
@@ -32,9 +44,10 @@ from rlhfkit.train.ppo import PPOSettings, train_ppo
 from rlhfkit.train.reward import RewardModelJudge, RewardSettings, pairwise_accuracy, train_reward_model
 from rlhfkit.train.sft import SFTSettings, train_sft
 
-__all__ = ["PipelineSettings", "run_pipeline", "METHODS"]
+__all__ = ["PipelineSettings", "run_pipeline", "open_output_folder", "METHODS"]
 
 METHODS = ("ppo", "dpo", "rloo")
+PREFERENCES, REWARD_CHECK, SUMMARY, REPORT = "preferences.jsonl", "reward_check.jsonl", "summary.json", "report.html"
 
 
 @dataclass
@@ -118,25 +131,146 @@ def _separate_value(ppo: PPOSettings) -> bool:
     return (ppo.value_model or ("shared" if ppo.lora is not None else "separate")) == "separate"
 
 
+# --- the output folder ------------------------------------------------------------------------------------------
+
+
+def _settings_record(settings: PipelineSettings) -> dict:
+    """The settings as the manifest stores them (JSON values), without `out_dir`: the same job may be named by
+    another path to the same folder."""
+    record = json.loads(json.dumps(_jsonable(asdict(settings))))
+    record.pop("out_dir", None)
+    return record
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def _differences(before: dict | None, now: dict) -> list[str]:
+    old, new = _flatten(before or {}), _flatten(now)
+    return [f"{key}: {old.get(key, '(none)')!r} then, {new.get(key, '(none)')!r} now"
+            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+
+
+def open_output_folder(settings: PipelineSettings, *, overwrite: bool = False) -> Manifest:
+    """Take `settings.out_dir` for the pipeline under the rule of the module's docstring, and return its manifest
+    (with `stages`, the stages an earlier run of the same settings finished). Raises FileExistsError, naming the
+    folder and what is in it, when the folder is not the pipeline's to write."""
+    out = Path(settings.out_dir)
+    found = folder_contents(out)
+    existing = read_manifest(out)
+    if found and existing is None:
+        raise FileExistsError(
+            f"{out} is not empty and is not an rlhfkit pipeline output folder (no rlhfkit.json): found "
+            f"{_listing(found)}. rlhfkit never overwrites or deletes files it did not write: choose a new or empty "
+            f"output folder")
+    if existing is not None and existing.get("kind") != "pipeline":
+        raise FileExistsError(f"{out} is an rlhfkit {existing.get('kind')} folder, not a pipeline output folder: "
+                              f"choose another output folder")
+    owned = set(existing["files"]) if existing else set()
+    planned = {PREFERENCES, REWARD_CHECK, SUMMARY, REPORT, "sft", "reward", *settings.methods}
+    foreign = [name for name in found if name in planned and name not in owned]
+    if foreign:
+        raise FileExistsError(f"{out} holds {_listing(foreign)}, which rlhfkit did not write and the pipeline would "
+                              f"overwrite: move them out of the folder or choose another output folder")
+    record = _settings_record(settings)
+    stages: dict = {}
+    if existing is not None and owned:
+        if overwrite:
+            remove_written(out)
+        else:
+            differ = _differences(existing.get("settings"), record)
+            if differ:
+                raise FileExistsError(
+                    f"{out} holds an earlier rlhfkit pipeline run with other settings ({'; '.join(differ[:6])}"
+                    f"{'; ...' if len(differ) > 6 else ''}). Run with the same settings to continue it, with "
+                    f"--overwrite (overwrite=True) to replace rlhfkit's files there by a new run (files you added "
+                    f"are kept), or choose another output folder")
+            stages = dict(existing.get("stages") or {})
+    manifest = Manifest(out, "pipeline")
+    manifest.update(settings=record, stages=stages)
+    return manifest
+
+
+def _finished_run(path: Path) -> bool:
+    if read_manifest(path) is None or not (path / "config.json").exists():
+        return False
+    run = load_run(path)
+    return run.status.get("state") == "finished" and run.model_path is not None
+
+
+def _resumable_run(path: Path) -> bool:
+    """An unfinished run (interrupted, or killed while running) that left a checkpoint to continue from."""
+    if read_manifest(path) is None or not (path / "config.json").exists():
+        return False
+    checkpoints = path / "checkpoints"
+    return load_run(path).status.get("state") in ("running", "interrupted") and checkpoints.is_dir() \
+        and any(checkpoints.iterdir())
+
+
 def _print(message: str, echo: bool) -> None:
     if echo:
         print(message, flush=True)
 
 
 def run_pipeline(settings: PipelineSettings | None = None, *, echo: bool = True,
-                 callbacks: dict[str, Any] | None = None) -> dict:
+                 callbacks: dict[str, Any] | None = None, overwrite: bool = False) -> dict:
     """Run every stage and write `out_dir/report.html` and `out_dir/summary.json`; returns the summary.
 
-    `callbacks` maps a stage name ("sft", "reward", "ppo", "dpo", "rloo") to callbacks passed to that stage
-    (the live dashboard in a notebook)."""
+    `out_dir` must be new, empty, or an earlier output of the pipeline: one with the same settings is continued
+    (finished stages reused, an interrupted one resumed from its checkpoint); one with other settings is refused
+    unless `overwrite=True`, which replaces rlhfkit's own files there. A folder holding anything else is refused
+    (FileExistsError): see the module's docstring. `callbacks` maps a stage name ("sft", "reward", "ppo", "dpo",
+    "rloo") to callbacks passed to that stage (the live dashboard in a notebook)."""
     settings = settings or PipelineSettings()
     unknown = set(settings.methods) - set(METHODS)
     if unknown:
         raise ValueError(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
     callbacks = callbacks or {}
     out = Path(settings.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    manifest = open_output_folder(settings, overwrite=overwrite)
+    finished = manifest.data["stages"]
+    if finished:
+        _print(f"continuing the pipeline in {out}: stages finished earlier ({', '.join(finished)}) are reused "
+               f"(--overwrite starts over)", echo)
     seconds: dict[str, float] = {}
+    reused: list[str] = []
+    redone = False  # once a stage upstream is (re)done, nothing downstream of it may be reused
+
+    def record(name: str) -> None:
+        finished[name] = {"seconds": seconds[name], "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        manifest.update(stages=finished)
+
+    def reuse(name: str) -> bool:
+        if name in finished and not redone:
+            seconds[name] = finished[name].get("seconds", 0.0)
+            reused.append(name)
+            _print(f"[{name}] reused: finished earlier", echo)
+            return True
+        return False
+
+    def stage(name: str, train: Callable[[bool], Any], *, upstream: bool) -> Any:
+        """A training stage in `out/name`: reused when finished earlier, resumed when interrupted with a
+        checkpoint, else run afresh (rlhfkit's files of an earlier attempt removed, anyone else's kept)."""
+        nonlocal redone
+        path = out / name
+        if _finished_run(path) and reuse(name):
+            return load_run(path)
+        redone = redone or upstream
+        resume = _resumable_run(path)
+        if resume:
+            _print(f"[{name}] resuming the interrupted run in {path}", echo)
+        elif read_manifest(path) is not None:
+            remove_written(path)
+        manifest.claim(name)
+        run = timed(name, lambda: train(resume))
+        record(name)
+        return run
 
     def timed(name: str, fn: Callable[[], Any]) -> Any:
         _print(f"[{name}] ...", echo)
@@ -151,8 +285,9 @@ def run_pipeline(settings: PipelineSettings | None = None, *, echo: bool = True,
     task = load_task(settings.task)
 
     # 2. Supervised fine-tuning on the task's demonstrations.
-    sft_run = timed("sft", lambda: train_sft(base, task, replace(settings.sft, seed=settings.seed), out / "sft",
-                                             callbacks=callbacks.get("sft", ())))
+    sft_run = stage("sft", lambda resume: train_sft(base, task, replace(settings.sft, seed=settings.seed),
+                                                    out / "sft", resume=resume, callbacks=callbacks.get("sft", ())),
+                    upstream=True)
     sft_path = str(sft_run.model_path)
     tokenizer = load_tokenizer(sft_path)
 
@@ -183,15 +318,23 @@ def run_pipeline(settings: PipelineSettings | None = None, *, echo: bool = True,
                                               [p["response_b"] for p in check_pairs]))
         return labelled, check[~check.judge_tie]
 
-    labelled, gold_check = timed("label", label)
-    labelled.to_json(out / "preferences.jsonl", orient="records", lines=True, force_ascii=False)
-    preferences = load_preferences(out / "preferences.jsonl")  # validated, as a user's file would be
+    if (out / PREFERENCES).exists() and (out / REWARD_CHECK).exists() and reuse("label"):
+        labelled, gold_check = (pd.read_json(out / name, lines=True, dtype=False)
+                                for name in (PREFERENCES, REWARD_CHECK))
+    else:
+        redone = True
+        labelled, gold_check = timed("label", label)
+        labelled.to_json(manifest.claim(PREFERENCES), orient="records", lines=True, force_ascii=False)
+        gold_check.to_json(manifest.claim(REWARD_CHECK), orient="records", lines=True, force_ascii=False)
+        record("label")
+    preferences = load_preferences(out / PREFERENCES)  # validated, as a user's file would be
     _print(f"  {len(preferences)} preference pairs; annotator agrees with the gold judge on "
            f"{labelled.agrees_with_judge.mean():.1%}", echo)
 
     # 4. Reward model on the preferences, initialised from the SFT model.
-    rm_run = timed("reward", lambda: train_reward_model(sft_path, preferences, replace(
-        settings.reward, seed=settings.seed), out / "reward", callbacks=callbacks.get("reward", ())))
+    rm_run = stage("reward", lambda resume: train_reward_model(sft_path, preferences, replace(
+        settings.reward, seed=settings.seed), out / "reward", resume=resume, callbacks=callbacks.get("reward", ())),
+        upstream=True)
     rm_path = str(rm_run.model_path)
     reward_judge = RewardModelJudge(rm_path)
     rm_gold_accuracy = pairwise_accuracy(reward_judge, gold_check.to_dict("records"))
@@ -201,18 +344,18 @@ def run_pipeline(settings: PipelineSettings | None = None, *, echo: bool = True,
     # 5. The RLHF methods, each from the same SFT model.
     method_runs = {}
     if "ppo" in settings.methods:
-        method_runs["ppo"] = timed("ppo", lambda: train_ppo(
+        method_runs["ppo"] = stage("ppo", lambda resume: train_ppo(
             sft_path, reward_judge, task.train_prompts, replace(settings.ppo, seed=settings.seed), out / "ppo",
-            reference=sft_path, value_model=rm_path if _separate_value(settings.ppo) else None,
-            callbacks=callbacks.get("ppo", ())))
+            reference=sft_path, value_model=rm_path if _separate_value(settings.ppo) else None, resume=resume,
+            callbacks=callbacks.get("ppo", ())), upstream=False)
     if "dpo" in settings.methods:
-        method_runs["dpo"] = timed("dpo", lambda: train_dpo(
+        method_runs["dpo"] = stage("dpo", lambda resume: train_dpo(
             sft_path, preferences, replace(settings.dpo, seed=settings.seed), out / "dpo", reference=sft_path,
-            callbacks=callbacks.get("dpo", ())))
+            resume=resume, callbacks=callbacks.get("dpo", ())), upstream=False)
     if "rloo" in settings.methods:
-        method_runs["rloo"] = timed("rloo", lambda: train_online(
+        method_runs["rloo"] = stage("rloo", lambda resume: train_online(
             sft_path, reward_judge, task.train_prompts, replace(settings.rloo, seed=settings.seed), out / "rloo",
-            callbacks=callbacks.get("rloo", ())))
+            resume=resume, callbacks=callbacks.get("rloo", ())), upstream=False)
 
     # 6. Evaluation on held-out prompts: gold and proxy reward, KL to SFT, win rate, diversity, length.
     # SFT is the reference: its row is measured once (KL 0, win rate 0.5 by definition), not sampled twice.
@@ -246,13 +389,14 @@ def run_pipeline(settings: PipelineSettings | None = None, *, echo: bool = True,
         "preferences": {"pairs": len(preferences), "flip_rate": settings.flip_rate,
                         "annotator_agreement_with_gold": float(labelled.agrees_with_judge.mean())},
         "seconds": {**seconds, "total": round(sum(seconds.values()), 2)},
+        "reused_stages": reused,
         "settings": asdict(settings),
         "runs": {"sft": str(out / "sft"), "reward": str(out / "reward"),
                  **{name: str(out / name) for name in method_runs}},
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    manifest.claim(SUMMARY).write_text(json.dumps(summary, indent=2, default=str))
     runs_for_report = {"sft": sft_run, **method_runs}
-    write_report(out / "report.html", title=f"rlhfkit pipeline: {settings.task} on {settings.model}",
+    write_report(manifest.claim(REPORT), title=f"rlhfkit pipeline: {settings.task} on {settings.model}",
                  summary=summary["policies"], runs=runs_for_report, samples=result.samples,
                  extra={"reward_model": summary["reward_model"], "seconds": summary["seconds"]},
                  win_rates=win_rate_table(result.samples, n_bootstrap=settings.evaluation.n_bootstrap,
@@ -260,7 +404,9 @@ def run_pipeline(settings: PipelineSettings | None = None, *, echo: bool = True,
                  **_overoptimization_view(method_runs.get("ppo"), per_policy.get("sft"), task.gold_judge))
     if echo:
         print_summary(summary)
-        print(f"report: {out / 'report.html'}\nsummary: {out / 'summary.json'}")
+        if reused:
+            print(f"reused from the earlier run in {out} (seconds as measured then): {', '.join(reused)}")
+        print(f"report: {out / REPORT}\nsummary: {out / SUMMARY}")
     return summary
 
 

@@ -1,16 +1,34 @@
 """The run directory: what every training stage writes, and what the dashboard, evaluation and comparison read.
 
     run_dir/
+      rlhfkit.json     the manifest: this is an rlhfkit run directory (stage, rlhfkit version) and the names rlhfkit
+                       wrote in it
       config.json      every hyperparameter, the seed, package versions, the stage name
       status.json      "running", "finished", "interrupted" or "failed", with a message and the last step
       metrics.jsonl    one JSON row per logging step (TRL metric names), appended and flushed as training goes
       samples.jsonl    rows of {step, prompt, response, ...scores}
-      model/           the trained model (safetensors) and its tokenizer
+      summary.json     the final numbers the comparison reads
+      model/           the trained model (safetensors) and its tokenizer (adapter/: a LoRA adapter alone)
       checkpoints/     resumable state of an unfinished run
       tensorboard/     TensorBoard event files, when the stage's report_to includes "tensorboard"
+      dashboard.html   the live dashboard's figures, when it ran without a notebook
+      .first-failure.json  which process of a multi-process run failed first, and why (while it fails)
 
 Writes are append-only or atomic (write to a temporary name, then rename), so a killed process or an interrupted
 kernel leaves every completed line and checkpoint readable. `load(path)` gives it all back as pandas frames.
+
+The rule for every folder rlhfkit writes (run directories here, the pipeline's output folder in `rlhfkit.pipeline`):
+nothing rlhfkit did not write is overwritten or deleted.
+
+- Each such folder holds a manifest, `rlhfkit.json`, naming what kind of folder it is and every file or folder
+  rlhfkit wrote in it. rlhfkit replaces or deletes only the names listed there; anything else you put in the folder
+  (notes, your own data) is left alone. Folders rlhfkit writes whole (model/, adapter/, checkpoints/) are replaced
+  whole: keep your own files outside them.
+- A run starts only in a new or empty folder, or in an rlhfkit run directory. A non-empty folder without a manifest
+  is refused (FileExistsError naming the folder and what is in it), and so is a run directory where one of the
+  names above exists but was not written by rlhfkit.
+- In an rlhfkit run directory, a finished or failed run is replaced by a new one; an unfinished one (running or
+  interrupted) is continued with `resume=True`, or started over only with `overwrite=True`.
 """
 
 from __future__ import annotations
@@ -28,9 +46,17 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["Run", "RunData", "load", "package_versions", "NonFiniteLossError", "MetricsCallback"]
+__all__ = ["Run", "RunData", "load", "package_versions", "NonFiniteLossError", "MetricsCallback", "MANIFEST",
+           "read_manifest", "folder_contents", "Manifest", "remove_written", "record_written"]
 
 CONFIG, STATUS, METRICS, SAMPLES, SUMMARY = "config.json", "status.json", "metrics.jsonl", "samples.jsonl", "summary.json"
+MANIFEST = "rlhfkit.json"
+FIRST_FAILURE = ".first-failure.json"
+RUN_LAYOUT = (CONFIG, STATUS, METRICS, SAMPLES, SUMMARY, "model", "adapter", "checkpoints", "tensorboard",
+              "dashboard.html", FIRST_FAILURE)
+"""Every name a stage may write in its run directory: present but not written by rlhfkit, it stops a run."""
+_IGNORED = {".DS_Store", "Thumbs.db", "desktop.ini", ".ipynb_checkpoints"}
+"""Entries the operating system or Jupyter make on their own: they do not make a folder someone's."""
 
 
 class NonFiniteLossError(RuntimeError):
@@ -71,35 +97,170 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _rlhfkit_version() -> str:
+    from rlhfkit import __version__
+
+    return __version__
+
+
+def _listing(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def read_manifest(folder: str | os.PathLike) -> dict | None:
+    """The manifest (`rlhfkit.json`) of a folder rlhfkit wrote, or None when it has none (or an unreadable one)."""
+    data = _read_json(Path(folder) / MANIFEST)
+    if isinstance(data, dict) and data.get("written_by") == "rlhfkit" and isinstance(data.get("files", []), list):
+        return data
+    return None
+
+
+def folder_contents(folder: str | os.PathLike) -> list[str]:
+    """The names in `folder` that make it someone's: everything but the manifest and what the operating system or
+    Jupyter add on their own (.DS_Store, .ipynb_checkpoints, ...). Empty for a folder that does not exist."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.name != MANIFEST and p.name not in _IGNORED)
+
+
+class Manifest:
+    """The `rlhfkit.json` of a folder rlhfkit writes: its kind ("run", "pipeline", ...), details (stage, settings,
+    ...), the rlhfkit version, and `files`, the names rlhfkit wrote there. A name is claimed (`claim`) before it is
+    first written, so a killed process never leaves an unlisted file of its own; only claimed names are ever
+    replaced or deleted (`remove`). Nothing is written until `save()` or the first `claim`."""
+
+    def __init__(self, folder: str | os.PathLike, kind: str, **details: Any) -> None:
+        self.folder = Path(folder)
+        old = read_manifest(self.folder) or {}
+        self.data = {
+            "written_by": "rlhfkit",
+            "note": "rlhfkit replaces or deletes only the names listed in 'files'; everything else here is left alone",
+            "kind": kind,
+            "rlhfkit_version": _rlhfkit_version(),
+            "created": old.get("created") or time.strftime("%Y-%m-%dT%H:%M:%S"),
+            **{k: v for k, v in old.items() if k not in ("written_by", "note", "kind", "rlhfkit_version", "created",
+                                                         "files")},
+            **_jsonable(details),
+            "files": list(old.get("files", [])),
+        }
+
+    @property
+    def files(self) -> list[str]:
+        return list(self.data["files"])
+
+    def owns(self, name: str) -> bool:
+        return name in self.data["files"]
+
+    def update(self, **details: Any) -> None:
+        self.data.update(_jsonable(details))
+        self.save()
+
+    def save(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        _atomic_write_text(self.folder / MANIFEST, json.dumps(self.data, indent=2))
+
+    def claim(self, name: str) -> Path:
+        """Record `name` as written by rlhfkit (before writing it) and return its path."""
+        if name not in self.data["files"]:
+            self.data["files"].append(name)
+            self.save()
+        return self.folder / name
+
+    def remove(self, name: str) -> None:
+        """Delete `name` if rlhfkit wrote it (a listed folder with its own manifest is cleaned the same way: only
+        what rlhfkit wrote inside goes); a name rlhfkit did not write is left alone."""
+        if not self.owns(name):
+            return
+        path = self.folder / name
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            if read_manifest(path) is not None and remove_written(path):
+                return  # someone's files are left inside: the folder (and its manifest) stays, still rlhfkit's
+            shutil.rmtree(path)
+        self.data["files"].remove(name)
+        self.save()
+
+
+def remove_written(folder: str | os.PathLike) -> list[str]:
+    """Delete what rlhfkit wrote in `folder` (the names its manifest lists) and keep everything else; the manifest
+    stays, listing nothing. Returns the names left (not rlhfkit's). A folder without a manifest is not touched."""
+    data = read_manifest(folder)
+    if data is not None:
+        manifest = Manifest(folder, data.get("kind", ""))
+        for name in manifest.files:
+            manifest.remove(name)
+    return folder_contents(folder)
+
+
+def record_written(folder: str | os.PathLike, name: str) -> None:
+    """Record that rlhfkit wrote `name` into `folder`, when `folder` is one of rlhfkit's (has a manifest)."""
+    data = read_manifest(folder)
+    if data is not None:
+        Manifest(folder, data.get("kind", "")).claim(name)
+
+
 class Run:
     """A run directory being written by one training stage.
 
-    `Run(path, stage="ppo", config=cfg, seed=0)` creates the folder and writes `config.json`. With
-    `resume=True` an existing run is continued: its metrics and samples are kept and new rows are appended.
-    An unfinished run (running or interrupted) is never started over by accident: that takes `overwrite=True`.
-    Only the main process should write; pass `enabled=False` on the others (accelerate's non-main ranks)."""
+    `Run(path, stage="ppo", config=cfg, seed=0)` creates the folder (or takes a new or empty one), writes the
+    manifest and `config.json`. A non-empty folder that is not an rlhfkit run directory is refused
+    (FileExistsError), and so is a run directory holding one of the run's file names that rlhfkit did not write;
+    see the module's docstring for the rule. With `resume=True` an existing run is continued: its metrics and
+    samples are kept and new rows are appended. An unfinished run (running or interrupted) is never started over by
+    accident: that takes `overwrite=True`, which replaces rlhfkit's own files only. Only the main process should
+    write; pass `enabled=False` on the others (accelerate's non-main ranks)."""
 
     def __init__(self, path: str | os.PathLike, *, stage: str, config: Any = None, seed: int | None = None,
                  resume: bool = False, overwrite: bool = False, enabled: bool = True) -> None:
         self.path = Path(path)
         self.stage = stage
         self.enabled = enabled
+        self.manifest: Manifest | None = None
         if not enabled:
             return
-        if self.path.exists() and any(self.path.iterdir()) and not resume:
+        found = folder_contents(self.path)
+        existing = read_manifest(self.path)
+        if found and existing is None:
+            raise FileExistsError(
+                f"{self.path} is not empty and is not an rlhfkit run directory (no {MANIFEST}): found "
+                f"{_listing(found)}. rlhfkit never overwrites or deletes files it did not write: choose a new or "
+                f"empty folder for the run, or move these files away")
+        if existing is not None and existing.get("kind") != "run":
+            raise FileExistsError(f"{self.path} is an rlhfkit {existing.get('kind')} folder, not a run directory: "
+                                  f"give the run a folder of its own")
+        owned = set(existing["files"]) if existing else set()
+        foreign = [name for name in found if name in RUN_LAYOUT and name not in owned]
+        if foreign:
+            raise FileExistsError(f"{self.path} holds {_listing(foreign)}, which rlhfkit did not write and a run "
+                                  f"would overwrite: move them out of the folder or choose another one")
+        if found and not resume:
             status = _read_json(self.path / STATUS) or {}
             if status.get("state") in ("running", "interrupted") and not overwrite:
                 raise FileExistsError(f"{self.path} holds an unfinished run ({status['state']}); pass resume=True "
                                       f"to continue it, overwrite=True to start over, or choose another folder")
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.manifest = Manifest(self.path, "run", stage=stage)
+        self.manifest.save()
         if not resume:
             for name in (METRICS, SAMPLES, SUMMARY):  # a fresh run in a reused folder starts clean
-                (self.path / name).unlink(missing_ok=True)
-        _atomic_write_text(self.path / CONFIG, json.dumps({
+                self.manifest.remove(name)
+        self._write(CONFIG, json.dumps({
             "stage": stage, "seed": seed, "config": _jsonable(config), "versions": package_versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }, indent=2))
         self.set_status("running")
+
+    def claim(self, name: str) -> Path:
+        """The path of `name` in the run directory, recorded in the manifest as rlhfkit's: call it before writing
+        anything there yourself (the Run's own methods do)."""
+        if self.manifest is not None:
+            return self.manifest.claim(name)
+        return self.path / name
+
+    def _write(self, name: str, text: str) -> None:
+        _atomic_write_text(self.claim(name), text)
 
     # --- status ---------------------------------------------------------------------------------------------
 
@@ -107,7 +268,7 @@ class Run:
         """Record the run's state: "running", "finished", "interrupted" or "failed". `any_process=True` writes it
         even from a process that does not write otherwise (one that failed where the main process did not)."""
         if self.enabled or any_process:
-            _atomic_write_text(self.path / STATUS, json.dumps(
+            self._write(STATUS, json.dumps(
                 {"state": state, "message": message, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **_jsonable(extra)},
                 indent=2))
 
@@ -115,13 +276,13 @@ class Run:
         """Mark the run finished and write its summary (final numbers the comparison reads)."""
         if self.enabled:
             if summary is not None:
-                _atomic_write_text(self.path / SUMMARY, json.dumps(_jsonable(summary), indent=2))
+                self._write(SUMMARY, json.dumps(_jsonable(summary), indent=2))
             self.set_status("finished")
 
     # --- streams --------------------------------------------------------------------------------------------
 
     def _append(self, name: str, rows: list[dict]) -> None:
-        with (self.path / name).open("a", encoding="utf-8") as f:
+        with self.claim(name).open("a", encoding="utf-8") as f:
             for row in rows:
                 f.write(json.dumps(_jsonable(row), ensure_ascii=False) + "\n")
             f.flush()
@@ -145,6 +306,7 @@ class Run:
         final = self.path / name
         if not self.enabled:
             return final
+        self.claim(name)
         staging = self.path / f".{name}.saving-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         model.save_pretrained(staging, safe_serialization=True)
@@ -163,7 +325,8 @@ class Run:
 
     @property
     def checkpoint_path(self) -> Path:
-        return self.path / "checkpoints"
+        """Where trainers write resumable checkpoints (recorded as rlhfkit's)."""
+        return self.claim("checkpoints")
 
 
 def _read_json(path: Path) -> dict | None:

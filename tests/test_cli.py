@@ -154,3 +154,32 @@ def test_sample_refuses_an_unknown_output_format(tmp_path):
     assert result.returncode == 2
     assert "x.txt: expected a file ending in .jsonl, .csv or .parquet" in result.stderr
     assert not (tmp_path / "x.txt").exists()
+
+
+def test_pipeline_help_names_overwrite_and_how_an_earlier_output_is_continued():
+    out = " ".join(_ok(rlhfkit("pipeline", "--help")).stdout.split())
+    assert "--overwrite" in out and "rlhfkit.json" in out and "continue an earlier output" in out
+
+
+def test_pipeline_refuses_a_folder_holding_the_users_own_files(tmp_path):
+    (tmp_path / "preferences.jsonl").write_text('{"prompt": "mine", "chosen": "a", "rejected": "b"}\n')
+    for extra in ([], ["--overwrite"]):
+        result = rlhfkit("pipeline", "--quick", "--out", str(tmp_path), *extra)
+        assert result.returncode == 2, result.stderr
+        assert f"rlhfkit pipeline: error: {tmp_path} is not empty and is not an rlhfkit pipeline output folder" \
+               in result.stderr
+        assert "found preferences.jsonl" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["preferences.jsonl"]
+    assert (tmp_path / "preferences.jsonl").read_text() == '{"prompt": "mine", "chosen": "a", "rejected": "b"}\n'
+
+
+def test_pipeline_refuses_an_earlier_output_with_other_options_unless_overwrite(tmp_path):
+    from rlhfkit.pipeline import PipelineSettings, open_output_folder
+
+    manifest = open_output_folder(PipelineSettings.quick(out_dir=str(tmp_path)))  # as `--quick` left it
+    manifest.claim("summary.json").write_text("{}")
+    result = rlhfkit("pipeline", "--out", str(tmp_path), "--methods", "dpo")
+    assert result.returncode == 2, result.stderr
+    assert f"{tmp_path} holds an earlier rlhfkit pipeline run with other settings" in result.stderr
+    assert "methods: ['ppo', 'dpo', 'rloo'] then, ['dpo'] now" in result.stderr and "--overwrite" in result.stderr
+    assert (tmp_path / "summary.json").read_text() == "{}"

@@ -73,6 +73,13 @@ def test_quick_pipeline_writes_report_and_summary(tmp_path):
     assert "reward model held-out accuracy" in result.stdout
     for stage in ("sft", "reward", "ppo", "dpo", "rloo"):
         assert (out / stage / "model" / "model.safetensors").exists(), stage
+    from rlhfkit.runs import read_manifest
+
+    manifest = read_manifest(out)  # what the pipeline wrote, so that a rerun can tell its files from a user's
+    assert manifest["kind"] == "pipeline"
+    assert set(manifest["stages"]) == {"sft", "label", "reward", "ppo", "dpo", "rloo"}
+    assert set(manifest["files"]) == {"sft", "preferences.jsonl", "reward_check.jsonl", "reward", "ppo", "dpo",
+                                      "rloo", "summary.json", "report.html"}
 
 
 def test_pipeline_gives_ppo_the_reward_model_as_value_start_only_for_a_separate_value_model():
@@ -86,3 +93,85 @@ def test_pipeline_gives_ppo_the_reward_model_as_value_start_only_for_a_separate_
     assert not _separate_value(PPOSettings(lora=LoraSettings(r=4)))
     assert _separate_value(PPOSettings(lora=LoraSettings(r=4), value_model="separate"))
     assert not _separate_value(PPOSettings(value_model="shared"))
+
+
+# --- the output folder: only rlhfkit's own files are ever replaced; an earlier output is continued ---------------
+
+
+def _tiny_settings(out, **overrides):
+    """The whole pipeline at a budget of seconds: DPO only, 2 steps per stage, a handful of prompts."""
+    from rlhfkit.evaluation import EvalSettings
+    from rlhfkit.pipeline import PipelineSettings
+    from rlhfkit.train.dpo import DPOSettings
+    from rlhfkit.train.reward import RewardSettings
+    from rlhfkit.train.sft import SFTSettings
+
+    quiet = {"disable_tqdm": True}
+    return PipelineSettings(
+        out_dir=str(out), methods=("dpo",), n_label_prompts=8, k=3, n_rm_check_prompts=4, rm_check_k=2,
+        sft=SFTSettings(max_steps=2, batch_size=4, n_samples=0, device="cpu", trl_overrides=quiet),
+        reward=RewardSettings(max_steps=2, batch_size=4, n_samples=0, device="cpu", trl_overrides=quiet),
+        dpo=DPOSettings(max_steps=2, batch_size=4, n_samples=0, device="cpu", trl_overrides=quiet),
+        evaluation=EvalSettings(n_prompts=4, max_new_tokens=16, n_bootstrap=20, device="cpu"), **overrides)
+
+
+class _InterruptAtFirstStep:
+    """A TrainerCallback that stops training like Ctrl-C after its first step."""
+
+    def __new__(cls):
+        from transformers import TrainerCallback
+
+        class Interrupt(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                raise KeyboardInterrupt
+
+        return Interrupt()
+
+
+def test_an_interrupted_pipeline_continues_from_its_finished_stages(tmp_path, tiny_path, capsys):
+    from rlhfkit.pipeline import run_pipeline
+    from rlhfkit.runs import load, read_manifest
+
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(_tiny_settings(out), echo=True, callbacks={"reward": [_InterruptAtFirstStep()]})
+    manifest = read_manifest(out)
+    assert manifest["kind"] == "pipeline" and set(manifest["stages"]) == {"sft", "label"}
+    assert load(out / "reward").status["state"] == "interrupted"
+    sft_model = (out / "sft" / "model" / "model.safetensors").stat().st_mtime_ns
+    preferences = (out / "preferences.jsonl").read_text()
+    capsys.readouterr()
+
+    summary = run_pipeline(_tiny_settings(out), echo=True)  # the same settings: continued
+    printed = capsys.readouterr().out
+    assert "[sft] reused" in printed and "[label] reused" in printed and "[reward] resuming" in printed
+    assert "[sft] ..." not in printed and "[label] ..." not in printed
+    assert (out / "sft" / "model" / "model.safetensors").stat().st_mtime_ns == sft_model
+    assert (out / "preferences.jsonl").read_text() == preferences
+    assert load(out / "reward").status["state"] == "finished" and load(out / "reward").summary["steps"] == 2
+    assert summary["reused_stages"] == ["sft", "label"] and set(summary["policies"]) == {"sft", "dpo"}
+    assert set(read_manifest(out)["stages"]) == {"sft", "label", "reward", "dpo"}
+    assert set(read_manifest(out)["files"]) == {"sft", "preferences.jsonl", "reward_check.jsonl", "reward", "dpo",
+                                                "summary.json", "report.html"}
+
+
+def test_an_earlier_output_with_other_settings_is_replaced_only_with_overwrite_and_added_files_survive(
+        tmp_path, tiny_path):
+    from rlhfkit.pipeline import run_pipeline
+    from rlhfkit.runs import read_manifest
+
+    out = tmp_path / "out"
+    run_pipeline(_tiny_settings(out), echo=False)
+    (out / "my notes.txt").write_text("keep me")
+    (out / "sft" / "my plot.png").write_bytes(b"png")
+    first_summary = (out / "summary.json").read_text()
+    with pytest.raises(FileExistsError, match="other settings \\(seed: 0 then, 1 now\\).*--overwrite"):
+        run_pipeline(_tiny_settings(out, seed=1), echo=False)
+    assert (out / "summary.json").read_text() == first_summary
+
+    summary = run_pipeline(_tiny_settings(out, seed=1), echo=False, overwrite=True)
+    assert summary["reused_stages"] == [] and summary["settings"]["seed"] == 1
+    assert read_manifest(out)["settings"]["seed"] == 1
+    assert (out / "my notes.txt").read_text() == "keep me"
+    assert (out / "sft" / "my plot.png").read_bytes() == b"png"
+    assert (out / "sft" / "model" / "model.safetensors").exists()

@@ -101,3 +101,107 @@ def test_save_model_is_atomic_and_loadable(tmp_path, tiny_model, tiny_tokenizer)
 def test_load_refuses_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="is not a run directory: config.json"):
         runs.load(tmp_path)
+
+
+# --- whose files: a run writes only into a new folder, an empty one, or a run directory of its own -----------------
+
+
+def _listing(folder):
+    return {p.name: p.read_text() for p in folder.iterdir() if p.is_file()}
+
+
+def test_a_folder_holding_someone_elses_files_is_refused_and_left_untouched(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"step": 0, "my": "own numbers"}\n')
+    (tmp_path / "notes.txt").write_text("mine")
+    before = _listing(tmp_path)
+    for kwargs in ({}, {"resume": True}, {"overwrite": True}):
+        with pytest.raises(FileExistsError, match=f"{tmp_path} is not empty and is not an rlhfkit run directory.*"
+                                                  "found metrics.jsonl, notes.txt"):
+            runs.Run(tmp_path, stage="s", config={}, **kwargs)
+    assert _listing(tmp_path) == before
+
+
+def test_an_empty_folder_or_one_with_only_system_litter_is_taken(tmp_path):
+    (tmp_path / ".DS_Store").write_text("finder")
+    runs.Run(tmp_path, stage="s", config={}).finish({})
+    assert runs.load(tmp_path).status["state"] == "finished" and (tmp_path / ".DS_Store").read_text() == "finder"
+
+
+def test_the_manifest_lists_what_the_run_wrote_and_a_new_run_keeps_the_users_extra_files(tmp_path, tiny_model,
+                                                                                        tiny_tokenizer):
+    run = runs.Run(tmp_path, stage="sft", config={}, seed=1)
+    run.log(0, {"loss": 1.0})
+    run.log_samples(0, [{"prompt": "p", "response": "r"}])
+    run.save_model(tiny_model, tiny_tokenizer)
+    run.checkpoint_path.mkdir()
+    run.finish({"loss": 1.0})
+    manifest = runs.read_manifest(tmp_path)
+    assert manifest["kind"] == "run" and manifest["stage"] == "sft" and manifest["rlhfkit_version"]
+    assert set(manifest["files"]) == {"config.json", "status.json", "metrics.jsonl", "samples.jsonl", "model",
+                                      "checkpoints", "summary.json"}
+    (tmp_path / "notes.txt").write_text("what I saw")
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "loss.png").write_bytes(b"png")
+
+    runs.Run(tmp_path, stage="dpo", config={}).log(0, {"loss": 2.0})  # a finished run is replaced ...
+    assert runs.load(tmp_path).metrics.loss.tolist() == [2.0] and runs.load(tmp_path).samples.empty
+    assert runs.read_manifest(tmp_path)["stage"] == "dpo"
+    assert (tmp_path / "notes.txt").read_text() == "what I saw"  # ... and the user's files stay
+    assert (tmp_path / "plots" / "loss.png").read_bytes() == b"png"
+
+    assert runs.remove_written(tmp_path) == ["notes.txt", "plots"]  # rlhfkit's own files go, the user's stay
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "plots", "rlhfkit.json"]
+
+
+def test_a_run_file_name_that_rlhfkit_did_not_write_stops_a_new_run(tmp_path):
+    runs.Run(tmp_path, stage="s", config={}).finish({})  # logged no samples
+    (tmp_path / "samples.jsonl").write_text('{"mine": 1}\n')
+    with pytest.raises(FileExistsError, match="holds samples.jsonl, which rlhfkit did not write"):
+        runs.Run(tmp_path, stage="s", config={}, overwrite=True)
+    assert (tmp_path / "samples.jsonl").read_text() == '{"mine": 1}\n'
+
+
+def test_a_pipeline_folder_is_not_taken_as_a_run_directory(tmp_path):
+    runs.Manifest(tmp_path, "pipeline").claim("summary.json")
+    with pytest.raises(FileExistsError, match="is an rlhfkit pipeline folder, not a run directory"):
+        runs.Run(tmp_path, stage="s", config={})
+
+
+def _stage_call(stage, tiny_path, folder, resume):
+    """Each training stage, called with a budget it never reaches (it must refuse the folder first)."""
+    prompts = ["Write a short review of the film The Quiet Harbor.", "Write a short review of the book Dust."]
+    pairs = [{"prompt": p, "chosen": "Great, I loved it.", "rejected": "Bad."} for p in prompts] * 2
+    if stage == "sft":
+        from rlhfkit.train.sft import SFTSettings, train_sft
+
+        demos = [{"prompt": p, "completion": "Great, I loved it."} for p in prompts]
+        return train_sft(tiny_path, demos, SFTSettings(max_steps=1, n_samples=0, device="cpu"), folder, resume=resume)
+    if stage == "reward":
+        from rlhfkit.train.reward import RewardSettings, train_reward_model
+
+        return train_reward_model(tiny_path, pairs, RewardSettings(max_steps=1, device="cpu"), folder, resume=resume)
+    if stage == "dpo":
+        from rlhfkit.train.dpo import DPOSettings, train_dpo
+
+        return train_dpo(tiny_path, pairs, DPOSettings(max_steps=1, n_samples=0, device="cpu"), folder, resume=resume)
+    if stage == "rloo":
+        from rlhfkit.judges import VaderJudge
+        from rlhfkit.train.online import OnlineSettings, train_online
+
+        return train_online(tiny_path, VaderJudge(), prompts, OnlineSettings(max_steps=1, device="cpu"), folder,
+                            resume=resume)
+    from rlhfkit.judges import VaderJudge
+    from rlhfkit.train.ppo import PPOSettings, train_ppo
+
+    return train_ppo(tiny_path, VaderJudge(), prompts, PPOSettings(total_steps=1, batch_size=2, device="cpu",
+                                                                   progress=False), folder, resume=resume)
+
+
+@pytest.mark.parametrize("stage", ["sft", "reward", "dpo", "rloo", "ppo"])
+def test_every_training_stage_refuses_a_folder_with_someone_elses_metrics(stage, tiny_path, tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"step": 0, "loss": 0.5}\n')
+    for resume in (False, True):
+        with pytest.raises(FileExistsError, match="not an rlhfkit run directory.*found metrics.jsonl"):
+            _stage_call(stage, tiny_path, tmp_path, resume)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.jsonl"]
+    assert (tmp_path / "metrics.jsonl").read_text() == '{"step": 0, "loss": 0.5}\n'

@@ -13,7 +13,7 @@ from transformers.trainer_callback import ProgressCallback
 
 from rlhfkit.runs import MetricsCallback, NonFiniteLossError, Run
 from rlhfkit.threads import cpu_threads
-from rlhfkit.train.tracking import report_to_names, send_trainer_trackers_to_run
+from rlhfkit.train.tracking import claim_tracker_folder, report_to_names, send_trainer_trackers_to_run
 
 __all__ = ["trl_args", "train_into_run", "last_checkpoint"]
 
@@ -70,6 +70,7 @@ def train_into_run(trainer, run: Run, *, resume: bool = False, tokenizer=None) -
     guard = MetricsCallback(run)
     trainer.add_callback(guard)
     send_trainer_trackers_to_run(trainer, run.path)
+    claim_tracker_folder(run, trainer.args.report_to)
     _keep_bar_drop_log_prints(trainer)
     checkpoint = last_checkpoint(run) if resume else None
     device = next(trainer.model.parameters()).device

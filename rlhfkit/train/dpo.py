@@ -300,7 +300,7 @@ def train_dpo(model: str | os.PathLike, data: Any, settings: DPOSettings | None 
         # The adapter alone goes to adapter/; model/ holds plain merged weights that every loader (sampling,
         # evaluation, a later stage's reference) reads without peft.
         shutil.rmtree(run.path / "adapter", ignore_errors=True)  # from an earlier run in this folder
-        os.replace(run.model_path, run.path / "adapter")
+        os.replace(run.model_path, run.claim("adapter"))
         trained = trained.merge_and_unload()
         run.save_model(trained, tokenizer)
 

@@ -346,7 +346,7 @@ def train_online(model: str | os.PathLike, reward: Any, prompts: Task | Sequence
     if settings.lora is not None:
         # The adapter alone goes to adapter/; model/ holds plain merged weights every loader reads without peft.
         shutil.rmtree(run.path / "adapter", ignore_errors=True)  # from an earlier run in this folder
-        os.replace(run.model_path, run.path / "adapter")
+        os.replace(run.model_path, run.claim("adapter"))
         run.save_model(trainer.model.merge_and_unload(), tokenizer)
 
     summary = {

@@ -46,11 +46,11 @@ from torch import nn
 
 from rlhfkit.models import (LoraSettings, load_policy, load_reference, load_reward_model, load_tokenizer, pick_dtype,
                             resolve_model)
-from rlhfkit.runs import METRICS, SAMPLES, NonFiniteLossError, Run, RunData, load
+from rlhfkit.runs import FIRST_FAILURE, METRICS, SAMPLES, NonFiniteLossError, Run, RunData, load
 from rlhfkit.sampling import generate_neutral, neutral_generation_config, render_prompts
 from rlhfkit.threads import choose_threads
-from rlhfkit.train.tracking import (accelerate_trackers, report_to_names, start_accelerate_trackers,
-                                    tracker_metrics)
+from rlhfkit.train.tracking import (accelerate_trackers, claim_tracker_folder, report_to_names,
+                                    start_accelerate_trackers, tracker_metrics)
 
 __all__ = [
     "PPOSettings", "train_ppo", "compute_gae", "whiten", "masked_mean", "masked_var", "kl_penalty", "policy_loss",
@@ -617,9 +617,6 @@ def _save_checkpoint(folder: Path, step: int, model: nn.Module, optimizer, state
     return final
 
 
-FIRST_FAILURE = ".first-failure.json"
-
-
 def _first_failure(run_path: Path, rank: int, message: str) -> dict:
     """{"rank", "message"} of the run's first failure over all processes. The first process to fail creates
     FIRST_FAILURE (exclusively, so only one can); a process that fails later, usually because that peer vanished
@@ -800,7 +797,8 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
             _drop_rows_after(run_path, int(json.loads((checkpoint / "state.json").read_text())["step"]))
         else:  # a fresh run in a reused folder must never fall back to an older run's checkpoint
             shutil.rmtree(run.checkpoint_path, ignore_errors=True)
-        (run_path / FIRST_FAILURE).unlink(missing_ok=True)
+        run.claim(FIRST_FAILURE).unlink(missing_ok=True)  # an older run's; listed as ours before any process writes it
+        claim_tracker_folder(run, settings.report_to)
     accelerator.wait_for_everyone()
 
     # --- models -------------------------------------------------------------------------------------------------

@@ -25,8 +25,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TRACKERS", "report_to_names", "tensorboard_dir", "send_trainer_trackers_to_run", "accelerate_trackers",
-           "start_accelerate_trackers", "tracker_metrics"]
+__all__ = ["TRACKERS", "report_to_names", "tensorboard_dir", "claim_tracker_folder", "send_trainer_trackers_to_run",
+           "accelerate_trackers", "start_accelerate_trackers", "tracker_metrics"]
 
 TRACKERS = ("tensorboard", "wandb", "trackio", "mlflow", "comet_ml", "clearml", "dvclive", "swanlab")
 """Trackers every stage can report to (supported by both transformers' callbacks and accelerate's trackers)."""
@@ -72,6 +72,13 @@ def tensorboard_dir(run_path: str | os.PathLike) -> Path:
     """Where a run's TensorBoard event files go: `run_dir/tensorboard`, or `$TENSORBOARD_LOGGING_DIR` when set."""
     override = os.environ.get("TENSORBOARD_LOGGING_DIR")
     return Path(os.path.expanduser(override)) if override else Path(run_path) / "tensorboard"
+
+
+def claim_tracker_folder(run, report_to: Any) -> None:
+    """List `run_dir/tensorboard` in the run's manifest before TensorBoard writes there, so rlhfkit knows the
+    folder as its own (a `$TENSORBOARD_LOGGING_DIR` elsewhere is the user's choice, not part of the run)."""
+    if "tensorboard" in report_to_names(report_to) and not os.environ.get("TENSORBOARD_LOGGING_DIR"):
+        run.claim("tensorboard")
 
 
 def tracker_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
