@@ -38,6 +38,7 @@ from rlhfkit.models import load_policy, load_tokenizer, resolve_model
 from rlhfkit.runs import Manifest, _jsonable, _listing, folder_contents, read_manifest, remove_written
 from rlhfkit.runs import load as load_run
 from rlhfkit.sampling import SamplingConfig, candidate_pairs, sample_candidates
+from rlhfkit.threads import cpu_threads
 from rlhfkit.train.dpo import DPOSettings, train_dpo
 from rlhfkit.train.online import OnlineSettings, train_online
 from rlhfkit.train.ppo import PPOSettings, train_ppo
@@ -226,8 +227,18 @@ def run_pipeline(settings: PipelineSettings | None = None, *, echo: bool = True,
     (finished stages reused, an interrupted one resumed from its checkpoint); one with other settings is refused
     unless `overwrite=True`, which replaces rlhfkit's own files there. A folder holding anything else is refused
     (FileExistsError): see the module's docstring. `callbacks` maps a stage name ("sft", "reward", "ppo", "dpo",
-    "rloo") to callbacks passed to that stage (the live dashboard in a notebook)."""
+    "rloo") to callbacks passed to that stage (the live dashboard in a notebook).
+
+    CPU threads follow `rlhfkit.threads` for the whole run, the sampling and labelling between stages included
+    (one thread for the embedded default; `RLHFKIT_THREADS` or `rlhfkit --threads N` to choose)."""
     settings = settings or PipelineSettings()
+    with cpu_threads(model=settings.model):
+        return _run_stages(settings, echo=echo, callbacks=callbacks, overwrite=overwrite)
+
+
+def _run_stages(settings: PipelineSettings, *, echo: bool, callbacks: dict[str, Any] | None,
+                overwrite: bool) -> dict:
+    """`run_pipeline`'s body, once the thread count is set."""
     unknown = set(settings.methods) - set(METHODS)
     if unknown:
         raise ValueError(f"unknown methods {sorted(unknown)}; choose from {METHODS}")

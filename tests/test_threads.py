@@ -76,3 +76,17 @@ def test_cli_threads_option_reaches_the_environment_and_refuses_nonsense(monkeyp
     assert cli.main(["--threads", "2", "build-default"]) == 0
     assert seen["env"] == "2"
     assert choose_threads(model=1000) == 2  # every stage in this process, and processes it starts, follow it
+
+
+def test_pipeline_runs_the_embedded_default_on_one_thread_between_stages_too(monkeypatch, torch_threads):
+    from rlhfkit import pipeline
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    torch.set_num_threads(2)
+    seen = []
+    monkeypatch.setattr(pipeline, "_run_stages", lambda settings, **kw: seen.append(torch.get_num_threads()) or {})
+    pipeline.run_pipeline(pipeline.PipelineSettings(model="tiny"))
+    monkeypatch.setenv(ENV_VAR, "2")
+    pipeline.run_pipeline(pipeline.PipelineSettings(model="tiny"))
+    assert seen == [1, 2]  # the rule, then the user's choice
+    assert torch.get_num_threads() == 2  # the caller's setting is back afterwards

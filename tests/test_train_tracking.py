@@ -115,7 +115,7 @@ def test_cli_pipeline_passes_report_to_and_refuses_a_bad_one(monkeypatch, capsys
     from rlhfkit import cli, pipeline
 
     started = []
-    monkeypatch.setattr(pipeline, "run_pipeline", started.append)
+    monkeypatch.setattr(pipeline, "run_pipeline", lambda settings, **options: started.append(settings))
     assert cli.main(["pipeline", "--quick", "--out", str(tmp_path), "--report-to", "tensorboard"]) == 0
     assert started[0].sft.report_to == ["tensorboard"] and started[0].ppo.report_to == ["tensorboard"]
     assert cli.main(["pipeline", "--out", str(tmp_path), "--report-to", "tensorboard,tensorbord"]) == 2
