@@ -527,7 +527,11 @@ def test_demonstration_writer(page, lab):
     root = run_cell(page, DEMONSTRATION, ".lm-demonstration")
     editor = root.locator("textarea")
     page.wait_for_function("r => r.contains(document.activeElement)", arg=root.element_handle(), timeout=5_000)
-    prompt_before = cell(page, DEMONSTRATION).locator(".jp-InputPrompt").inner_text()
+    # The widget can show before its cell finishes ("[*]"): wait for the cell's number, so a later change of the
+    # prompt can only mean the cell ran again.
+    prompt = cell(page, DEMONSTRATION).locator(".jp-InputPrompt")
+    page.wait_for_function("p => /\\[\\d+\\]/.test(p.textContent)", arg=prompt.element_handle(), timeout=30_000)
+    prompt_before = prompt.inner_text()
     editor.click()
     # Enter and Shift+Enter are line breaks here (Lab would otherwise swallow them or run the cell again).
     page.keyboard.type("Great film.\nI would watch it again: m a b z 1 2 s")
