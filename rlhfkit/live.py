@@ -8,13 +8,15 @@
     from_run(["runs/ppo", "runs/rloo"])                  # several runs overlaid
 
 Panels follow the stage (PPO / RLOO / GRPO, DPO, reward model, SFT) and read TRL's metric names, the names in
-metrics.jsonl. Under the plots, a pageable history of sample tables (step, prompt, response, score); model text is
-escaped (`html.escape`) before it becomes HTML.
+metrics.jsonl: each panel has titled axes, whole-number step ticks and its own legend. Under the plots, a pageable
+history of sample tables (step, prompt, response, score). Untrusted text (model samples, run names, labels) is
+escaped once for where it goes: `html.escape` in tables, `rlhfkit.figures.plotly_text` in plot titles and legends.
 
 Where it draws. In JupyterLab (an IPython kernel with a comm manager, driven by an interactive front end) it shows
 plotly `FigureWidget`s updated in place. Updates are batched and throttled: points are only appended to lists as
 they arrive, and the widgets are redrawn at most every `min_interval` seconds and never more often than keeps the
-drawing under `budget` (5%) of the elapsed time. Headless (a script, the CLI, a notebook executed by nbclient,
+drawing under `budget` (5%) of the elapsed time. The first FigureWidget of a kernel imports plotly's renderers
+(seconds): that import runs in a background thread while the status line and samples already show. Headless (a script, the CLI, a notebook executed by nbclient,
 which sends its requests with allow_stdin=False) it draws nothing while training and writes the same figures and
 sample tables to `run_dir/dashboard.html` at the end (self-contained, plotly.js inlined once). `live=False` forces
 headless, `live=True` forces widgets.
@@ -29,8 +31,11 @@ everything from the run directory, which holds every logged step.
 from __future__ import annotations
 
 import html
+import importlib
 import math
 import os
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,6 +172,41 @@ def _widgets_available() -> bool:
         import ipywidgets  # noqa: F401
     except ImportError:
         return False
+    return True
+
+
+# The first FigureWidget of a process imports plotly's renderers (plotly.io -> nbformat -> jsonschema, which
+# compiles grammars as it is imported): seconds of pure Python, 1.7 s on a quiet machine and 7 s on a busy one
+# here. A live dashboard starts that one import in a background thread as it is created and shows its status line
+# and samples meanwhile; the plots join at the first step after the import is done (at the latest at the end).
+_FIGURE_WIDGET_MODULE = "plotly.graph_objs._figurewidget"
+_plot_import: threading.Thread | None = None
+_plot_import_cpu: float | None = None  # CPU seconds the background import took (the bench reports it)
+
+
+def _start_plot_import() -> None:
+    global _plot_import
+    if _plot_import is None and _FIGURE_WIDGET_MODULE not in sys.modules:
+        _plot_import = threading.Thread(target=_import_plot_widgets, name="rlhfkit-plotly-import", daemon=True)
+        _plot_import.start()
+
+
+def _import_plot_widgets() -> None:
+    global _plot_import_cpu
+    start = time.thread_time()
+    try:
+        importlib.import_module(_FIGURE_WIDGET_MODULE)
+    except Exception:  # noqa: BLE001  the training thread imports it again when it draws, and gets the real error
+        pass
+    _plot_import_cpu = time.thread_time() - start
+
+
+def _plots_ready(wait: bool = False) -> bool:
+    """Is plotly's widget stack imported? `wait=True` waits for the background import to finish."""
+    if _plot_import is not None and _plot_import.is_alive():
+        if not wait:
+            return False
+        _plot_import.join()
     return True
 
 
@@ -353,7 +393,8 @@ class Dashboard(TrainerCallback):
     - `sample_every`: the sample table moves to the newest samples at most every this many steps (every page
       stays in the history, for the pager).
 
-    `seconds` is the time spent inside the dashboard so far (recording, drawing, writing).
+    `seconds` is the time the calling thread spent inside the dashboard so far (setting up, recording, drawing,
+    writing; creating the plots once plotly has loaded, and waiting for that import if a run ends before it).
     """
 
     def __init__(self, stage: str | None = None, *, run_dir: str | os.PathLike | None = None,
@@ -372,9 +413,14 @@ class Dashboard(TrainerCallback):
             warnings.warn("the live dashboard needs ipywidgets and anywidget; drawing headless instead",
                           stacklevel=2)
             self.live = False
+        start = time.perf_counter()
+        if self.live:
+            import ipywidgets  # noqa: F401  (here, so that the background import finds it done)
+
+            _start_plot_import()
         self.min_interval, self.budget, self.sample_every = float(min_interval), float(budget), int(sample_every)
         self.title = title
-        self.seconds = 0.0
+        self.seconds = time.perf_counter() - start
         self._runs: list[_Run] = []
         self._samples_offset = 0     # bytes of run_dir/samples.jsonl already read (TRL stages)
         self._tail_samples = False   # True for TRL stages, whose samples reach us only through samples.jsonl
@@ -584,20 +630,23 @@ class Dashboard(TrainerCallback):
             self._run().add_samples(rows)
 
     def _maybe_draw(self, now: float) -> None:
-        if self.live and now >= self._next_draw:
+        plots_due = self._view is not None and self._view.figure is None and _plots_ready()
+        if self.live and (now >= self._next_draw or plots_due):
             self._draw()
 
     def _draw(self) -> None:
         """Push everything recorded since the last draw to the widgets, then wait at least min_interval, and long
         enough that redrawing stays within the budget, before drawing again. Creating and showing the widgets
-        happens once per dashboard and is not a redraw: counted in `seconds`, it does not push the next one back
-        (the first FigureWidget of a kernel takes seconds to import)."""
+        happens once per dashboard and is not a redraw: counted in `seconds`, it does not push the next one back.
+        The plots are created once plotly's widget import is done (waited for only at the end)."""
         view = self._ensure_view()
         if not view.displayed and _in_ipython():
             from IPython.display import display
 
             display(view.box)
             view.displayed = True
+        if view.figure is None and _plots_ready(wait=self._closed):
+            view.add_plots()
         start = time.perf_counter()
         self._read_new_samples()
         view.update(self)
@@ -613,7 +662,8 @@ class Dashboard(TrainerCallback):
 
 
 class _LiveView:
-    """The widgets: a status line, one FigureWidget with every panel, a pager and the sample table."""
+    """The widgets: a status line, one FigureWidget with every panel (once `add_plots` made it), a pager and the
+    sample table."""
 
     def __init__(self, panels: tuple[Panel, ...], title: str | None) -> None:
         import ipywidgets as w
@@ -630,17 +680,21 @@ class _LiveView:
         # The page shown follows the newest one unless the user paged back.
         self.following = True
         self.box = w.VBox([self.status, self.pager, self.table])
-        self.set_panels(panels, title)
+        self.panels, self.title = panels, title
 
     def set_panels(self, panels: tuple[Panel, ...], title: str | None) -> None:
+        self.panels, self.title = panels, title
+        if self.figure is not None:
+            self.figure.close()  # a dropped widget would otherwise stay in the notebook's widget state (~5 MB)
+            self.add_plots()
+
+    def add_plots(self) -> None:
+        """The FigureWidget of the panels, empty; `update` adds the traces."""
         import plotly.graph_objects as go
 
-        if getattr(self, "figure", None) is not None:
-            self.figure.close()  # a dropped widget would otherwise stay in the notebook's widget state (~5 MB)
-        self.panels = panels
-        layout = _layout(panels, title)
+        layout = _layout(self.panels, self.title)
         # Inside a VBox the plot does not stretch to the cell's width; give each column room explicitly.
-        layout["width"] = 300 * _grid(panels)[1] + 80
+        layout["width"] = 300 * _grid(self.panels)[1] + 80
         self.figure = go.FigureWidget(layout=layout)
         self.traces: dict[tuple, int] = {}
         self.drawn_lengths: dict[tuple, int] = {}
@@ -649,6 +703,25 @@ class _LiveView:
 
     def update(self, dashboard: Dashboard) -> None:
         self._dashboard = dashboard
+        if self.figure is not None:
+            self._update_plots(dashboard)
+        last = _last_step(dashboard._runs)
+        elapsed = time.perf_counter() - dashboard._started
+        self.status.value = (f"<b>{_escape(', '.join(r.name for r in dashboard._runs) or 'waiting for the first step')}"
+                             f"</b> &middot; step {last if last is not None else '-'} &middot; {elapsed:.0f} s"
+                             + (" &middot; <i>plots loading</i>" if self.figure is None else ""))
+        pages = dashboard.pages
+        if pages:
+            newest_step = pages[-1][1]
+            due = self.table_step is None or newest_step - self.table_step >= dashboard.sample_every \
+                or dashboard._closed
+            self.pager.max = len(pages)
+            if self.following and due and self.pager.value != len(pages):
+                self.pager.value = len(pages)  # triggers _on_page
+            elif self.following and due:
+                self._show(len(pages))
+
+    def _update_plots(self, dashboard: Dashboard) -> None:
         specs = _trace_specs(dashboard._runs, self.panels)
         last = _last_step(dashboard._runs)
         with self.figure.batch_update():
@@ -670,19 +743,6 @@ class _LiveView:
                 for p, panel in enumerate(self.panels):
                     if panel.kind == "line":
                         self.figure.layout[f"xaxis{_suffix(p)}"].dtick = self.dtick
-        elapsed = time.perf_counter() - dashboard._started
-        self.status.value = (f"<b>{_escape(', '.join(r.name for r in dashboard._runs) or 'waiting for the first step')}"
-                             f"</b> &middot; step {last if last is not None else '-'} &middot; {elapsed:.0f} s")
-        pages = dashboard.pages
-        if pages:
-            newest_step = pages[-1][1]
-            due = self.table_step is None or newest_step - self.table_step >= dashboard.sample_every \
-                or dashboard._closed
-            self.pager.max = len(pages)
-            if self.following and due and self.pager.value != len(pages):
-                self.pager.value = len(pages)  # triggers _on_page
-            elif self.following and due:
-                self._show(len(pages))
 
     def _on_page(self, change) -> None:
         if self._dashboard is None:

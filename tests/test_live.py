@@ -205,8 +205,8 @@ def test_creating_the_widgets_does_not_count_as_a_redraw(monkeypatch):
     not push the next redraw past the end of a short run (seen in JupyterLab before this was split out)."""
     from rlhfkit import live
 
-    set_panels = live._LiveView.set_panels
-    monkeypatch.setattr(live._LiveView, "set_panels", lambda *a: (time.sleep(0.3), set_panels(*a)))
+    add_plots = live._LiveView.add_plots
+    monkeypatch.setattr(live._LiveView, "add_plots", lambda *a: (time.sleep(0.3), add_plots(*a)))
     dash = Dashboard(live=True, min_interval=0.0, budget=0.05)
     dash(1, {"loss": 1.0})
     assert dash.seconds >= 0.3  # counted as time spent in the dashboard ...
@@ -399,3 +399,35 @@ def test_live_widgets_space_whole_step_ticks_as_the_run_grows():
     dash.close()
     assert figure.layout.xaxis.dtick == figure.layout.xaxis6.dtick == 10
     assert len(figure.data[0].x) == 40
+
+
+def test_samples_show_at_once_and_plots_join_when_plotly_has_loaded(monkeypatch):
+    """plotly's widget import (seconds, once per kernel) runs in a background thread: until it is done the dashboard
+    shows its status line and samples and does not wait; the plots come at the first step after it, and the end of
+    the run waits for them."""
+    from rlhfkit import live
+
+    ready = {"now": False}
+    monkeypatch.setattr(live, "_plots_ready", lambda wait=False: ready["now"] or wait)
+    dash = Dashboard(live=True, min_interval=60.0, sample_every=1)
+    dash(1, PPO_STEP, [{"prompt": "p", "response": "first", "score": 0.5}])
+    view = dash._view
+    assert view.figure is None and "plots loading" in view.status.value and "first" in view.table.value
+    dash(2, PPO_STEP)
+    assert view.figure is None  # not ready: nothing waited, nothing drawn (the next redraw is 60 s away)
+    ready["now"] = True
+    dash(3, PPO_STEP)  # ready: drawn at once, not 60 s later
+    assert view.figure is not None and view.figure in view.box.children and len(view.figure.data[0].x) == 3
+    assert "plots loading" not in view.status.value
+
+
+def test_a_run_that_ends_before_plotly_has_loaded_still_ends_with_its_plots(monkeypatch):
+    from rlhfkit import live
+
+    waited = []
+    monkeypatch.setattr(live, "_plots_ready", lambda wait=False: waited.append(wait) or wait)
+    dash = Dashboard(live=True, min_interval=0.0)
+    dash(1, PPO_STEP)
+    assert dash._view.figure is None
+    dash.close()
+    assert waited[-1] is True and len(dash._view.figure.data[0].x) == 1
