@@ -243,7 +243,7 @@ def notebook_child(args) -> None:
     helper = [t for t in threading.enumerate() if t.name.startswith("rlhfkit")]
     out = {"arm": args.child, "wall": wall, "cpu": cpu, "dashboard_seconds": dash.seconds if dash else 0.0,
            "helper_threads_alive_at_end": len(helper),
-           "widget_import_cpu": getattr(sys.modules.get("rlhfkit.live"), "_widget_import_cpu", lambda: None)(),
+           "widget_import_cpu": getattr(sys.modules.get("rlhfkit.live"), "_plot_import_cpu", None),
            "steps": settings.total_steps, "loadavg": os.getloadavg()}
     print("RESULT " + json.dumps(out), flush=True)
 
@@ -301,7 +301,8 @@ def notebook_main(args) -> None:
                   f"{row['median_cpu']:7.2f} s ({row['cpu_overhead_ratio']:+.1%})  own share median "
                   f"{row['own_share_median']:.2%}, worst {row['own_share_max']:.2%} (target <= {NOTEBOOK_TARGET:.0%})")
     after = os.getloadavg()
-    print(f"load average before {load_before[0]:.2f}, after {after[0]:.2f} (1 min) on {os.cpu_count()} cores; saved {out}")
+    print(f"load average before {load_before[0]:.2f}, after {after[0]:.2f} (1 min) on {os.cpu_count()} cores; "
+          f"saved {out}")
 
 
 def summarise(runs: dict[str, list[dict]]) -> dict:

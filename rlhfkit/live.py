@@ -16,10 +16,10 @@ Where it draws. In JupyterLab (an IPython kernel with a comm manager, driven by 
 plotly `FigureWidget`s updated in place. Updates are batched and throttled: points are only appended to lists as
 they arrive, and the widgets are redrawn at most every `min_interval` seconds and never more often than keeps the
 drawing under `budget` (5%) of the elapsed time. The first FigureWidget of a kernel imports plotly's renderers
-(seconds): that import runs in a background thread while the status line and samples already show. Headless (a script, the CLI, a notebook executed by nbclient,
-which sends its requests with allow_stdin=False) it draws nothing while training and writes the same figures and
-sample tables to `run_dir/dashboard.html` at the end (self-contained, plotly.js inlined once). `live=False` forces
-headless, `live=True` forces widgets.
+(seconds): that import runs in a background thread while the status line and samples already show. Headless (a
+script, the CLI, a notebook executed by nbclient, which sends its requests with allow_stdin=False) it draws nothing
+while training and writes the same figures and sample tables to `run_dir/dashboard.html` at the end
+(self-contained, plotly.js inlined once). `live=False` forces headless, `live=True` forces widgets.
 
 "The end" is `on_train_end` for a TRL trainer; our PPO calls plain callables only, so use the dashboard as a
 context manager (or call `close()`) to get the file (a `with` block also writes it when PPO is interrupted). A TRL
