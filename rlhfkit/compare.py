@@ -9,8 +9,9 @@ rates, samples side by side, and the HTML report.
   by least squares: best-of-n R(d) = d (a - b d), RL R(d) = d (a - b log d), R measured from the starting policy.
 - Win rates by the gold judge between every pair of policies, with cluster-bootstrap intervals over prompts.
 
-Everything that shows model text escapes it first (`html.escape`), in tables and in plot hover text alike:
-model outputs are untrusted.
+Model text and policy / run names are untrusted: escaped once for where they go, `html.escape` in the report's
+HTML tables and headings, `rlhfkit.figures.plotly_text` in figure titles, legends and hover text (plotly draws its
+own markup there: `<a href>` would be a link, and html.escape's `&quot;` would show as "&quot;").
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from rlhfkit.figures import plotly_text, step_axis
 from rlhfkit.metrics.core import win_rate
 from rlhfkit.runs import RunData
 
@@ -46,6 +48,7 @@ def training_curves_figure(runs: dict[str, RunData]):
 
     fig = make_subplots(rows=1, cols=3, subplot_titles=(
         "score of samples (objective/scores)", "KL to reference (objective/kl)", "DPO implicit reward margin"))
+    last_step = None
     for name, run in runs.items():
         metrics = run.metrics
         if metrics.empty:
@@ -53,9 +56,12 @@ def training_curves_figure(runs: dict[str, RunData]):
         for col, key in ((1, "objective/scores"), (2, "objective/kl"), (3, "rewards/margins")):
             if key in metrics:
                 rows = metrics[["step", key]].dropna()
-                fig.add_trace(go.Scatter(x=rows.step, y=rows[key], mode="lines", name=f"{name} {key}",
+                fig.add_trace(go.Scatter(x=rows.step, y=rows[key], mode="lines", name=plotly_text(f"{name} {key}"),
                                          line=dict(color=_color(name)), legendgroup=name), row=1, col=col)
-    fig.update_xaxes(title_text="step")
+                last_step = max(last_step or 0, int(rows.step.max())) if not rows.empty else last_step
+    fig.update_xaxes(**step_axis(last_step))
+    for col, title in ((1, "score"), (2, "KL, nats per response"), (3, "chosen - rejected")):
+        fig.update_yaxes(title_text=title, row=1, col=col)
     fig.update_layout(height=360, margin=dict(t=40, b=40, l=40, r=10), legend=dict(orientation="h", y=-0.25))
     return fig
 
@@ -68,8 +74,8 @@ def gold_vs_kl_figure(summary: dict[str, dict]):
     for name, row in summary.items():
         lo, hi = row["gold_reward_ci"]
         fig.add_trace(go.Scatter(
-            x=[row["kl_to_ref"]], y=[row["gold_reward_mean"]], mode="markers+text", text=[name],
-            textposition="top center", name=name, marker=dict(size=12, color=_color(name)),
+            x=[row["kl_to_ref"]], y=[row["gold_reward_mean"]], mode="markers+text", text=[plotly_text(name)],
+            textposition="top center", name=plotly_text(name), marker=dict(size=12, color=_color(name)),
             error_y=dict(type="data", symmetric=False, array=[hi - row["gold_reward_mean"]],
                          arrayminus=[row["gold_reward_mean"] - lo])))
     fig.update_layout(height=360, xaxis_title="KL(policy || SFT), nats per response (k1, on policy samples)",
@@ -195,13 +201,14 @@ def frontier_figure(points: pd.DataFrame, *, relative: bool = True):
         group = group.sort_values("kl")
         color = _color(method)
         fig.add_trace(go.Scatter(
-            x=group.kl, y=group.gold - base, mode="markers", name=f"{method} snapshots", legendgroup=method,
-            marker=dict(color=color, size=7, opacity=0.6), text=[html.escape(p) for p in group.policy],
+            x=group.kl, y=group.gold - base, mode="markers", name=plotly_text(f"{method} snapshots"),
+            legendgroup=method, marker=dict(color=color, size=7, opacity=0.6),
+            text=[plotly_text(p) for p in group.policy],
             hovertemplate="%{text}<br>KL %{x:.2f}<br>gold %{y:.3f}<extra></extra>",
             error_y=dict(type="data", symmetric=False, array=group.gold_hi - group.gold, thickness=1,
                          arrayminus=group.gold - group.gold_lo)))
         front = group[group.on_frontier]
-        fig.add_trace(go.Scatter(x=front.kl, y=front.gold - base, mode="lines", name=f"{method} frontier",
+        fig.add_trace(go.Scatter(x=front.kl, y=front.gold - base, mode="lines", name=plotly_text(f"{method} frontier"),
                                  legendgroup=method, line=dict(color=color, width=2)))
     fig.update_layout(height=380, margin=dict(t=30, b=40, l=60, r=10),
                       xaxis_title="KL(policy || SFT), nats per response (k1, on policy samples)",
@@ -355,7 +362,7 @@ def overoptimization_figure(bon: pd.DataFrame | None = None, rl: pd.DataFrame | 
     panels = [p for p in panels if p[1] is not None]
     if not panels:
         raise ValueError("overoptimization_figure needs best-of-n points, RL points, or both")
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[html.escape(t) for t, _, _ in panels])
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[plotly_text(t) for t, _, _ in panels])
     colors = {"proxy": "#1f77b4", "gold": "#ff7f0e"}
     for col, (_, points, form) in enumerate(panels, start=1):
         fits = overoptimization_fits(points, form).set_index("reward")

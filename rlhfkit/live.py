@@ -8,16 +8,18 @@
     from_run(["runs/ppo", "runs/rloo"])                  # several runs overlaid
 
 Panels follow the stage (PPO / RLOO / GRPO, DPO, reward model, SFT) and read TRL's metric names, the names in
-metrics.jsonl. Under the plots, a pageable history of sample tables (step, prompt, response, score); model text is
-escaped (`html.escape`) before it becomes HTML.
+metrics.jsonl: each panel has titled axes, whole-number step ticks and its own legend. Under the plots, a pageable
+history of sample tables (step, prompt, response, score). Untrusted text (model samples, run names, labels) is
+escaped once for where it goes: `html.escape` in tables, `rlhfkit.figures.plotly_text` in plot titles and legends.
 
 Where it draws. In JupyterLab (an IPython kernel with a comm manager, driven by an interactive front end) it shows
 plotly `FigureWidget`s updated in place. Updates are batched and throttled: points are only appended to lists as
 they arrive, and the widgets are redrawn at most every `min_interval` seconds and never more often than keeps the
-drawing under `budget` (5%) of the elapsed time. Headless (a script, the CLI, a notebook executed by nbclient,
-which sends its requests with allow_stdin=False) it draws nothing while training and writes the same figures and
-sample tables to `run_dir/dashboard.html` at the end (self-contained, plotly.js inlined once). `live=False` forces
-headless, `live=True` forces widgets.
+drawing under `budget` (5%) of the elapsed time. The first FigureWidget of a kernel imports plotly's renderers
+(seconds): that import runs in a background thread while the status line and samples already show. Headless (a
+script, the CLI, a notebook executed by nbclient, which sends its requests with allow_stdin=False) it draws nothing
+while training and writes the same figures and sample tables to `run_dir/dashboard.html` at the end
+(self-contained, plotly.js inlined once). `live=False` forces headless, `live=True` forces widgets.
 
 "The end" is `on_train_end` for a TRL trainer; our PPO calls plain callables only, so use the dashboard as a
 context manager (or call `close()`) to get the file (a `with` block also writes it when PPO is interrupted). A TRL
@@ -29,8 +31,11 @@ everything from the run directory, which holds every logged step.
 from __future__ import annotations
 
 import html
+import importlib
 import math
 import os
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +43,7 @@ from typing import Any, Iterable, Sequence
 
 from transformers import TrainerCallback
 
+from rlhfkit.figures import plotly_text, step_axis, step_dtick
 from rlhfkit.runs import CONFIG, SAMPLES, load, record_written
 
 __all__ = ["Dashboard", "from_run", "has_frontend", "Panel", "PANELS", "panels_for", "DASHBOARD_FILE"]
@@ -51,41 +57,53 @@ DASHBOARD_FILE = "dashboard.html"
 
 @dataclass(frozen=True)
 class Panel:
-    """One subplot: the metric keys it draws (whichever of them a run logs), or a histogram of sample rewards."""
+    """One subplot: the metric keys it draws (whichever of them a run logs), or a histogram of sample rewards.
+    `y` titles its y axis; `scale` is "auto", "fraction" (the axis starts at 0) or "rate" (starts at 0, ticks in
+    e-notation: a constant learning rate of 2e-4 shows as a line at 2e-4, not at 0 on a -1..1 axis)."""
 
     title: str
     keys: tuple[str, ...] = ()
     kind: str = "line"  # "line" (metrics against step) or "histogram" (the `reward` column of samples)
+    y: str = ""
+    scale: str = "auto"
 
+
+_Y_SCALES = {
+    "auto": {},
+    "fraction": {"rangemode": "tozero"},
+    "rate": {"rangemode": "tozero", "exponentformat": "e", "showexponent": "all"},
+}
 
 _RL = (  # our PPO and TRL's RLOO / GRPO log different names for some of these; a panel draws whichever exist
-    Panel("reward", ("objective/scores", "objective/rlhf_reward")),
-    Panel("KL to reference (sequence)", ("objective/kl",)),
-    Panel("entropy (per token)", ("policy/entropy_avg", "entropy")),
-    Panel("policy and value loss", ("loss/policy_avg", "loss/value_avg", "loss")),
-    Panel("clip fraction", ("policy/clipfrac_avg", "val/clipfrac_avg", "clip_ratio/region_mean")),
-    Panel("learning rate", ("lr", "learning_rate")),
+    Panel("reward", ("objective/scores", "objective/rlhf_reward"), y="reward"),
+    Panel("KL to reference (sequence)", ("objective/kl",), y="KL, nats per response"),
+    Panel("entropy (per token)", ("policy/entropy_avg", "entropy"), y="nats per token"),
+    Panel("policy and value loss", ("loss/policy_avg", "loss/value_avg", "loss"), y="loss"),
+    Panel("clip fraction", ("policy/clipfrac_avg", "val/clipfrac_avg", "clip_ratio/region_mean"),
+          y="fraction clipped", scale="fraction"),
+    Panel("learning rate", ("lr", "learning_rate"), y="learning rate", scale="rate"),
 )
 PANELS: dict[str, tuple[Panel, ...]] = {
     "ppo": _RL, "rloo": _RL, "grpo": _RL, "online_dpo": _RL,
     "dpo": (
-        Panel("loss", ("loss",)),
-        Panel("implicit rewards", ("rewards/chosen", "rewards/rejected")),
-        Panel("reward margin", ("rewards/margins",)),
-        Panel("preference accuracy", ("rewards/accuracies",)),
+        Panel("loss", ("loss",), y="loss"),
+        Panel("implicit rewards", ("rewards/chosen", "rewards/rejected"), y="implicit reward"),
+        Panel("reward margin", ("rewards/margins",), y="chosen - rejected"),
+        Panel("preference accuracy", ("rewards/accuracies",), y="fraction of pairs", scale="fraction"),
     ),
     "reward": (
-        Panel("loss", ("loss",)),
-        Panel("accuracy", ("accuracy", "eval_accuracy")),
-        Panel("margin", ("margin", "eval_margin")),
-        Panel("reward (min, mean, max of a batch)", ("mean_reward", "min_reward", "max_reward")),
-        Panel("reward histogram (held-out samples)", kind="histogram"),
+        Panel("loss", ("loss",), y="loss"),
+        Panel("accuracy", ("accuracy", "eval_accuracy"), y="fraction of pairs", scale="fraction"),
+        Panel("margin", ("margin", "eval_margin"), y="chosen - rejected"),
+        Panel("reward (min, mean, max of a batch)", ("mean_reward", "min_reward", "max_reward"), y="reward"),
+        Panel("reward histogram (held-out samples)", kind="histogram", y="samples"),
     ),
     "sft": (
-        Panel("loss", ("loss",)),
-        Panel("token accuracy", ("mean_token_accuracy",)),
+        Panel("loss", ("loss",), y="loss"),
+        Panel("token accuracy", ("mean_token_accuracy",), y="fraction of tokens", scale="fraction"),
     ),
-    "other": (Panel("loss", ("loss",)), Panel("learning rate", ("learning_rate", "lr"))),
+    "other": (Panel("loss", ("loss",), y="loss"),
+              Panel("learning rate", ("learning_rate", "lr"), y="learning rate", scale="rate")),
 }
 PANELS["kto"] = PANELS["dpo"]
 
@@ -157,6 +175,51 @@ def _widgets_available() -> bool:
     return True
 
 
+# The first FigureWidget of a process imports plotly's renderers (plotly.io -> nbformat -> jsonschema, which
+# compiles grammars as it is imported): seconds of pure Python, 1.7 s on a quiet machine and 7 s on a busy one
+# here. A live dashboard starts that one import in a background thread as it is created and shows its status line
+# and samples meanwhile; the plots join at the first step after the import is done (at the latest at the end).
+_FIGURE_WIDGET_MODULE = "plotly.graph_objs._figurewidget"
+_plot_import: threading.Thread | None = None
+_plot_import_cpu: float | None = None  # CPU seconds the background import took (the bench reports it)
+
+
+def _start_plot_import() -> None:
+    global _plot_import
+    if _plot_import is None and _FIGURE_WIDGET_MODULE not in sys.modules:
+        _plot_import = threading.Thread(target=_import_plot_widgets, name="rlhfkit-plotly-import", daemon=True)
+        _plot_import.start()
+
+
+def _import_plot_widgets() -> None:
+    global _plot_import_cpu
+    start = time.thread_time()
+    try:
+        importlib.import_module(_FIGURE_WIDGET_MODULE)
+        # A first figure loads plotly's default template and the classes of what the panels use (lazily imported
+        # otherwise, by the first FigureWidget: a further 0.3-0.7 s in the training thread).
+        _plotly_figure(data=[{"type": "scatter"}, {"type": "histogram"}],
+                       layout={"xaxis2": {}, "yaxis2": {}, "legend2": {}, "annotations": [{}]})
+    except Exception:  # noqa: BLE001  the training thread imports it again when it draws, and gets the real error
+        pass
+    _plot_import_cpu = time.thread_time() - start
+
+
+def _plotly_figure(**kwargs):
+    import plotly.graph_objects as go
+
+    return go.Figure(**kwargs)
+
+
+def _plots_ready(wait: bool = False) -> bool:
+    """Is plotly's widget stack imported? `wait=True` waits for the background import to finish."""
+    if _plot_import is not None and _plot_import.is_alive():
+        if not wait:
+            return False
+        _plot_import.join()
+    return True
+
+
 # ================================================================================================================
 # What a dashboard holds: per run, metric series and pages of samples
 # ================================================================================================================
@@ -223,21 +286,76 @@ _TABLE_STYLE = """<style>
 # Figures
 # ================================================================================================================
 
-def _layout(panels: Sequence[Panel]) -> tuple[int, int]:
+# The grid in pixels. Every panel is a plot with its title above it and, below it, its x-axis title and its own
+# legend: one legend per panel (plotly's legend, legend2, ...), never one shared legend matched to panels by colour.
+_TITLE_PX, _PLOT_PX, _AXIS_PX, _ENTRY_PX, _GAP_PX = 24, 170, 42, 17, 12
+_COLUMN_GAP = 0.09  # paper width between columns: room for the next panel's y-axis title and tick labels
+
+
+def _grid(panels: Sequence[Panel]) -> tuple[int, int]:
     cols = min(3, max(1, len(panels)))
     return math.ceil(len(panels) / cols), cols
 
 
-def _trace_specs(runs: Sequence[_Run], panels: Sequence[Panel]) -> list[tuple[tuple, dict, int, int]]:
-    """(identity, plotly trace dict, row, col) for every trace the runs' data calls for, in a fixed order. One run:
-    a color per metric; several runs: a color per run and a dash style per metric within a panel."""
-    _, cols = _layout(panels)
+def _suffix(p: int) -> str:
+    """Panel p's axes and legend are x{n}, y{n} and legend{n} ("x", "y", "legend" for the first)."""
+    return "" if p == 0 else str(p + 1)
+
+
+def _layout(panels: Sequence[Panel], title: str | None, n_runs: int = 1, last_step: int | None = None) -> dict:
+    """The figure's layout as a plain dict: a titled plot per panel (axes titled, whole-number step ticks, the
+    learning rate on an axis that shows its value) with a legend below each. `n_runs` sizes the legends."""
+    rows, cols = _grid(panels)
+    entries = max(len(p.keys) if p.kind == "line" else 2 for p in panels) * max(1, n_runs)
+    block = _TITLE_PX + _PLOT_PX + _AXIS_PX + _ENTRY_PX * entries + _GAP_PX
+    top, bottom = (60 if title else 20), 10
+    area = rows * block
+    width = (1 - _COLUMN_GAP * (cols - 1)) / cols
+
+    def paper_y(px: float) -> float:  # pixels from the top of the plotting area -> plotly's paper coordinate
+        return 1 - px / area
+
+    layout: dict[str, Any] = {
+        "height": top + area + bottom, "margin": {"t": top, "b": bottom, "l": 60, "r": 10},
+        "barmode": "overlay", "showlegend": True, "annotations": [],
+    }
+    if title:
+        layout["title"] = {"text": plotly_text(title), "x": 0.01, "xanchor": "left"}
+    for p, panel in enumerate(panels):
+        row, col = divmod(p, cols)
+        n = _suffix(p)
+        left = col * (width + _COLUMN_GAP)
+        plot_top = row * block + _TITLE_PX
+        plot_bottom = plot_top + _PLOT_PX
+        x_axis = step_axis(last_step) if panel.kind == "line" else {"title": {"text": "reward"}}
+        layout[f"xaxis{n}"] = {"domain": [left, min(1.0, left + width)], "anchor": f"y{n}", **x_axis}
+        layout[f"yaxis{n}"] = {"domain": [paper_y(plot_bottom), paper_y(plot_top)], "anchor": f"x{n}",
+                               "title": {"text": panel.y, "standoff": 4}, **_Y_SCALES[panel.scale]}
+        layout[f"legend{n}"] = {"x": left, "xanchor": "left", "y": paper_y(plot_bottom + _AXIS_PX),
+                                "yanchor": "top", "orientation": "v", "font": {"size": 11}}
+        layout["annotations"].append({
+            "text": f"<b>{plotly_text(panel.title)}</b>", "x": left + width / 2, "y": paper_y(plot_top),
+            "xref": "paper", "yref": "paper", "xanchor": "center", "yanchor": "bottom", "showarrow": False,
+            "font": {"size": 13}})
+    return layout
+
+
+def _last_step(runs: Sequence[_Run]) -> int | None:
+    last = [steps[-1] for run in runs for steps, _ in run.series.values() if steps]
+    return max(last) if last else None
+
+
+def _trace_specs(runs: Sequence[_Run], panels: Sequence[Panel]) -> list[tuple[tuple, dict]]:
+    """(identity, plotly trace dict) for every trace the runs' data calls for, in a fixed order, each on its
+    panel's axes and in its panel's legend. One run: a color per metric; several runs: a color per run and a dash
+    style per metric within a panel. Names are untrusted text (run names, sample labels): `plotly_text`."""
     several = len(runs) > 1
-    # One run: a color per metric it logged (the legend is shared by every panel).
+    # One run: a color per metric it logged, the same in every panel.
     logged = [list(dict.fromkeys(k for panel in panels for k in panel.keys if k in run.series)) for run in runs]
     specs = []
     for p, panel in enumerate(panels):
-        row, col = p // cols + 1, p % cols + 1
+        n = _suffix(p)
+        where = {"xaxis": f"x{n}", "yaxis": f"y{n}", "legend": f"legend{n}"}
         for r, run in enumerate(runs):
             if panel.kind == "histogram":
                 rewards = [s for _, rows in run.pages for s in rows if isinstance(s.get("reward"), (int, float))]
@@ -247,8 +365,8 @@ def _trace_specs(runs: Sequence[_Run], panels: Sequence[Panel]) -> list[tuple[tu
                 for g, (label, values) in enumerate(sorted(groups.items())):
                     name = f"{run.name}: {label}" if several else label
                     specs.append(((run.name, p, label), dict(
-                        type="histogram", x=values, name=html.escape(name), opacity=0.6, legendgroup=run.name,
-                        marker=dict(color=_COLORS[(r if several else g) % len(_COLORS)])), row, col))
+                        type="histogram", x=values, name=plotly_text(name), opacity=0.6, **where,
+                        marker=dict(color=_COLORS[(r if several else g) % len(_COLORS)]))))
                 continue
             for k, key in enumerate(panel.keys):
                 if key not in run.series:
@@ -256,24 +374,11 @@ def _trace_specs(runs: Sequence[_Run], panels: Sequence[Panel]) -> list[tuple[tu
                 steps, values = run.series[key]
                 name = f"{run.name}: {key}" if several else key
                 specs.append(((run.name, p, key), dict(
-                    type="scatter", mode="lines+markers", x=list(steps), y=list(values), name=html.escape(name),
-                    legendgroup=run.name if several else key, marker=dict(size=3),
+                    type="scatter", mode="lines+markers", x=list(steps), y=list(values), name=plotly_text(name),
+                    marker=dict(size=3), **where,
                     line=dict(color=_COLORS[(r if several else logged[r].index(key)) % len(_COLORS)],
-                              dash=_DASHES[k % len(_DASHES)] if several else "solid")), row, col))
+                              dash=_DASHES[k % len(_DASHES)] if several else "solid"))))
     return specs
-
-
-def _empty_figure(panels: Sequence[Panel], title: str | None = None):
-    from plotly.subplots import make_subplots
-
-    rows, cols = _layout(panels)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[p.title for p in panels],
-                        horizontal_spacing=0.08, vertical_spacing=0.14 if rows > 1 else 0.1)
-    fig.update_layout(height=260 * rows + 90, margin=dict(t=60 if title else 40, b=30, l=50, r=10),
-                      legend=dict(orientation="h", y=-0.08, yanchor="top"), barmode="overlay",
-                      title=html.escape(title) if title else None)
-    fig.update_xaxes(title_text=None)
-    return fig
 
 
 # ================================================================================================================
@@ -298,7 +403,8 @@ class Dashboard(TrainerCallback):
     - `sample_every`: the sample table moves to the newest samples at most every this many steps (every page
       stays in the history, for the pager).
 
-    `seconds` is the time spent inside the dashboard so far (recording, drawing, writing).
+    `seconds` is the time the calling thread spent inside the dashboard so far (setting up, recording, drawing,
+    writing; creating the plots once plotly has loaded, and waiting for that import if a run ends before it).
     """
 
     def __init__(self, stage: str | None = None, *, run_dir: str | os.PathLike | None = None,
@@ -317,9 +423,14 @@ class Dashboard(TrainerCallback):
             warnings.warn("the live dashboard needs ipywidgets and anywidget; drawing headless instead",
                           stacklevel=2)
             self.live = False
+        start = time.perf_counter()
+        if self.live:
+            import ipywidgets  # noqa: F401  (here, so that the background import finds it done)
+
+            _start_plot_import()
         self.min_interval, self.budget, self.sample_every = float(min_interval), float(budget), int(sample_every)
         self.title = title
-        self.seconds = 0.0
+        self.seconds = time.perf_counter() - start
         self._runs: list[_Run] = []
         self._samples_offset = 0     # bytes of run_dir/samples.jsonl already read (TRL stages)
         self._tail_samples = False   # True for TRL stages, whose samples reach us only through samples.jsonl
@@ -427,11 +538,11 @@ class Dashboard(TrainerCallback):
 
     def figure(self):
         """The metrics as a plain plotly Figure (what the widgets show, and what dashboard.html holds)."""
+        import plotly.graph_objects as go
+
         panels = self.panels
-        fig = _empty_figure(panels, self.title)
-        for _, trace, row, col in _trace_specs(self._runs, panels):
-            fig.add_trace(trace, row=row, col=col)
-        return fig
+        layout = _layout(panels, self.title, len(self._runs), _last_step(self._runs))
+        return go.Figure(data=[trace for _, trace in _trace_specs(self._runs, panels)], layout=layout)
 
     def samples_html(self, page: int = -1) -> str:
         """One page of the sample history as an escaped HTML table (default the newest)."""
@@ -530,20 +641,23 @@ class Dashboard(TrainerCallback):
             self._run().add_samples(rows)
 
     def _maybe_draw(self, now: float) -> None:
-        if self.live and now >= self._next_draw:
+        plots_due = self._view is not None and self._view.figure is None and _plots_ready()
+        if self.live and (now >= self._next_draw or plots_due):
             self._draw()
 
     def _draw(self) -> None:
         """Push everything recorded since the last draw to the widgets, then wait at least min_interval, and long
         enough that redrawing stays within the budget, before drawing again. Creating and showing the widgets
-        happens once per dashboard and is not a redraw: counted in `seconds`, it does not push the next one back
-        (the first FigureWidget of a kernel takes seconds to import)."""
+        happens once per dashboard and is not a redraw: counted in `seconds`, it does not push the next one back.
+        The plots are created once plotly's widget import is done (waited for only at the end)."""
         view = self._ensure_view()
         if not view.displayed and _in_ipython():
             from IPython.display import display
 
             display(view.box)
             view.displayed = True
+        if view.figure is None and _plots_ready(wait=self._closed):
+            view.add_plots()
         start = time.perf_counter()
         self._read_new_samples()
         view.update(self)
@@ -559,7 +673,8 @@ class Dashboard(TrainerCallback):
 
 
 class _LiveView:
-    """The widgets: a status line, one FigureWidget with every panel, a pager and the sample table."""
+    """The widgets: a status line, one FigureWidget with every panel (once `add_plots` made it), a pager and the
+    sample table."""
 
     def __init__(self, panels: tuple[Panel, ...], title: str | None) -> None:
         import ipywidgets as w
@@ -576,42 +691,36 @@ class _LiveView:
         # The page shown follows the newest one unless the user paged back.
         self.following = True
         self.box = w.VBox([self.status, self.pager, self.table])
-        self.set_panels(panels, title)
+        self.panels, self.title = panels, title
 
     def set_panels(self, panels: tuple[Panel, ...], title: str | None) -> None:
+        self.panels, self.title = panels, title
+        if self.figure is not None:
+            self.figure.close()  # a dropped widget would otherwise stay in the notebook's widget state (~5 MB)
+            self.add_plots()
+
+    def add_plots(self) -> None:
+        """The FigureWidget of the panels, empty; `update` adds the traces."""
         import plotly.graph_objects as go
 
-        if getattr(self, "figure", None) is not None:
-            self.figure.close()  # a dropped widget would otherwise stay in the notebook's widget state (~5 MB)
-        self.panels = panels
-        figure = _empty_figure(panels, title)
+        layout = _layout(self.panels, self.title)
         # Inside a VBox the plot does not stretch to the cell's width; give each column room explicitly.
-        figure.update_layout(width=300 * _layout(panels)[1] + 80)
-        self.figure = go.FigureWidget(figure)
+        layout["width"] = 300 * _grid(self.panels)[1] + 80
+        self.figure = go.FigureWidget(layout=layout)
         self.traces: dict[tuple, int] = {}
         self.drawn_lengths: dict[tuple, int] = {}
+        self.dtick = step_dtick(None)
         self.box.children = (self.status, self.figure, self.pager, self.table)
 
     def update(self, dashboard: Dashboard) -> None:
         self._dashboard = dashboard
-        specs = _trace_specs(dashboard._runs, self.panels)
-        with self.figure.batch_update():
-            for ident, trace, row, col in specs:
-                n = len(trace["x"])
-                if ident not in self.traces:
-                    self.figure.add_trace(trace, row=row, col=col)
-                    self.traces[ident] = len(self.figure.data) - 1
-                elif self.drawn_lengths.get(ident) != n:  # only traces with new points are re-sent
-                    target = self.figure.data[self.traces[ident]]
-                    target.x = trace["x"]
-                    if "y" in trace:
-                        target.y = trace["y"]
-                self.drawn_lengths[ident] = n
-        steps = [s for run in dashboard._runs for steps, _ in run.series.values() for s in steps[-1:]]
-        last = max(steps) if steps else None
+        if self.figure is not None:
+            self._update_plots(dashboard)
+        last = _last_step(dashboard._runs)
         elapsed = time.perf_counter() - dashboard._started
         self.status.value = (f"<b>{_escape(', '.join(r.name for r in dashboard._runs) or 'waiting for the first step')}"
-                             f"</b> &middot; step {last if last is not None else '-'} &middot; {elapsed:.0f} s")
+                             f"</b> &middot; step {last if last is not None else '-'} &middot; {elapsed:.0f} s"
+                             + (" &middot; <i>plots loading</i>" if self.figure is None else ""))
         pages = dashboard.pages
         if pages:
             newest_step = pages[-1][1]
@@ -622,6 +731,29 @@ class _LiveView:
                 self.pager.value = len(pages)  # triggers _on_page
             elif self.following and due:
                 self._show(len(pages))
+
+    def _update_plots(self, dashboard: Dashboard) -> None:
+        specs = _trace_specs(dashboard._runs, self.panels)
+        last = _last_step(dashboard._runs)
+        with self.figure.batch_update():
+            new = [(ident, trace) for ident, trace in specs if ident not in self.traces]
+            if new:  # one message for every new trace, not one each
+                self.figure.add_traces([trace for _, trace in new])
+                for i, (ident, _) in enumerate(new, start=len(self.figure.data) - len(new)):
+                    self.traces[ident] = i
+            for ident, trace in specs:
+                n = len(trace["x"])
+                if self.drawn_lengths.get(ident, n) != n:  # only traces with new points are re-sent
+                    target = self.figure.data[self.traces[ident]]
+                    target.x = trace["x"]
+                    if "y" in trace:
+                        target.y = trace["y"]
+                self.drawn_lengths[ident] = n
+            if step_dtick(last) != self.dtick:  # whole-number step ticks, fewer as the run grows
+                self.dtick = step_dtick(last)
+                for p, panel in enumerate(self.panels):
+                    if panel.kind == "line":
+                        self.figure.layout[f"xaxis{_suffix(p)}"].dtick = self.dtick
 
     def _on_page(self, change) -> None:
         if self._dashboard is None:

@@ -2,6 +2,7 @@
 fits, the best-of-n KL and estimator (against brute force over every subset), win rates between policies, and the
 report's new sections (self-contained, model text escaped)."""
 
+import html
 import itertools
 import math
 import re
@@ -282,3 +283,45 @@ def test_pipeline_report_gets_ppo_overoptimization_from_its_logged_samples(tmp_p
     empty = RunData(path=tmp_path, stage="ppo", config={}, status={}, summary={}, metrics=pd.DataFrame(),
                     samples=pd.DataFrame())
     assert _overoptimization_view(empty, {"proxy_reward_mean": 0.0, "gold_reward_mean": 0.0}, gold) == {}
+
+
+def test_report_figures_show_policy_and_run_names_as_written(tmp_path):
+    """A policy (and run) named with a link, an image with a handler, quotes, an ampersand and TeX: its tables
+    escape it once as HTML, its figures once for plotly's own markup, and a browser shows the name as text."""
+    from plotly_in_chromium import look_at
+
+    from rlhfkit.compare import gold_vs_kl_figure, training_curves_figure
+    from rlhfkit.figures import plotly_text
+
+    name = '<a href="https://x">x</a> "q" & <img src=x onerror=window.__pwned=1> $x$'
+    summary = {p: {"gold_reward_mean": g, "gold_reward_ci": [g - 0.05, g + 0.05], "proxy_reward_mean": g,
+                   "kl_to_ref": kl, "win_rate_vs_sft": 0.5, "win_rate_vs_sft_ci": [0.4, 0.6], "mean_length": 9.0}
+               for p, g, kl in (("sft", 0.2, 0.0), (name, 0.5, 3.0))}
+    samples = pd.DataFrame([{"policy": p, "prompt_index": 0, "candidate": 0, "prompt": "p", "response": "r",
+                             "gold": 0.1, "proxy": 0.2} for p in summary])
+    metrics = pd.DataFrame({"step": [1, 2, 3], "objective/scores": [0.1, 0.5, 0.6], "objective/kl": [0.0, 1.0, 1.5]})
+    run = RunData(path=tmp_path, stage="ppo", config={}, status={}, summary={}, metrics=metrics,
+                  samples=pd.DataFrame())
+    rl_points = pd.DataFrame({"d": [0.0, 1.0, 2.0], "kl": [0.0, 1.0, 4.0], "gold": [0.2, 0.5, 0.6],
+                              "proxy": [0.2, 0.7, 1.1]})
+    # the figures' JSON: escaped for plotly, quotes left as they are
+    curves = training_curves_figure({name: run})
+    assert {t.name for t in curves.data} == {plotly_text(f"{name} objective/scores"),
+                                             plotly_text(f"{name} objective/kl")}
+    assert curves.layout.xaxis.dtick == 1 and curves.layout.yaxis.title.text  # whole steps, titled axes
+    point = [t for t in gold_vs_kl_figure(summary).data if t.name != "sft"][0]
+    assert point.name == point.text[0] == plotly_text(name) and '"q"' in point.name and "&quot;" not in point.name
+    path = write_report(tmp_path / "report.html", title="t", summary=summary, runs={name: run}, samples=samples,
+                        figures={"Over-optimisation": overoptimization_figure(rl=rl_points, rl_label=name),
+                                 "Frontier": frontier_figure(frontier_points(summary, method_of=lambda p: p))})
+    page = path.read_text()
+    assert f"<td>{html.escape(name)}</td>" in page  # tables: escaped once as HTML
+    seen = look_at(path)
+    assert seen["plots"] == 4
+    assert seen["pwned"] is None and seen["links"] == 0 and seen["images"] == 0 and seen["page_images"] == 0
+    texts = seen["texts"]
+    assert name in texts  # gold-vs-KL's label and legend entry
+    assert f"{name} objective/scores" in texts and f"{name} snapshots" in texts  # curves' and frontier's legends
+    assert f"{name}: R(d) = d (a - b log d)" in texts  # the over-optimisation panel's title
+    assert not any("&quot;" in t or "&amp;" in t or "&lt;" in t for t in texts)
+    assert seen["page_text"].count(name) >= 3  # the summary table and the samples side by side, as text

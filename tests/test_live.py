@@ -205,8 +205,8 @@ def test_creating_the_widgets_does_not_count_as_a_redraw(monkeypatch):
     not push the next redraw past the end of a short run (seen in JupyterLab before this was split out)."""
     from rlhfkit import live
 
-    set_panels = live._LiveView.set_panels
-    monkeypatch.setattr(live._LiveView, "set_panels", lambda *a: (time.sleep(0.3), set_panels(*a)))
+    add_plots = live._LiveView.add_plots
+    monkeypatch.setattr(live._LiveView, "add_plots", lambda *a: (time.sleep(0.3), add_plots(*a)))
     dash = Dashboard(live=True, min_interval=0.0, budget=0.05)
     dash(1, {"loss": 1.0})
     assert dash.seconds >= 0.3  # counted as time spent in the dashboard ...
@@ -320,3 +320,114 @@ def test_from_run_redraws_an_interrupted_run_with_a_torn_last_line(tmp_path):
     assert [step for _, step, _ in dash.pages] == [1, 2, 3]
     page = dash.save().read_text()
     assert "<img src=x" not in page and "&lt;img src=x" in page
+
+
+# --- what a person sees: axes, ticks, legends, and names shown as written ------------------------------------------
+
+HOSTILE = '<a href="https://x">x</a> "q" & <img src=x onerror=window.__pwned=1> $x$'
+PPO_STEP = {"objective/scores": 0.1, "objective/rlhf_reward": 0.09, "objective/kl": 0.02, "policy/entropy_avg": 1.9,
+            "loss/policy_avg": -0.01, "loss/value_avg": 0.5, "policy/clipfrac_avg": 0.01, "lr": 2e-4}
+
+
+def test_each_panel_has_titled_axes_whole_step_ticks_and_a_legend_of_its_own():
+    dash = Dashboard(live=False)
+    for step in (1, 2):  # a short run: plotly's own ticks would put 1.5 between the two steps
+        dash(step, PPO_STEP)
+    fig = dash.figure()
+    assert len(dash.panels) == 6
+    for p, panel in enumerate(dash.panels):
+        n = "" if p == 0 else str(p + 1)
+        x, y = fig.layout[f"xaxis{n}"], fig.layout[f"yaxis{n}"]
+        assert x.title.text == "step" and y.title.text == panel.y and panel.y
+        assert (x.tickmode, x.tick0, x.dtick, x.tickformat) == ("linear", 0, 1, "d")
+        # each panel's traces sit on its axes and in its own legend, placed under it
+        traces = [t for t in fig.data if t.xaxis == f"x{n}"]
+        assert traces and {t.legend for t in traces} == {f"legend{n}"} and {t.yaxis for t in traces} == {f"y{n}"}
+        legend = fig.layout[f"legend{n}"]
+        assert legend.x == x.domain[0] and legend.y < y.domain[0]
+    assert fig.layout.showlegend is True
+    assert len({(fig.layout[f"legend{n}"].x, fig.layout[f"legend{n}"].y) for n in ("", 2, 3, 4, 5, 6)}) == 6
+    # a longer run gets fewer, still whole, steps between ticks
+    for step in range(3, 201):
+        dash(step, PPO_STEP)
+    assert dash.figure().layout.xaxis.dtick == 50
+
+
+def test_a_constant_learning_rate_is_drawn_at_its_value(tmp_path):
+    from plotly_in_chromium import look_at
+
+    with Dashboard(run_dir=tmp_path, live=False, stage="ppo") as dash:
+        for step in (1, 2, 3):
+            dash(step, PPO_STEP)
+    lr = [p for p, panel in enumerate(dash.panels) if panel.title == "learning rate"][0] + 1
+    axis = dash.figure().layout[f"yaxis{lr}"]
+    assert axis.rangemode == "tozero" and axis.exponentformat == "e"
+    # as plotly lays it out in a browser: 2e-4 inside the range, and the range on its scale (not -1..1)
+    low, high = look_at(tmp_path / DASHBOARD_FILE)["axes"][0][f"yaxis{lr}"]["range"]
+    assert low <= 0 and 2e-4 < high < 5e-4
+
+
+def test_names_with_markup_quotes_and_ampersands_show_as_written(tmp_path):
+    """A title and a sample label (a histogram's legend entry) carrying a link, an image with a handler, quotes,
+    an ampersand and TeX: plotly gets them escaped once, for its own markup, and a browser shows the text."""
+    from plotly_in_chromium import look_at
+    from rlhfkit.figures import plotly_text
+
+    with Dashboard(run_dir=tmp_path, live=False, stage="reward", title=f"RM {HOSTILE}") as dash:
+        dash(1, {"loss": 0.6, "accuracy": 0.7, "margin": 0.2},
+             [{"prompt": "p", "response": "r", "reward": 0.1 * i, "label": HOSTILE} for i in range(5)])
+    fig = dash.figure()
+    assert fig.layout.title.text == f"RM {plotly_text(HOSTILE)}"
+    assert '&lt;a href="https://x"&gt;x&lt;/a&gt; "q" &amp; &lt;img' in fig.layout.title.text  # quotes untouched
+    (histogram,) = [t for t in fig.data if t.type == "histogram"]
+    assert histogram.name == plotly_text(HOSTILE) and "&quot;" not in histogram.name
+    seen = look_at(tmp_path / DASHBOARD_FILE)
+    assert seen["pwned"] is None and seen["links"] == 0 and seen["images"] == 0 and seen["page_images"] == 0
+    assert f"RM {HOSTILE}" in seen["texts"] and HOSTILE in seen["texts"]  # title and legend entry, as written
+    assert not any("&quot;" in t or "&amp;" in t or "&lt;" in t for t in seen["texts"])
+    assert seen["page_text"].count(HOSTILE) >= 2  # the page's heading and the sample table, escaped once
+
+
+def test_live_widgets_space_whole_step_ticks_as_the_run_grows():
+    dash = Dashboard(live=True, min_interval=0.0)
+    dash(1, PPO_STEP)
+    figure = dash._view.figure
+    assert figure.layout.xaxis.dtick == 1 and figure.layout.xaxis.title.text == "step"
+    assert {t.legend for t in figure.data} == {"legend", *(f"legend{n}" for n in range(2, 7))}
+    for step in range(2, 41):
+        dash(step, PPO_STEP)
+    dash.close()
+    assert figure.layout.xaxis.dtick == figure.layout.xaxis6.dtick == 10
+    assert len(figure.data[0].x) == 40
+
+
+def test_samples_show_at_once_and_plots_join_when_plotly_has_loaded(monkeypatch):
+    """plotly's widget import (seconds, once per kernel) runs in a background thread: until it is done the dashboard
+    shows its status line and samples and does not wait; the plots come at the first step after it, and the end of
+    the run waits for them."""
+    from rlhfkit import live
+
+    ready = {"now": False}
+    monkeypatch.setattr(live, "_plots_ready", lambda wait=False: ready["now"] or wait)
+    dash = Dashboard(live=True, min_interval=60.0, sample_every=1)
+    dash(1, PPO_STEP, [{"prompt": "p", "response": "first", "score": 0.5}])
+    view = dash._view
+    assert view.figure is None and "plots loading" in view.status.value and "first" in view.table.value
+    dash(2, PPO_STEP)
+    assert view.figure is None  # not ready: nothing waited, nothing drawn (the next redraw is 60 s away)
+    ready["now"] = True
+    dash(3, PPO_STEP)  # ready: drawn at once, not 60 s later
+    assert view.figure is not None and view.figure in view.box.children and len(view.figure.data[0].x) == 3
+    assert "plots loading" not in view.status.value
+
+
+def test_a_run_that_ends_before_plotly_has_loaded_still_ends_with_its_plots(monkeypatch):
+    from rlhfkit import live
+
+    waited = []
+    monkeypatch.setattr(live, "_plots_ready", lambda wait=False: waited.append(wait) or wait)
+    dash = Dashboard(live=True, min_interval=0.0)
+    dash(1, PPO_STEP)
+    assert dash._view.figure is None
+    dash.close()
+    assert waited[-1] is True and len(dash._view.figure.data[0].x) == 1
