@@ -35,7 +35,7 @@ from rlhfkit.data import load_preferences, load_task
 from rlhfkit.evaluation import EvalSettings, evaluate_policies
 from rlhfkit.judges import SimulatedAnnotator
 from rlhfkit.models import load_policy, load_tokenizer, resolve_model
-from rlhfkit.runs import Manifest, _jsonable, _listing, folder_contents, read_manifest, remove_written
+from rlhfkit.runs import Manifest, folder_contents, jsonable, name_list, read_manifest, remove_written
 from rlhfkit.runs import load as load_run
 from rlhfkit.sampling import SamplingConfig, candidate_pairs, sample_candidates
 from rlhfkit.threads import cpu_threads
@@ -138,7 +138,7 @@ def _separate_value(ppo: PPOSettings) -> bool:
 def _settings_record(settings: PipelineSettings) -> dict:
     """The settings as the manifest stores them (JSON values), without `out_dir`: the same job may be named by
     another path to the same folder."""
-    record = json.loads(json.dumps(_jsonable(asdict(settings))))
+    record = json.loads(json.dumps(jsonable(asdict(settings))))
     record.pop("out_dir", None)
     return record
 
@@ -168,7 +168,7 @@ def open_output_folder(settings: PipelineSettings, *, overwrite: bool = False) -
     if found and existing is None:
         raise FileExistsError(
             f"{out} is not empty and is not an rlhfkit pipeline output folder (no rlhfkit.json): found "
-            f"{_listing(found)}. rlhfkit never overwrites or deletes files it did not write: choose a new or empty "
+            f"{name_list(found)}. rlhfkit never overwrites or deletes files it did not write: choose a new or empty "
             f"output folder")
     if existing is not None and existing.get("kind") != "pipeline":
         raise FileExistsError(f"{out} is an rlhfkit {existing.get('kind')} folder, not a pipeline output folder: "
@@ -177,7 +177,7 @@ def open_output_folder(settings: PipelineSettings, *, overwrite: bool = False) -
     planned = {PREFERENCES, REWARD_CHECK, SUMMARY, REPORT, "sft", "reward", *settings.methods}
     foreign = [name for name in found if name in planned and name not in owned]
     if foreign:
-        raise FileExistsError(f"{out} holds {_listing(foreign)}, which rlhfkit did not write and the pipeline would "
+        raise FileExistsError(f"{out} holds {name_list(foreign)}, which rlhfkit did not write and the pipeline would "
                               f"overwrite: move them out of the folder or choose another output folder")
     record = _settings_record(settings)
     stages: dict = {}

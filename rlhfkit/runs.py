@@ -47,7 +47,7 @@ from typing import Any
 import pandas as pd
 
 __all__ = ["Run", "RunData", "load", "package_versions", "NonFiniteLossError", "MetricsCallback", "MANIFEST",
-           "read_manifest", "folder_contents", "Manifest", "remove_written", "record_written"]
+           "read_manifest", "folder_contents", "Manifest", "remove_written", "record_written", "jsonable", "name_list"]
 
 CONFIG, STATUS, METRICS, SAMPLES, SUMMARY = "config.json", "status.json", "metrics.jsonl", "samples.jsonl", "summary.json"
 MANIFEST = "rlhfkit.json"
@@ -76,14 +76,14 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Config values as JSON: dataclasses become dicts, paths and other objects their str()."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -103,7 +103,8 @@ def _rlhfkit_version() -> str:
     return __version__
 
 
-def _listing(names: list[str], limit: int = 8) -> str:
+def name_list(names: list[str], limit: int = 8) -> str:
+    """Folder entries for an error message: the first `limit` names, then how many more."""
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
@@ -142,7 +143,7 @@ class Manifest:
             "created": old.get("created") or time.strftime("%Y-%m-%dT%H:%M:%S"),
             **{k: v for k, v in old.items() if k not in ("written_by", "note", "kind", "rlhfkit_version", "created",
                                                          "files")},
-            **_jsonable(details),
+            **jsonable(details),
             "files": list(old.get("files", [])),
         }
 
@@ -154,7 +155,7 @@ class Manifest:
         return name in self.data["files"]
 
     def update(self, **details: Any) -> None:
-        self.data.update(_jsonable(details))
+        self.data.update(jsonable(details))
         self.save()
 
     def save(self) -> None:
@@ -226,7 +227,7 @@ class Run:
         if found and existing is None:
             raise FileExistsError(
                 f"{self.path} is not empty and is not an rlhfkit run directory (no {MANIFEST}): found "
-                f"{_listing(found)}. rlhfkit never overwrites or deletes files it did not write: choose a new or "
+                f"{name_list(found)}. rlhfkit never overwrites or deletes files it did not write: choose a new or "
                 f"empty folder for the run, or move these files away")
         if existing is not None and existing.get("kind") != "run":
             raise FileExistsError(f"{self.path} is an rlhfkit {existing.get('kind')} folder, not a run directory: "
@@ -234,7 +235,7 @@ class Run:
         owned = set(existing["files"]) if existing else set()
         foreign = [name for name in found if name in RUN_LAYOUT and name not in owned]
         if foreign:
-            raise FileExistsError(f"{self.path} holds {_listing(foreign)}, which rlhfkit did not write and a run "
+            raise FileExistsError(f"{self.path} holds {name_list(foreign)}, which rlhfkit did not write and a run "
                                   f"would overwrite: move them out of the folder or choose another one")
         if found and not resume:
             status = _read_json(self.path / STATUS) or {}
@@ -247,7 +248,7 @@ class Run:
             for name in (METRICS, SAMPLES, SUMMARY):  # a fresh run in a reused folder starts clean
                 self.manifest.remove(name)
         self._write(CONFIG, json.dumps({
-            "stage": stage, "seed": seed, "config": _jsonable(config), "versions": package_versions(),
+            "stage": stage, "seed": seed, "config": jsonable(config), "versions": package_versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }, indent=2))
         self.set_status("running")
@@ -269,14 +270,14 @@ class Run:
         even from a process that does not write otherwise (one that failed where the main process did not)."""
         if self.enabled or any_process:
             self._write(STATUS, json.dumps(
-                {"state": state, "message": message, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **_jsonable(extra)},
+                {"state": state, "message": message, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **jsonable(extra)},
                 indent=2))
 
     def finish(self, summary: dict | None = None) -> None:
         """Mark the run finished and write its summary (final numbers the comparison reads)."""
         if self.enabled:
             if summary is not None:
-                self._write(SUMMARY, json.dumps(_jsonable(summary), indent=2))
+                self._write(SUMMARY, json.dumps(jsonable(summary), indent=2))
             self.set_status("finished")
 
     # --- streams --------------------------------------------------------------------------------------------
@@ -284,7 +285,7 @@ class Run:
     def _append(self, name: str, rows: list[dict]) -> None:
         with self.claim(name).open("a", encoding="utf-8") as f:
             for row in rows:
-                f.write(json.dumps(_jsonable(row), ensure_ascii=False) + "\n")
+                f.write(json.dumps(jsonable(row), ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())  # an acknowledged row survives a killed process
 
