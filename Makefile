@@ -37,6 +37,7 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/dashboard_overhead.py
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/label_store.py
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/ppo_vs_trl.py
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/threads_under_load.py
 
 clean:
 	rm -rf $(VENV) .cache runs

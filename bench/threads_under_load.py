@@ -3,7 +3,7 @@
 Each arm runs the real command (`rlhfkit [--threads T] build-default --force` into a fresh cache, or
 `rlhfkit [--threads T] pipeline [--quick] --out <fresh folder>`) as its own process, once alone and once while a
 second Python process burns one core (`while True: pass`), alternating quiet and busy so that drift in the
-machine's speed hits both. Prints and saves (bench/results/threads_under_load.json) wall seconds, the pipeline's
+machine's speed hits both. Prints and saves (bench/results/threads_under_load[_quick].json) wall seconds, the pipeline's
 seconds per stage, and busy / quiet ratios. `--threads auto` gives torch's own default (one thread per core), the
 setting before rlhfkit chose threads itself.
 
@@ -93,7 +93,7 @@ def main() -> None:
             ratios[f"{job}/{threads}"] = round(busy / quiet, 2)
             print(f"{job:9s} {threads:7s} {quiet:16.1f} {busy:16.1f} {busy / quiet:13.2f}")
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "threads_under_load.json"
+    out = RESULTS / f"threads_under_load{'_quick' if args.quick else ''}.json"
     out.write_text(json.dumps({"machine": platform.platform(), "cpus": os.cpu_count(), "quick": args.quick,
                                "load_before": load_before, "rows": rows, "busy_over_quiet": ratios}, indent=2))
     print(f"load average before the runs: {load_before[0]:.2f}; saved {out}")
