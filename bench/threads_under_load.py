@@ -57,6 +57,9 @@ def run_once(job: str, threads: str, quick: bool, busy: bool) -> dict:
         if job == "pipeline":
             summary = json.loads((Path(scratch) / "out" / "summary.json").read_text())
             row["stage_s"] = summary["seconds"]
+            # What the run measured, so a thread setting can be checked not to change the results.
+            row["gold_reward"] = {name: p["gold_reward_mean"] for name, p in summary["policies"].items()}
+            row["reward_model_accuracy"] = summary["reward_model"]["heldout_accuracy"]
         return row
 
 
