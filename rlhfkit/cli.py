@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser("build-default", help="build (or find) the embedded default model and show it",
                            description="Build the embedded default (a review corpus, a BPE tokenizer and a small "
-                           "Llama, about a minute on a CPU) into the cache, or find the cached build, and print "
+                           "Llama, about 2.5 minutes on a 2-core CPU) into the cache, or find the cached build, and print "
                            "where it is, its eval loss and a few samples. Cache: $RLHFKIT_CACHE or ~/.cache/rlhfkit.")
     build.add_argument("--force", action="store_true", help="rebuild even if a valid build is cached")
     build.add_argument("--quiet", action="store_true", help="no progress bar")

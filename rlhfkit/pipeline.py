@@ -35,7 +35,7 @@ from rlhfkit.data import load_preferences, load_task
 from rlhfkit.evaluation import EvalSettings, evaluate_policies
 from rlhfkit.judges import SimulatedAnnotator
 from rlhfkit.models import load_policy, load_tokenizer, resolve_model
-from rlhfkit.runs import Manifest, folder_contents, jsonable, name_list, read_manifest, remove_written
+from rlhfkit.runs import Manifest, check_ours_to_write, jsonable, read_manifest, remove_written
 from rlhfkit.runs import load as load_run
 from rlhfkit.sampling import SamplingConfig, candidate_pairs, sample_candidates
 from rlhfkit.threads import cpu_threads
@@ -163,22 +163,9 @@ def open_output_folder(settings: PipelineSettings, *, overwrite: bool = False) -
     (with `stages`, the stages an earlier run of the same settings finished). Raises FileExistsError, naming the
     folder and what is in it, when the folder is not the pipeline's to write."""
     out = Path(settings.out_dir)
-    found = folder_contents(out)
-    existing = read_manifest(out)
-    if found and existing is None:
-        raise FileExistsError(
-            f"{out} is not empty and is not an rlhfkit pipeline output folder (no rlhfkit.json): found "
-            f"{name_list(found)}. rlhfkit never overwrites or deletes files it did not write: choose a new or empty "
-            f"output folder")
-    if existing is not None and existing.get("kind") != "pipeline":
-        raise FileExistsError(f"{out} is an rlhfkit {existing.get('kind')} folder, not a pipeline output folder: "
-                              f"choose another output folder")
-    owned = set(existing["files"]) if existing else set()
     planned = {PREFERENCES, REWARD_CHECK, SUMMARY, REPORT, "sft", "reward", *settings.methods}
-    foreign = [name for name in found if name in planned and name not in owned]
-    if foreign:
-        raise FileExistsError(f"{out} holds {name_list(foreign)}, which rlhfkit did not write and the pipeline would "
-                              f"overwrite: move them out of the folder or choose another output folder")
+    existing = check_ours_to_write(out, "pipeline", "pipeline output folder", planned)
+    owned = set(existing["files"]) if existing else set()
     record = _settings_record(settings)
     stages: dict = {}
     if existing is not None and owned:

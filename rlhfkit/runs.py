@@ -47,7 +47,8 @@ from typing import Any
 import pandas as pd
 
 __all__ = ["Run", "RunData", "load", "package_versions", "NonFiniteLossError", "MetricsCallback", "MANIFEST",
-           "read_manifest", "folder_contents", "Manifest", "remove_written", "record_written", "jsonable", "name_list"]
+           "read_manifest", "folder_contents", "Manifest", "remove_written", "record_written", "jsonable", "name_list",
+           "check_ours_to_write"]
 
 CONFIG, STATUS, METRICS, SAMPLES, SUMMARY = "config.json", "status.json", "metrics.jsonl", "samples.jsonl", "summary.json"
 MANIFEST = "rlhfkit.json"
@@ -107,6 +108,30 @@ def name_list(names: list[str], limit: int = 8) -> str:
     """Folder entries for an error message: the first `limit` names, then how many more."""
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def check_ours_to_write(folder: str | os.PathLike, kind: str, what: str, names: Any, *,
+                        found: list[str] | None = None) -> dict | None:
+    """The rule of the module's docstring for a folder rlhfkit is about to write as a `kind` folder ("run",
+    "pipeline"; `what` names it in messages) holding `names`: returns its manifest (None for a new or empty folder)
+    and raises FileExistsError, naming the folder and what is in it, when the folder is not rlhfkit's to write."""
+    folder = Path(folder)
+    found = folder_contents(folder) if found is None else found
+    existing = read_manifest(folder)
+    if found and existing is None:
+        raise FileExistsError(
+            f"{folder} is not empty and is not an rlhfkit {what} (no {MANIFEST}): found {name_list(found)}. rlhfkit "
+            f"never overwrites or deletes files it did not write: choose a new or empty folder, or move these files "
+            f"away")
+    if existing is not None and existing.get("kind") != kind:
+        raise FileExistsError(f"{folder} is an rlhfkit {existing.get('kind')} folder, not a {what}: choose a folder "
+                              f"of its own")
+    owned = set(existing["files"]) if existing else set()
+    foreign = [name for name in found if name in names and name not in owned]
+    if foreign:
+        raise FileExistsError(f"{folder} holds {name_list(foreign)}, which rlhfkit did not write and rlhfkit would "
+                              f"overwrite: move them out of the folder or choose another one")
+    return existing
 
 
 def read_manifest(folder: str | os.PathLike) -> dict | None:
@@ -223,20 +248,7 @@ class Run:
         if not enabled:
             return
         found = folder_contents(self.path)
-        existing = read_manifest(self.path)
-        if found and existing is None:
-            raise FileExistsError(
-                f"{self.path} is not empty and is not an rlhfkit run directory (no {MANIFEST}): found "
-                f"{name_list(found)}. rlhfkit never overwrites or deletes files it did not write: choose a new or "
-                f"empty folder for the run, or move these files away")
-        if existing is not None and existing.get("kind") != "run":
-            raise FileExistsError(f"{self.path} is an rlhfkit {existing.get('kind')} folder, not a run directory: "
-                                  f"give the run a folder of its own")
-        owned = set(existing["files"]) if existing else set()
-        foreign = [name for name in found if name in RUN_LAYOUT and name not in owned]
-        if foreign:
-            raise FileExistsError(f"{self.path} holds {name_list(foreign)}, which rlhfkit did not write and a run "
-                                  f"would overwrite: move them out of the folder or choose another one")
+        existing = check_ours_to_write(self.path, "run", "run directory", RUN_LAYOUT, found=found)
         if found and not resume:
             status = _read_json(self.path / STATUS) or {}
             if status.get("state") in ("running", "interrupted") and not overwrite:
