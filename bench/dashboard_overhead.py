@@ -77,11 +77,13 @@ def make_stage(name: str, args):
     if name == "ppo":
         from rlhfkit.train.ppo import PPOSettings, train_ppo
 
-        settings = PPOSettings(total_steps=args.ppo_steps, progress=False, device="cpu", save_every=10_000, seed=0,
-                               cpu_threads=1)
+        settings = PPOSettings(
+            total_steps=args.ppo_steps, progress=False, device="cpu", save_every=10_000, seed=0, cpu_threads=1
+        )
         judge = VaderJudge()
-        return lambda callbacks, run_dir: train_ppo(model, judge, task.train_prompts, settings, run_dir,
-                                                    callbacks=callbacks)
+        return lambda callbacks, run_dir: train_ppo(
+            model, judge, task.train_prompts, settings, run_dir, callbacks=callbacks
+        )
     quiet = {"save_strategy": "no"}
     if name == "sft":
         from rlhfkit.train.sft import SFTSettings, train_sft
@@ -95,8 +97,9 @@ def make_stage(name: str, args):
         scores = VaderJudge()([d["prompt"] for d in demos], [d["completion"] for d in demos])
         good = [d for d, s in zip(demos, scores) if s > 0.3]
         bad = [d for d, s in zip(demos, scores) if s < -0.3]
-        pairs = [{"prompt": g["prompt"], "chosen": g["completion"], "rejected": b["completion"]}
-                 for g, b in zip(good, bad)]
+        pairs = [
+            {"prompt": g["prompt"], "chosen": g["completion"], "rejected": b["completion"]} for g, b in zip(good, bad)
+        ]
         settings = DPOSettings(max_steps=args.dpo_steps, n_samples=4, device="cpu", seed=0, trl_overrides=quiet)
         return lambda callbacks, run_dir: train_dpo(model, pairs, settings, run_dir, task=task, callbacks=callbacks)
     raise SystemExit(f"unknown stage {name!r}; choose from ppo, sft, dpo")
@@ -129,8 +132,12 @@ def main() -> None:
     parser.add_argument("--ppo-steps", type=int, default=8)
     parser.add_argument("--sft-steps", type=int, default=100)
     parser.add_argument("--dpo-steps", type=int, default=24)
-    parser.add_argument("--preset", choices=["notebook"], default=None,
-                        help="notebook: notebook 04's PPO run, each run in a fresh process (see the docstring)")
+    parser.add_argument(
+        "--preset",
+        choices=["notebook"],
+        default=None,
+        help="notebook: notebook 04's PPO run, each run in a fresh process (see the docstring)",
+    )
     parser.add_argument("--arms", default="none,live", help="arms of --preset notebook")
     parser.add_argument("--reward-model", default=None, help="--preset notebook: a reward model run's model folder")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # one run of --preset notebook
@@ -158,15 +165,18 @@ def main() -> None:
             timed_run(stage_fn, "none", work / f"{stage}-warmup")
             runs = {arm: [] for arm in ARMS}
             for repeat in range(args.repeats):
-                order = ARMS[repeat % len(ARMS):] + ARMS[:repeat % len(ARMS)]  # rotate the order
+                order = ARMS[repeat % len(ARMS) :] + ARMS[: repeat % len(ARMS)]  # rotate the order
                 if repeat % 2:
                     order = order[::-1]
                 for arm in order:
                     r = timed_run(stage_fn, arm, work / f"{stage}-{arm}")
                     r["repeat"] = repeat
                     runs[arm].append(r)
-                    print(f"[{stage}] repeat {repeat} {arm:8s} wall {r['wall']:7.2f} s  cpu {r['cpu']:7.2f} s  "
-                          f"dashboard {r['dashboard_seconds']:.3f} s", flush=True)
+                    print(
+                        f"[{stage}] repeat {repeat} {arm:8s} wall {r['wall']:7.2f} s  cpu {r['cpu']:7.2f} s  "
+                        f"dashboard {r['dashboard_seconds']:.3f} s",
+                        flush=True,
+                    )
             results[stage] = summarise(runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -176,24 +186,33 @@ def main() -> None:
         "target_overhead": TARGET,
         "one_time_widget_import_seconds": import_seconds,
         "settings": vars(args),
-        "machine": {"torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-                    "load_average_before": load_before, "load_average_after": os.getloadavg(),
-                    "python": platform.python_version(), "torch": torch.__version__},
+        "machine": {
+            "torch_threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
         "live_note": "no front end attached: widget messages are serialised and dropped by a comm with no peer; "
-                     "browser rendering happens in another process and is not measured",
+        "browser rendering happens in another process and is not measured",
         "stages": results,
     }
     out = Path(__file__).parent / "results" / "dashboard_overhead.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     print()
-    print(f"{'stage':6s} {'arm':9s} {'wall s':>7s} {'wall +':>7s} {'cpu s':>7s} {'cpu +':>7s} {'own share':>10s} "
-          f"{'worst own':>10s}")
+    print(
+        f"{'stage':6s} {'arm':9s} {'wall s':>7s} {'wall +':>7s} {'cpu s':>7s} {'cpu +':>7s} {'own share':>10s} "
+        f"{'worst own':>10s}"
+    )
     for stage, arms in results.items():
         for arm, row in arms.items():
-            print(f"{stage:6s} {arm:9s} {row['median_wall']:7.2f} {row.get('overhead_ratio', 0):+7.1%} "
-                  f"{row['median_cpu']:7.2f} {row.get('cpu_overhead_ratio', 0):+7.1%} "
-                  f"{row.get('own_share_median', 0):10.2%} {row.get('own_share_max', 0):10.2%}")
+            print(
+                f"{stage:6s} {arm:9s} {row['median_wall']:7.2f} {row.get('overhead_ratio', 0):+7.1%} "
+                f"{row['median_cpu']:7.2f} {row.get('cpu_overhead_ratio', 0):+7.1%} "
+                f"{row.get('own_share_median', 0):10.2%} {row.get('own_share_max', 0):10.2%}"
+            )
     worst = max(row.get("own_share_max", 0) for arms in results.values() for row in arms.values())
     print(f"\nworst dashboard share of a run's wall time: {worst:.2%} (target <= {TARGET:.0%}); saved {out}")
 
@@ -206,8 +225,18 @@ def notebook_settings():
     MAX_NEW_TOKENS 48, SEED 0, num_samples 16, no LoRA: a separate value model) on a CPU with 1 torch thread."""
     from rlhfkit.train.ppo import PPOSettings
 
-    return PPOSettings(total_steps=24, batch_size=32, learning_rate=2e-4, kl_coef=0.05, max_new_tokens=48, seed=0,
-                       device="cpu", value_model="separate", num_samples=16, cpu_threads=1)
+    return PPOSettings(
+        total_steps=24,
+        batch_size=32,
+        learning_rate=2e-4,
+        kl_coef=0.05,
+        max_new_tokens=48,
+        seed=0,
+        device="cpu",
+        value_model="separate",
+        num_samples=16,
+        cpu_threads=1,
+    )
 
 
 def notebook_child(args) -> None:
@@ -237,14 +266,28 @@ def notebook_child(args) -> None:
         # As notebook 04 writes it (live=True: a script has no front end; nothing is displayed, widget messages
         # are dropped by a comm without a peer).
         with Dashboard(run_dir=run_dir, title="PPO bench", live=args.child == "live") as dash:
-            train_ppo(model, reward, task.train_prompts, settings, run_dir, reference=model,
-                      value_model=value_model, callbacks=[dash])
+            train_ppo(
+                model,
+                reward,
+                task.train_prompts,
+                settings,
+                run_dir,
+                reference=model,
+                value_model=value_model,
+                callbacks=[dash],
+            )
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     helper = [t for t in threading.enumerate() if t.name.startswith("rlhfkit")]
-    out = {"arm": args.child, "wall": wall, "cpu": cpu, "dashboard_seconds": dash.seconds if dash else 0.0,
-           "helper_threads_alive_at_end": len(helper),
-           "widget_import_cpu": getattr(sys.modules.get("rlhfkit.live"), "_plot_import_cpu", None),
-           "steps": settings.total_steps, "loadavg": os.getloadavg()}
+    out = {
+        "arm": args.child,
+        "wall": wall,
+        "cpu": cpu,
+        "dashboard_seconds": dash.seconds if dash else 0.0,
+        "helper_threads_alive_at_end": len(helper),
+        "widget_import_cpu": getattr(sys.modules.get("rlhfkit.live"), "_plot_import_cpu", None),
+        "steps": settings.total_steps,
+        "loadavg": os.getloadavg(),
+    }
     print("RESULT " + json.dumps(out), flush=True)
 
 
@@ -253,11 +296,15 @@ def notebook_main(args) -> None:
     work = Path(tempfile.mkdtemp(prefix="dashboard_overhead_nb-"))
     load_before = os.getloadavg()
     runs: dict[str, list[dict]] = {arm: [] for arm in arms}
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
-                                                       os.environ.get("PYTHONPATH", "")]))
-    print(f"notebook 04's PPO run (24 steps x 32 prompts, 48 new tokens, 1 torch thread), a fresh process per run; "
-          f"load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f} on {os.cpu_count()} cores",
-          flush=True)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]),
+    )
+    print(
+        f"notebook 04's PPO run (24 steps x 32 prompts, 48 new tokens, 1 torch thread), a fresh process per run; "
+        f"load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f} on {os.cpu_count()} cores",
+        flush=True,
+    )
     try:
         for repeat in range(args.repeats):
             order = arms if repeat % 2 == 0 else arms[::-1]
@@ -269,25 +316,37 @@ def notebook_main(args) -> None:
                 line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
                 if line is None:
                     raise SystemExit(f"run {arm} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-                r = json.loads(line[len("RESULT "):])
+                r = json.loads(line[len("RESULT ") :])
                 r["repeat"] = repeat
                 runs[arm].append(r)
-                extra = f"  widget import (background) cpu {r['widget_import_cpu']:.2f} s" \
-                    if r.get("widget_import_cpu") is not None else ""
-                print(f"[notebook] repeat {repeat} {arm:8s} wall {r['wall']:7.2f} s  cpu {r['cpu']:7.2f} s  "
-                      f"dashboard {r['dashboard_seconds']:6.3f} s ({r['dashboard_seconds'] / r['wall']:.2%}){extra}  "
-                      f"load {r['loadavg'][0]:.2f}", flush=True)
+                extra = (
+                    f"  widget import (background) cpu {r['widget_import_cpu']:.2f} s"
+                    if r.get("widget_import_cpu") is not None
+                    else ""
+                )
+                print(
+                    f"[notebook] repeat {repeat} {arm:8s} wall {r['wall']:7.2f} s  cpu {r['cpu']:7.2f} s  "
+                    f"dashboard {r['dashboard_seconds']:6.3f} s ({r['dashboard_seconds'] / r['wall']:.2%}){extra}  "
+                    f"load {r['loadavg'][0]:.2f}",
+                    flush=True,
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     summary = summarise(runs) if "none" in runs else {}
     report = {
         "what": "notebook 04's PPO run with and without the live dashboard, a fresh process per run (first widget "
-                "included), alternating order",
-        "target_own_share": NOTEBOOK_TARGET, "settings": vars(args),
-        "machine": {"cpu_count": os.cpu_count(), "load_average_before": load_before,
-                    "load_average_after": os.getloadavg(), "python": platform.python_version(),
-                    "torch": torch.__version__},
-        "runs": runs, "summary": summary,
+        "included), alternating order",
+        "target_own_share": NOTEBOOK_TARGET,
+        "settings": vars(args),
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+        "runs": runs,
+        "summary": summary,
     }
     out = Path(__file__).parent / "results" / "dashboard_overhead_notebook.json"
     out.parent.mkdir(exist_ok=True)
@@ -297,12 +356,15 @@ def notebook_main(args) -> None:
         if arm == "none":
             print(f"notebook none     wall {row['median_wall']:7.2f} s  cpu {row['median_cpu']:7.2f} s")
         else:
-            print(f"notebook {arm:8s} wall {row['median_wall']:7.2f} s ({row['overhead_ratio']:+.1%})  cpu "
-                  f"{row['median_cpu']:7.2f} s ({row['cpu_overhead_ratio']:+.1%})  own share median "
-                  f"{row['own_share_median']:.2%}, worst {row['own_share_max']:.2%} (target <= {NOTEBOOK_TARGET:.0%})")
+            print(
+                f"notebook {arm:8s} wall {row['median_wall']:7.2f} s ({row['overhead_ratio']:+.1%})  cpu "
+                f"{row['median_cpu']:7.2f} s ({row['cpu_overhead_ratio']:+.1%})  own share median "
+                f"{row['own_share_median']:.2%}, worst {row['own_share_max']:.2%} (target <= {NOTEBOOK_TARGET:.0%})"
+            )
     after = os.getloadavg()
-    print(f"load average before {load_before[0]:.2f}, after {after[0]:.2f} (1 min) on {os.cpu_count()} cores; "
-          f"saved {out}")
+    print(
+        f"load average before {load_before[0]:.2f}, after {after[0]:.2f} (1 min) on {os.cpu_count()} cores; saved {out}"
+    )
 
 
 def summarise(runs: dict[str, list[dict]]) -> dict:
@@ -311,19 +373,25 @@ def summarise(runs: dict[str, list[dict]]) -> dict:
     out = {}
     for arm, rows in runs.items():
         median, median_cpu = statistics.median(r["wall"] for r in rows), statistics.median(r["cpu"] for r in rows)
-        row = {"median_wall": median, "median_cpu": median_cpu, "walls": [r["wall"] for r in rows],
-               "cpus": [r["cpu"] for r in rows]}
+        row = {
+            "median_wall": median,
+            "median_cpu": median_cpu,
+            "walls": [r["wall"] for r in rows],
+            "cpus": [r["cpu"] for r in rows],
+        }
         if arm != "none":
             shares = [r["dashboard_seconds"] / r["wall"] for r in rows]
-            row.update({
-                "overhead_ratio": median / base - 1,
-                "cpu_overhead_ratio": median_cpu / base_cpu - 1,
-                "dashboard_seconds": [r["dashboard_seconds"] for r in rows],
-                "own_share_median": statistics.median(shares),
-                "own_share_max": max(shares),
-                "points_recorded": rows[-1].get("points"),
-                "wrote_dashboard_html": all(r.get("wrote_file") for r in rows) if arm == "headless" else None,
-            })
+            row.update(
+                {
+                    "overhead_ratio": median / base - 1,
+                    "cpu_overhead_ratio": median_cpu / base_cpu - 1,
+                    "dashboard_seconds": [r["dashboard_seconds"] for r in rows],
+                    "own_share_median": statistics.median(shares),
+                    "own_share_max": max(shares),
+                    "points_recorded": rows[-1].get("points"),
+                    "wrote_dashboard_html": all(r.get("wrote_file") for r in rows) if arm == "headless" else None,
+                }
+            )
         out[arm] = row
     return out
 

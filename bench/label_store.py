@@ -30,8 +30,13 @@ from rlhfkit.labeling.store import LabelStore  # noqa: E402
 
 def ms(seconds: list[float]) -> dict:
     values = sorted(s * 1000 for s in seconds)
-    return {"median_ms": statistics.median(values), "p95_ms": values[int(0.95 * (len(values) - 1))],
-            "mean_ms": statistics.fmean(values), "max_ms": values[-1], "n": len(values)}
+    return {
+        "median_ms": statistics.median(values),
+        "p95_ms": values[int(0.95 * (len(values) - 1))],
+        "mean_ms": statistics.fmean(values),
+        "max_ms": values[-1],
+        "n": len(values),
+    }
 
 
 def main() -> None:
@@ -43,16 +48,26 @@ def main() -> None:
 
     folder = tempfile.mkdtemp(prefix="label_store_bench_", dir=args.dir)
     path = Path(folder) / "labels.db"
-    results: dict = {"items": args.items, "store": str(path), "python": platform.python_version(),
-                     "sqlite": sqlite3.sqlite_version, "cpus": os.cpu_count(), "machine": platform.machine()}
+    results: dict = {
+        "items": args.items,
+        "store": str(path),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+    }
 
     # Set-up: N pair items of realistic size (a prompt and two ~60-word responses), half of them already labelled
     # by the annotator who reopens the store (the resume case), so the first window has to skip 5,000 judged items.
     words = "the film was a quiet and careful study of grief with two fine lead performances and a weak ending".split()
-    rows = [{"prompt": f"Write a short review of item {i}.",
-             "response_a": " ".join(words[(i + k) % len(words)] for k in range(60)) + f" ({i}a)",
-             "response_b": " ".join(words[(i * 7 + k) % len(words)] for k in range(60)) + f" ({i}b)"}
-            for i in range(args.items)]
+    rows = [
+        {
+            "prompt": f"Write a short review of item {i}.",
+            "response_a": " ".join(words[(i + k) % len(words)] for k in range(60)) + f" ({i}a)",
+            "response_b": " ".join(words[(i * 7 + k) % len(words)] for k in range(60)) + f" ({i}b)",
+        }
+        for i in range(args.items)
+    ]
     t = time.perf_counter()
     with LabelStore(path) as store:
         ids = store.add_pairs(rows)
@@ -73,11 +88,15 @@ def main() -> None:
             assert len(window) == 20
         opens[who] = ms(times)
     results["open_and_first_window"] = opens
-    code = ("import time; t = time.perf_counter(); from rlhfkit.labeling.store import LabelStore; "
-            f"s = LabelStore({str(path)!r}); w = s.pending('resumer', 'pair', limit=20); "
-            "print(time.perf_counter() - t)")
-    cold = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                                 cwd=ROOT).stdout) for _ in range(3)]
+    code = (
+        "import time; t = time.perf_counter(); from rlhfkit.labeling.store import LabelStore; "
+        f"s = LabelStore({str(path)!r}); w = s.pending('resumer', 'pair', limit=20); "
+        "print(time.perf_counter() - t)"
+    )
+    cold = [
+        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout)
+        for _ in range(3)
+    ]
     results["fresh_process_import_open_first_window"] = ms(cold)
 
     # Per judgment: record() alone (commit + fsync), and the whole Python side of one click in a widget:
@@ -87,8 +106,15 @@ def main() -> None:
         record_t, cycle_t = [], []
         for k, it in enumerate(todo):
             t = time.perf_counter()
-            store.record(it["id"], "clicker", choice="ab"[k % 2], display_order=it["display_order"],
-                         rationale="clearer" if k % 3 == 0 else None, seconds=2.0, event_id=f"ev-{k}")
+            store.record(
+                it["id"],
+                "clicker",
+                choice="ab"[k % 2],
+                display_order=it["display_order"],
+                rationale="clearer" if k % 3 == 0 else None,
+                seconds=2.0,
+                event_id=f"ev-{k}",
+            )
             t_rec = time.perf_counter() - t
             if k < args.records:
                 record_t.append(t_rec)
@@ -110,8 +136,10 @@ def main() -> None:
 
     results["targets"] = {
         "record_under_50ms": results["widget_cycle"]["p95_ms"] < 50,
-        "open_10k_under_1s": max(opens["resumer"]["max_ms"], results["fresh_process_import_open_first_window"]
-                                 ["max_ms"]) < 1000,
+        "open_10k_under_1s": max(
+            opens["resumer"]["max_ms"], results["fresh_process_import_open_first_window"]["max_ms"]
+        )
+        < 1000,
     }
     shutil.rmtree(folder)  # the 10 MB store was only a fixture
     out = ROOT / "bench" / "results" / "label_store.json"
@@ -123,13 +151,18 @@ def main() -> None:
         print(f"open + first window of 20 ({who}): median {r['median_ms']:.1f} ms, max {r['max_ms']:.1f} ms")
     r = results["fresh_process_import_open_first_window"]
     print(f"fresh process, import + open + first window: median {r['median_ms']:.0f} ms, max {r['max_ms']:.0f} ms")
-    for key, label in (("record", "record() per judgment"),
-                       ("widget_cycle", "record + next window + progress + history per judgment")):
+    for key, label in (
+        ("record", "record() per judgment"),
+        ("widget_cycle", "record + next window + progress + history per judgment"),
+    ):
         r = results[key]
-        print(f"{label}: median {r['median_ms']:.2f} ms, p95 {r['p95_ms']:.2f} ms, max {r['max_ms']:.2f} ms "
-              f"(n={r['n']})")
-    print(f"undo: {results['undo_ms']:.2f} ms; to_preferences of {results['to_preferences_rows']} rows: "
-          f"{results['to_preferences_s'] * 1000:.0f} ms")
+        print(
+            f"{label}: median {r['median_ms']:.2f} ms, p95 {r['p95_ms']:.2f} ms, max {r['max_ms']:.2f} ms (n={r['n']})"
+        )
+    print(
+        f"undo: {results['undo_ms']:.2f} ms; to_preferences of {results['to_preferences_rows']} rows: "
+        f"{results['to_preferences_s'] * 1000:.0f} ms"
+    )
     print(f"targets met: {results['targets']}")
     print(f"saved {out.relative_to(ROOT)}")
 

@@ -75,11 +75,18 @@ TRL_VERSION = "1.12.0"
 TRL_DIR = CACHE / f"trl-{TRL_VERSION}"
 ARMS = ("ours", "ours_frozen", "ours_shared", "trl112", "rloo")
 # Our arms and their value model settings.
-OURS = {"ours": {"value_model": "separate"},
-        "ours_frozen": {"value_model": "separate", "train_value_backbone": False},
-        "ours_shared": {"value_model": "shared"}}
-LABELS = {"ours": "ours, separate value", "ours_frozen": "ours, frozen value", "ours_shared": "ours, shared value",
-          "trl112": "TRL 1.12 PPOTrainer", "rloo": "TRL 1.16 RLOO"}
+OURS = {
+    "ours": {"value_model": "separate"},
+    "ours_frozen": {"value_model": "separate", "train_value_backbone": False},
+    "ours_shared": {"value_model": "shared"},
+}
+LABELS = {
+    "ours": "ours, separate value",
+    "ours_frozen": "ours, frozen value",
+    "ours_shared": "ours, shared value",
+    "trl112": "TRL 1.12 PPOTrainer",
+    "rloo": "TRL 1.16 RLOO",
+}
 RLOO_GENERATIONS = 4
 
 
@@ -87,13 +94,26 @@ RLOO_GENERATIONS = 4
 # Set-up in the main process: TRL 1.12 in its own folder, the shared reward model
 # ================================================================================================================
 
+
 def ensure_trl112() -> Path:
     """Install trl==1.12.0 (no dependencies) into its own folder unless it is already there."""
     if not (TRL_DIR / "trl" / "experimental" / "ppo" / "ppo_trainer.py").is_file():
         print(f"installing trl=={TRL_VERSION} into {TRL_DIR} (once; never into the project's environment)")
         shutil.rmtree(TRL_DIR, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(TRL_DIR),
-                        f"trl=={TRL_VERSION}"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--target",
+                str(TRL_DIR),
+                f"trl=={TRL_VERSION}",
+            ],
+            check=True,
+        )
     return TRL_DIR
 
 
@@ -122,8 +142,8 @@ def _batch(ids: list[list[int]], rows, pad: int) -> tuple[torch.Tensor, torch.Te
     x = torch.full((len(rows), width), pad, dtype=torch.long)
     mask = torch.zeros_like(x)
     for r, i in enumerate(rows):  # right padding: the classifier reads the last non-pad token
-        x[r, :len(ids[i])] = torch.tensor(ids[i])
-        mask[r, :len(ids[i])] = 1
+        x[r, : len(ids[i])] = torch.tensor(ids[i])
+        mask[r, : len(ids[i])] = 1
     return x, mask
 
 
@@ -138,9 +158,18 @@ def build_reward_model(args, policy_path: str, task) -> tuple[Path, dict]:
     from rlhfkit.sampling import SamplingConfig, sample_candidates
 
     # The model folder's name is its build recipe's hash: the same model wherever the cache lives.
-    recipe = {"policy": Path(policy_path).name, "samples_prompts": args.reward_prompts, "k": 4,
-              "max_new_tokens": args.response_length, "demonstrations": 3 * args.reward_prompts,
-              "steps": args.reward_steps, "batch": 32, "lr": 1e-3, "seed": args.seed, "version": 3}
+    recipe = {
+        "policy": Path(policy_path).name,
+        "samples_prompts": args.reward_prompts,
+        "k": 4,
+        "max_new_tokens": args.response_length,
+        "demonstrations": 3 * args.reward_prompts,
+        "steps": args.reward_steps,
+        "batch": 32,
+        "lr": 1e-3,
+        "seed": args.seed,
+        "version": 3,
+    }
     folder = WORK / "reward_model"
     meta_file = folder / "bench_recipe.json"
     if meta_file.is_file() and json.loads(meta_file.read_text()).get("recipe") == recipe:
@@ -149,10 +178,14 @@ def build_reward_model(args, policy_path: str, task) -> tuple[Path, dict]:
     torch.manual_seed(args.seed)  # the new score head's initialisation: the same reward model on every machine
     tokenizer = load_tokenizer(policy_path)
     policy = load_policy(policy_path, device="cpu")
-    table = sample_candidates(policy, tokenizer, task.train_prompts[:args.reward_prompts],
-                              SamplingConfig(k=4, max_new_tokens=args.response_length, seed=args.seed,
-                                             batch_size=64), progress=False)
-    demos = task.demonstrations[:recipe["demonstrations"]]
+    table = sample_candidates(
+        policy,
+        tokenizer,
+        task.train_prompts[: args.reward_prompts],
+        SamplingConfig(k=4, max_new_tokens=args.response_length, seed=args.seed, batch_size=64),
+        progress=False,
+    )
+    demos = task.demonstrations[: recipe["demonstrations"]]
     prompts = list(table["prompt"]) + [d["prompt"] for d in demos]
     responses = list(table["response"]) + [d["completion"] for d in demos]
     target = torch.tensor(VaderJudge()(prompts, responses), dtype=torch.float32)
@@ -177,10 +210,14 @@ def build_reward_model(args, policy_path: str, task) -> tuple[Path, dict]:
         optimizer.step()
     model.eval()
     predicted = np.array(judge.rewards([prompts[i] for i in heldout], [responses[i] for i in heldout]))
-    meta = {"recipe": recipe, "train_pairs": len(train), "heldout_pairs": len(heldout),
-            "heldout_corr_with_vader": float(np.corrcoef(predicted, target[heldout].numpy())[0, 1]),
-            "heldout_rmse": float(np.sqrt(np.mean((predicted - target[heldout].numpy()) ** 2))),
-            "seconds": round(time.perf_counter() - started, 1)}
+    meta = {
+        "recipe": recipe,
+        "train_pairs": len(train),
+        "heldout_pairs": len(heldout),
+        "heldout_corr_with_vader": float(np.corrcoef(predicted, target[heldout].numpy())[0, 1]),
+        "heldout_rmse": float(np.sqrt(np.mean((predicted - target[heldout].numpy()) ** 2))),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     shutil.rmtree(folder, ignore_errors=True)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
@@ -191,6 +228,7 @@ def build_reward_model(args, policy_path: str, task) -> tuple[Path, dict]:
 # ================================================================================================================
 # The arms, each in its own subprocess: `python ppo_vs_trl.py --arm NAME --spec FILE` writes result.json
 # ================================================================================================================
+
 
 def _peak_rss_mb() -> dict:
     """This process's peak resident memory. On Linux ru_maxrss is carried over from the parent across fork + exec
@@ -229,8 +267,9 @@ def _trainer_probe(spec: dict, policy_of):
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "objective/scores" in logs:
-                self.trajectory.append({"step": state.global_step, "scores": logs["objective/scores"],
-                                        "kl": logs.get("objective/kl")})
+                self.trajectory.append(
+                    {"step": state.global_step, "scores": logs["objective/scores"], "kl": logs.get("objective/kl")}
+                )
 
         def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
             now = time.perf_counter()
@@ -262,15 +301,35 @@ def arm_ours(spec: dict, value_settings: dict) -> dict:
     chunk_seconds = []
     for k, stop in enumerate(stops):
         settings = PPOSettings(
-            total_steps=stop, batch_size=s["batch_size"], num_ppo_epochs=s["ppo_epochs"],
-            num_mini_batches=s["mini_batches"], learning_rate=s["learning_rate"], anneal_lr=False,
-            max_new_tokens=s["response_length"], temperature=s["temperature"], kl_coef=s["kl_coef"],
-            kl_estimator="k1", missing_eos_penalty=None, save_every=stop, sample_every=max(1, s["steps"]),
-            progress=False, seed=spec["seed"], device="cpu", mixed_precision="no", **value_settings)
-        run = train_ppo(spec["policy"], judge, spec["prompts"], settings, run_dir,
-                        value_model=spec["reward_model"] if value_settings["value_model"] == "separate" else None,
-                        resume=k > 0, callbacks=[lambda step, metrics, samples: stamps.append(
-                            (step, time.perf_counter()))])
+            total_steps=stop,
+            batch_size=s["batch_size"],
+            num_ppo_epochs=s["ppo_epochs"],
+            num_mini_batches=s["mini_batches"],
+            learning_rate=s["learning_rate"],
+            anneal_lr=False,
+            max_new_tokens=s["response_length"],
+            temperature=s["temperature"],
+            kl_coef=s["kl_coef"],
+            kl_estimator="k1",
+            missing_eos_penalty=None,
+            save_every=stop,
+            sample_every=max(1, s["steps"]),
+            progress=False,
+            seed=spec["seed"],
+            device="cpu",
+            mixed_precision="no",
+            **value_settings,
+        )
+        run = train_ppo(
+            spec["policy"],
+            judge,
+            spec["prompts"],
+            settings,
+            run_dir,
+            value_model=spec["reward_model"] if value_settings["value_model"] == "separate" else None,
+            resume=k > 0,
+            callbacks=[lambda step, metrics, samples: stamps.append((step, time.perf_counter()))],
+        )
         chunk_seconds.append(run.summary["seconds"] - sum(chunk_seconds))
         if stop in spec["snapshot_steps"]:
             folder = out / "snapshots" / f"step-{stop:04d}"
@@ -280,12 +339,19 @@ def arm_ours(spec: dict, value_settings: dict) -> dict:
     metrics = run.metrics.sort_values("step")
     intervals = [b[1] - a[1] for a, b in zip(stamps, stamps[1:]) if b[0] == a[0] + 1 and a[0] not in stops]
     return {
-        "seconds": run.summary["seconds"], "steps": run.summary["steps"],
-        "seconds_per_step": run.summary["seconds_per_step"], "seconds_per_step_median": _median(intervals),
-        "trajectory": [{"step": int(r["step"]), "scores": float(r["objective/scores"]), "kl": float(r["objective/kl"])}
-                       for _, r in metrics.iterrows()],
-        "snapshots": snapshots, "note": "timer: train_ppo's own loop timer (summary seconds)",
-        "chunk_steps": stops, "chunk_seconds": chunk_seconds, "step_seconds": intervals,
+        "seconds": run.summary["seconds"],
+        "steps": run.summary["steps"],
+        "seconds_per_step": run.summary["seconds_per_step"],
+        "seconds_per_step_median": _median(intervals),
+        "trajectory": [
+            {"step": int(r["step"]), "scores": float(r["objective/scores"]), "kl": float(r["objective/kl"])}
+            for _, r in metrics.iterrows()
+        ],
+        "snapshots": snapshots,
+        "note": "timer: train_ppo's own loop timer (summary seconds)",
+        "chunk_steps": stops,
+        "chunk_seconds": chunk_seconds,
+        "step_seconds": intervals,
     }
 
 
@@ -294,8 +360,9 @@ def arm_trl112(spec: dict) -> dict:
     import trl
 
     if trl.__version__ != TRL_VERSION:
-        raise RuntimeError(f"expected trl {TRL_VERSION} from {TRL_DIR} on PYTHONPATH, got trl {trl.__version__} "
-                           f"from {trl.__file__}")
+        raise RuntimeError(
+            f"expected trl {TRL_VERSION} from {TRL_DIR} on PYTHONPATH, got trl {trl.__version__} from {trl.__file__}"
+        )
     from trl.experimental.ppo import PPOConfig, PPOTrainer
 
     from rlhfkit.models import load_policy, load_reference, load_reward_model, load_tokenizer
@@ -312,20 +379,46 @@ def arm_trl112(spec: dict) -> dict:
     reward.requires_grad_(False)
     value = load_reward_model(spec["reward_model"], device="cpu", dtype=torch.float32)
     config = PPOConfig(
-        output_dir=str(out / "trainer"), seed=spec["seed"], report_to="none", save_strategy="no",
-        logging_steps=1, disable_tqdm=True, dataloader_num_workers=0,
+        output_dir=str(out / "trainer"),
+        seed=spec["seed"],
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
         # CPU, fp32 like the other arms, no activation checkpointing (TRL's base config turns it on by default)
-        use_cpu=True, bf16=False, fp16=False, activation_checkpointing=False,
-        learning_rate=s["learning_rate"], lr_scheduler_type="constant", warmup_steps=0,
-        per_device_train_batch_size=s["batch_size"], gradient_accumulation_steps=1,
-        num_mini_batches=s["mini_batches"], num_ppo_epochs=s["ppo_epochs"],
-        total_episodes=s["steps"] * s["batch_size"], response_length=s["response_length"],
-        local_rollout_forward_batch_size=s["batch_size"], stop_token="eos", temperature=s["temperature"],
-        kl_coef=s["kl_coef"], kl_estimator="k1", missing_eos_penalty=None, num_sample_generations=0,
+        use_cpu=True,
+        bf16=False,
+        fp16=False,
+        activation_checkpointing=False,
+        learning_rate=s["learning_rate"],
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        per_device_train_batch_size=s["batch_size"],
+        gradient_accumulation_steps=1,
+        num_mini_batches=s["mini_batches"],
+        num_ppo_epochs=s["ppo_epochs"],
+        total_episodes=s["steps"] * s["batch_size"],
+        response_length=s["response_length"],
+        local_rollout_forward_batch_size=s["batch_size"],
+        stop_token="eos",
+        temperature=s["temperature"],
+        kl_coef=s["kl_coef"],
+        kl_estimator="k1",
+        missing_eos_penalty=None,
+        num_sample_generations=0,
     )
     probe = _trainer_probe(spec, lambda model: model.policy)
-    trainer = PPOTrainer(args=config, processing_class=tokenizer, model=policy, ref_model=reference,
-                         reward_model=reward, train_dataset=dataset, value_model=value, callbacks=[probe])
+    trainer = PPOTrainer(
+        args=config,
+        processing_class=tokenizer,
+        model=policy,
+        ref_model=reference,
+        reward_model=reward,
+        train_dataset=dataset,
+        value_model=value,
+        callbacks=[probe],
+    )
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started - probe.saving
@@ -335,10 +428,14 @@ def arm_trl112(spec: dict) -> dict:
     gc_seconds = time.perf_counter() - gc_started
     return {
         "gc_collect_seconds": gc_seconds,
-        "seconds": seconds, "steps": steps, "seconds_per_step": seconds / steps,
+        "seconds": seconds,
+        "steps": steps,
+        "seconds_per_step": seconds / steps,
         "seconds_per_step_median": _median([b - a for a, b in zip(probe.stamps, probe.stamps[1:])]),
         "step_seconds": [b - a for a, b in zip(probe.stamps, probe.stamps[1:])],
-        "trajectory": probe.trajectory, "snapshots": probe.snapshots, "trl": trl.__version__,
+        "trajectory": probe.trajectory,
+        "snapshots": probe.snapshots,
+        "trl": trl.__version__,
         "note": "timer: wall time of PPOTrainer.train() minus snapshot saving",
     }
 
@@ -351,23 +448,41 @@ def arm_rloo(spec: dict) -> dict:
     s, out = spec["settings"], Path(spec["out"])
     judge = make_judge(spec["reward_model"], s["response_length"])
     settings = OnlineSettings(
-        algorithm="rloo", beta=s["kl_coef"], num_generations=RLOO_GENERATIONS,
-        prompts_per_step=s["batch_size"] // RLOO_GENERATIONS, max_completion_length=s["response_length"],
-        temperature=s["temperature"], learning_rate=s["learning_rate"], max_steps=s["steps"], num_iterations=1,
-        samples_every=max(1, s["steps"]), seed=spec["seed"], device="cpu",
-        trl_overrides={"save_strategy": "no", "disable_tqdm": True})
+        algorithm="rloo",
+        beta=s["kl_coef"],
+        num_generations=RLOO_GENERATIONS,
+        prompts_per_step=s["batch_size"] // RLOO_GENERATIONS,
+        max_completion_length=s["response_length"],
+        temperature=s["temperature"],
+        learning_rate=s["learning_rate"],
+        max_steps=s["steps"],
+        num_iterations=1,
+        samples_every=max(1, s["steps"]),
+        seed=spec["seed"],
+        device="cpu",
+        trl_overrides={"save_strategy": "no", "disable_tqdm": True},
+    )
     probe = _trainer_probe(spec, lambda model: model)
     run = train_online(spec["policy"], judge, spec["prompts"], settings, out / "run", callbacks=[probe])
     seconds = probe.stamps[-1] - probe.stamps[0] - probe.saving
     steps = len(probe.stamps) - 1
     metrics = run.metrics.dropna(subset=["objective/scores"]).sort_values("step")
     return {
-        "seconds": seconds, "steps": steps, "seconds_per_step": seconds / steps,
+        "seconds": seconds,
+        "steps": steps,
+        "seconds_per_step": seconds / steps,
         "seconds_per_step_median": _median([b - a for a, b in zip(probe.stamps, probe.stamps[1:])]),
         "step_seconds": [b - a for a, b in zip(probe.stamps, probe.stamps[1:])],
-        "trajectory": [{"step": int(r["step"]), "scores": float(r["objective/scores"]),
-                        "kl": float(r.get("objective/kl", math.nan))} for _, r in metrics.iterrows()],
-        "snapshots": probe.snapshots, "trl": trl.__version__,
+        "trajectory": [
+            {
+                "step": int(r["step"]),
+                "scores": float(r["objective/scores"]),
+                "kl": float(r.get("objective/kl", math.nan)),
+            }
+            for _, r in metrics.iterrows()
+        ],
+        "snapshots": probe.snapshots,
+        "trl": trl.__version__,
         "note": "timer: on_train_begin to the last on_step_end, minus snapshot saving",
     }
 
@@ -398,8 +513,12 @@ def launch(arm: str, spec: dict) -> dict:
     log = out / "log.txt"
     started = time.perf_counter()
     with log.open("w") as f:
-        code = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--arm", arm, "--spec",
-                               str(out / "spec.json")], env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+        code = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--arm", arm, "--spec", str(out / "spec.json")],
+            env=env,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+        ).returncode
     if code != 0 or not (out / "result.json").is_file():
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
         raise RuntimeError(f"arm {arm!r} failed (exit code {code}); the end of {log}:\n{tail}")
@@ -411,6 +530,7 @@ def launch(arm: str, spec: dict) -> dict:
 # ================================================================================================================
 # Evaluation and the comparison at matched KL
 # ================================================================================================================
+
 
 def gold_at_kl(points: list[dict], kl: float) -> float | None:
     """Gold reward at `kl`, linearly interpolated along the evaluated points ordered by KL (None beyond them)."""
@@ -435,21 +555,41 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--snapshots", type=int, default=4, help="evaluated policies per arm, evenly spaced")
     parser.add_argument("--eval-prompts", type=int, default=128)
-    parser.add_argument("--reward-prompts", type=int, default=128,
-                        help="train prompts sampled (x4) to fit the reward model, plus 3x as many demonstrations")
-    parser.add_argument("--reward-steps", type=int, default=300,
-                        help="reward model fine-tuning steps (batch 32; held-out correlation with VADER 0.77 at "
-                             "300 steps vs 0.70 at 120, seed 0)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads per process (1 keeps timings steady on a shared 2-core machine)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="timed runs per arm, interleaved (arm order reversed every other time); the median "
-                             "counts. The first is the full, evaluated run; the others only time --timing-steps")
+    parser.add_argument(
+        "--reward-prompts",
+        type=int,
+        default=128,
+        help="train prompts sampled (x4) to fit the reward model, plus 3x as many demonstrations",
+    )
+    parser.add_argument(
+        "--reward-steps",
+        type=int,
+        default=300,
+        help="reward model fine-tuning steps (batch 32; held-out correlation with VADER 0.77 at "
+        "300 steps vs 0.70 at 120, seed 0)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads per process (1 keeps timings steady on a shared 2-core machine)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed runs per arm, interleaved (arm order reversed every other time); the median "
+        "counts. The first is the full, evaluated run; the others only time --timing-steps",
+    )
     parser.add_argument("--timing-steps", type=int, default=8, help="steps of each timing-only repeat")
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--seed", type=int, default=0, help="seed of the first evaluated run (and the timing runs)")
-    parser.add_argument("--seeds", type=int, default=3,
-                        help="evaluated runs per arm, seeds --seed .. --seed + N - 1; gold@KL* is their mean")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=3,
+        help="evaluated runs per arm, seeds --seed .. --seed + N - 1; gold@KL* is their mean",
+    )
     parser.add_argument("--arm", help=argparse.SUPPRESS)  # internal: run one arm in this process
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -475,43 +615,78 @@ def main() -> None:
     task = reviews_task()
     WORK.mkdir(parents=True, exist_ok=True)
     reward_path, reward_meta = build_reward_model(args, policy_path, task)
-    print(f"reward model: {reward_path} (held-out correlation with VADER {reward_meta['heldout_corr_with_vader']:.2f},"
-          f" RMSE {reward_meta['heldout_rmse']:.2f})")
+    print(
+        f"reward model: {reward_path} (held-out correlation with VADER {reward_meta['heldout_corr_with_vader']:.2f},"
+        f" RMSE {reward_meta['heldout_rmse']:.2f})"
+    )
 
-    settings = {"steps": args.steps, "batch_size": args.batch_size, "response_length": args.response_length,
-                "ppo_epochs": args.ppo_epochs, "mini_batches": args.mini_batches,
-                "learning_rate": args.learning_rate, "kl_coef": args.kl_coef, "temperature": args.temperature}
+    settings = {
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "response_length": args.response_length,
+        "ppo_epochs": args.ppo_epochs,
+        "mini_batches": args.mini_batches,
+        "learning_rate": args.learning_rate,
+        "kl_coef": args.kl_coef,
+        "temperature": args.temperature,
+    }
     snapshot_steps = sorted({max(1, round(args.steps * (i + 1) / args.snapshots)) for i in range(args.snapshots)})
     seeds = [args.seed + i for i in range(max(1, args.seeds))]
     # The evaluated runs (one per seed, with snapshots) come first; the repeats only time a few steps. Arms
     # alternate (order reversed every other run), so slow drifts of a shared machine hit every arm alike.
-    plan = [(arms[::-1] if i % 2 else arms, args.steps, snapshot_steps, seed, f"seed{seed}")
-            for i, seed in enumerate(seeds)]
-    plan += [(arms[::-1] if (len(plan) + r) % 2 else arms, min(args.timing_steps, args.steps), [], args.seed,
-              f"repeat{r}") for r in range(1, args.repeats)]
+    plan = [
+        (arms[::-1] if i % 2 else arms, args.steps, snapshot_steps, seed, f"seed{seed}") for i, seed in enumerate(seeds)
+    ]
+    plan += [
+        (arms[::-1] if (len(plan) + r) % 2 else arms, min(args.timing_steps, args.steps), [], args.seed, f"repeat{r}")
+        for r in range(1, args.repeats)
+    ]
     results: dict[str, list[dict]] = {arm: [] for arm in arms}
     for order, steps, snapshots, seed, tag in plan:
         for arm in order:
-            spec = {"settings": {**settings, "steps": steps}, "policy": policy_path,
-                    "reward_model": str(reward_path), "prompts": list(task.train_prompts), "seed": seed,
-                    "threads": args.threads, "snapshot_steps": snapshots, "out": str(WORK / f"{arm}-{tag}"),
-                    "value_settings": OURS.get(arm)}
+            spec = {
+                "settings": {**settings, "steps": steps},
+                "policy": policy_path,
+                "reward_model": str(reward_path),
+                "prompts": list(task.train_prompts),
+                "seed": seed,
+                "threads": args.threads,
+                "snapshot_steps": snapshots,
+                "out": str(WORK / f"{arm}-{tag}"),
+                "value_settings": OURS.get(arm),
+            }
             result = launch(arm, spec)
             result.update(tag=tag, seed=seed)
             results[arm].append(result)
-            print(f"  {arm:>11} {tag} ({steps} steps): {result['seconds_per_step']:.2f} s/step, peak RSS "
-                  f"{result['peak_rss_mb']:.0f} MB, last objective/scores {result['trajectory'][-1]['scores']:.3f}"
-                  f" objective/kl {result['trajectory'][-1]['kl']:.2f} ({result['process_seconds']:.0f} s in all)",
-                  flush=True)
+            print(
+                f"  {arm:>11} {tag} ({steps} steps): {result['seconds_per_step']:.2f} s/step, peak RSS "
+                f"{result['peak_rss_mb']:.0f} MB, last objective/scores {result['trajectory'][-1]['scores']:.3f}"
+                f" objective/kl {result['trajectory'][-1]['kl']:.2f} ({result['process_seconds']:.0f} s in all)",
+                flush=True,
+            )
 
     # --- evaluation: every snapshot of every arm against the starting model, on the same eval prompts ----------
     evaluated_runs = {arm: [r for r in results[arm] if r["snapshots"]] for arm in arms}
-    policies = {f"{arm}@{r['seed']}@{step}": folder for arm in arms for r in evaluated_runs[arm]
-                for step, folder in r["snapshots"].items()}
+    policies = {
+        f"{arm}@{r['seed']}@{step}": folder
+        for arm in arms
+        for r in evaluated_runs[arm]
+        for step, folder in r["snapshots"].items()
+    }
     evaluation = evaluate_policies(
-        policies, task, reference=policy_path, reward_model=make_judge(reward_path, args.response_length),
-        settings=EvalSettings(n_prompts=args.eval_prompts, max_new_tokens=args.response_length, batch_size=64,
-                              seed=args.seed, device="cpu"), progress=False).to_dict()
+        policies,
+        task,
+        reference=policy_path,
+        reward_model=make_judge(reward_path, args.response_length),
+        settings=EvalSettings(
+            n_prompts=args.eval_prompts,
+            max_new_tokens=args.response_length,
+            batch_size=64,
+            seed=args.seed,
+            device="cpu",
+        ),
+        progress=False,
+    ).to_dict()
     ref = evaluation["reference"]
     start_point = {"step": 0, "gold": ref["gold_reward_mean"], "kl": 0.0, "proxy": ref["proxy_reward_mean"]}
 
@@ -520,10 +695,19 @@ def main() -> None:
         rows = []
         for step in sorted(run["snapshots"], key=int):
             e = evaluation[f"{arm}@{run['seed']}@{step}"]
-            rows.append({"step": int(step), "gold": e["gold_reward_mean"], "gold_ci": e["gold_reward_ci"],
-                         "kl": e["kl_to_ref"], "kl_ci": e["kl_to_ref_ci"], "proxy": e["proxy_reward_mean"],
-                         "win_rate_vs_ref": e["win_rate_vs_ref"], "eos_rate": e["eos_rate"],
-                         "mean_length": e["mean_length"]})
+            rows.append(
+                {
+                    "step": int(step),
+                    "gold": e["gold_reward_mean"],
+                    "gold_ci": e["gold_reward_ci"],
+                    "kl": e["kl_to_ref"],
+                    "kl_ci": e["kl_to_ref_ci"],
+                    "proxy": e["proxy_reward_mean"],
+                    "win_rate_vs_ref": e["win_rate_vs_ref"],
+                    "eos_rate": e["eos_rate"],
+                    "mean_length": e["mean_length"],
+                }
+            )
         return [start_point] + rows
 
     summary = {}
@@ -533,11 +717,29 @@ def main() -> None:
         finals = [points[-1] for points in per_seed.values()]
         summary[arm] = {
             "seconds_per_step": _median([r["seconds_per_step"] for r in runs]),
-            "runs": [{k: r.get(k) for k in ("tag", "seed", "steps", "seconds", "seconds_per_step",
-                                            "seconds_per_step_median", "peak_rss_mb", "vmhwm_mb", "ru_maxrss_mb",
-                                            "process_seconds", "step_seconds", "gc_collect_seconds")} for r in runs],
+            "runs": [
+                {
+                    k: r.get(k)
+                    for k in (
+                        "tag",
+                        "seed",
+                        "steps",
+                        "seconds",
+                        "seconds_per_step",
+                        "seconds_per_step_median",
+                        "peak_rss_mb",
+                        "vmhwm_mb",
+                        "ru_maxrss_mb",
+                        "process_seconds",
+                        "step_seconds",
+                        "gc_collect_seconds",
+                    )
+                }
+                for r in runs
+            ],
             "peak_rss_mb": max(r["peak_rss_mb"] for r in evaluated_runs[arm]),
-            "steps": runs[0]["steps"], "timer": runs[0]["note"],
+            "steps": runs[0]["steps"],
+            "timer": runs[0]["note"],
             "trajectory": {str(r["seed"]): r["trajectory"] for r in evaluated_runs[arm]},
             "evaluated": {str(seed): points for seed, points in per_seed.items()},
             "final_gold_mean": sum(f["gold"] for f in finals) / len(finals),
@@ -561,22 +763,38 @@ def main() -> None:
             kl = min(max(p["kl"] for p in c) for c in curves.values())
             per_seed[str(seed)] = {"kl": kl, "gold": {n: gold_at_kl(c, kl) for n, c in curves.items()}}
         gold = {n: [v["gold"][n] for v in per_seed.values()] for n in names}
-        return {"per_seed": per_seed, "kl_mean": sum(v["kl"] for v in per_seed.values()) / len(per_seed),
-                "gold_mean": {n: sum(g) / len(g) for n, g in gold.items()},
-                "gold_min": {n: min(g) for n, g in gold.items()}, "gold_max": {n: max(g) for n, g in gold.items()}}
+        return {
+            "per_seed": per_seed,
+            "kl_mean": sum(v["kl"] for v in per_seed.values()) / len(per_seed),
+            "gold_mean": {n: sum(g) / len(g) for n, g in gold.items()},
+            "gold_min": {n: min(g) for n, g in gold.items()},
+            "gold_max": {n: max(g) for n, g in gold.items()},
+        }
 
     matched_ppo, matched_all = matched([*OURS, "trl112"]), matched(arms)
     result = {
         "what": "our PPO (separate, frozen-backbone and shared value model) vs TRL 1.12 PPOTrainer (and TRL 1.16 "
-                "RLOO) on the embedded default, reviews task",
-        "settings": {**vars(args), "snapshot_steps": snapshot_steps, "seed_list": seeds,
-                     "rloo_generations": RLOO_GENERATIONS},
-        "machine": {"cpu_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-                    "python": platform.python_version(), "torch": torch.__version__,
-                    "load_average": os.getloadavg()},
+        "RLOO) on the embedded default, reviews task",
+        "settings": {
+            **vars(args),
+            "snapshot_steps": snapshot_steps,
+            "seed_list": seeds,
+            "rloo_generations": RLOO_GENERATIONS,
+        },
+        "machine": {
+            "cpu_threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "load_average": os.getloadavg(),
+        },
         "reward_model": {"path": str(reward_path), **reward_meta},
-        "eval": {"prompts": args.eval_prompts, "kl_estimator": "k1 on the policy's own samples, temperature 1",
-                 "gold": "VADER compound (task gold judge)", "reference": start_point},
+        "eval": {
+            "prompts": args.eval_prompts,
+            "kl_estimator": "k1 on the policy's own samples, temperature 1",
+            "gold": "VADER compound (task gold judge)",
+            "reference": start_point,
+        },
         "arms": summary,
         "matched_kl_ppo": matched_ppo,
         "differences": [
@@ -597,20 +815,27 @@ def main() -> None:
                 paired = [t["seconds_per_step"] / o["seconds_per_step"] for o, t in zip(results[ours], results[other])]
                 result[f"{other}_seconds_per_step / {ours}_seconds_per_step"] = _median(paired)
                 result[f"{other}_over_{ours}_per_run"] = paired
-                result[f"{other}_over_{ours}_ratio_of_medians"] = (summary[other]["seconds_per_step"] /
-                                                                   summary[ours]["seconds_per_step"])
+                result[f"{other}_over_{ours}_ratio_of_medians"] = (
+                    summary[other]["seconds_per_step"] / summary[ours]["seconds_per_step"]
+                )
     out = HERE / "results" / "ppo_vs_trl.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
 
-    print(f"\n{args.steps} steps x {args.batch_size} responses of <= {args.response_length} tokens, "
-          f"{args.ppo_epochs} PPO epochs x {args.mini_batches} minibatch(es), lr {args.learning_rate:g}, "
-          f"KL coef {args.kl_coef:g} (k1); {args.threads} thread(s); {len(seeds)} evaluated + "
-          f"{args.repeats - 1} timing run(s) per arm; eval on {args.eval_prompts} prompts")
-    print(f"{'arm':<21} {'s/step':>6} {'(runs)':<30} {'peak RSS':>8} {'final gold':>10} {'KL':>5} {'proxy':>6} "
-          f"{'gold-bKL':>8} {'gold@KL* mean [min, max] over seeds':>36}")
-    print(f"{'starting model':<21} {'':>6} {'':<30} {'':>8} {start_point['gold']:>10.3f} {0:>5.2f} "
-          f"{start_point['proxy']:>6.3f} {start_point['gold']:>8.3f}")
+    print(
+        f"\n{args.steps} steps x {args.batch_size} responses of <= {args.response_length} tokens, "
+        f"{args.ppo_epochs} PPO epochs x {args.mini_batches} minibatch(es), lr {args.learning_rate:g}, "
+        f"KL coef {args.kl_coef:g} (k1); {args.threads} thread(s); {len(seeds)} evaluated + "
+        f"{args.repeats - 1} timing run(s) per arm; eval on {args.eval_prompts} prompts"
+    )
+    print(
+        f"{'arm':<21} {'s/step':>6} {'(runs)':<30} {'peak RSS':>8} {'final gold':>10} {'KL':>5} {'proxy':>6} "
+        f"{'gold-bKL':>8} {'gold@KL* mean [min, max] over seeds':>36}"
+    )
+    print(
+        f"{'starting model':<21} {'':>6} {'':<30} {'':>8} {start_point['gold']:>10.3f} {0:>5.2f} "
+        f"{start_point['proxy']:>6.3f} {start_point['gold']:>8.3f}"
+    )
     for arm in arms:
         a = summary[arm]
         m = matched_ppo if arm != "rloo" else matched_all
@@ -618,19 +843,25 @@ def main() -> None:
         if m and arm in m["gold_mean"]:
             at = f"{m['gold_mean'][arm]:.3f} [{m['gold_min'][arm]:.3f}, {m['gold_max'][arm]:.3f}]"
         runs = " ".join(f"{r['seconds_per_step']:.2f}" for r in a["runs"])
-        print(f"{LABELS[arm]:<21} {a['seconds_per_step']:>6.2f} {runs:<30} {a['peak_rss_mb']:>5.0f} MB "
-              f"{a['final_gold_mean']:>10.3f} {a['final_kl_mean']:>5.2f} {a['final_proxy_mean']:>6.3f} "
-              f"{a['final_gold_minus_beta_kl_mean']:>8.3f} {at:>36}")
+        print(
+            f"{LABELS[arm]:<21} {a['seconds_per_step']:>6.2f} {runs:<30} {a['peak_rss_mb']:>5.0f} MB "
+            f"{a['final_gold_mean']:>10.3f} {a['final_kl_mean']:>5.2f} {a['final_proxy_mean']:>6.3f} "
+            f"{a['final_gold_minus_beta_kl_mean']:>8.3f} {at:>36}"
+        )
     if matched_ppo:
         kls = ", ".join(f"{v['kl']:.2f}" for v in matched_ppo["per_seed"].values())
-        print(f"KL* per seed (largest KL every PPO arm reached, eval k1): {kls}"
-              + (f"; RLOO's gold@KL* uses the largest KL all arms reached" if "rloo" in arms and matched_all else ""))
+        print(
+            f"KL* per seed (largest KL every PPO arm reached, eval k1): {kls}"
+            + (f"; RLOO's gold@KL* uses the largest KL all arms reached" if "rloo" in arms and matched_all else "")
+        )
     for ours in OURS:
         key = f"trl112_seconds_per_step / {ours}_seconds_per_step"
         if key in result:
             paired = " ".join(f"{x:.2f}" for x in result[f"trl112_over_{ours}_per_run"])
-            print(f"trl112 s/step / {ours} s/step = {result[key]:.2f}x (median of the per-run ratios {paired}; "
-                  f"ratio of the median s/step {result[f'trl112_over_{ours}_ratio_of_medians']:.2f}x)")
+            print(
+                f"trl112 s/step / {ours} s/step = {result[key]:.2f}x (median of the per-run ratios {paired}; "
+                f"ratio of the median s/step {result[f'trl112_over_{ours}_ratio_of_medians']:.2f}x)"
+            )
     print(f"(saved to {out})")
 
 

@@ -46,8 +46,11 @@ def main() -> None:
     result = {
         "what": "sampling K candidates per prompt on the embedded default",
         "settings": vars(args),
-        "machine": {"cpu_threads": torch.get_num_threads(), "python": platform.python_version(),
-                    "torch": torch.__version__},
+        "machine": {
+            "cpu_threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
         "seconds_median": median,
         "seconds_all": seconds,
         "candidates_per_second": {name: n / s for name, s in median.items()},

@@ -41,7 +41,9 @@ def run_once(job: str, threads: str, quick: bool, busy: bool) -> dict:
             env["RLHFKIT_CACHE"] = str(Path(scratch) / "cache")
             command = CLI + thread_args + ["build-default", "--force", "--quiet"]
         else:  # the pipeline on the caller's cached embedded default (built beforehand, not timed)
-            command = CLI + thread_args + ["pipeline", "--out", str(Path(scratch) / "out")] + (["--quick"] if quick else [])
+            command = (
+                CLI + thread_args + ["pipeline", "--out", str(Path(scratch) / "out")] + (["--quick"] if quick else [])
+            )
         competitor = busy_process() if busy else None
         started = time.perf_counter()
         try:
@@ -66,39 +68,64 @@ def run_once(job: str, threads: str, quick: bool, busy: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", default="build,pipeline", help="any of build, pipeline")
-    parser.add_argument("--threads", default="rule", help="comma-separated: rule (rlhfkit's choice), auto (torch's "
-                        "default), or a number")
+    parser.add_argument(
+        "--threads",
+        default="rule",
+        help="comma-separated: rule (rlhfkit's choice), auto (torch's default), or a number",
+    )
     parser.add_argument("--quick", action="store_true", help="the pipeline's smoke budget instead of the default")
     parser.add_argument("--repeats", type=int, default=1, help="quiet/busy pairs per job and thread setting")
     args = parser.parse_args()
     load_before = os.getloadavg()  # other work on the machine skews "quiet": say how much there was
 
     if "pipeline" in args.jobs:  # the pipeline's own runs use the cached build: make sure it exists first
-        subprocess.run(CLI + ["build-default", "--quiet"], check=True, capture_output=True,
-                       env=dict(os.environ, HF_HUB_OFFLINE="1"))
+        subprocess.run(
+            CLI + ["build-default", "--quiet"],
+            check=True,
+            capture_output=True,
+            env=dict(os.environ, HF_HUB_OFFLINE="1"),
+        )
     rows = []
     for job in [j.strip() for j in args.jobs.split(",") if j.strip()]:
         for threads in [t.strip() for t in args.threads.split(",") if t.strip()]:
             for repeat in range(args.repeats):
                 # Alternate which comes first, so a slow stretch of the machine does not always land on one side.
-                for busy in ((False, True) if repeat % 2 == 0 else (True, False)):
+                for busy in (False, True) if repeat % 2 == 0 else (True, False):
                     row = run_once(job, threads, args.quick, busy)
                     rows.append(row)
-                    print(f"{job:8s} threads={threads:5s} {'busy ' if busy else 'quiet'} {row['wall_s']:7.1f} s"
-                          + (f"  stages {row['stage_s']}" if "stage_s" in row else ""), flush=True)
+                    print(
+                        f"{job:8s} threads={threads:5s} {'busy ' if busy else 'quiet'} {row['wall_s']:7.1f} s"
+                        + (f"  stages {row['stage_s']}" if "stage_s" in row else ""),
+                        flush=True,
+                    )
 
     print("\njob       threads  quiet s (median)  busy s (median)  busy / quiet")
     ratios = {}
     for job in sorted({r["job"] for r in rows}):
         for threads in sorted({r["threads"] for r in rows if r["job"] == job}):
-            quiet = statistics.median(r["wall_s"] for r in rows if (r["job"], r["threads"], r["busy"]) == (job, threads, False))
-            busy = statistics.median(r["wall_s"] for r in rows if (r["job"], r["threads"], r["busy"]) == (job, threads, True))
+            quiet = statistics.median(
+                r["wall_s"] for r in rows if (r["job"], r["threads"], r["busy"]) == (job, threads, False)
+            )
+            busy = statistics.median(
+                r["wall_s"] for r in rows if (r["job"], r["threads"], r["busy"]) == (job, threads, True)
+            )
             ratios[f"{job}/{threads}"] = round(busy / quiet, 2)
             print(f"{job:9s} {threads:7s} {quiet:16.1f} {busy:16.1f} {busy / quiet:13.2f}")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"threads_under_load{'_quick' if args.quick else ''}.json"
-    out.write_text(json.dumps({"machine": platform.platform(), "cpus": os.cpu_count(), "quick": args.quick,
-                               "load_before": load_before, "rows": rows, "busy_over_quiet": ratios}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "machine": platform.platform(),
+                "cpus": os.cpu_count(),
+                "quick": args.quick,
+                "load_before": load_before,
+                "rows": rows,
+                "busy_over_quiet": ratios,
+            },
+            indent=2,
+        )
+    )
     print(f"load average before the runs: {load_before[0]:.2f}; saved {out}")
 
 

@@ -40,28 +40,28 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill style: `papermill 00_quickstart.ipynb out.ipynb -p N_LABEL_PROMPTS 256` overrides them).
-MODEL = "tiny"            # "tiny" = the embedded default (built offline on first use, ~1 min); or a Hub id / folder
-TASK = "reviews"          # a builtin task, a prompts file, or a Hub dataset id
+MODEL = "tiny"  # "tiny" = the embedded default (built offline on first use, ~1 min); or a Hub id / folder
+TASK = "reviews"  # a builtin task, a prompts file, or a Hub dataset id
 OUT = "runs/notebooks/00_quickstart"  # run directory; relative paths are relative to the project folder
-DEVICE = None             # None = CUDA when present, else CPU; or "cpu", "cuda:1", ...
+DEVICE = None  # None = CUDA when present, else CPU; or "cpu", "cuda:1", ...
 SEED = 0
-THREADS = None            # torch CPU threads; None = 1 for the embedded default on a CPU (its matrices are too small
-                          # to gain from a second thread, and one competing with any other busy process made
-                          # training steps several times slower here), else torch's own default
+THREADS = None  # torch CPU threads; None = 1 for the embedded default on a CPU (its matrices are too small
+# to gain from a second thread, and one competing with any other busy process made
+# training steps several times slower here), else torch's own default
 METHODS = ["ppo", "dpo"]  # any of "ppo", "dpo", "rloo"
-LORA_R = None             # None = train all weights; a rank (e.g. 16) trains LoRA adapters instead
+LORA_R = None  # None = train all weights; a rank (e.g. 16) trains LoRA adapters instead
 # Budgets
-SFT_STEPS = 200           # SFT optimizer steps (batch 16)
-N_LABEL_PROMPTS = 512     # train prompts whose SFT candidates the simulated annotator labels
-K = 4                     # candidates per prompt: up to K(K-1)/2 = 6 pairs each
-FLIP_RATE = 0.1           # annotator noise: probability of preferring the gold-worse answer
-PPO_STEPS = 20            # PPO iterations (each samples PPO_BATCH_SIZE prompts)
+SFT_STEPS = 200  # SFT optimizer steps (batch 16)
+N_LABEL_PROMPTS = 512  # train prompts whose SFT candidates the simulated annotator labels
+K = 4  # candidates per prompt: up to K(K-1)/2 = 6 pairs each
+FLIP_RATE = 0.1  # annotator noise: probability of preferring the gold-worse answer
+PPO_STEPS = 20  # PPO iterations (each samples PPO_BATCH_SIZE prompts)
 PPO_BATCH_SIZE = 32
-DPO_STEPS = 32            # DPO optimizer steps (batch 32 pairs)
-N_RM_CHECK_PROMPTS = 64   # held-out prompts whose candidate pairs test the reward model against gold
-N_EVAL_PROMPTS = 64       # held-out prompts for the final evaluation
-N_SHOW = 4                # held-out prompts shown side by side at the end
-SHOW_REPORT = True        # show report.html inside the notebook
+DPO_STEPS = 32  # DPO optimizer steps (batch 32 pairs)
+N_RM_CHECK_PROMPTS = 64  # held-out prompts whose candidate pairs test the reward model against gold
+N_EVAL_PROMPTS = 64  # held-out prompts for the final evaluation
+N_SHOW = 4  # held-out prompts shown side by side at the end
+SHOW_REPORT = True  # show report.html inside the notebook
 
 # A real model on a GPU (not run here: this machine has no Hub access). Starting points, not tuned settings:
 # MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
@@ -107,31 +107,53 @@ out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, m
 # %%
 lora = LoraSettings(r=LORA_R, alpha=2 * LORA_R) if LORA_R else None
 # With LoRA the learning rates below are common starting points for adapters on real models, not tuned here.
-base = PipelineSettings(model=MODEL, task=TASK, out_dir=str(out_dir), seed=SEED, methods=tuple(METHODS),
-                        n_label_prompts=N_LABEL_PROMPTS, k=K, flip_rate=FLIP_RATE,
-                        n_rm_check_prompts=N_RM_CHECK_PROMPTS)
+base = PipelineSettings(
+    model=MODEL,
+    task=TASK,
+    out_dir=str(out_dir),
+    seed=SEED,
+    methods=tuple(METHODS),
+    n_label_prompts=N_LABEL_PROMPTS,
+    k=K,
+    flip_rate=FLIP_RATE,
+    n_rm_check_prompts=N_RM_CHECK_PROMPTS,
+)
 settings = replace(
     base,
-    sft=replace(base.sft, max_steps=SFT_STEPS, device=DEVICE, lora=lora,
-                **({"learning_rate": 2e-4} if lora else {})),
+    sft=replace(base.sft, max_steps=SFT_STEPS, device=DEVICE, lora=lora, **({"learning_rate": 2e-4} if lora else {})),
     reward=replace(base.reward, device=DEVICE, lora=lora, **({"learning_rate": 1e-4} if lora else {})),
     # run_pipeline starts PPO's value function from the reward model, which needs a separate value model (with
     # LoRA, PPO would otherwise put a value head on the policy).
-    ppo=replace(base.ppo, total_steps=PPO_STEPS, batch_size=PPO_BATCH_SIZE, device=DEVICE, lora=lora,
-                **({"learning_rate": 1e-5, "value_model": "separate"} if lora else {})),
+    ppo=replace(
+        base.ppo,
+        total_steps=PPO_STEPS,
+        batch_size=PPO_BATCH_SIZE,
+        device=DEVICE,
+        lora=lora,
+        **({"learning_rate": 1e-5, "value_model": "separate"} if lora else {}),
+    ),
     dpo=replace(base.dpo, max_steps=DPO_STEPS, device=DEVICE, lora=lora, **({"learning_rate": 5e-6} if lora else {})),
     rloo=replace(base.rloo, device=DEVICE, lora=lora),
     evaluation=replace(base.evaluation, n_prompts=N_EVAL_PROMPTS, device=DEVICE),
 )
-pd.DataFrame([
-    ("SFT", f"{settings.sft.max_steps} steps x {settings.sft.batch_size} demonstrations, "
-            f"lr {settings.sft.learning_rate:g}"),
-    ("labels", f"{settings.n_label_prompts} prompts x {settings.k} candidates, flip rate {settings.flip_rate}"),
-    ("reward model", f"{settings.reward.epochs:g} epoch over the pairs, lr {settings.reward.learning_rate:g}"),
-    ("PPO", f"{settings.ppo.total_steps} iterations x {settings.ppo.batch_size} prompts, beta {settings.ppo.kl_coef}"),
-    ("DPO", f"{settings.dpo.max_steps} steps x {settings.dpo.batch_size} pairs, beta {settings.dpo.beta}"),
-    ("evaluation", f"{settings.evaluation.n_prompts} held-out prompts"),
-], columns=["stage", "budget"])
+pd.DataFrame(
+    [
+        (
+            "SFT",
+            f"{settings.sft.max_steps} steps x {settings.sft.batch_size} demonstrations, "
+            f"lr {settings.sft.learning_rate:g}",
+        ),
+        ("labels", f"{settings.n_label_prompts} prompts x {settings.k} candidates, flip rate {settings.flip_rate}"),
+        ("reward model", f"{settings.reward.epochs:g} epoch over the pairs, lr {settings.reward.learning_rate:g}"),
+        (
+            "PPO",
+            f"{settings.ppo.total_steps} iterations x {settings.ppo.batch_size} prompts, beta {settings.ppo.kl_coef}",
+        ),
+        ("DPO", f"{settings.dpo.max_steps} steps x {settings.dpo.batch_size} pairs, beta {settings.dpo.beta}"),
+        ("evaluation", f"{settings.evaluation.n_prompts} held-out prompts"),
+    ],
+    columns=["stage", "budget"],
+)
 
 # %% [markdown]
 # ## 3. Run it
@@ -164,8 +186,9 @@ table = summary_table(summary["policies"])
 display(table.round(3))
 rm = summary["reward_model"]
 prefs = summary["preferences"]
-print(f"preference pairs: {prefs['pairs']}, annotator agreement with gold: "
-      f"{prefs['annotator_agreement_with_gold']:.1%}")
+print(
+    f"preference pairs: {prefs['pairs']}, annotator agreement with gold: {prefs['annotator_agreement_with_gold']:.1%}"
+)
 print(f"reward model accuracy on {rm['heldout_pairs']} held-out gold-labelled pairs: {rm['heldout_accuracy']:.3f}")
 pd.Series(summary["seconds"], name="seconds").to_frame().T
 
@@ -211,8 +234,12 @@ with pd.option_context("display.max_colwidth", 200):
 report = out_dir / "report.html"
 print(f"report: {report} ({report.stat().st_size / 1e6:.1f} MB)")
 if SHOW_REPORT:
-    display(HTML(f'<div><iframe sandbox="allow-scripts" style="width:100%;height:640px;border:1px solid #ddd" '
-                 f'srcdoc="{html.escape(report.read_text(encoding="utf-8"), quote=True)}"></iframe></div>'))
+    display(
+        HTML(
+            f'<div><iframe sandbox="allow-scripts" style="width:100%;height:640px;border:1px solid #ddd" '
+            f'srcdoc="{html.escape(report.read_text(encoding="utf-8"), quote=True)}"></iframe></div>'
+        )
+    )
 
 # %% [markdown]
 # ## 8. What this run says
@@ -228,10 +255,16 @@ acc, agree = rm["heldout_accuracy"], prefs["annotator_agreement_with_gold"]
 lines.append(
     f"- **Reward model.** It ranks {acc:.1%} of {rm['heldout_pairs']} held-out pairs the way the gold judge does "
     f"(chance is 50%; the annotator it learned from agreed with gold on {agree:.1%} of its labels). "
-    + ("A good proxy on these pairs." if acc >= 0.85 else
-       "A usable but noisy proxy: PPO optimises its mistakes along with its signal." if acc >= 0.7 else
-       "A weak proxy: much of what PPO optimises is the reward model's error." if acc >= 0.6 else
-       "Barely better than chance: PPO has little real signal to follow."))
+    + (
+        "A good proxy on these pairs."
+        if acc >= 0.85
+        else "A usable but noisy proxy: PPO optimises its mistakes along with its signal."
+        if acc >= 0.7
+        else "A weak proxy: much of what PPO optimises is the reward model's error."
+        if acc >= 0.6
+        else "Barely better than chance: PPO has little real signal to follow."
+    )
+)
 for name in [m for m in METHODS if m in pol]:
     row = pol[name]
     verdict = table.set_index("policy").loc[name, "verdict"]
@@ -239,13 +272,17 @@ for name in [m for m in METHODS if m in pol]:
     lo, hi = row["gold_reward_ci"]
     wl, wh = row["win_rate_vs_sft_ci"]
     length = row["mean_length"] / sft_row["mean_length"] - 1
-    text = (f"- **{name.upper()}** ({verdict}): gold reward {row['gold_reward_mean']:.3f} [{lo:.3f}, {hi:.3f}] vs "
-            f"SFT {sft_row['gold_reward_mean']:.3f} ({gain:+.3f}), gold win rate vs SFT {row['win_rate_vs_sft']:.2f} "
-            f"[{wl:.2f}, {wh:.2f}], at KL {row['kl_to_ref']:.1f} nats.")
+    text = (
+        f"- **{name.upper()}** ({verdict}): gold reward {row['gold_reward_mean']:.3f} [{lo:.3f}, {hi:.3f}] vs "
+        f"SFT {sft_row['gold_reward_mean']:.3f} ({gain:+.3f}), gold win rate vs SFT {row['win_rate_vs_sft']:.2f} "
+        f"[{wl:.2f}, {wh:.2f}], at KL {row['kl_to_ref']:.1f} nats."
+    )
     if length > 0.2:
-        text += (f" Its answers are {length:.0%} longer than SFT's (EOS rate {row['eos_rate']:.2f} vs "
-                 f"{sft_row['eos_rate']:.2f}); on this task more positive sentences also raise VADER, so part of "
-                 f"the gain may be length.")
+        text += (
+            f" Its answers are {length:.0%} longer than SFT's (EOS rate {row['eos_rate']:.2f} vs "
+            f"{sft_row['eos_rate']:.2f}); on this task more positive sentences also raise VADER, so part of "
+            f"the gain may be length."
+        )
     elif length < -0.2:
         text += f" Its answers are {-length:.0%} shorter than SFT's: the gain is not bought with length."
     lines.append(text)
@@ -256,13 +293,22 @@ if len(ranked) > 1:
     lines.append(
         f"- **{a.upper()} vs {b.upper()}.** {a.upper()} has the higher gold reward "
         f"({pol[a]['gold_reward_mean']:.3f} vs {pol[b]['gold_reward_mean']:.3f}) "
-        + ("but the intervals overlap: on this budget the two are not distinguishable on gold reward. " if overlap
-           else "and the intervals do not overlap. ")
+        + (
+            "but the intervals overlap: on this budget the two are not distinguishable on gold reward. "
+            if overlap
+            else "and the intervals do not overlap. "
+        )
         + f"{a.upper()} moved {pol[a]['kl_to_ref']:.1f} nats from SFT, {b.upper()} {pol[b]['kl_to_ref']:.1f}"
-        + (f": {a.upper()} got at least as much reward for less drift." if pol[a]['kl_to_ref'] <= pol[b]['kl_to_ref']
-           else ": the two sit at different KL, so the fair comparison is at equal KL (notebook 06)."))
-lines.append(f"- One seed, {pol['sft']['n_samples']} evaluation samples per policy, {wall:.0f} s of compute: "
-             f"treat these as a first look, not a benchmark.")
+        + (
+            f": {a.upper()} got at least as much reward for less drift."
+            if pol[a]["kl_to_ref"] <= pol[b]["kl_to_ref"]
+            else ": the two sit at different KL, so the fair comparison is at equal KL (notebook 06)."
+        )
+    )
+lines.append(
+    f"- One seed, {pol['sft']['n_samples']} evaluation samples per policy, {wall:.0f} s of compute: "
+    f"treat these as a first look, not a benchmark."
+)
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]

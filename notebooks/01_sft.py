@@ -29,25 +29,25 @@
 # `OUT/sft/model`.
 
 # %% tags=["parameters"]
-MODEL = "tiny"            # "tiny" = the embedded default (built offline on first use, ~1 min); or a Hub id / folder
-TASK = "reviews"          # a builtin task, a prompts file with demonstrations, or a Hub dataset id
+MODEL = "tiny"  # "tiny" = the embedded default (built offline on first use, ~1 min); or a Hub id / folder
+TASK = "reviews"  # a builtin task, a prompts file with demonstrations, or a Hub dataset id
 OUT = "runs/notebooks/01_sft"  # run directory; relative paths are relative to the project folder
-DEVICE = None             # None = CUDA when present, else CPU
+DEVICE = None  # None = CUDA when present, else CPU
 SEED = 0
-THREADS = None            # torch CPU threads; None = 1 for the embedded default on a CPU (its matrices are too small
-                          # to gain from a second thread, and one competing with any other busy process made
-                          # training steps several times slower here), else torch's own default
-LORA_R = None             # None = full fine-tuning; a rank (e.g. 16) trains LoRA adapters only
-SFT_STEPS = 200           # optimizer steps
-BATCH_SIZE = 16           # demonstrations per step
-LEARNING_RATE = 3e-3      # suits the 1M-parameter default; real models want ~1e-5 (full) or ~2e-4 (LoRA)
-N_DEMOS = None            # use the first N demonstrations of the task (None = all)
-N_VAL_DEMOS = 100         # demonstrations held out of training to measure the loss on unseen text
-N_HELDOUT = 16            # held-out prompts answered before and after SFT
-MAX_NEW_TOKENS = 64       # longest sampled answer
-DEMO_STORE = None         # label store for demonstrations you write (section 3); None = OUT/labels.db
-ANNOTATOR = "me"          # your name in the label store
-N_WRITE = 5               # train prompts offered to you in the demonstration writer
+THREADS = None  # torch CPU threads; None = 1 for the embedded default on a CPU (its matrices are too small
+# to gain from a second thread, and one competing with any other busy process made
+# training steps several times slower here), else torch's own default
+LORA_R = None  # None = full fine-tuning; a rank (e.g. 16) trains LoRA adapters only
+SFT_STEPS = 200  # optimizer steps
+BATCH_SIZE = 16  # demonstrations per step
+LEARNING_RATE = 3e-3  # suits the 1M-parameter default; real models want ~1e-5 (full) or ~2e-4 (LoRA)
+N_DEMOS = None  # use the first N demonstrations of the task (None = all)
+N_VAL_DEMOS = 100  # demonstrations held out of training to measure the loss on unseen text
+N_HELDOUT = 16  # held-out prompts answered before and after SFT
+MAX_NEW_TOKENS = 64  # longest sampled answer
+DEMO_STORE = None  # label store for demonstrations you write (section 3); None = OUT/labels.db
+ANNOTATOR = "me"  # your name in the label store
+N_WRITE = 5  # train prompts offered to you in the demonstration writer
 
 # A real model on a GPU (not run here: this machine has no Hub access). Starting points, not tuned settings:
 # MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
@@ -91,18 +91,22 @@ print(f"model: {base_model}")
 # demonstrations themselves: that is roughly where imitation alone should land.
 
 # %%
-demos = task.demonstrations[: N_DEMOS] if N_DEMOS else list(task.demonstrations)
+demos = task.demonstrations[:N_DEMOS] if N_DEMOS else list(task.demonstrations)
 val_demos, train_demos = demos[:N_VAL_DEMOS], demos[N_VAL_DEMOS:]
 demo_gold = gold([d["prompt"] for d in demos], [d["completion"] for d in demos]) if gold else None
 frame = pd.DataFrame(demos)
 if demo_gold is not None:
     frame["gold"] = demo_gold
 frame["words"] = frame.completion.str.split().str.len()
-print(f"{len(train_demos)} demonstrations to train on, {len(val_demos)} held out; "
-      f"{frame.words.mean():.1f} words per response on average")
+print(
+    f"{len(train_demos)} demonstrations to train on, {len(val_demos)} held out; "
+    f"{frame.words.mean():.1f} words per response on average"
+)
 if demo_gold is not None:
-    print(f"gold score of the demonstrations: mean {frame.gold.mean():.3f}; "
-          f"positive (> 0.05) {(frame.gold > 0.05).mean():.0%}, negative (< -0.05) {(frame.gold < -0.05).mean():.0%}")
+    print(
+        f"gold score of the demonstrations: mean {frame.gold.mean():.3f}; "
+        f"positive (> 0.05) {(frame.gold > 0.05).mean():.0%}, negative (< -0.05) {(frame.gold < -0.05).mean():.0%}"
+    )
 with pd.option_context("display.max_colwidth", 160):
     display(frame.head(6).round(3))
 
@@ -129,8 +133,10 @@ writer
 
 # %%
 mine = [{"prompt": d["prompt"], "completion": d["completion"]} for d in store.demonstrations(ANNOTATOR)]
-print(f"{len(mine)} demonstrations of your own ({ANNOTATOR!r}) in {store.path}"
-      + ("" if mine else ": training on the task's demonstrations only"))
+print(
+    f"{len(mine)} demonstrations of your own ({ANNOTATOR!r}) in {store.path}"
+    + ("" if mine else ": training on the task's demonstrations only")
+)
 train_task = replace(task, demonstrations=train_demos + mine)
 
 # %% [markdown]
@@ -143,9 +149,14 @@ train_task = replace(task, demonstrations=train_demos + mine)
 
 # %%
 settings = SFTSettings(
-    max_steps=SFT_STEPS, batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE, seed=SEED, device=DEVICE,
+    max_steps=SFT_STEPS,
+    batch_size=BATCH_SIZE,
+    learning_rate=LEARNING_RATE,
+    seed=SEED,
+    device=DEVICE,
     lora=LoraSettings(r=LORA_R, alpha=2 * LORA_R) if LORA_R else None,
-    n_samples=N_HELDOUT, sample_max_new_tokens=MAX_NEW_TOKENS,
+    n_samples=N_HELDOUT,
+    sample_max_new_tokens=MAX_NEW_TOKENS,
 )
 run = train_sft(base_model, train_task, settings, out_dir / "sft")
 print(f"{run.summary['steps']} steps in {run.summary['seconds']:.0f} s; model saved in {run.model_path}")
@@ -162,8 +173,11 @@ metrics = run.metrics
 fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss (nats per token)", "mean token accuracy"))
 fig.add_trace(go.Scatter(x=metrics.step, y=metrics["loss"], mode="lines+markers", name="loss"), row=1, col=1)
 if "mean_token_accuracy" in metrics:
-    fig.add_trace(go.Scatter(x=metrics.step, y=metrics["mean_token_accuracy"], mode="lines+markers",
-                             name="token accuracy"), row=1, col=2)
+    fig.add_trace(
+        go.Scatter(x=metrics.step, y=metrics["mean_token_accuracy"], mode="lines+markers", name="token accuracy"),
+        row=1,
+        col=2,
+    )
 fig.update_xaxes(title_text="step")
 fig.update_layout(height=340, showlegend=False, margin=dict(t=40, b=40, l=40, r=10))
 fig.show()
@@ -173,14 +187,20 @@ fig.show()
 # the model never saw: the `N_VAL_DEMOS` held out above, before and after SFT (per-token NLL, end-of-turn token
 # included).
 
+
 # %%
 def heldout_nll(model_path) -> float:
     if not val_demos:
         return float("nan")
     model = load_policy(model_path, device=DEVICE)
     tokenizer = load_tokenizer(model_path)
-    logprobs = response_logprobs(model, tokenizer, [d["prompt"] for d in val_demos],
-                                 [d["completion"] for d in val_demos], eos_mask=[True] * len(val_demos))
+    logprobs = response_logprobs(
+        model,
+        tokenizer,
+        [d["prompt"] for d in val_demos],
+        [d["completion"] for d in val_demos],
+        eos_mask=[True] * len(val_demos),
+    )
     return float(-torch.cat(logprobs).mean())
 
 
@@ -196,6 +216,7 @@ print(f"held-out NLL per token: before SFT {nll_before:.3f}, after {nll_after:.3
 # (other than the first word of a sentence); prompts without such names are left blank. Plain table cells: model
 # text is escaped, never rendered as HTML.
 
+
 # %%
 def names_in(prompt):
     sentences = re.split(r"(?<=[.?!])\s+", prompt)
@@ -210,11 +231,17 @@ def names_it(prompt, response):
 samples = run.samples
 before = samples[samples.model == "before"].reset_index(drop=True)
 after = samples[samples.model == "after"].reset_index(drop=True)
-side = pd.DataFrame({"prompt": before.prompt,
-                     "before SFT": before.response, "finish before": before.finish_reason,
-                     "names it before": [names_it(p, r) for p, r in zip(before.prompt, before.response)],
-                     "after SFT": after.response, "finish after": after.finish_reason,
-                     "names it after": [names_it(p, r) for p, r in zip(after.prompt, after.response)]})
+side = pd.DataFrame(
+    {
+        "prompt": before.prompt,
+        "before SFT": before.response,
+        "finish before": before.finish_reason,
+        "names it before": [names_it(p, r) for p, r in zip(before.prompt, before.response)],
+        "after SFT": after.response,
+        "finish after": after.finish_reason,
+        "names it after": [names_it(p, r) for p, r in zip(after.prompt, after.response)],
+    }
+)
 if "gold" in samples:
     side.insert(4, "gold before", before.gold.round(3))
     side["gold after"] = after.gold.round(3)
@@ -225,6 +252,7 @@ with pd.option_context("display.max_colwidth", 200):
 # ## 7. What changed
 #
 # Computed from this run's numbers.
+
 
 # %%
 def eos_rate(rows):
@@ -240,14 +268,20 @@ lines = [
     f"- **Loss.** The training loss went from {run.summary['first_train_loss']:.3f} at the first step to "
     f"{run.summary['train_loss']:.3f} at step {run.summary['steps']}; on {len(val_demos)} held-out demonstrations "
     f"from {nll_before:.3f} to {nll_after:.3f} nats per token"
-    + (" (the model learned the demonstrations' language, not just the batches it saw)." if nll_after < nll_before
-       else ": no improvement on unseen text, so this run did not generalise."),
+    + (
+        " (the model learned the demonstrations' language, not just the batches it saw)."
+        if nll_after < nll_before
+        else ": no improvement on unseen text, so this run did not generalise."
+    ),
     f"- **Answering what was asked.** {before.response.nunique()} distinct answers to {len(before)} different "
     f"prompts before SFT, {after.response.nunique()} after (an answer that ignores its prompt repeats itself). "
     f"Answers that name the prompt's subject: {rate('names it before')} before, {rate('names it after')} after"
-    + (". The held-out items' names never appeared in training; a model this small does not learn to copy them, "
-       "so read the table for whether the answers at least talk about the right kind of thing."
-       if side["names it after"].dropna().astype(bool).mean() < 0.5 else "."),
+    + (
+        ". The held-out items' names never appeared in training; a model this small does not learn to copy them, "
+        "so read the table for whether the answers at least talk about the right kind of thing."
+        if side["names it after"].dropna().astype(bool).mean() < 0.5
+        else "."
+    ),
     f"- **Stopping.** {eos_rate(before):.0%} of the answers before SFT ended by themselves, {eos_rate(after):.0%} "
     f"after; mean length {before.n_tokens.mean():.0f} → {after.n_tokens.mean():.0f} tokens.",
 ]
@@ -262,9 +296,17 @@ if "gold" in samples:
         f"of the paired difference; better on {(paired > 0).sum()}, worse on {(paired < 0).sum()} prompts). "
         + ("The change is within noise. " if abs(diff) <= half_width else "")
         + f"The demonstrations average {demo_mean:.3f}, and the SFT answers land "
-        + ("close to that" if abs(after.gold.mean() - demo_mean) < 0.1 else
-           "above it" if after.gold.mean() > demo_mean else "below it")
-        + ": SFT imitates the demonstrations, sentiment mix included; it does not aim at the gold judge.")
-lines.append("- Raising the gold score is the job of the later stages: preferences (02), a reward model (03), "
-             "then PPO (04) or DPO (05).")
+        + (
+            "close to that"
+            if abs(after.gold.mean() - demo_mean) < 0.1
+            else "above it"
+            if after.gold.mean() > demo_mean
+            else "below it"
+        )
+        + ": SFT imitates the demonstrations, sentiment mix included; it does not aim at the gold judge."
+    )
+lines.append(
+    "- Raising the gold score is the job of the later stages: preferences (02), a reward model (03), "
+    "then PPO (04) or DPO (05)."
+)
 display(Markdown("\n".join(lines)))

@@ -34,27 +34,27 @@
 # 6. the **export** to TRL's preference format, which notebooks 03 (reward model) and 05 (DPO) train on.
 
 # %% tags=["parameters"]
-MODEL = "tiny"            # used only when the SFT run below is missing and must be rebuilt; or a Hub id / folder
-TASK = "reviews"          # a builtin task, a prompts file, or a Hub dataset id
+MODEL = "tiny"  # used only when the SFT run below is missing and must be rebuilt; or a Hub id / folder
+TASK = "reviews"  # a builtin task, a prompts file, or a Hub dataset id
 OUT = "runs/notebooks/02_preferences"  # label store and exports; relative paths are relative to the project folder
 SFT_RUN = "runs/notebooks/01_sft/sft"  # notebook 01's SFT run; rebuilt into OUT/sft when missing
-DEVICE = None             # None = CUDA when present, else CPU; or "cpu", "cuda:1", ...
+DEVICE = None  # None = CUDA when present, else CPU; or "cpu", "cuda:1", ...
 SEED = 0
-THREADS = None            # torch CPU threads; None = 1 for the embedded default on a CPU (its matrices are too small
-                          # to gain from a second thread, and one competing with any other busy process made
-                          # training steps several times slower here), else torch's own default
-SFT_STEPS = 200           # only when the SFT model must be rebuilt
-N_PROMPTS = 512           # train prompts whose candidates go into the label store (03's own fallback uses 512 too)
-K = 4                     # candidates per prompt
-TEMPERATURE = 1.0         # sampling temperature of the candidates that get labelled
-N_RANK_PROMPTS = 16       # the first N of those prompts are ranking items (all K at once); the rest become pairs
+THREADS = None  # torch CPU threads; None = 1 for the embedded default on a CPU (its matrices are too small
+# to gain from a second thread, and one competing with any other busy process made
+# training steps several times slower here), else torch's own default
+SFT_STEPS = 200  # only when the SFT model must be rebuilt
+N_PROMPTS = 512  # train prompts whose candidates go into the label store (03's own fallback uses 512 too)
+K = 4  # candidates per prompt
+TEMPERATURE = 1.0  # sampling temperature of the candidates that get labelled
+N_RANK_PROMPTS = 16  # the first N of those prompts are ranking items (all K at once); the rest become pairs
 N_DIVERSITY_PROMPTS = 32  # prompts for the temperature sweep (section 4)
-DIVERSITY_K = 8           # samples per prompt in the sweep
+DIVERSITY_K = 8  # samples per prompt in the sweep
 TEMPERATURES = [0.1, 0.4, 0.7, 1.0, 1.5]  # the sweep
-MAX_NEW_TOKENS = 64       # longest candidate, in tokens
-ANNOTATOR = "me"          # your name in the label store
-FLIP_RATE = 0.1           # the simulated annotator: probability of preferring the gold-worse answer
-POSITION_BIAS = 0.3       # a second simulated annotator picks the left answer this often regardless of content
+MAX_NEW_TOKENS = 64  # longest candidate, in tokens
+ANNOTATOR = "me"  # your name in the label store
+FLIP_RATE = 0.1  # the simulated annotator: probability of preferring the gold-worse answer
+POSITION_BIAS = 0.3  # a second simulated annotator picks the left answer this often regardless of content
 EXPORT_ANNOTATORS = None  # whose labels go into preferences.jsonl; None = you (if you labelled) + the simulated one
 
 # A real model on a GPU (not run here: this machine has no Hub access). Starting points, not tuned settings:
@@ -84,8 +84,15 @@ from plotly.subplots import make_subplots
 from rlhfkit.data import load_preferences
 from rlhfkit.evaluation import distinct
 from rlhfkit.judges import FunctionJudge, SimulatedAnnotator
-from rlhfkit.labeling import (LabelStore, PairwiseLabeler, RankingLabeler, agreement, agreement_with_judge,
-                              annotate_with_judge, position_bias)
+from rlhfkit.labeling import (
+    LabelStore,
+    PairwiseLabeler,
+    RankingLabeler,
+    agreement,
+    agreement_with_judge,
+    annotate_with_judge,
+    position_bias,
+)
 from rlhfkit.live import has_frontend
 from rlhfkit.models import load_policy, load_tokenizer
 from rlhfkit.notebook import setup, sft_run_or_train
@@ -94,8 +101,9 @@ from rlhfkit.train.sft import SFTSettings
 
 notebook_started = time.perf_counter()
 # Relative paths are taken from the project folder (the parent of notebooks/).
-out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL,
-                                    purpose="the simulated annotators of this notebook need one")
+out_dir, device, task, gold = setup(
+    OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL, purpose="the simulated annotators of this notebook need one"
+)
 out_dir.mkdir(parents=True, exist_ok=True)
 
 # %% [markdown]
@@ -105,8 +113,13 @@ out_dir.mkdir(parents=True, exist_ok=True)
 # comparisons are made between *its* answers. Notebook 01 saved one; if it is not there, we train one now.
 
 # %%
-sft_run = sft_run_or_train(SFT_RUN, out_dir, model=MODEL, task=task,
-                           settings=SFTSettings(max_steps=SFT_STEPS, seed=SEED, device=DEVICE, n_samples=0))
+sft_run = sft_run_or_train(
+    SFT_RUN,
+    out_dir,
+    model=MODEL,
+    task=task,
+    settings=SFTSettings(max_steps=SFT_STEPS, seed=SEED, device=DEVICE, n_samples=0),
+)
 sft_path = sft_run.model_path
 policy, tokenizer = load_policy(sft_path, device=DEVICE), load_tokenizer(sft_path)
 
@@ -126,16 +139,24 @@ policy, tokenizer = load_policy(sft_path, device=DEVICE), load_tokenizer(sft_pat
 
 # %%
 prompt = task.train_prompts[0]
-greedy = sample_candidates(policy, tokenizer, [prompt] * 3, SamplingConfig(
-    k=1, do_sample=False, max_new_tokens=MAX_NEW_TOKENS), progress=False)
-sampled = sample_candidates(policy, tokenizer, [prompt], SamplingConfig(
-    k=K, temperature=TEMPERATURE, max_new_tokens=MAX_NEW_TOKENS, seed=SEED), progress=False)
+greedy = sample_candidates(
+    policy, tokenizer, [prompt] * 3, SamplingConfig(k=1, do_sample=False, max_new_tokens=MAX_NEW_TOKENS), progress=False
+)
+sampled = sample_candidates(
+    policy,
+    tokenizer,
+    [prompt],
+    SamplingConfig(k=K, temperature=TEMPERATURE, max_new_tokens=MAX_NEW_TOKENS, seed=SEED),
+    progress=False,
+)
 demo = pd.concat([greedy.assign(decoding="greedy"), sampled.assign(decoding=f"sampled, T={TEMPERATURE:g}")])
 demo["logprob/token"] = demo.sum_logprob / (demo.n_tokens + (demo.finish_reason == "eos"))
 demo["gold"] = gold(demo.prompt.tolist(), demo.response.tolist())
 print(f"prompt: {prompt}")
-print(f"greedy gave {greedy.response.nunique()} distinct answer(s) in 3 calls; sampling gave "
-      f"{sampled.response.nunique()} distinct answers in {K}")
+print(
+    f"greedy gave {greedy.response.nunique()} distinct answer(s) in 3 calls; sampling gave "
+    f"{sampled.response.nunique()} distinct answers in {K}"
+)
 with pd.option_context("display.max_colwidth", 200):
     display(demo[["decoding", "response", "n_tokens", "logprob/token", "gold"]].reset_index(drop=True).round(3))
 
@@ -159,34 +180,70 @@ diversity_prompts = task.eval_prompts[:N_DIVERSITY_PROMPTS]
 def diversity_row(label, temperature, table):
     table = table.assign(gold=gold(table.prompt.tolist(), table.response.tolist()))
     per_prompt = table.groupby("prompt_index")
-    return {"decoding": label, "temperature": temperature,
-            "unique answers per prompt": per_prompt.response.nunique().mean(),
-            **distinct(table.response.tolist(), (1, 2)),
-            "gold mean": table.gold.mean(),
-            "gold spread within prompt": per_prompt.gold.std().fillna(0).mean(),
-            "logprob/token": (table.sum_logprob / (table.n_tokens + (table.finish_reason == "eos"))).mean(),
-            "EOS rate": (table.finish_reason == "eos").mean(),
-            "mean tokens": table.n_tokens.mean()}
+    return {
+        "decoding": label,
+        "temperature": temperature,
+        "unique answers per prompt": per_prompt.response.nunique().mean(),
+        **distinct(table.response.tolist(), (1, 2)),
+        "gold mean": table.gold.mean(),
+        "gold spread within prompt": per_prompt.gold.std().fillna(0).mean(),
+        "logprob/token": (table.sum_logprob / (table.n_tokens + (table.finish_reason == "eos"))).mean(),
+        "EOS rate": (table.finish_reason == "eos").mean(),
+        "mean tokens": table.n_tokens.mean(),
+    }
 
 
 started = time.perf_counter()
 # Greedy: one answer per prompt (repeating the call gives the same answer, so it is sampled once).
-rows = [diversity_row("greedy", 0.0, sample_candidates(policy, tokenizer, diversity_prompts, SamplingConfig(
-    k=1, do_sample=False, max_new_tokens=MAX_NEW_TOKENS), progress=False))]
+rows = [
+    diversity_row(
+        "greedy",
+        0.0,
+        sample_candidates(
+            policy,
+            tokenizer,
+            diversity_prompts,
+            SamplingConfig(k=1, do_sample=False, max_new_tokens=MAX_NEW_TOKENS),
+            progress=False,
+        ),
+    )
+]
 for temperature in TEMPERATURES:
-    table = sample_candidates(policy, tokenizer, diversity_prompts, SamplingConfig(
-        k=DIVERSITY_K, temperature=temperature, max_new_tokens=MAX_NEW_TOKENS, seed=SEED), progress=False)
+    table = sample_candidates(
+        policy,
+        tokenizer,
+        diversity_prompts,
+        SamplingConfig(k=DIVERSITY_K, temperature=temperature, max_new_tokens=MAX_NEW_TOKENS, seed=SEED),
+        progress=False,
+    )
     rows.append(diversity_row("sampled", temperature, table))
 sweep = pd.DataFrame(rows)
-print(f"{len(TEMPERATURES) * N_DIVERSITY_PROMPTS * DIVERSITY_K + N_DIVERSITY_PROMPTS} answers sampled in "
-      f"{time.perf_counter() - started:.1f} s")
+print(
+    f"{len(TEMPERATURES) * N_DIVERSITY_PROMPTS * DIVERSITY_K + N_DIVERSITY_PROMPTS} answers sampled in "
+    f"{time.perf_counter() - started:.1f} s"
+)
 display(sweep.round(3))
 
-fig = make_subplots(rows=1, cols=3, subplot_titles=(
-    f"unique answers per prompt (of {DIVERSITY_K})", "distinct-n", "gold: mean and spread within a prompt"))
+fig = make_subplots(
+    rows=1,
+    cols=3,
+    subplot_titles=(
+        f"unique answers per prompt (of {DIVERSITY_K})",
+        "distinct-n",
+        "gold: mean and spread within a prompt",
+    ),
+)
 sampled_rows = sweep[sweep.decoding == "sampled"]
-fig.add_trace(go.Scatter(x=sampled_rows.temperature, y=sampled_rows["unique answers per prompt"],
-                         mode="lines+markers", name="unique answers"), row=1, col=1)
+fig.add_trace(
+    go.Scatter(
+        x=sampled_rows.temperature,
+        y=sampled_rows["unique answers per prompt"],
+        mode="lines+markers",
+        name="unique answers",
+    ),
+    row=1,
+    col=1,
+)
 for key in ("distinct_1", "distinct_2"):
     fig.add_trace(go.Scatter(x=sweep.temperature, y=sweep[key], mode="lines+markers", name=key), row=1, col=2)
 for key in ("gold mean", "gold spread within prompt"):
@@ -208,16 +265,24 @@ lines = [
     + (" (hotter samples are less typical of the model)." if hi["logprob/token"] < lo["logprob/token"] else "."),
     f"- Gold spread within a prompt went from {lo['gold spread within prompt']:.3f} to "
     f"{hi['gold spread within prompt']:.3f}: "
-    + ("hotter sampling gives pairs that differ more in quality." if hi["gold spread within prompt"]
-       > lo["gold spread within prompt"] else "on this model temperature did not widen the quality spread."),
+    + (
+        "hotter sampling gives pairs that differ more in quality."
+        if hi["gold spread within prompt"] > lo["gold spread within prompt"]
+        else "on this model temperature did not widen the quality spread."
+    ),
 ]
 if not at_t.empty:
     unique_at_t = at_t.iloc[0]["unique answers per prompt"]
-    lines.append(f"- We label candidates sampled at T = {TEMPERATURE:g} ({unique_at_t:.2f} unique of {DIVERSITY_K}): "
-                 + ("the model's own distribution, the one PPO samples from, so the reward model is trained on the "
-                    "answers it will have to judge." if TEMPERATURE == 1.0 else
-                    "note that PPO samples at T = 1, so the reward model will judge answers from a different "
-                    "distribution than it learned on."))
+    lines.append(
+        f"- We label candidates sampled at T = {TEMPERATURE:g} ({unique_at_t:.2f} unique of {DIVERSITY_K}): "
+        + (
+            "the model's own distribution, the one PPO samples from, so the reward model is trained on the "
+            "answers it will have to judge."
+            if TEMPERATURE == 1.0
+            else "note that PPO samples at T = 1, so the reward model will judge answers from a different "
+            "distribution than it learned on."
+        )
+    )
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
@@ -234,23 +299,36 @@ display(Markdown("\n".join(lines)))
 
 # %%
 started = time.perf_counter()
-table = sample_candidates(policy, tokenizer, task.train_prompts[:N_PROMPTS], SamplingConfig(
-    k=K, temperature=TEMPERATURE, max_new_tokens=MAX_NEW_TOKENS, seed=SEED), progress=False)
+table = sample_candidates(
+    policy,
+    tokenizer,
+    task.train_prompts[:N_PROMPTS],
+    SamplingConfig(k=K, temperature=TEMPERATURE, max_new_tokens=MAX_NEW_TOKENS, seed=SEED),
+    progress=False,
+)
 sample_seconds = time.perf_counter() - started
 empty = table.response.str.strip() == ""
 table = table[~empty]
 store_path = out_dir / "labels.db"
 store = LabelStore(store_path)
-pair_ids = store.add_pairs(candidate_pairs(table[table.prompt_index >= N_RANK_PROMPTS], seed=SEED),
-                           source=f"sft candidates, T={TEMPERATURE:g}")
-rankings = [{"prompt": group.prompt.iloc[0], "responses": list(dict.fromkeys(group.response))}
-            for _, group in table[table.prompt_index < N_RANK_PROMPTS].groupby("prompt_index")]
-rank_ids = store.add_rankings([r for r in rankings if len(r["responses"]) >= 2],
-                              source=f"sft candidates, T={TEMPERATURE:g}")
-print(f"{len(table)} candidates for {N_PROMPTS} prompts sampled in {sample_seconds:.1f} s "
-      f"({int(empty.sum())} empty ones dropped)")
-print(f"label store {store_path}: {store.count('pair')} pair items, {store.count('ranking')} ranking items "
-      f"(this run added {len(set(pair_ids))} pairs and {len(set(rank_ids))} rankings; duplicates share an id)")
+pair_ids = store.add_pairs(
+    candidate_pairs(table[table.prompt_index >= N_RANK_PROMPTS], seed=SEED), source=f"sft candidates, T={TEMPERATURE:g}"
+)
+rankings = [
+    {"prompt": group.prompt.iloc[0], "responses": list(dict.fromkeys(group.response))}
+    for _, group in table[table.prompt_index < N_RANK_PROMPTS].groupby("prompt_index")
+]
+rank_ids = store.add_rankings(
+    [r for r in rankings if len(r["responses"]) >= 2], source=f"sft candidates, T={TEMPERATURE:g}"
+)
+print(
+    f"{len(table)} candidates for {N_PROMPTS} prompts sampled in {sample_seconds:.1f} s "
+    f"({int(empty.sum())} empty ones dropped)"
+)
+print(
+    f"label store {store_path}: {store.count('pair')} pair items, {store.count('ranking')} ranking items "
+    f"(this run added {len(set(pair_ids))} pairs and {len(set(rank_ids))} rankings; duplicates share an id)"
+)
 example = store.item(pair_ids[0])
 print(f"\nitem {example['id']}: {example['prompt']}\n  a: {example['candidates'][0]}\n  b: {example['candidates'][1]}")
 
@@ -268,8 +346,10 @@ print(f"\nitem {example['id']}: {example['prompt']}\n  a: {example['candidates']
 # %%
 pairwise = PairwiseLabeler(store, ANNOTATOR)
 if not has_frontend():
-    print(f"no interactive front end: the widget is created but not drawn; {ANNOTATOR!r} has "
-          f"{store.progress(ANNOTATOR, 'pair')['done']} pair labels so far")
+    print(
+        f"no interactive front end: the widget is created but not drawn; {ANNOTATOR!r} has "
+        f"{store.progress(ANNOTATOR, 'pair')['done']} pair labels so far"
+    )
 pairwise
 
 # %% [markdown]
@@ -306,8 +386,10 @@ pd.DataFrame(mine).T[["done", "total", "skipped", "per_minute"]]
 sim = SimulatedAnnotator(gold, noise="flip", flip_rate=FLIP_RATE, seed=SEED)
 started = time.perf_counter()
 written = {kind: annotate_with_judge(store, sim, kind=kind, seed=SEED, progress=False) for kind in ("pair", "ranking")}
-print(f"{sim.name} labelled {written['pair']} pairs and {written['ranking']} rankings in "
-      f"{time.perf_counter() - started:.1f} s (items it had already labelled are not labelled again)")
+print(
+    f"{sim.name} labelled {written['pair']} pairs and {written['ranking']} rankings in "
+    f"{time.perf_counter() - started:.1f} s (items it had already labelled are not labelled again)"
+)
 print(f"annotators in {store_path.name}: {store.annotators()}")
 
 # %% [markdown]
@@ -338,10 +420,48 @@ source.close()
 target.close()
 study = LabelStore(study_path)
 
-POSITIVE = {"good", "great", "excellent", "lovely", "delight", "wonderful", "enjoyable", "remarkable", "clever",
-            "fantastic", "terrific", "triumph", "best", "pleasant", "solid", "charming", "gem", "loved", "joy"}
-NEGATIVE = {"bad", "poor", "awful", "terrible", "boring", "dull", "lazy", "messy", "painful", "weak", "worst",
-            "forgettable", "frustrating", "lifeless", "bland", "chore", "waste", "disappointing", "flat"}
+POSITIVE = {
+    "good",
+    "great",
+    "excellent",
+    "lovely",
+    "delight",
+    "wonderful",
+    "enjoyable",
+    "remarkable",
+    "clever",
+    "fantastic",
+    "terrific",
+    "triumph",
+    "best",
+    "pleasant",
+    "solid",
+    "charming",
+    "gem",
+    "loved",
+    "joy",
+}
+NEGATIVE = {
+    "bad",
+    "poor",
+    "awful",
+    "terrible",
+    "boring",
+    "dull",
+    "lazy",
+    "messy",
+    "painful",
+    "weak",
+    "worst",
+    "forgettable",
+    "frustrating",
+    "lifeless",
+    "bland",
+    "chore",
+    "waste",
+    "disappointing",
+    "flat",
+}
 
 
 def word_count_judge(prompts, responses):
@@ -367,11 +487,18 @@ rows = []
 for name in names:
     with_gold = agreement_with_judge(study, gold, name)
     bias = position_bias(study, name)
-    rows.append({"annotator": name, "pairs decided": with_gold["n"], "agrees with gold": with_gold["agreement"],
-                 "gold 95% CI": f"[{with_gold['ci'][0]:.3f}, {with_gold['ci'][1]:.3f}]",
-                 "ties": with_gold["ties"], "left wins": bias["left_rate"],
-                 "left 95% CI": f"[{bias['ci'][0]:.3f}, {bias['ci'][1]:.3f}]",
-                 "biased?": not bias["ci"][0] <= 0.5 <= bias["ci"][1]})
+    rows.append(
+        {
+            "annotator": name,
+            "pairs decided": with_gold["n"],
+            "agrees with gold": with_gold["agreement"],
+            "gold 95% CI": f"[{with_gold['ci'][0]:.3f}, {with_gold['ci'][1]:.3f}]",
+            "ties": with_gold["ties"],
+            "left wins": bias["left_rate"],
+            "left 95% CI": f"[{bias['ci'][0]:.3f}, {bias['ci'][1]:.3f}]",
+            "biased?": not bias["ci"][0] <= 0.5 <= bias["ci"][1],
+        }
+    )
 trust = pd.DataFrame(rows)
 display(trust.round(3))
 
@@ -403,8 +530,11 @@ lines = [
     f"its mistakes fall on pairs whose gold scores are close.",
     f"- **Position bias** ({biased_name}): it chose the left answer {by_name.loc[biased_name, 'left wins']:.1%} of "
     f"the time {by_name.loc[biased_name, 'left 95% CI']} (the formula predicts {expected_left:.1%}); "
-    + ("the interval excludes 0.5, so the bias is detectable from its labels alone, without knowing the truth."
-       if by_name.loc[biased_name, "biased?"] else "the interval still contains 0.5: too few labels to detect it.")
+    + (
+        "the interval excludes 0.5, so the bias is detectable from its labels alone, without knowing the truth."
+        if by_name.loc[biased_name, "biased?"]
+        else "the interval still contains 0.5: too few labels to detect it."
+    )
     + f" {sim.name}, with no bias, chose left {by_name.loc[sim.name, 'left wins']:.1%} of the time.",
     f"- **Cohen's kappa** between {sim.name} and the BT annotator: {kappa(sim.name, bt_name):.2f}; between "
     f"{sim.name} and the word-count AI judge: {kappa(sim.name, 'judge:wordcount'):.2f}. Krippendorff's alpha over "
@@ -414,9 +544,11 @@ lines = [
     f"a weaker annotator, and agreement statistics are how you find out before training on it.",
 ]
 if ANNOTATOR in names:
-    lines.append(f"- **You** agree with the gold judge on {by_name.loc[ANNOTATOR, 'agrees with gold']:.1%} of "
-                 f"{by_name.loc[ANNOTATOR, 'pairs decided']} pairs, and with {sim.name} at kappa "
-                 f"{kappa(ANNOTATOR, sim.name):.2f}.")
+    lines.append(
+        f"- **You** agree with the gold judge on {by_name.loc[ANNOTATOR, 'agrees with gold']:.1%} of "
+        f"{by_name.loc[ANNOTATOR, 'pairs decided']} pairs, and with {sim.name} at kappa "
+        f"{kappa(ANNOTATOR, sim.name):.2f}."
+    )
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
@@ -436,14 +568,17 @@ prefs = load_preferences(export_path)
 dataset = store.export("dataset", annotators=export_annotators)  # a datasets.Dataset, for TRL's trainers directly
 from_rankings = sum(r["source_kind"] == "ranking" for r in rows)
 print(f"exported {counts['pairs']} preference pairs from {export_annotators} to {export_path}")
-print(f"  {counts['pair_judgments']} pair judgments -> {counts['pairs'] - from_rankings} pairs "
-      f"({counts['ties']} ties, {counts['both_bad']} both bad, {counts['skipped']} skips left out); "
-      f"{counts['rankings']} rankings -> {from_rankings} pairs")
-print(f"validated by load_preferences: {len(prefs)} rows, format {prefs.format!r}; "
-      f"Dataset columns: {dataset.column_names[:3]} + {len(dataset.column_names) - 3} more")
+print(
+    f"  {counts['pair_judgments']} pair judgments -> {counts['pairs'] - from_rankings} pairs "
+    f"({counts['ties']} ties, {counts['both_bad']} both bad, {counts['skipped']} skips left out); "
+    f"{counts['rankings']} rankings -> {from_rankings} pairs"
+)
+print(
+    f"validated by load_preferences: {len(prefs)} rows, format {prefs.format!r}; "
+    f"Dataset columns: {dataset.column_names[:3]} + {len(dataset.column_names) - 3} more"
+)
 with pd.option_context("display.max_colwidth", 100):
-    display(pd.DataFrame(rows)[["prompt", "chosen", "rejected", "annotator", "source_kind", "chosen_position"]]
-            .head(5))
+    display(pd.DataFrame(rows)[["prompt", "chosen", "rejected", "annotator", "source_kind", "chosen_position"]].head(5))
 
 # %% [markdown]
 # ## 10. What this run says
@@ -457,10 +592,13 @@ lines = [
     f"prompts x {K} candidates at T = {TEMPERATURE:g}; {counts['pairs']} preference pairs exported, of which "
     f"{from_rankings} came from {counts['rankings']} rankings ({from_rankings / max(counts['rankings'], 1):.1f} pairs "
     f"per ranking).",
-    f"- **Your labels.** " + (f"{sum(r['annotator'] == ANNOTATOR for r in rows)} of the exported pairs are yours."
-                              if have_mine else
-                              "None yet: the export holds the simulated annotator's labels only. Label in section 6 "
-                              "and rerun sections 8-10 to add yours."),
+    f"- **Your labels.** "
+    + (
+        f"{sum(r['annotator'] == ANNOTATOR for r in rows)} of the exported pairs are yours."
+        if have_mine
+        else "None yet: the export holds the simulated annotator's labels only. Label in section 6 "
+        "and rerun sections 8-10 to add yours."
+    ),
     f"- **Label quality.** The training labels agree with the gold judge on {label_agreement:.1%}: that is about "
     f"the ceiling a reward model trained on them can reach if it only imitates them, and notebook 03 measures how "
     f"close it gets.",

@@ -34,32 +34,32 @@
 #    the gold reward (the task's judge, which PPO never sees) falls, or does not, as the run decides.
 
 # %% tags=["parameters"]
-MODEL = "tiny"            # used only when the SFT run below is missing and must be rebuilt; or a Hub id / folder
+MODEL = "tiny"  # used only when the SFT run below is missing and must be rebuilt; or a Hub id / folder
 TASK = "reviews"
-OUT = "runs/notebooks/04_ppo"            # run directories; relative paths are relative to the project folder
-SFT_RUN = "runs/notebooks/01_sft/sft"    # notebook 01's SFT run; rebuilt into OUT/sft when missing
+OUT = "runs/notebooks/04_ppo"  # run directories; relative paths are relative to the project folder
+SFT_RUN = "runs/notebooks/01_sft/sft"  # notebook 01's SFT run; rebuilt into OUT/sft when missing
 RM_RUN = "runs/notebooks/03_reward_model/reward"  # notebook 03's reward model; rebuilt into OUT/reward when missing
 PREFERENCES = "runs/notebooks/02_preferences/preferences.jsonl"  # to rebuild the reward model (else simulated labels)
-DEVICE = None             # None = CUDA when present, else CPU
+DEVICE = None  # None = CUDA when present, else CPU
 SEED = 0
-THREADS = None            # torch CPU threads; None = 1 for the embedded default on a CPU (its matrices are too small
-                          # to gain from a second thread, and one competing with any other busy process made
-                          # training steps several times slower here), else torch's own default
-LORA_R = None             # None = train all weights; a rank (e.g. 16) trains LoRA adapters (value head shared)
-SFT_STEPS = 200           # only when the SFT model must be rebuilt
-N_LABEL_PROMPTS = 256     # only when the reward model must be rebuilt without notebook 02's preferences
-RM_STEPS = -1             # only when the reward model must be rebuilt; -1 = one pass over the pairs
-PPO_STEPS = 24            # PPO iterations; each samples BATCH_SIZE prompts, one answer each
+THREADS = None  # torch CPU threads; None = 1 for the embedded default on a CPU (its matrices are too small
+# to gain from a second thread, and one competing with any other busy process made
+# training steps several times slower here), else torch's own default
+LORA_R = None  # None = train all weights; a rank (e.g. 16) trains LoRA adapters (value head shared)
+SFT_STEPS = 200  # only when the SFT model must be rebuilt
+N_LABEL_PROMPTS = 256  # only when the reward model must be rebuilt without notebook 02's preferences
+RM_STEPS = -1  # only when the reward model must be rebuilt; -1 = one pass over the pairs
+PPO_STEPS = 24  # PPO iterations; each samples BATCH_SIZE prompts, one answer each
 BATCH_SIZE = 32
-LEARNING_RATE = 2e-4      # suits the 1M-parameter default; real models want ~1e-6 to 1e-5 (or ~1e-5 with LoRA)
-MAX_NEW_TOKENS = 48       # longest answer during training
-KL_COEFS = [0.05, 0.3]    # beta of the main run, then of the comparison run (section 5)
-HACK_BONUS = 15.0         # the flawed proxy of section 6: reward model score + HACK_BONUS / (words + 1)
-HACK_KL_COEF = 0.01       # and almost no KL penalty
+LEARNING_RATE = 2e-4  # suits the 1M-parameter default; real models want ~1e-6 to 1e-5 (or ~1e-5 with LoRA)
+MAX_NEW_TOKENS = 48  # longest answer during training
+KL_COEFS = [0.05, 0.3]  # beta of the main run, then of the comparison run (section 5)
+HACK_BONUS = 15.0  # the flawed proxy of section 6: reward model score + HACK_BONUS / (words + 1)
+HACK_KL_COEF = 0.01  # and almost no KL penalty
 HACK_STEPS = 40
 HACK_BATCH_SIZE = 16
-N_CHECK_PROMPTS = 48      # held-out prompts whose SFT answers test the proxies against gold (section 6)
-N_EVAL_PROMPTS = 64       # held-out prompts for the evaluation of the trained policies
+N_CHECK_PROMPTS = 48  # held-out prompts whose SFT answers test the proxies against gold (section 6)
+N_EVAL_PROMPTS = 64  # held-out prompts for the evaluation of the trained policies
 
 # A real model on a GPU (not run here: this machine has no Hub access). Starting points, not tuned settings:
 # MODEL = "Qwen/Qwen2.5-0.5B-Instruct"     # with SFT_RUN / RM_RUN pointing at notebooks 01 / 03 on the same model
@@ -85,8 +85,12 @@ import torch
 from IPython.display import Markdown, display
 from plotly.subplots import make_subplots
 
-from rlhfkit.compare import (gold_vs_kl_figure, overoptimization_figure, overoptimization_fits,
-                             rl_overoptimization_points)
+from rlhfkit.compare import (
+    gold_vs_kl_figure,
+    overoptimization_figure,
+    overoptimization_fits,
+    rl_overoptimization_points,
+)
 from rlhfkit.data import load_preferences
 from rlhfkit.evaluation import EvalSettings, evaluate_policies
 from rlhfkit.judges import FunctionJudge, SimulatedAnnotator
@@ -101,8 +105,9 @@ from rlhfkit.train.sft import SFTSettings
 
 notebook_started = time.perf_counter()
 # Relative paths are taken from the project folder (the parent of notebooks/).
-out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL,
-                                    purpose="this notebook measures every policy against one")
+out_dir, device, task, gold = setup(
+    OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL, purpose="this notebook measures every policy against one"
+)
 lora = LoraSettings(r=LORA_R, alpha=2 * LORA_R) if LORA_R else None
 
 # %% [markdown]
@@ -114,8 +119,13 @@ lora = LoraSettings(r=LORA_R, alpha=2 * LORA_R) if LORA_R else None
 # over the SFT model's candidates.
 
 # %%
-sft_run = sft_run_or_train(SFT_RUN, out_dir, model=MODEL, task=task, settings=SFTSettings(
-    max_steps=SFT_STEPS, seed=SEED, device=DEVICE, lora=lora, n_samples=0))
+sft_run = sft_run_or_train(
+    SFT_RUN,
+    out_dir,
+    model=MODEL,
+    task=task,
+    settings=SFTSettings(max_steps=SFT_STEPS, seed=SEED, device=DEVICE, lora=lora, n_samples=0),
+)
 sft_path = str(sft_run.model_path)
 policy, tokenizer = load_policy(sft_path, device=DEVICE), load_tokenizer(sft_path)
 
@@ -129,23 +139,32 @@ else:
         rows = load_preferences(prefs_path).dataset.select_columns(["prompt", "chosen", "rejected"]).to_list()
         source = f"notebook 02's preferences ({prefs_path})"
     else:
-        table = sample_candidates(policy, tokenizer, task.train_prompts[:N_LABEL_PROMPTS], SamplingConfig(
-            k=4, seed=SEED), progress=False)
+        table = sample_candidates(
+            policy, tokenizer, task.train_prompts[:N_LABEL_PROMPTS], SamplingConfig(k=4, seed=SEED), progress=False
+        )
         pairs = candidate_pairs(table[table.response.str.strip() != ""], seed=SEED)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*identical.*")
             rows = SimulatedAnnotator(gold, noise="flip", flip_rate=0.1, seed=SEED).label_pairs(
-                [p["prompt"] for p in pairs], [p["response_a"] for p in pairs], [p["response_b"] for p in pairs])
+                [p["prompt"] for p in pairs], [p["response_a"] for p in pairs], [p["response_b"] for p in pairs]
+            )
         source = "a simulated annotator (gold judge, 10% flips) over SFT candidates"
-    print(f"no finished reward model at {rm_dir}: training one now on {len(rows)} pairs from {source}, into "
-          f"{out_dir / 'reward'}")
-    rm_run = train_reward_model(sft_path, [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows],
-                                RewardSettings(max_steps=RM_STEPS, seed=SEED, device=DEVICE, lora=lora, n_samples=0),
-                                out_dir / "reward")
+    print(
+        f"no finished reward model at {rm_dir}: training one now on {len(rows)} pairs from {source}, into "
+        f"{out_dir / 'reward'}"
+    )
+    rm_run = train_reward_model(
+        sft_path,
+        [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows],
+        RewardSettings(max_steps=RM_STEPS, seed=SEED, device=DEVICE, lora=lora, n_samples=0),
+        out_dir / "reward",
+    )
 rm_path = str(rm_run.model_path)
 reward_model = RewardModelJudge(rm_path, device=DEVICE)
-print(f"reward model held-out accuracy (on its annotator's labels): "
-      f"{rm_run.summary.get('heldout_accuracy', float('nan')):.3f}")
+print(
+    f"reward model held-out accuracy (on its annotator's labels): "
+    f"{rm_run.summary.get('heldout_accuracy', float('nan')):.3f}"
+)
 
 # %% [markdown]
 # ## 3. PPO, piece by piece
@@ -179,17 +198,32 @@ rows = []
 for advantage in (1.0, -1.0):
     for ratio in ratios:
         logp = torch.log(ratio).clone().requires_grad_(True)
-        loss, stats = policy_loss(logp.view(1, 1), torch.zeros(1, 1), torch.full((1, 1), advantage),
-                                  torch.ones(1, 1), cliprange=0.2)
+        loss, stats = policy_loss(
+            logp.view(1, 1), torch.zeros(1, 1), torch.full((1, 1), advantage), torch.ones(1, 1), cliprange=0.2
+        )
         loss.backward()
-        rows.append({"advantage": advantage, "ratio": float(ratio), "loss -L_clip": loss.item(),
-                     "clipped": bool(stats["clipfrac"] > 0), "d loss / d log pi": float(logp.grad)})
-display(pd.DataFrame(rows).pivot(index="ratio", columns="advantage",
-                                 values=["loss -L_clip", "d loss / d log pi", "clipped"]).round(3))
+        rows.append(
+            {
+                "advantage": advantage,
+                "ratio": float(ratio),
+                "loss -L_clip": loss.item(),
+                "clipped": bool(stats["clipfrac"] > 0),
+                "d loss / d log pi": float(logp.grad),
+            }
+        )
+display(
+    pd.DataFrame(rows)
+    .pivot(index="ratio", columns="advantage", values=["loss -L_clip", "d loss / d log pi", "clipped"])
+    .round(3)
+)
 # The two KL estimators on the same made-up log-probabilities: k1 can be negative per token, k3 never is.
 logp, ref = torch.tensor([-1.0, -2.0, -0.5]), torch.tensor([-1.5, -1.0, -0.5])
-print("per-token k1:", kl_penalty(logp, ref, "k1").tolist(), " k3:", [round(x, 4) for x in
-                                                                     kl_penalty(logp, ref, "k3").tolist()])
+print(
+    "per-token k1:",
+    kl_penalty(logp, ref, "k1").tolist(),
+    " k3:",
+    [round(x, 4) for x in kl_penalty(logp, ref, "k3").tolist()],
+)
 
 # %% [markdown]
 # ## 4. Training with the live dashboard
@@ -204,19 +238,37 @@ print("per-token k1:", kl_penalty(logp, ref, "k1").tolist(), " k3:", [round(x, 4
 #
 # The value model starts from the reward model (it already knows which answers are good), as in the pipeline.
 
+
 # %%
 def ppo_settings(kl_coef, steps=PPO_STEPS, batch_size=BATCH_SIZE, num_samples=16):
     """`num_samples` answers of every step go to samples.jsonl (the dashboard's table; notebook 06 reads them)."""
-    return PPOSettings(total_steps=steps, batch_size=batch_size, learning_rate=LEARNING_RATE, kl_coef=kl_coef,
-                       max_new_tokens=MAX_NEW_TOKENS, seed=SEED, device=DEVICE, lora=lora,
-                       value_model="shared" if lora else "separate", num_samples=min(num_samples, batch_size))
+    return PPOSettings(
+        total_steps=steps,
+        batch_size=batch_size,
+        learning_rate=LEARNING_RATE,
+        kl_coef=kl_coef,
+        max_new_tokens=MAX_NEW_TOKENS,
+        seed=SEED,
+        device=DEVICE,
+        lora=lora,
+        value_model="shared" if lora else "separate",
+        num_samples=min(num_samples, batch_size),
+    )
 
 
 def run_ppo(name, reward_fn, settings):
     run_dir = out_dir / name
     with Dashboard(run_dir=run_dir, title=f"PPO {name}") as dash:
-        run = train_ppo(sft_path, reward_fn, task.train_prompts, settings, run_dir, reference=sft_path,
-                        value_model=None if lora else rm_path, callbacks=[dash])
+        run = train_ppo(
+            sft_path,
+            reward_fn,
+            task.train_prompts,
+            settings,
+            run_dir,
+            reference=sft_path,
+            value_model=None if lora else rm_path,
+            callbacks=[dash],
+        )
     note = f", dashboard: {run_dir / 'dashboard.html'}" if not dash.live else ""
     print(f"{name}: {run.summary['steps']} steps in {run.summary['seconds']:.0f} s{note}")
     return run
@@ -232,14 +284,24 @@ runs[f"beta={beta_main:g}"] = run_ppo(f"ppo_beta_{beta_main:g}", reward_model, p
 # %%
 main = runs[f"beta={beta_main:g}"]
 m = main.metrics
-cols = ["step", "objective/scores", "objective/kl", "objective/rlhf_reward", "objective/entropy",
-        "policy/clipfrac_avg", "objective/response_length"]
+cols = [
+    "step",
+    "objective/scores",
+    "objective/kl",
+    "objective/rlhf_reward",
+    "objective/entropy",
+    "policy/clipfrac_avg",
+    "objective/response_length",
+]
 display(m[[c for c in cols if c in m]].iloc[sorted({0, len(m) // 2, len(m) - 1})].round(3))
 samples = main.samples
 first, last = samples[samples.step == samples.step.min()], samples[samples.step == samples.step.max()]
 with pd.option_context("display.max_colwidth", 160):
-    display(pd.concat([first.assign(when="first step"), last.assign(when="last step")])
-            [["when", "step", "prompt", "response", "score", "kl"]].round(3))
+    display(
+        pd.concat([first.assign(when="first step"), last.assign(when="last step")])[
+            ["when", "step", "prompt", "response", "score", "kl"]
+        ].round(3)
+    )
 
 # %% [markdown]
 # ## 5. What the KL penalty does
@@ -258,14 +320,33 @@ for beta in KL_COEFS[1:]:
 from_run([run.path for run in runs.values()], title="PPO: two values of beta")
 
 # %%
-evaluation = evaluate_policies({f"ppo {name}": run for name, run in runs.items()}, task, reference=sft_path,
-                               reference_name="sft", reward_model=reward_model, progress=False,
-                               settings=EvalSettings(n_prompts=N_EVAL_PROMPTS, max_new_tokens=MAX_NEW_TOKENS,
-                                                     seed=SEED, device=DEVICE))
+evaluation = evaluate_policies(
+    {f"ppo {name}": run for name, run in runs.items()},
+    task,
+    reference=sft_path,
+    reference_name="sft",
+    reward_model=reward_model,
+    progress=False,
+    settings=EvalSettings(n_prompts=N_EVAL_PROMPTS, max_new_tokens=MAX_NEW_TOKENS, seed=SEED, device=DEVICE),
+)
 table = evaluation.summary.set_index("policy")
-display(table[["gold_reward_mean", "gold_reward_ci_lo", "gold_reward_ci_hi", "proxy_reward_mean", "kl_to_ref",
-               "win_rate_vs_ref", "win_rate_ci_lo", "win_rate_ci_hi", "mean_length", "distinct_2",
-               "eos_rate"]].round(3))
+display(
+    table[
+        [
+            "gold_reward_mean",
+            "gold_reward_ci_lo",
+            "gold_reward_ci_hi",
+            "proxy_reward_mean",
+            "kl_to_ref",
+            "win_rate_vs_ref",
+            "win_rate_ci_lo",
+            "win_rate_ci_hi",
+            "mean_length",
+            "distinct_2",
+            "eos_rate",
+        ]
+    ].round(3)
+)
 gold_vs_kl_figure(evaluation.to_dict()).show()
 
 # %%
@@ -277,18 +358,23 @@ if len(KL_COEFS) > 1:
     lines += [
         f"- **KL.** With β = {KL_COEFS[0]:g} the policy ended {a.kl_to_ref:.2f} nats from SFT, with β = "
         f"{KL_COEFS[-1]:g} {b.kl_to_ref:.2f} nats"
-        + (f": the {KL_COEFS[-1] / KL_COEFS[0]:.0f}x larger penalty kept it "
-           f"{a.kl_to_ref / max(b.kl_to_ref, 1e-9):.1f}x closer." if b.kl_to_ref < a.kl_to_ref else
-           ": the larger penalty did not keep it closer in this run."),
+        + (
+            f": the {KL_COEFS[-1] / KL_COEFS[0]:.0f}x larger penalty kept it "
+            f"{a.kl_to_ref / max(b.kl_to_ref, 1e-9):.1f}x closer."
+            if b.kl_to_ref < a.kl_to_ref
+            else ": the larger penalty did not keep it closer in this run."
+        ),
         f"- **Proxy reward** (the reward model, on held-out prompts): {a.proxy_reward_mean:+.3f} vs "
         f"{b.proxy_reward_mean:+.3f} (SFT {table.loc['sft'].proxy_reward_mean:+.3f}).",
         f"- **Gold reward:** {a.gold_reward_mean:.3f} [{a.gold_reward_ci_lo:.3f}, {a.gold_reward_ci_hi:.3f}] vs "
         f"{b.gold_reward_mean:.3f} [{b.gold_reward_ci_lo:.3f}, {b.gold_reward_ci_hi:.3f}] (SFT "
         f"{table.loc['sft'].gold_reward_mean:.3f}). "
-        + ("The intervals overlap: on this budget the two βs are not distinguishable on gold reward."
-           if overlap else
-           f"The intervals do not overlap: β = "
-           f"{KL_COEFS[0] if a.gold_reward_mean > b.gold_reward_mean else KL_COEFS[-1]:g} reached more gold reward."),
+        + (
+            "The intervals overlap: on this budget the two βs are not distinguishable on gold reward."
+            if overlap
+            else f"The intervals do not overlap: β = "
+            f"{KL_COEFS[0] if a.gold_reward_mean > b.gold_reward_mean else KL_COEFS[-1]:g} reached more gold reward."
+        ),
         f"- **Gold per nat:** {(a.gold_reward_mean - table.loc['sft'].gold_reward_mean) / max(a.kl_to_ref, 1e-9):.3f} "
         f"vs {(b.gold_reward_mean - table.loc['sft'].gold_reward_mean) / max(b.kl_to_ref, 1e-9):.3f} gold gained per "
         f"nat of KL: the penalty trades reward for staying close, and the exchange rate is what notebook 06 compares "
@@ -316,6 +402,7 @@ display(Markdown("\n".join(lines) or "Only one β was given: nothing to compare.
 # with almost no KL penalty (β = `HACK_KL_COEF`), logging **every** sampled answer, and we score those answers with
 # the gold judge afterwards. PPO never sees gold.
 
+
 # %%
 def rm_plus_brevity(prompts, responses):
     scores = reward_model(prompts, responses)
@@ -324,13 +411,20 @@ def rm_plus_brevity(prompts, responses):
 
 flawed = FunctionJudge(rm_plus_brevity, name="rm_plus_brevity_bonus", batched=True)
 
-check = sample_candidates(policy, tokenizer, task.eval_prompts[:N_CHECK_PROMPTS], SamplingConfig(
-    k=4, max_new_tokens=MAX_NEW_TOKENS, seed=SEED + 1), progress=False)
+check = sample_candidates(
+    policy,
+    tokenizer,
+    task.eval_prompts[:N_CHECK_PROMPTS],
+    SamplingConfig(k=4, max_new_tokens=MAX_NEW_TOKENS, seed=SEED + 1),
+    progress=False,
+)
 check = check[check.response.str.strip() != ""].reset_index(drop=True)
 check_prompts, check_responses = check.prompt.tolist(), check.response.tolist()
-check["gold"], check["rm"], check["flawed"] = (gold(check_prompts, check_responses),
-                                              reward_model(check_prompts, check_responses),
-                                              flawed(check_prompts, check_responses))
+check["gold"], check["rm"], check["flawed"] = (
+    gold(check_prompts, check_responses),
+    reward_model(check_prompts, check_responses),
+    flawed(check_prompts, check_responses),
+)
 
 
 def pair_agreement(frame, column):
@@ -346,11 +440,16 @@ def pair_agreement(frame, column):
 
 agree_rm, n_pairs = pair_agreement(check, "rm")
 agree_flawed, _ = pair_agreement(check, "flawed")
-print(f"on {n_pairs} pairs of SFT answers to held-out prompts: the reward model orders {agree_rm:.1%} as gold "
-      f"does, the flawed proxy {agree_flawed:.1%} (chance: 50%)")
+print(
+    f"on {n_pairs} pairs of SFT answers to held-out prompts: the reward model orders {agree_rm:.1%} as gold "
+    f"does, the flawed proxy {agree_flawed:.1%} (chance: 50%)"
+)
 
-hack = run_ppo("ppo_hacking", flawed, ppo_settings(HACK_KL_COEF, steps=HACK_STEPS, batch_size=HACK_BATCH_SIZE,
-                                                     num_samples=HACK_BATCH_SIZE))
+hack = run_ppo(
+    "ppo_hacking",
+    flawed,
+    ppo_settings(HACK_KL_COEF, steps=HACK_STEPS, batch_size=HACK_BATCH_SIZE, num_samples=HACK_BATCH_SIZE),
+)
 
 # %% [markdown]
 # Every answer PPO sampled is in the run's `samples.jsonl`, with its proxy score and its KL to SFT. The gold judge
@@ -364,18 +463,44 @@ hs["words"] = hs.response.str.split().str.len()
 per_step = hs.groupby("step")[["score", "gold", "kl", "words"]].mean()
 smooth = per_step.rolling(4, min_periods=1).mean()
 
-fig = make_subplots(rows=1, cols=2, specs=[[{"secondary_y": True}, {"secondary_y": True}]],
-                    subplot_titles=("proxy (left axis) and gold (right axis)", "words per answer and KL"))
+fig = make_subplots(
+    rows=1,
+    cols=2,
+    specs=[[{"secondary_y": True}, {"secondary_y": True}]],
+    subplot_titles=("proxy (left axis) and gold (right axis)", "words per answer and KL"),
+)
 for key, color, secondary in (("score", "#1f77b4", False), ("gold", "#ff7f0e", True)):
     name = "flawed proxy" if key == "score" else "gold (never seen by PPO)"
-    fig.add_trace(go.Scatter(x=per_step.index, y=per_step[key], mode="markers", marker=dict(color=color, size=4),
-                             opacity=0.35, showlegend=False), row=1, col=1, secondary_y=secondary)
-    fig.add_trace(go.Scatter(x=smooth.index, y=smooth[key], mode="lines", name=name, line=dict(color=color)),
-                  row=1, col=1, secondary_y=secondary)
-fig.add_trace(go.Scatter(x=smooth.index, y=smooth.words, mode="lines", name="words per answer",
-                         line=dict(color="#2ca02c")), row=1, col=2)
-fig.add_trace(go.Scatter(x=smooth.index, y=smooth.kl, mode="lines", name="KL to SFT (nats)",
-                         line=dict(color="#9467bd")), row=1, col=2, secondary_y=True)
+    fig.add_trace(
+        go.Scatter(
+            x=per_step.index,
+            y=per_step[key],
+            mode="markers",
+            marker=dict(color=color, size=4),
+            opacity=0.35,
+            showlegend=False,
+        ),
+        row=1,
+        col=1,
+        secondary_y=secondary,
+    )
+    fig.add_trace(
+        go.Scatter(x=smooth.index, y=smooth[key], mode="lines", name=name, line=dict(color=color)),
+        row=1,
+        col=1,
+        secondary_y=secondary,
+    )
+fig.add_trace(
+    go.Scatter(x=smooth.index, y=smooth.words, mode="lines", name="words per answer", line=dict(color="#2ca02c")),
+    row=1,
+    col=2,
+)
+fig.add_trace(
+    go.Scatter(x=smooth.index, y=smooth.kl, mode="lines", name="KL to SFT (nats)", line=dict(color="#9467bd")),
+    row=1,
+    col=2,
+    secondary_y=True,
+)
 fig.update_xaxes(title_text="PPO step")
 fig.update_layout(height=360, margin=dict(t=40, b=40, l=50, r=50), legend=dict(orientation="h", y=-0.25))
 fig.show()
@@ -388,8 +513,7 @@ fig.show()
 
 # %%
 baseline = (float(check.flawed.mean()), float(check.gold.mean()))
-points = rl_overoptimization_points(hs, gold="gold", proxy="score", baseline=baseline,
-                                    n_bins=min(8, hs.step.nunique()))
+points = rl_overoptimization_points(hs, gold="gold", proxy="score", baseline=baseline, n_bins=min(8, hs.step.nunique()))
 display(points.round(3))
 fits = None
 if (points.d > 0).sum() >= 2:
@@ -401,11 +525,18 @@ else:
 
 bins = points[points.first_step.notna()].reset_index(drop=True)
 peak = int(bins.gold.idxmax())
-show = {"first step": hs.step.min(), f"gold peak (steps {int(bins.first_step[peak])}-{int(bins.last_step[peak])})":
-        int(bins.last_step[peak]), "last step": hs.step.max()}
+show = {
+    "first step": hs.step.min(),
+    f"gold peak (steps {int(bins.first_step[peak])}-{int(bins.last_step[peak])})": int(bins.last_step[peak]),
+    "last step": hs.step.max(),
+}
 with pd.option_context("display.max_colwidth", 160):
-    display(pd.concat([hs[hs.step == step].head(3).assign(when=label) for label, step in show.items()])
-            [["when", "step", "response", "score", "gold", "words", "kl"]].round(3))
+    display(
+        pd.concat([hs[hs.step == step].head(3).assign(when=label) for label, step in show.items()])[
+            ["when", "step", "response", "score", "gold", "words", "kl"]
+        ].round(3)
+    )
+
 
 # %%
 def bin_stats(row):
@@ -415,16 +546,22 @@ def bin_stats(row):
 
 first_bin, last_bin = bins.iloc[0], bins.iloc[-1]
 (g_peak, se_peak), (g_last, se_last) = bin_stats(bins.iloc[peak]), bin_stats(last_bin)
-drop, se_drop = g_peak - g_last, math.sqrt(se_peak ** 2 + se_last ** 2)
+drop, se_drop = g_peak - g_last, math.sqrt(se_peak**2 + se_last**2)
 proxy_rose = last_bin.proxy > first_bin.proxy
 gold_fell = peak < len(bins) - 1 and drop > 2 * se_drop
 lines = [
     f"- **Before optimising**, the flawed proxy ordered {agree_flawed:.1%} of SFT answer pairs as gold does, the "
     f"reward model {agree_rm:.1%}: "
-    + ("the flaw is visible in that number already, if you look." if agree_flawed < agree_rm - 0.05 else
-       "the flaw barely shows on the SFT model's own answers, so a held-out check would not have caught it.")
-    + (" (The reward model itself is a weak proxy on these answers; notebook 03 measures it against gold.)"
-       if agree_rm < 0.65 else ""),
+    + (
+        "the flaw is visible in that number already, if you look."
+        if agree_flawed < agree_rm - 0.05
+        else "the flaw barely shows on the SFT model's own answers, so a held-out check would not have caught it."
+    )
+    + (
+        " (The reward model itself is a weak proxy on these answers; notebook 03 measures it against gold.)"
+        if agree_rm < 0.65
+        else ""
+    ),
     f"- **Proxy:** {first_bin.proxy:+.3f} in the first bin of steps, {last_bin.proxy:+.3f} in the last "
     f"({'rising' if proxy_rose else 'not rising'}), at KL {last_bin.kl:.1f} nats; answers went from "
     f"{hs[hs.step == hs.step.min()].words.mean():.1f} to {hs[hs.step == hs.step.max()].words.mean():.1f} words.",
@@ -438,26 +575,35 @@ if fits is not None:
     text = f"- **Fit:** gold's fitted b = {b_gold:.3f}"
     if b_gold > 0:
         d_star = math.exp(a_gold / b_gold - 1)
-        text += (f" > 0: the fitted gold curve bends down, peaking at d = {d_star:.2f} (KL {d_star ** 2:.1f} nats) "
-                 f"where the measured d reaches {bins.d.max():.2f}.")
+        text += (
+            f" > 0: the fitted gold curve bends down, peaking at d = {d_star:.2f} (KL {d_star**2:.1f} nats) "
+            f"where the measured d reaches {bins.d.max():.2f}."
+        )
     else:
         text += " (not bending down)."
     if not monotone:
-        text += (" Note that KL did not grow monotonically over the steps here (a shorter answer has fewer tokens to "
-                 "sum KL over), so d is not a clock for this run and the fit describes it loosely.")
+        text += (
+            " Note that KL did not grow monotonically over the steps here (a shorter answer has fewer tokens to "
+            "sum KL over), so d is not a clock for this run and the fit describes it loosely."
+        )
     lines.append(text)
 if proxy_rose and gold_fell:
-    lines.append(f"- **Verdict: reward hacking shown.** The proxy kept rising while gold fell {drop:.3f} from its "
-                 f"peak (more than twice the standard error of the difference, {se_drop:.3f})"
-                 + (f", to below the SFT model's {baseline[1]:.3f}." if g_last < baseline[1] else ".")
-                 + " The samples above show how: the policy found what the proxy over-rewards.")
+    lines.append(
+        f"- **Verdict: reward hacking shown.** The proxy kept rising while gold fell {drop:.3f} from its "
+        f"peak (more than twice the standard error of the difference, {se_drop:.3f})"
+        + (f", to below the SFT model's {baseline[1]:.3f}." if g_last < baseline[1] else ".")
+        + " The samples above show how: the policy found what the proxy over-rewards."
+    )
 elif proxy_rose:
-    lines.append(f"- **Verdict: not shown in this run.** The proxy rose, but gold's fall from its peak ({drop:+.3f}) "
-                 f"is within twice its standard error ({se_drop:.3f}), or gold peaked in the last bin. Try more "
-                 f"`HACK_STEPS`, a smaller `HACK_KL_COEF` or another seed.")
+    lines.append(
+        f"- **Verdict: not shown in this run.** The proxy rose, but gold's fall from its peak ({drop:+.3f}) "
+        f"is within twice its standard error ({se_drop:.3f}), or gold peaked in the last bin. Try more "
+        f"`HACK_STEPS`, a smaller `HACK_KL_COEF` or another seed."
+    )
 else:
-    lines.append("- **Verdict: not shown in this run.** The proxy itself did not rise: PPO did not optimise it on "
-                 "this budget.")
+    lines.append(
+        "- **Verdict: not shown in this run.** The proxy itself did not rise: PPO did not optimise it on this budget."
+    )
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
@@ -476,9 +622,13 @@ lines = [
     f"[{sft_row.gold_reward_ci_lo:.3f}, {sft_row.gold_reward_ci_hi:.3f}], gold win rate against SFT "
     f"{main_row.win_rate_vs_ref:.2f} [{main_row.win_rate_ci_lo:.2f}, {main_row.win_rate_ci_hi:.2f}], at "
     f"{main_row.kl_to_ref:.1f} nats of KL. "
-    + ("It beats SFT on gold: the win rate's interval is above 0.5." if main_row.win_rate_ci_lo > 0.5 else
-       "Not distinguishable from SFT on gold at this budget." if main_row.win_rate_ci_hi >= 0.5 else
-       "It is worse than SFT on gold."),
+    + (
+        "It beats SFT on gold: the win rate's interval is above 0.5."
+        if main_row.win_rate_ci_lo > 0.5
+        else "Not distinguishable from SFT on gold at this budget."
+        if main_row.win_rate_ci_hi >= 0.5
+        else "It is worse than SFT on gold."
+    ),
     f"- The reward model's score is what PPO maximised; gold is what we wanted. Sections 5 and 6 show the "
     f"difference: how far the policy may drift (β) decides how much of the proxy's error it can exploit.",
     f"- One seed, {N_EVAL_PROMPTS} evaluation prompts: differences inside the intervals are noise.",

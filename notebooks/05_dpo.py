@@ -27,28 +27,28 @@
 # **robust** DPO) trained on the same preferences with the same budget.
 
 # %% tags=["parameters"]
-MODEL = "tiny"            # used only when the SFT run below is missing and must be rebuilt; or a Hub id / folder
+MODEL = "tiny"  # used only when the SFT run below is missing and must be rebuilt; or a Hub id / folder
 TASK = "reviews"
-OUT = "runs/notebooks/05_dpo"            # run directories; relative paths are relative to the project folder
-SFT_RUN = "runs/notebooks/01_sft/sft"    # notebook 01's SFT run; rebuilt into OUT/sft when missing
+OUT = "runs/notebooks/05_dpo"  # run directories; relative paths are relative to the project folder
+SFT_RUN = "runs/notebooks/01_sft/sft"  # notebook 01's SFT run; rebuilt into OUT/sft when missing
 PREFERENCES = "runs/notebooks/02_preferences/preferences.jsonl"  # notebook 02's export; simulated when missing
-DEVICE = None             # None = CUDA when present, else CPU
+DEVICE = None  # None = CUDA when present, else CPU
 SEED = 0
-THREADS = None            # torch CPU threads; None = 1 for the embedded default on a CPU (its matrices are too small
-                          # to gain from a second thread, and one competing with any other busy process made
-                          # training steps several times slower here), else torch's own default
-LORA_R = None             # None = train all weights; a rank (e.g. 16) trains LoRA adapters (reference = adapter off)
-SFT_STEPS = 200           # only when the SFT model must be rebuilt
-N_LABEL_PROMPTS = 256     # only when the preferences must be rebuilt: prompts x 4 candidates, simulated annotator
-FLIP_RATE = 0.1           # only when the preferences must be rebuilt
-BETA = 0.1                # DPO's beta: strength of the pull towards the reference (IPO's tau)
+THREADS = None  # torch CPU threads; None = 1 for the embedded default on a CPU (its matrices are too small
+# to gain from a second thread, and one competing with any other busy process made
+# training steps several times slower here), else torch's own default
+LORA_R = None  # None = train all weights; a rank (e.g. 16) trains LoRA adapters (reference = adapter off)
+SFT_STEPS = 200  # only when the SFT model must be rebuilt
+N_LABEL_PROMPTS = 256  # only when the preferences must be rebuilt: prompts x 4 candidates, simulated annotator
+FLIP_RATE = 0.1  # only when the preferences must be rebuilt
+BETA = 0.1  # DPO's beta: strength of the pull towards the reference (IPO's tau)
 LOSS_TYPES = ["sigmoid", "ipo", "hinge", "robust"]  # the first one trains with the dashboard in section 4
-DPO_STEPS = 40            # optimizer steps per variant (batch 32 pairs)
+DPO_STEPS = 40  # optimizer steps per variant (batch 32 pairs)
 BATCH_SIZE = 32
-LEARNING_RATE = 5e-4      # suits the 1M-parameter default; real models want 5e-7 to 5e-6
-N_HELDOUT_PAIRS = 200     # preference pairs (whole prompts) held out of training to test the implicit reward
-N_EVAL_PROMPTS = 64       # held-out prompts for the evaluation of the trained policies
-MAX_NEW_TOKENS = 64       # longest sampled answer in the evaluation
+LEARNING_RATE = 5e-4  # suits the 1M-parameter default; real models want 5e-7 to 5e-6
+N_HELDOUT_PAIRS = 200  # preference pairs (whole prompts) held out of training to test the implicit reward
+N_EVAL_PROMPTS = 64  # held-out prompts for the evaluation of the trained policies
+MAX_NEW_TOKENS = 64  # longest sampled answer in the evaluation
 
 # A real model on a GPU (not run here: this machine has no Hub access). Starting points, not tuned settings:
 # MODEL = "Qwen/Qwen2.5-0.5B-Instruct"     # with SFT_RUN / PREFERENCES from notebooks 01 / 02 on the same model
@@ -87,8 +87,9 @@ from rlhfkit.train.sft import SFTSettings
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # transformers' notice, not ours
 notebook_started = time.perf_counter()
 # Relative paths are taken from the project folder (the parent of notebooks/).
-out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL,
-                                    purpose="this notebook measures every policy against one")
+out_dir, device, task, gold = setup(
+    OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL, purpose="this notebook measures every policy against one"
+)
 lora = LoraSettings(r=LORA_R, alpha=2 * LORA_R) if LORA_R else None
 
 # %% [markdown]
@@ -100,8 +101,13 @@ lora = LoraSettings(r=LORA_R, alpha=2 * LORA_R) if LORA_R else None
 # implicit reward on pairs the policy never trained on.
 
 # %%
-sft_run = sft_run_or_train(SFT_RUN, out_dir, model=MODEL, task=task, settings=SFTSettings(
-    max_steps=SFT_STEPS, seed=SEED, device=DEVICE, lora=lora, n_samples=0))
+sft_run = sft_run_or_train(
+    SFT_RUN,
+    out_dir,
+    model=MODEL,
+    task=task,
+    settings=SFTSettings(max_steps=SFT_STEPS, seed=SEED, device=DEVICE, lora=lora, n_samples=0),
+)
 sft_path = str(sft_run.model_path)
 tokenizer = load_tokenizer(sft_path)
 
@@ -111,15 +117,20 @@ if prefs_path.exists():
     source = f"notebook 02's export ({prefs_path})"
 else:
     policy = load_policy(sft_path, device=DEVICE)
-    table = sample_candidates(policy, tokenizer, task.train_prompts[:N_LABEL_PROMPTS], SamplingConfig(
-        k=4, seed=SEED), progress=False)
+    table = sample_candidates(
+        policy, tokenizer, task.train_prompts[:N_LABEL_PROMPTS], SamplingConfig(k=4, seed=SEED), progress=False
+    )
     pairs = candidate_pairs(table[table.response.str.strip() != ""], seed=SEED)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*identical.*")
-        prefs = pd.DataFrame(SimulatedAnnotator(gold, noise="flip", flip_rate=FLIP_RATE, seed=SEED).label_pairs(
-            [p["prompt"] for p in pairs], [p["response_a"] for p in pairs], [p["response_b"] for p in pairs]))
-    source = (f"a simulated annotator (gold judge, {FLIP_RATE:.0%} flips) over SFT candidates, since {prefs_path} "
-              f"is missing")
+        prefs = pd.DataFrame(
+            SimulatedAnnotator(gold, noise="flip", flip_rate=FLIP_RATE, seed=SEED).label_pairs(
+                [p["prompt"] for p in pairs], [p["response_a"] for p in pairs], [p["response_b"] for p in pairs]
+            )
+        )
+    source = (
+        f"a simulated annotator (gold judge, {FLIP_RATE:.0%} flips) over SFT candidates, since {prefs_path} is missing"
+    )
     del policy
 prefs = prefs[["prompt", "chosen", "rejected"]]
 
@@ -137,8 +148,10 @@ heldout["gold_chosen"] = gold(heldout.prompt.tolist(), heldout.chosen.tolist())
 heldout["gold_rejected"] = gold(heldout.prompt.tolist(), heldout.rejected.tolist())
 label_gold = (heldout.gold_chosen > heldout.gold_rejected)[heldout.gold_chosen != heldout.gold_rejected].mean()
 print(f"{len(prefs)} preference pairs from {source}")
-print(f"training on {len(train_pairs)}, holding out {len(heldout)} pairs of {len(heldout_prompts)} prompts; "
-      f"the held-out labels agree with the gold judge on {label_gold:.1%} of the pairs gold does not tie")
+print(
+    f"training on {len(train_pairs)}, holding out {len(heldout)} pairs of {len(heldout_prompts)} prompts; "
+    f"the held-out labels agree with the gold judge on {label_gold:.1%} of the pairs gold does not tie"
+)
 
 # %% [markdown]
 # ## 3. From the RLHF objective to the DPO loss
@@ -175,12 +188,29 @@ print(f"training on {len(train_pairs)}, holding out {len(heldout)} pairs of {len
 # reward is the higher one). DPO samples nothing while it trains; the run directory gets the policy's answers to a
 # few held-out prompts before and after. Headless, the dashboard writes `dashboard.html` into the run directory.
 
+
 # %%
 def dpo(loss_type, callbacks=()):
-    run = train_dpo(sft_path, train_pairs.to_dict("records"), DPOSettings(
-        loss_type=loss_type, beta=BETA, max_steps=DPO_STEPS, batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE,
-        seed=SEED, device=DEVICE, lora=lora, n_samples=8, sample_max_new_tokens=MAX_NEW_TOKENS),
-        out_dir / f"dpo_{loss_type}", reference=sft_path, task=task, callbacks=callbacks)
+    run = train_dpo(
+        sft_path,
+        train_pairs.to_dict("records"),
+        DPOSettings(
+            loss_type=loss_type,
+            beta=BETA,
+            max_steps=DPO_STEPS,
+            batch_size=BATCH_SIZE,
+            learning_rate=LEARNING_RATE,
+            seed=SEED,
+            device=DEVICE,
+            lora=lora,
+            n_samples=8,
+            sample_max_new_tokens=MAX_NEW_TOKENS,
+        ),
+        out_dir / f"dpo_{loss_type}",
+        reference=sft_path,
+        task=task,
+        callbacks=callbacks,
+    )
     print(f"{loss_type}: {run.summary['steps']} steps in {run.summary['seconds']:.0f} s")
     return run
 
@@ -193,9 +223,14 @@ metrics = main.metrics.dropna(subset=["loss"])
 cols = ["step", "loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"]
 display(metrics[[c for c in cols if c in metrics]].iloc[sorted({0, len(metrics) // 2, len(metrics) - 1})].round(4))
 first_loss, first_step = float(metrics["loss"].iloc[0]), int(metrics["step"].iloc[0])
-print(f"first logged loss {first_loss:.4f} at step {first_step} (ln 2 = {math.log(2):.4f}; "
-      + ("the sigmoid loss is exactly ln 2 while the policy equals the reference)" if LOSS_TYPES[0] == "sigmoid"
-         else f"the {LOSS_TYPES[0]} loss has its own value at step 0, see section 6)"))
+print(
+    f"first logged loss {first_loss:.4f} at step {first_step} (ln 2 = {math.log(2):.4f}; "
+    + (
+        "the sigmoid loss is exactly ln 2 while the policy equals the reference)"
+        if LOSS_TYPES[0] == "sigmoid"
+        else f"the {LOSS_TYPES[0]} loss has its own value at step 0, see section 6)"
+    )
+)
 
 # %% [markdown]
 # ## 5. The implicit reward, computed by hand
@@ -230,33 +265,55 @@ def implicit_rewards(run):
 def implicit_accuracy(chosen, rejected):
     decided = (heldout.gold_chosen != heldout.gold_rejected).to_numpy()
     gold_chosen_wins = (heldout.gold_chosen > heldout.gold_rejected).to_numpy()
-    return {"accuracy vs labels": float(np.mean(chosen > rejected)),
-            "accuracy vs gold": float(np.mean((chosen > rejected)[decided] == gold_chosen_wins[decided])),
-            "mean margin": float(np.mean(chosen - rejected))}
+    return {
+        "accuracy vs labels": float(np.mean(chosen > rejected)),
+        "accuracy vs gold": float(np.mean((chosen > rejected)[decided] == gold_chosen_wins[decided])),
+        "mean margin": float(np.mean(chosen - rejected)),
+    }
 
 
 r_chosen, r_rejected = implicit_rewards(main)
 hand = implicit_accuracy(r_chosen, r_rejected)
 logged = metrics.iloc[-1]
-print(f"held-out pairs: implicit reward ranks {hand['accuracy vs labels']:.1%} as the annotator labelled them and "
-      f"{hand['accuracy vs gold']:.1%} as the gold judge does; mean margin {hand['mean margin']:+.3f}")
-print(f"TRL's last logged training batch: rewards/accuracies {logged.get('rewards/accuracies', float('nan')):.3f}, "
-      f"rewards/margins {logged.get('rewards/margins', float('nan')):+.3f} (training pairs, same formula)")
+print(
+    f"held-out pairs: implicit reward ranks {hand['accuracy vs labels']:.1%} as the annotator labelled them and "
+    f"{hand['accuracy vs gold']:.1%} as the gold judge does; mean margin {hand['mean margin']:+.3f}"
+)
+print(
+    f"TRL's last logged training batch: rewards/accuracies {logged.get('rewards/accuracies', float('nan')):.3f}, "
+    f"rewards/margins {logged.get('rewards/margins', float('nan')):+.3f} (training pairs, same formula)"
+)
 
 example = heldout.assign(r_chosen=r_chosen, r_rejected=r_rejected).head(5)
 with pd.option_context("display.max_colwidth", 90):
-    display(example[["prompt", "chosen", "rejected", "r_chosen", "r_rejected", "gold_chosen", "gold_rejected"]]
-            .round(3))
+    display(
+        example[["prompt", "chosen", "rejected", "r_chosen", "r_rejected", "gold_chosen", "gold_rejected"]].round(3)
+    )
 
-answers = pd.DataFrame({"implicit reward": np.concatenate([r_chosen, r_rejected]),
-                        "gold": np.concatenate([heldout.gold_chosen, heldout.gold_rejected])})
+answers = pd.DataFrame(
+    {
+        "implicit reward": np.concatenate([r_chosen, r_rejected]),
+        "gold": np.concatenate([heldout.gold_chosen, heldout.gold_rejected]),
+    }
+)
 rank_corr = answers["implicit reward"].rank().corr(answers.gold.rank())  # Spearman: Pearson on ranks
-fig = make_subplots(rows=1, cols=2, subplot_titles=("implicit reward: chosen vs rejected (held-out)",
-                                                    f"implicit reward against gold (Spearman {rank_corr:.2f})"))
+fig = make_subplots(
+    rows=1,
+    cols=2,
+    subplot_titles=(
+        "implicit reward: chosen vs rejected (held-out)",
+        f"implicit reward against gold (Spearman {rank_corr:.2f})",
+    ),
+)
 fig.add_trace(go.Histogram(x=r_chosen, name="chosen", opacity=0.6, nbinsx=30), row=1, col=1)
 fig.add_trace(go.Histogram(x=r_rejected, name="rejected", opacity=0.6, nbinsx=30), row=1, col=1)
-fig.add_trace(go.Scatter(x=answers.gold, y=answers["implicit reward"], mode="markers", showlegend=False,
-                         marker=dict(size=4, opacity=0.5)), row=1, col=2)
+fig.add_trace(
+    go.Scatter(
+        x=answers.gold, y=answers["implicit reward"], mode="markers", showlegend=False, marker=dict(size=4, opacity=0.5)
+    ),
+    row=1,
+    col=2,
+)
 fig.update_layout(barmode="overlay", height=340, margin=dict(t=40, b=40, l=40, r=10))
 fig.update_xaxes(title_text="beta * log(pi / pi_ref)", row=1, col=1)
 fig.update_xaxes(title_text="gold score", row=1, col=2)
@@ -290,13 +347,28 @@ from_run([run.path for run in runs.values()], title=f"DPO variants, beta {BETA:g
 # SFT, length and EOS rate. Beside them, each variant's implicit reward tested on the held-out pairs.
 
 # %%
-evaluation = evaluate_policies({f"dpo-{name}": run for name, run in runs.items()}, task, reference=sft_path,
-                               reference_name="sft", progress=False, settings=EvalSettings(
-                                   n_prompts=N_EVAL_PROMPTS, max_new_tokens=MAX_NEW_TOKENS, seed=SEED,
-                                   device=DEVICE))
+evaluation = evaluate_policies(
+    {f"dpo-{name}": run for name, run in runs.items()},
+    task,
+    reference=sft_path,
+    reference_name="sft",
+    progress=False,
+    settings=EvalSettings(n_prompts=N_EVAL_PROMPTS, max_new_tokens=MAX_NEW_TOKENS, seed=SEED, device=DEVICE),
+)
 table = evaluation.summary.set_index("policy")[
-    ["gold_reward_mean", "gold_reward_ci_lo", "gold_reward_ci_hi", "kl_to_ref", "win_rate_vs_ref",
-     "win_rate_ci_lo", "win_rate_ci_hi", "mean_length", "eos_rate", "distinct_2"]]
+    [
+        "gold_reward_mean",
+        "gold_reward_ci_lo",
+        "gold_reward_ci_hi",
+        "kl_to_ref",
+        "win_rate_vs_ref",
+        "win_rate_ci_lo",
+        "win_rate_ci_hi",
+        "mean_length",
+        "eos_rate",
+        "distinct_2",
+    ]
+]
 implicit = {f"dpo-{LOSS_TYPES[0]}": hand}
 for name in LOSS_TYPES[1:]:
     implicit[f"dpo-{name}"] = implicit_accuracy(*implicit_rewards(runs[name]))
@@ -319,37 +391,59 @@ lines = [
     f"$\\beta \\log \\pi/\\pi_\\text{{ref}}$ ranks {hand['accuracy vs labels']:.1%} of {len(heldout)} held-out pairs "
     f"as the annotator did and {hand['accuracy vs gold']:.1%} as the gold judge does (the labels themselves agree "
     f"with gold on {label_gold:.1%}): "
-    + ("the policy learned a usable reward model without ever training one." if hand["accuracy vs gold"] >= 0.65
-       else "better than chance, but a weak reward model." if hand["accuracy vs gold"] > 0.55 else
-       "no better than chance on held-out pairs at this budget."),
+    + (
+        "the policy learned a usable reward model without ever training one."
+        if hand["accuracy vs gold"] >= 0.65
+        else "better than chance, but a weak reward model."
+        if hand["accuracy vs gold"] > 0.55
+        else "no better than chance on held-out pairs at this budget."
+    ),
 ]
 for v in variants:
     r = table.loc[v]
-    verdict = ("beats SFT" if r.win_rate_ci_lo > 0.5 else "worse than SFT" if r.win_rate_ci_hi < 0.5 else
-               "not distinguishable from SFT")
-    lines.append(f"- **{v}**: gold {r.gold_reward_mean:.3f} [{r.gold_reward_ci_lo:.3f}, {r.gold_reward_ci_hi:.3f}] "
-                 f"vs SFT {sft_row.gold_reward_mean:.3f}, win rate {r.win_rate_vs_ref:.2f} "
-                 f"[{r.win_rate_ci_lo:.2f}, {r.win_rate_ci_hi:.2f}] ({verdict}), KL {r.kl_to_ref:.1f} nats, "
-                 f"{r.mean_length:.0f} tokens, EOS rate {r.eos_rate:.2f}.")
+    verdict = (
+        "beats SFT"
+        if r.win_rate_ci_lo > 0.5
+        else "worse than SFT"
+        if r.win_rate_ci_hi < 0.5
+        else "not distinguishable from SFT"
+    )
+    lines.append(
+        f"- **{v}**: gold {r.gold_reward_mean:.3f} [{r.gold_reward_ci_lo:.3f}, {r.gold_reward_ci_hi:.3f}] "
+        f"vs SFT {sft_row.gold_reward_mean:.3f}, win rate {r.win_rate_vs_ref:.2f} "
+        f"[{r.win_rate_ci_lo:.2f}, {r.win_rate_ci_hi:.2f}] ({verdict}), KL {r.kl_to_ref:.1f} nats, "
+        f"{r.mean_length:.0f} tokens, EOS rate {r.eos_rate:.2f}."
+    )
 others = [v for v in variants if v != best]
-per_nat = {v: (table.loc[v, "gold_reward_mean"] - sft_row.gold_reward_mean) / max(table.loc[v, "kl_to_ref"], 1e-9)
-           for v in variants}
+per_nat = {
+    v: (table.loc[v, "gold_reward_mean"] - sft_row.gold_reward_mean) / max(table.loc[v, "kl_to_ref"], 1e-9)
+    for v in variants
+}
 overlapping = [v for v in others if table.loc[v, "gold_reward_ci_hi"] >= table.loc[best, "gold_reward_ci_lo"]]
 if others:
-    lines.append(f"- **Which loss?** {best} has the highest gold reward; "
-                 + (f"its interval overlaps those of {', '.join(overlapping)}, so on this budget the data do not "
-                    f"separate them." if overlapping else "its interval is above every other variant's.")
-                 + f" It sits at {table.loc[best, 'kl_to_ref']:.1f} nats of KL, the others at "
-                   f"{min(table.loc[v, 'kl_to_ref'] for v in others):.1f}-"
-                   f"{max(table.loc[v, 'kl_to_ref'] for v in others):.1f}: gold per nat is "
-                 + ", ".join(f"{v} {per_nat[v]:.3f}" for v in variants)
-                 + ". A higher reward bought with much more drift is not the better trade (notebook 06 compares "
-                   "methods at matched KL).")
+    lines.append(
+        f"- **Which loss?** {best} has the highest gold reward; "
+        + (
+            f"its interval overlaps those of {', '.join(overlapping)}, so on this budget the data do not separate them."
+            if overlapping
+            else "its interval is above every other variant's."
+        )
+        + f" It sits at {table.loc[best, 'kl_to_ref']:.1f} nats of KL, the others at "
+        f"{min(table.loc[v, 'kl_to_ref'] for v in others):.1f}-"
+        f"{max(table.loc[v, 'kl_to_ref'] for v in others):.1f}: gold per nat is "
+        + ", ".join(f"{v} {per_nat[v]:.3f}" for v in variants)
+        + ". A higher reward bought with much more drift is not the better trade (notebook 06 compares "
+        "methods at matched KL)."
+    )
 longer = [v for v in variants if table.loc[v, "mean_length"] > 1.2 * sft_row.mean_length]
 if longer:
-    lines.append(f"- **Length.** {', '.join(longer)} answer at least 20% longer than SFT ({sft_row.mean_length:.0f} "
-                 f"tokens, EOS rate {sft_row.eos_rate:.2f}): on this task more positive sentences also raise the gold "
-                 f"judge, so part of the gain may be length, and answers cut at {MAX_NEW_TOKENS} tokens never ended.")
-lines.append(f"- One seed, {DPO_STEPS} steps, {N_EVAL_PROMPTS} evaluation prompts. This notebook took "
-             f"{time.perf_counter() - notebook_started:.0f} s.")
+    lines.append(
+        f"- **Length.** {', '.join(longer)} answer at least 20% longer than SFT ({sft_row.mean_length:.0f} "
+        f"tokens, EOS rate {sft_row.eos_rate:.2f}): on this task more positive sentences also raise the gold "
+        f"judge, so part of the gain may be length, and answers cut at {MAX_NEW_TOKENS} tokens never ended."
+    )
+lines.append(
+    f"- One seed, {DPO_STEPS} steps, {N_EVAL_PROMPTS} evaluation prompts. This notebook took "
+    f"{time.perf_counter() - notebook_started:.0f} s."
+)
 display(Markdown("\n".join(lines)))

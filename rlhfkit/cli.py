@@ -14,10 +14,14 @@ def _build_default(args: argparse.Namespace) -> int:
     path = default_model_path(force=args.force, progress=not args.quiet)
     info = build_info(path)
     print(f"embedded default model: {path}")
-    print(f"  parameters: {info['parameters']:,}   pretraining: {info['build_seconds']:.1f} s "
-          f"on {info['train_tokens_seen']:,} tokens")
-    print(f"  eval loss: {info['eval_loss']:.3f} nats/token   "
-          f"(unigram baseline {info['unigram_baseline_loss']:.3f}; held-out items only)")
+    print(
+        f"  parameters: {info['parameters']:,}   pretraining: {info['build_seconds']:.1f} s "
+        f"on {info['train_tokens_seen']:,} tokens"
+    )
+    print(
+        f"  eval loss: {info['eval_loss']:.3f} nats/token   "
+        f"(unigram baseline {info['unigram_baseline_loss']:.3f}; held-out items only)"
+    )
     print("  samples (temperature 1, held-out prompts):")
     for sample in info["samples"]:
         print(f"    > {sample['prompt']}\n      {sample['response']}")
@@ -38,9 +42,16 @@ def _sample(args: argparse.Namespace) -> int:
     else:
         task = load_task(args.task)
         prompts = task.eval_prompts[: args.n_prompts]
-    config = SamplingConfig(k=1 if args.greedy else args.k, do_sample=not args.greedy,
-                            temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
-                            max_new_tokens=args.max_new_tokens, seed=args.seed, batch_size=args.batch_size)
+    config = SamplingConfig(
+        k=1 if args.greedy else args.k,
+        do_sample=not args.greedy,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        batch_size=args.batch_size,
+    )
     tokenizer = load_tokenizer(args.model, trust_remote_code=args.trust_remote_code)
     model = load_policy(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
     table = sample_candidates(model, tokenizer, prompts, config, progress=not args.quiet)
@@ -55,41 +66,61 @@ def _sample(args: argparse.Namespace) -> int:
             table.to_json(out, orient="records", lines=True, force_ascii=False)
         print(f"wrote {len(table)} candidates to {out}")
     with pd.option_context("display.max_colwidth", 90, "display.width", 200):
-        print(table[["prompt_index", "candidate", "n_tokens", "sum_logprob", "finish_reason", "response"]]
-              .to_string(index=False))
+        print(
+            table[["prompt_index", "candidate", "n_tokens", "sum_logprob", "finish_reason", "response"]].to_string(
+                index=False
+            )
+        )
     return 0
 
 
 def _pipeline(args: argparse.Namespace) -> int:
     from rlhfkit.pipeline import PipelineSettings, run_pipeline
 
-    options = dict(model=args.model, task=args.task, out_dir=args.out, seed=args.seed,
-                   methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
-                   report_to=[n.strip() for n in args.report_to.split(",")] if args.report_to else None)
+    options = dict(
+        model=args.model,
+        task=args.task,
+        out_dir=args.out,
+        seed=args.seed,
+        methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
+        report_to=[n.strip() for n in args.report_to.split(",")] if args.report_to else None,
+    )
     settings = PipelineSettings.quick(**options) if args.quick else PipelineSettings(**options)
     run_pipeline(settings, overwrite=args.overwrite)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rlhfkit", description="A workbench for RLHF: SFT, preferences, "
-                                     "reward models, PPO and DPO on a model you can run.")
-    parser.add_argument("--threads", metavar="N", help="torch CPU threads per process (a number or 'auto'); "
-                        "default: $RLHFKIT_THREADS, else 1 for models under 20M parameters such as the embedded "
-                        "default (a second thread slows them down on a busy machine), else torch's default")
+    parser = argparse.ArgumentParser(
+        prog="rlhfkit",
+        description="A workbench for RLHF: SFT, preferences, reward models, PPO and DPO on a model you can run.",
+    )
+    parser.add_argument(
+        "--threads",
+        metavar="N",
+        help="torch CPU threads per process (a number or 'auto'); "
+        "default: $RLHFKIT_THREADS, else 1 for models under 20M parameters such as the embedded "
+        "default (a second thread slows them down on a busy machine), else torch's default",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    build = sub.add_parser("build-default", help="build (or find) the embedded default model and show it",
-                           description="Build the embedded default (a review corpus, a BPE tokenizer and a small "
-                           "Llama, about 2.5 minutes on a 2-core CPU) into the cache, or find the cached build, and print "
-                           "where it is, its eval loss and a few samples. Cache: $RLHFKIT_CACHE or ~/.cache/rlhfkit.")
+    build = sub.add_parser(
+        "build-default",
+        help="build (or find) the embedded default model and show it",
+        description="Build the embedded default (a review corpus, a BPE tokenizer and a small "
+        "Llama, about 2.5 minutes on a 2-core CPU) into the cache, or find the cached build, and print "
+        "where it is, its eval loss and a few samples. Cache: $RLHFKIT_CACHE or ~/.cache/rlhfkit.",
+    )
     build.add_argument("--force", action="store_true", help="rebuild even if a valid build is cached")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     build.set_defaults(func=_build_default)
 
-    sample = sub.add_parser("sample", help="sample K candidate responses per prompt",
-                            description="Sample K candidates per prompt from a model and print (and optionally "
-                            "save) a table with token counts, log-probabilities and finish reasons.")
+    sample = sub.add_parser(
+        "sample",
+        help="sample K candidate responses per prompt",
+        description="Sample K candidates per prompt from a model and print (and optionally "
+        "save) a table with token counts, log-probabilities and finish reasons.",
+    )
     sample.add_argument("--model", default="tiny", help="'tiny' (the embedded default), a local folder or a Hub id")
     sample.add_argument("--task", default="reviews", help="task whose eval prompts to use (default: reviews)")
     sample.add_argument("--prompt", action="append", help="a prompt to use instead of the task's (repeatable)")
@@ -108,29 +139,38 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--quiet", action="store_true", help="no progress bar")
     sample.set_defaults(func=_sample)
 
-    pipeline = sub.add_parser("pipeline", help="run the whole pipeline: SFT, labels, reward model, PPO/DPO/RLOO, "
-                              "evaluation, report",
-                              description="SFT -> K candidates per prompt -> simulated annotator (gold judge plus "
-                              "noise) -> reward model -> PPO, DPO and RLOO from the same SFT model -> evaluation -> "
-                              "OUT/report.html and OUT/summary.json. Each stage writes a run directory under OUT. "
-                              "OUT must be new, empty, or an earlier pipeline output (marked by OUT/rlhfkit.json): "
-                              "any other non-empty folder is refused (exit code 2), since rlhfkit never overwrites "
-                              "or deletes files it did not write. Run again with the same options to continue an "
-                              "earlier output (resume): stages it finished are reused, an interrupted stage resumes "
-                              "from its last checkpoint; evaluation and the report are redone. With other options "
-                              "it is refused unless --overwrite.")
+    pipeline = sub.add_parser(
+        "pipeline",
+        help="run the whole pipeline: SFT, labels, reward model, PPO/DPO/RLOO, evaluation, report",
+        description="SFT -> K candidates per prompt -> simulated annotator (gold judge plus "
+        "noise) -> reward model -> PPO, DPO and RLOO from the same SFT model -> evaluation -> "
+        "OUT/report.html and OUT/summary.json. Each stage writes a run directory under OUT. "
+        "OUT must be new, empty, or an earlier pipeline output (marked by OUT/rlhfkit.json): "
+        "any other non-empty folder is refused (exit code 2), since rlhfkit never overwrites "
+        "or deletes files it did not write. Run again with the same options to continue an "
+        "earlier output (resume): stages it finished are reused, an interrupted stage resumes "
+        "from its last checkpoint; evaluation and the report are redone. With other options "
+        "it is refused unless --overwrite.",
+    )
     pipeline.add_argument("--out", default="runs/pipeline", help="output folder (default: runs/pipeline)")
     pipeline.add_argument("--model", default="tiny", help="'tiny' (the embedded default), a local folder or a Hub id")
     pipeline.add_argument("--task", default="reviews", help="task name or prompts file (default: reviews)")
     pipeline.add_argument("--methods", default="ppo,dpo,rloo", help="comma-separated subset of ppo,dpo,rloo")
     pipeline.add_argument("--seed", type=int, default=0)
     pipeline.add_argument("--quick", action="store_true", help="smoke-test budgets (about 2 minutes on a CPU)")
-    pipeline.add_argument("--report-to", metavar="TRACKERS", help="also log every stage to these experiment trackers "
-                          "(comma-separated: tensorboard, wandb, trackio, mlflow, ..., or all); TensorBoard writes "
-                          "into OUT/<stage>/tensorboard")
-    pipeline.add_argument("--overwrite", action="store_true",
-                          help="start over in an earlier pipeline output folder: delete rlhfkit's own files there "
-                          "(listed in OUT/rlhfkit.json) and run every stage again; files you added are kept")
+    pipeline.add_argument(
+        "--report-to",
+        metavar="TRACKERS",
+        help="also log every stage to these experiment trackers "
+        "(comma-separated: tensorboard, wandb, trackio, mlflow, ..., or all); TensorBoard writes "
+        "into OUT/<stage>/tensorboard",
+    )
+    pipeline.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over in an earlier pipeline output folder: delete rlhfkit's own files there "
+        "(listed in OUT/rlhfkit.json) and run every stage again; files you added are kept",
+    )
     pipeline.set_defaults(func=_pipeline)
     return parser
 

@@ -29,9 +29,22 @@ from rlhfkit.figures import plotly_text, step_axis
 from rlhfkit.metrics.core import win_rate
 from rlhfkit.runs import RunData
 
-__all__ = ["training_curves_figure", "gold_vs_kl_figure", "samples_side_by_side", "summary_table",
-           "write_report", "frontier_points", "frontier_figure", "bon_kl", "best_of_n", "fit_overoptimization",
-           "overoptimization_fits", "rl_overoptimization_points", "overoptimization_figure", "win_rate_table"]
+__all__ = [
+    "training_curves_figure",
+    "gold_vs_kl_figure",
+    "samples_side_by_side",
+    "summary_table",
+    "write_report",
+    "frontier_points",
+    "frontier_figure",
+    "bon_kl",
+    "best_of_n",
+    "fit_overoptimization",
+    "overoptimization_fits",
+    "rl_overoptimization_points",
+    "overoptimization_figure",
+    "win_rate_table",
+]
 
 METHOD_COLORS = {"sft": "#7f7f7f", "ppo": "#1f77b4", "dpo": "#d62728", "rloo": "#2ca02c", "grpo": "#9467bd"}
 
@@ -46,8 +59,15 @@ def training_curves_figure(runs: dict[str, RunData]):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=3, subplot_titles=(
-        "score of samples (objective/scores)", "KL to reference (objective/kl)", "DPO implicit reward margin"))
+    fig = make_subplots(
+        rows=1,
+        cols=3,
+        subplot_titles=(
+            "score of samples (objective/scores)",
+            "KL to reference (objective/kl)",
+            "DPO implicit reward margin",
+        ),
+    )
     last_step = None
     for name, run in runs.items():
         metrics = run.metrics
@@ -56,8 +76,18 @@ def training_curves_figure(runs: dict[str, RunData]):
         for col, key in ((1, "objective/scores"), (2, "objective/kl"), (3, "rewards/margins")):
             if key in metrics:
                 rows = metrics[["step", key]].dropna()
-                fig.add_trace(go.Scatter(x=rows.step, y=rows[key], mode="lines", name=plotly_text(f"{name} {key}"),
-                                         line=dict(color=_color(name)), legendgroup=name), row=1, col=col)
+                fig.add_trace(
+                    go.Scatter(
+                        x=rows.step,
+                        y=rows[key],
+                        mode="lines",
+                        name=plotly_text(f"{name} {key}"),
+                        line=dict(color=_color(name)),
+                        legendgroup=name,
+                    ),
+                    row=1,
+                    col=col,
+                )
                 last_step = max(last_step or 0, int(rows.step.max())) if not rows.empty else last_step
     fig.update_xaxes(**step_axis(last_step))
     for col, title in ((1, "score"), (2, "KL, nats per response"), (3, "chosen - rejected")):
@@ -73,13 +103,29 @@ def gold_vs_kl_figure(summary: dict[str, dict]):
     fig = go.Figure()
     for name, row in summary.items():
         lo, hi = row["gold_reward_ci"]
-        fig.add_trace(go.Scatter(
-            x=[row["kl_to_ref"]], y=[row["gold_reward_mean"]], mode="markers+text", text=[plotly_text(name)],
-            textposition="top center", name=plotly_text(name), marker=dict(size=12, color=_color(name)),
-            error_y=dict(type="data", symmetric=False, array=[hi - row["gold_reward_mean"]],
-                         arrayminus=[row["gold_reward_mean"] - lo])))
-    fig.update_layout(height=360, xaxis_title="KL(policy || SFT), nats per response (k1, on policy samples)",
-                      yaxis_title="gold reward (mean, 95% CI)", margin=dict(t=30, b=40, l=50, r=10))
+        fig.add_trace(
+            go.Scatter(
+                x=[row["kl_to_ref"]],
+                y=[row["gold_reward_mean"]],
+                mode="markers+text",
+                text=[plotly_text(name)],
+                textposition="top center",
+                name=plotly_text(name),
+                marker=dict(size=12, color=_color(name)),
+                error_y=dict(
+                    type="data",
+                    symmetric=False,
+                    array=[hi - row["gold_reward_mean"]],
+                    arrayminus=[row["gold_reward_mean"] - lo],
+                ),
+            )
+        )
+    fig.update_layout(
+        height=360,
+        xaxis_title="KL(policy || SFT), nats per response (k1, on policy samples)",
+        yaxis_title="gold reward (mean, 95% CI)",
+        margin=dict(t=30, b=40, l=50, r=10),
+    )
     return fig
 
 
@@ -116,16 +162,18 @@ def summary_table(summary: dict[str, dict], baseline: str = "sft") -> pd.DataFra
                 verdict = f"above {baseline}, not significantly"
             else:
                 verdict = f"does NOT beat {baseline}"
-        rows.append({
-            "policy": name,
-            "gold reward": row["gold_reward_mean"],
-            "gold 95% CI": f"[{row['gold_reward_ci'][0]:.3f}, {row['gold_reward_ci'][1]:.3f}]",
-            "proxy reward": row.get("proxy_reward_mean"),
-            "KL to SFT": row["kl_to_ref"],
-            "win rate vs SFT": row.get("win_rate_vs_sft"),
-            "mean length": row.get("mean_length"),
-            "verdict": verdict,
-        })
+        rows.append(
+            {
+                "policy": name,
+                "gold reward": row["gold_reward_mean"],
+                "gold 95% CI": f"[{row['gold_reward_ci'][0]:.3f}, {row['gold_reward_ci'][1]:.3f}]",
+                "proxy reward": row.get("proxy_reward_mean"),
+                "KL to SFT": row["kl_to_ref"],
+                "win rate vs SFT": row.get("win_rate_vs_sft"),
+                "mean length": row.get("mean_length"),
+                "verdict": verdict,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -137,15 +185,17 @@ def summary_table(summary: dict[str, dict], baseline: str = "sft") -> pd.DataFra
 def _policy_rows(evaluation: Any) -> dict[str, dict]:
     """{policy: {gold_reward_mean, gold_reward_ci, proxy_reward_mean, kl_to_ref, ...}} from an EvaluationResult
     (its to_dict()) or such a dict itself (the pipeline's summary["policies"] has the same keys)."""
-    rows = evaluation.to_dict() if hasattr(evaluation, "to_dict") and not isinstance(evaluation, Mapping) \
-        else evaluation
+    rows = (
+        evaluation.to_dict() if hasattr(evaluation, "to_dict") and not isinstance(evaluation, Mapping) else evaluation
+    )
     if not isinstance(rows, Mapping):
         raise TypeError(f"expected an EvaluationResult or a dict {{policy: row}}, got {type(evaluation).__name__}")
     return dict(rows)
 
 
-def frontier_points(evaluation: Any, *, method_of: Mapping[str, str] | Callable[[str], str] | None = None,
-                    reference: str | None = None) -> pd.DataFrame:
+def frontier_points(
+    evaluation: Any, *, method_of: Mapping[str, str] | Callable[[str], str] | None = None, reference: str | None = None
+) -> pd.DataFrame:
     """Points of the gold-reward-vs-KL frontier from an evaluation of snapshots.
 
     `evaluation`: `rlhfkit.evaluation.evaluate_policies(...)` run on the snapshots of every sweep (e.g. saved every
@@ -160,8 +210,10 @@ def frontier_points(evaluation: Any, *, method_of: Mapping[str, str] | Callable[
     rows = _policy_rows(evaluation)
     reference = reference or getattr(evaluation, "reference_name", None) or "sft"
     if reference not in rows:
-        raise ValueError(f"the evaluation has no row for the reference {reference!r} (rows: {sorted(rows)}); pass "
-                         f"reference= the name of the SFT row")
+        raise ValueError(
+            f"the evaluation has no row for the reference {reference!r} (rows: {sorted(rows)}); pass "
+            f"reference= the name of the SFT row"
+        )
     if method_of is None:
         method_of = lambda name: name.split("/", 1)[0]  # noqa: E731
     elif isinstance(method_of, Mapping):
@@ -172,8 +224,14 @@ def frontier_points(evaluation: Any, *, method_of: Mapping[str, str] | Callable[
         ci = row.get("gold_reward_ci") or [math.nan, math.nan]
         if row.get("gold_reward_mean") is None:
             raise ValueError(f"policy {policy!r} has no gold reward (the task needs a gold judge)")
-        return {"method": method, "policy": policy, "kl": float(row["kl_to_ref"] if kl is None else kl),
-                "gold": float(row["gold_reward_mean"]), "gold_lo": float(ci[0]), "gold_hi": float(ci[1])}
+        return {
+            "method": method,
+            "policy": policy,
+            "kl": float(row["kl_to_ref"] if kl is None else kl),
+            "gold": float(row["gold_reward_mean"]),
+            "gold_lo": float(ci[0]),
+            "gold_hi": float(ci[1]),
+        }
 
     by_method: dict[str, list[dict]] = {}
     for name, row in rows.items():
@@ -200,19 +258,42 @@ def frontier_figure(points: pd.DataFrame, *, relative: bool = True):
         base = group[group.kl == 0].gold.iloc[0] if relative and (group.kl == 0).any() else 0.0
         group = group.sort_values("kl")
         color = _color(method)
-        fig.add_trace(go.Scatter(
-            x=group.kl, y=group.gold - base, mode="markers", name=plotly_text(f"{method} snapshots"),
-            legendgroup=method, marker=dict(color=color, size=7, opacity=0.6),
-            text=[plotly_text(p) for p in group.policy],
-            hovertemplate="%{text}<br>KL %{x:.2f}<br>gold %{y:.3f}<extra></extra>",
-            error_y=dict(type="data", symmetric=False, array=group.gold_hi - group.gold, thickness=1,
-                         arrayminus=group.gold - group.gold_lo)))
+        fig.add_trace(
+            go.Scatter(
+                x=group.kl,
+                y=group.gold - base,
+                mode="markers",
+                name=plotly_text(f"{method} snapshots"),
+                legendgroup=method,
+                marker=dict(color=color, size=7, opacity=0.6),
+                text=[plotly_text(p) for p in group.policy],
+                hovertemplate="%{text}<br>KL %{x:.2f}<br>gold %{y:.3f}<extra></extra>",
+                error_y=dict(
+                    type="data",
+                    symmetric=False,
+                    array=group.gold_hi - group.gold,
+                    thickness=1,
+                    arrayminus=group.gold - group.gold_lo,
+                ),
+            )
+        )
         front = group[group.on_frontier]
-        fig.add_trace(go.Scatter(x=front.kl, y=front.gold - base, mode="lines", name=plotly_text(f"{method} frontier"),
-                                 legendgroup=method, line=dict(color=color, width=2)))
-    fig.update_layout(height=380, margin=dict(t=30, b=40, l=60, r=10),
-                      xaxis_title="KL(policy || SFT), nats per response (k1, on policy samples)",
-                      yaxis_title="gold reward gain over SFT" if relative else "gold reward")
+        fig.add_trace(
+            go.Scatter(
+                x=front.kl,
+                y=front.gold - base,
+                mode="lines",
+                name=plotly_text(f"{method} frontier"),
+                legendgroup=method,
+                line=dict(color=color, width=2),
+            )
+        )
+    fig.update_layout(
+        height=380,
+        margin=dict(t=30, b=40, l=60, r=10),
+        xaxis_title="KL(policy || SFT), nats per response (k1, on policy samples)",
+        yaxis_title="gold reward gain over SFT" if relative else "gold reward",
+    )
     return fig
 
 
@@ -242,8 +323,9 @@ def _best_of_n_weights(k: int, n: int) -> np.ndarray:
     return np.array([math.comb(i - 1, n - 1) / total for i in range(1, k + 1)])
 
 
-def best_of_n(samples: pd.DataFrame, ns: Sequence[int], *, group: str | None = None, proxy: str = "proxy",
-              gold: str = "gold") -> pd.DataFrame:
+def best_of_n(
+    samples: pd.DataFrame, ns: Sequence[int], *, group: str | None = None, proxy: str = "proxy", gold: str = "gold"
+) -> pd.DataFrame:
     """Expected proxy and gold reward of best-of-n sampling: draw n of a prompt's responses, keep the one the proxy
     (reward model) scores highest.
 
@@ -262,8 +344,10 @@ def best_of_n(samples: pd.DataFrame, ns: Sequence[int], *, group: str | None = N
     ns = [int(n) for n in ns]
     sizes = samples.groupby(group, sort=False).size()
     if min(ns) < 1 or max(ns) > sizes.min():
-        raise ValueError(f"best_of_n needs 1 <= n <= k for every prompt; n up to {max(ns)} was asked but the "
-                         f"smallest prompt has k = {int(sizes.min())} samples")
+        raise ValueError(
+            f"best_of_n needs 1 <= n <= k for every prompt; n up to {max(ns)} was asked but the "
+            f"smallest prompt has k = {int(sizes.min())} samples"
+        )
     rows = []
     for n in ns:
         proxies, golds = [], []
@@ -276,8 +360,16 @@ def best_of_n(samples: pd.DataFrame, ns: Sequence[int], *, group: str | None = N
             proxies.append(float(w @ p))
             golds.append(float(w @ g))
         kl = bon_kl(n)
-        rows.append({"n": n, "kl": kl, "d": math.sqrt(kl), "proxy": float(np.mean(proxies)),
-                     "gold": float(np.mean(golds)), "n_prompts": len(golds)})
+        rows.append(
+            {
+                "n": n,
+                "kl": kl,
+                "d": math.sqrt(kl),
+                "proxy": float(np.mean(proxies)),
+                "gold": float(np.mean(golds)),
+                "n_prompts": len(golds),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -305,20 +397,37 @@ def overoptimization_fits(points: pd.DataFrame, form: str) -> pd.DataFrame:
     start (the reward at d = 0), n_points."""
     origin = points[points.d == 0]
     if origin.empty:
-        raise ValueError("no point at d = 0: rewards are measured from the starting policy, so include its row "
-                         "(best_of_n includes n = 1; rl_overoptimization_points takes baseline=)")
+        raise ValueError(
+            "no point at d = 0: rewards are measured from the starting policy, so include its row "
+            "(best_of_n includes n = 1; rl_overoptimization_points takes baseline=)"
+        )
     rows = []
     for reward in ("proxy", "gold"):
         start = float(origin[reward].iloc[0])
         a, b = fit_overoptimization(points.d, points[reward] - start, form)
-        rows.append({"reward": reward, "form": f"R(d) = {FORMS[form][0]}", "a": a, "b": b, "start": start,
-                     "n_points": int((points.d > 0).sum())})
+        rows.append(
+            {
+                "reward": reward,
+                "form": f"R(d) = {FORMS[form][0]}",
+                "a": a,
+                "b": b,
+                "start": start,
+                "n_points": int((points.d > 0).sum()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def rl_overoptimization_points(samples: pd.DataFrame, *, n_bins: int = 6, kl: str = "kl", proxy: str = "score",
-                               gold: str = "gold", gold_judge: Callable | None = None,
-                               baseline: tuple[float, float] | None = None) -> pd.DataFrame:
+def rl_overoptimization_points(
+    samples: pd.DataFrame,
+    *,
+    n_bins: int = 6,
+    kl: str = "kl",
+    proxy: str = "score",
+    gold: str = "gold",
+    gold_judge: Callable | None = None,
+    baseline: tuple[float, float] | None = None,
+) -> pd.DataFrame:
     """Over-optimisation points of an RL run from the samples it logged while training (our PPO's samples.jsonl
     rows: step, prompt, response, score = the proxy reward, kl = the sample's k1 sequence KL to the reference).
 
@@ -332,33 +441,50 @@ def rl_overoptimization_points(samples: pd.DataFrame, *, n_bins: int = 6, kl: st
         frame[gold] = [float(x) for x in gold_judge(frame.prompt.tolist(), frame.response.tolist())]
     for column in ("step", kl, proxy, gold):
         if column not in frame:
-            raise ValueError(f"samples have no {column!r} column (columns: {list(frame.columns)}); pass gold_judge= "
-                             f"to score gold rewards")
+            raise ValueError(
+                f"samples have no {column!r} column (columns: {list(frame.columns)}); pass gold_judge= "
+                f"to score gold rewards"
+            )
     steps = np.array(sorted(frame.step.unique()))
     if len(steps) < 1 or n_bins < 1:
         raise ValueError(f"need at least one logged step and n_bins >= 1 (steps: {len(steps)}, n_bins: {n_bins})")
     rows = []
     if baseline is not None:
-        rows.append({"kl": 0.0, "d": 0.0, "proxy": float(baseline[0]), "gold": float(baseline[1]),
-                     "n_samples": None, "first_step": None, "last_step": None})
+        rows.append(
+            {
+                "kl": 0.0,
+                "d": 0.0,
+                "proxy": float(baseline[0]),
+                "gold": float(baseline[1]),
+                "n_samples": None,
+                "first_step": None,
+                "last_step": None,
+            }
+        )
     for chunk in np.array_split(steps, min(n_bins, len(steps))):
         part = frame[frame.step.isin(chunk)]
         mean_kl = float(part[kl].mean())
-        rows.append({"kl": mean_kl, "d": math.sqrt(max(mean_kl, 0.0)), "proxy": float(part[proxy].mean()),
-                     "gold": float(part[gold].mean()), "n_samples": len(part), "first_step": int(chunk[0]),
-                     "last_step": int(chunk[-1])})
+        rows.append(
+            {
+                "kl": mean_kl,
+                "d": math.sqrt(max(mean_kl, 0.0)),
+                "proxy": float(part[proxy].mean()),
+                "gold": float(part[gold].mean()),
+                "n_samples": len(part),
+                "first_step": int(chunk[0]),
+                "last_step": int(chunk[-1]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def overoptimization_figure(bon: pd.DataFrame | None = None, rl: pd.DataFrame | None = None, *,
-                            rl_label: str = "PPO"):
+def overoptimization_figure(bon: pd.DataFrame | None = None, rl: pd.DataFrame | None = None, *, rl_label: str = "PPO"):
     """Proxy and gold reward against d = sqrt(KL), one panel per method given (best-of-n, RL): the measured points
     and Gao et al.'s fitted curves, with the fitted coefficients in the legend. Points need a d = 0 row."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    panels = [(f"best-of-n: R(d) = {FORMS['bon'][0]}", bon, "bon"),
-              (f"{rl_label}: R(d) = {FORMS['rl'][0]}", rl, "rl")]
+    panels = [(f"best-of-n: R(d) = {FORMS['bon'][0]}", bon, "bon"), (f"{rl_label}: R(d) = {FORMS['rl'][0]}", rl, "rl")]
     panels = [p for p in panels if p[1] is not None]
     if not panels:
         raise ValueError("overoptimization_figure needs best-of-n points, RL points, or both")
@@ -371,13 +497,32 @@ def overoptimization_figure(bon: pd.DataFrame | None = None, rl: pd.DataFrame | 
         for reward in ("proxy", "gold"):
             a, b, start = fits.loc[reward, ["a", "b", "start"]]
             curve = start + FORMS[form][1](grid) @ np.array([a, b])
-            fig.add_trace(go.Scatter(x=points.d, y=points[reward], mode="markers", name=f"{reward} ({form})",
-                                     legendgroup=f"{form}-{reward}", marker=dict(color=colors[reward], size=8),
-                                     text=hover, hovertemplate="%{text}<br>d %{x:.2f}<br>%{y:.3f}<extra></extra>"),
-                          row=1, col=col)
-            fig.add_trace(go.Scatter(x=grid, y=curve, mode="lines", legendgroup=f"{form}-{reward}",
-                                     name=f"{reward} fit ({form}): a = {a:.3f}, b = {b:.3f}",
-                                     line=dict(color=colors[reward], dash="dash")), row=1, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=points.d,
+                    y=points[reward],
+                    mode="markers",
+                    name=f"{reward} ({form})",
+                    legendgroup=f"{form}-{reward}",
+                    marker=dict(color=colors[reward], size=8),
+                    text=hover,
+                    hovertemplate="%{text}<br>d %{x:.2f}<br>%{y:.3f}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=grid,
+                    y=curve,
+                    mode="lines",
+                    legendgroup=f"{form}-{reward}",
+                    name=f"{reward} fit ({form}): a = {a:.3f}, b = {b:.3f}",
+                    line=dict(color=colors[reward], dash="dash"),
+                ),
+                row=1,
+                col=col,
+            )
     fig.update_xaxes(title_text="d = sqrt(KL to the starting policy)")
     fig.update_yaxes(title_text="reward", row=1, col=1)
     fig.update_layout(height=400, margin=dict(t=40, b=40, l=60, r=10), legend=dict(orientation="h", y=-0.2))
@@ -389,8 +534,9 @@ def _point_labels(points: pd.DataFrame) -> list[str]:
     if "n" in points:
         return [f"n = {n}" for n in points.n]
     if "first_step" in points:
-        return ["start" if pd.isna(a) else f"steps {int(a)}-{int(b)}" for a, b in zip(points.first_step,
-                                                                                     points.last_step)]
+        return [
+            "start" if pd.isna(a) else f"steps {int(a)}-{int(b)}" for a, b in zip(points.first_step, points.last_step)
+        ]
     return [""] * len(points)
 
 
@@ -399,8 +545,15 @@ def _point_labels(points: pd.DataFrame) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def win_rate_table(samples: pd.DataFrame, *, policies: Sequence[str] | None = None, judge: str = "gold",
-                   n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+def win_rate_table(
+    samples: pd.DataFrame,
+    *,
+    policies: Sequence[str] | None = None,
+    judge: str = "gold",
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
     """How often each policy's response beats each other policy's response to the same prompt by the `judge`
     column (the gold judge's score; ties count 0.5), for every ordered pair of policies.
 
@@ -422,34 +575,47 @@ def win_rate_table(samples: pd.DataFrame, *, policies: Sequence[str] | None = No
             if pair.empty:
                 raise ValueError(f"policies {a!r} and {b!r} have no responses to the same prompts to compare")
             groups = pair.index.get_level_values(0) if isinstance(pair.index, pd.MultiIndex) else pair.index
-            result = win_rate(pair.a, pair.b, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed,
-                              groups=list(groups))
-            rows.append({"policy": a, "opponent": b, "win_rate": result["win_rate"],
-                         "ci_lo": result["win_rate_ci"][0], "ci_hi": result["win_rate_ci"][1],
-                         "wins": result["wins"], "ties": result["ties"], "losses": result["losses"],
-                         "n": result["n"]})
+            result = win_rate(
+                pair.a, pair.b, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed, groups=list(groups)
+            )
+            rows.append(
+                {
+                    "policy": a,
+                    "opponent": b,
+                    "win_rate": result["win_rate"],
+                    "ci_lo": result["win_rate_ci"][0],
+                    "ci_hi": result["win_rate_ci"][1],
+                    "wins": result["wins"],
+                    "ties": result["ties"],
+                    "losses": result["losses"],
+                    "n": result["n"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def _win_rate_matrix(table: pd.DataFrame) -> pd.DataFrame:
     """Rows: policy; columns: opponent; cells "win rate [lo, hi]"."""
     policies = list(dict.fromkeys([*table.policy, *table.opponent]))
-    cells = {(r.policy, r.opponent): f"{r.win_rate:.3f} [{r.ci_lo:.3f}, {r.ci_hi:.3f}]"
-             for r in table.itertuples(index=False)}
-    return pd.DataFrame([{"policy": a, **{f"vs {b}": cells.get((a, b), "") for b in policies}}
-                         for a in policies])
+    cells = {
+        (r.policy, r.opponent): f"{r.win_rate:.3f} [{r.ci_lo:.3f}, {r.ci_hi:.3f}]"
+        for r in table.itertuples(index=False)
+    }
+    return pd.DataFrame([{"policy": a, **{f"vs {b}": cells.get((a, b), "") for b in policies}} for a in policies])
 
 
 def _table_html(frame: pd.DataFrame) -> str:
     """An HTML table with every cell escaped (numbers formatted, text escaped)."""
+
     def cell(value: Any) -> str:
         if isinstance(value, float):
             return f"{value:.3f}"
         return html.escape("" if value is None else str(value))
 
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>"
-                   for row in frame.itertuples(index=False))
+    body = "".join(
+        "<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in frame.itertuples(index=False)
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -463,10 +629,19 @@ th { background: #f4f4f4; }
 """
 
 
-def write_report(path: str | Path, *, title: str, summary: dict[str, dict], runs: dict[str, RunData],
-                 samples: pd.DataFrame, extra: dict[str, Any] | None = None, win_rates: pd.DataFrame | None = None,
-                 figures: Mapping[str, Any] | None = None, tables: Mapping[str, pd.DataFrame] | None = None,
-                 notes: Mapping[str, str] | None = None) -> Path:
+def write_report(
+    path: str | Path,
+    *,
+    title: str,
+    summary: dict[str, dict],
+    runs: dict[str, RunData],
+    samples: pd.DataFrame,
+    extra: dict[str, Any] | None = None,
+    win_rates: pd.DataFrame | None = None,
+    figures: Mapping[str, Any] | None = None,
+    tables: Mapping[str, pd.DataFrame] | None = None,
+    notes: Mapping[str, str] | None = None,
+) -> Path:
     """A self-contained HTML report (plotly.js inlined once): summary table, win rates, training curves, gold
     reward vs KL, any further figures and tables, samples side by side. All model text is escaped.
 
@@ -486,11 +661,18 @@ def write_report(path: str | Path, *, title: str, summary: dict[str, dict], runs
 
     win_html = ""
     if win_rates is not None and not win_rates.empty:
-        win_html = section("Win rates (gold judge)", _table_html(_win_rate_matrix(win_rates)) + (
-            '<p class="note">Row policy against column policy: the share of prompts on which the row\'s sample '
-            "gets the higher gold score (ties count one half), with a 95% bootstrap interval over prompts.</p>"))
-    more = "".join(section(heading, fig.to_html(full_html=False, include_plotlyjs=False))
-                   for heading, fig in (figures or {}).items())
+        win_html = section(
+            "Win rates (gold judge)",
+            _table_html(_win_rate_matrix(win_rates))
+            + (
+                '<p class="note">Row policy against column policy: the share of prompts on which the row\'s sample '
+                "gets the higher gold score (ties count one half), with a 95% bootstrap interval over prompts.</p>"
+            ),
+        )
+    more = "".join(
+        section(heading, fig.to_html(full_html=False, include_plotlyjs=False))
+        for heading, fig in (figures or {}).items()
+    )
     more += "".join(section(heading, _table_html(frame)) for heading, frame in (tables or {}).items())
     extra_html = ""
     if extra:

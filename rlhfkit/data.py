@@ -139,9 +139,7 @@ class _RowProblem(Exception):
         self.expected = expected
 
     def at(self, source: str, row: int | None) -> DataValidationError:
-        return DataValidationError(
-            source, row, self.field, self.reason, detail=self.detail, expected=self.expected
-        )
+        return DataValidationError(source, row, self.field, self.reason, detail=self.detail, expected=self.expected)
 
 
 @dataclass
@@ -217,8 +215,12 @@ def _read_file(path: str | Path) -> _Table:
         items = _read_parquet(path, source)
     else:
         raise DataValidationError(
-            source, None, None, "unsupported file type",
-            detail=repr(path.suffix), expected="one of " + ", ".join(FILE_SUFFIXES),
+            source,
+            None,
+            None,
+            "unsupported file type",
+            detail=repr(path.suffix),
+            expected="one of " + ", ".join(FILE_SUFFIXES),
         )
     return _finish_table(source, items)
 
@@ -238,12 +240,19 @@ def _read_jsonl(path: Path, source: str) -> list[tuple[int, Any]]:
             record = json.loads(text)
         except json.JSONDecodeError as exc:
             bad_utf8 = _has_surrogates(text)
-            items.append((lineno, DataValidationError(
-                source, lineno, None,
-                "invalid UTF-8" if bad_utf8 else "invalid JSON",
-                detail=None if bad_utf8 else str(exc),
-                expected="UTF-8 text" if bad_utf8 else "one JSON object per line",
-            )))
+            items.append(
+                (
+                    lineno,
+                    DataValidationError(
+                        source,
+                        lineno,
+                        None,
+                        "invalid UTF-8" if bad_utf8 else "invalid JSON",
+                        detail=None if bad_utf8 else str(exc),
+                        expected="UTF-8 text" if bad_utf8 else "one JSON object per line",
+                    ),
+                )
+            )
             continue
         items.append((lineno, record))
     return items
@@ -256,14 +265,22 @@ def _read_json(path: Path, source: str) -> list[tuple[int, Any]]:
     except json.JSONDecodeError as exc:
         # One document: a syntax error makes every record unreadable.
         raise DataValidationError(
-            source, None, None, "invalid JSON", detail=str(exc),
+            source,
+            None,
+            None,
+            "invalid JSON",
+            detail=str(exc),
             expected='a list of records or {"data": [...]}',
         ) from None
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
         raise DataValidationError(
-            source, None, None, "wrong type", detail=f"top level is {type(data).__name__}",
+            source,
+            None,
+            None,
+            "wrong type",
+            detail=f"top level is {type(data).__name__}",
             expected='a list of records or {"data": [...]}',
         )
     return list(enumerate(data, start=1))
@@ -276,11 +293,19 @@ def _read_csv(path: Path, source: str) -> list[tuple[int, Any]]:
     try:
         for rowno, record in enumerate(reader, start=1):
             if None in record:  # DictReader files surplus cells under the key None
-                items.append((rowno, DataValidationError(
-                    source, rowno, None, "too many fields",
-                    detail=f"{len(reader.fieldnames or []) + len(record[None])} cells",
-                    expected=f"{len(reader.fieldnames or [])} cells, one per header column",
-                )))
+                items.append(
+                    (
+                        rowno,
+                        DataValidationError(
+                            source,
+                            rowno,
+                            None,
+                            "too many fields",
+                            detail=f"{len(reader.fieldnames or []) + len(record[None])} cells",
+                            expected=f"{len(reader.fieldnames or [])} cells, one per header column",
+                        ),
+                    )
+                )
                 continue
             items.append((rowno, record))
     except csv.Error as exc:
@@ -294,9 +319,7 @@ def _read_parquet(path: Path, source: str) -> list[tuple[int, Any]]:
     try:
         records = pq.read_table(path).to_pylist()
     except Exception as exc:  # pyarrow raises several types for corrupt files
-        raise DataValidationError(
-            source, None, None, "unreadable Parquet file", detail=str(exc)
-        ) from None
+        raise DataValidationError(source, None, None, "unreadable Parquet file", detail=str(exc)) from None
     return list(enumerate(records, start=1))
 
 
@@ -309,20 +332,38 @@ def _finish_table(source: str, items: list[tuple[int, Any]]) -> _Table:
             out.append((rowno, record))
             continue
         if not isinstance(record, dict):
-            out.append((rowno, DataValidationError(
-                source, rowno, None, "wrong type",
-                detail=f"record is {type(record).__name__}", expected="a JSON object / dict",
-            )))
+            out.append(
+                (
+                    rowno,
+                    DataValidationError(
+                        source,
+                        rowno,
+                        None,
+                        "wrong type",
+                        detail=f"record is {type(record).__name__}",
+                        expected="a JSON object / dict",
+                    ),
+                )
+            )
             continue
         record = {str(k): _native(v) for k, v in record.items()}
         for key in record:
             columns.setdefault(key, None)
         bad = next((k for k, v in record.items() if _has_surrogates(v)), None)
         if bad is not None:
-            out.append((rowno, DataValidationError(
-                source, rowno, bad, "invalid UTF-8",
-                detail="undecodable bytes in the text", expected="UTF-8 text",
-            )))
+            out.append(
+                (
+                    rowno,
+                    DataValidationError(
+                        source,
+                        rowno,
+                        bad,
+                        "invalid UTF-8",
+                        detail="undecodable bytes in the text",
+                        expected="UTF-8 text",
+                    ),
+                )
+            )
             continue
         out.append((rowno, record))
     return _Table(source, out, list(columns))
@@ -392,7 +433,8 @@ def _looks_like_file(text: str) -> bool:
 def _is_saved_dataset(folder: Path) -> bool:
     """A folder written by ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``."""
     return (folder / "dataset_dict.json").is_file() or (
-        (folder / "state.json").is_file() and (folder / "dataset_info.json").is_file())
+        (folder / "state.json").is_file() and (folder / "dataset_info.json").is_file()
+    )
 
 
 def _load_dataset(dataset_id: str, split: str) -> "datasets.Dataset":
@@ -406,7 +448,10 @@ def _load_dataset(dataset_id: str, split: str) -> "datasets.Dataset":
             if isinstance(ds, datasets.DatasetDict):
                 if split not in ds:
                     raise DataValidationError(
-                        dataset_id, None, None, "no such split",
+                        dataset_id,
+                        None,
+                        None,
+                        "no such split",
                         detail=f"no split {split!r} (splits: {', '.join(map(repr, ds))})",
                         expected="split= one of those",
                     )
@@ -418,19 +463,29 @@ def _load_dataset(dataset_id: str, split: str) -> "datasets.Dataset":
     except Exception as exc:  # network, auth, missing split, offline mode...
         if folder.is_dir():
             raise DataValidationError(
-                dataset_id, None, None, "could not load dataset folder",
+                dataset_id,
+                None,
+                None,
+                "could not load dataset folder",
                 detail=f"{type(exc).__name__}: {exc}",
                 expected="a folder of .jsonl/.json/.csv/.parquet files or a save_to_disk folder",
             ) from exc
         raise DataValidationError(
-            dataset_id, None, None, "could not load dataset id",
+            dataset_id,
+            None,
+            None,
+            "could not load dataset id",
             detail=f"{type(exc).__name__}: {exc}",
             expected="a hub dataset id reachable from here; offline (HF_HUB_OFFLINE=1) "
             "use needs a local .jsonl/.json/.csv/.parquet file",
         ) from exc
     if not isinstance(ds, datasets.Dataset):
         raise DataValidationError(
-            dataset_id, None, None, "wrong type", detail=f"got {type(ds).__name__}",
+            dataset_id,
+            None,
+            None,
+            "wrong type",
+            detail=f"got {type(ds).__name__}",
             expected="a single split (pass split=...)",
         )
     return ds
@@ -448,8 +503,9 @@ def _is_missing(value: Any) -> bool:
 def _check_text(record: dict, name: str) -> str:
     """Return record[name] if it is a non-empty string, else raise _RowProblem."""
     if name not in record:
-        raise _RowProblem(name, "missing column", detail=f"this record has no {name!r} key",
-                          expected="a non-empty string")
+        raise _RowProblem(
+            name, "missing column", detail=f"this record has no {name!r} key", expected="a non-empty string"
+        )
     return _text_value(record[name], name)
 
 
@@ -457,8 +513,7 @@ def _text_value(value: Any, field: str) -> str:
     if _is_missing(value):
         raise _RowProblem(field, "missing value", detail=repr(value), expected="a non-empty string")
     if not isinstance(value, str):
-        raise _RowProblem(field, "wrong type", detail=f"got {type(value).__name__}",
-                          expected="a non-empty string")
+        raise _RowProblem(field, "wrong type", detail=f"got {type(value).__name__}", expected="a non-empty string")
     if not value.strip():
         raise _RowProblem(field, "empty text", expected="a non-empty string")
     return value
@@ -470,25 +525,23 @@ def _check_messages(value: Any, field: str) -> list[dict]:
     if _is_missing(value):
         raise _RowProblem(field, "missing value", detail=repr(value), expected=expected)
     if not isinstance(value, list):
-        raise _RowProblem(field, "wrong type", detail=f"got {type(value).__name__}",
-                          expected=expected)
+        raise _RowProblem(field, "wrong type", detail=f"got {type(value).__name__}", expected=expected)
     if not value:
         raise _RowProblem(field, "empty text", detail="no messages", expected=expected)
     out = []
     for i, msg in enumerate(value, start=1):
         if not isinstance(msg, dict):
-            raise _RowProblem(field, "wrong type",
-                              detail=f"message {i} is {type(msg).__name__}", expected=expected)
+            raise _RowProblem(field, "wrong type", detail=f"message {i} is {type(msg).__name__}", expected=expected)
         for key in ("role", "content"):
             if not isinstance(msg.get(key), str):
                 raise _RowProblem(
-                    field, "wrong type",
+                    field,
+                    "wrong type",
                     detail=f"message {i} {key!r} is {type(msg.get(key)).__name__}",
                     expected=expected,
                 )
         if not msg["content"].strip():
-            raise _RowProblem(field, "empty text", detail=f"message {i} has empty content",
-                              expected=expected)
+            raise _RowProblem(field, "empty text", detail=f"message {i} has empty content", expected=expected)
         # Arrow needs one struct shape per column, so drop extra keys (name, tool ids...).
         out.append({"role": msg["role"], "content": msg["content"]})
     return out
@@ -502,11 +555,9 @@ def _check_margin(value: Any) -> float:
         try:
             value = float(value)
         except ValueError:
-            raise _RowProblem("margin", "wrong type", detail=f"got {value!r}",
-                              expected=expected) from None
+            raise _RowProblem("margin", "wrong type", detail=f"got {value!r}", expected=expected) from None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise _RowProblem("margin", "wrong type", detail=f"got {type(value).__name__}",
-                          expected=expected)
+        raise _RowProblem("margin", "wrong type", detail=f"got {type(value).__name__}", expected=expected)
     if not math.isfinite(value):
         raise _RowProblem("margin", "margin not finite", detail=f"got {value!r}", expected=expected)
     return float(value)
@@ -524,7 +575,10 @@ def _require_columns(table: _Table, names: Iterable[str], hint: str = "") -> Non
         if name not in table.columns:
             found = ", ".join(map(repr, table.columns)) or "none"
             raise DataValidationError(
-                table.source, None, name, "missing column",
+                table.source,
+                None,
+                name,
+                "missing column",
                 detail=f"no record has it (found columns: {found})",
                 expected=f"a {name!r} column{hint}",
             )
@@ -536,15 +590,17 @@ def _rename_columns(table: _Table, renames: dict[str, str]) -> None:
     for old, new in renames.items():
         if new in table.columns and old in table.columns:
             raise DataValidationError(
-                table.source, None, old, "column name clash",
+                table.source,
+                None,
+                old,
+                "column name clash",
                 detail=f"cannot rename {old!r} to {new!r}: {new!r} already exists",
             )
     if not renames:
         return
     table.columns = [renames.get(c, c) for c in table.columns]
     table.items = [
-        (rowno, item if isinstance(item, DataValidationError)
-         else {renames.get(k, k): v for k, v in item.items()})
+        (rowno, item if isinstance(item, DataValidationError) else {renames.get(k, k): v for k, v in item.items()})
         for rowno, item in table.items
     ]
 
@@ -563,7 +619,11 @@ def _dataset_from_rows(rows: list[dict], columns: list[str], source: str) -> "da
                 pa.array(values)
             except Exception as col_exc:
                 raise DataValidationError(
-                    source, None, c, "inconsistent column types", detail=str(col_exc),
+                    source,
+                    None,
+                    c,
+                    "inconsistent column types",
+                    detail=str(col_exc),
                     expected="one value type per column",
                 ) from exc
         raise
@@ -666,13 +726,10 @@ def load_preferences(
     if format not in ("auto", "standard", "conversational"):
         raise ValueError(f"format must be 'auto', 'standard' or 'conversational', not {format!r}")
     table = _table_from(source, split=split)
-    _rename_columns(table, {prompt_column: "prompt", chosen_column: "chosen",
-                            rejected_column: "rejected"})
+    _rename_columns(table, {prompt_column: "prompt", chosen_column: "chosen", rejected_column: "rejected"})
     if not table.items:
-        raise DataValidationError(table.source, None, None, "no records",
-                                  expected="at least one preference pair")
-    _require_columns(table, ("chosen", "rejected"),
-                     hint=" (rename yours with chosen_column=/rejected_column=)")
+        raise DataValidationError(table.source, None, None, "no records", expected="at least one preference pair")
+    _require_columns(table, ("chosen", "rejected"), hint=" (rename yours with chosen_column=/rejected_column=)")
     has_prompt = "prompt" in table.columns
 
     state = _PairState(forced=None if format == "auto" else format, has_prompt=has_prompt)
@@ -695,7 +752,10 @@ def load_preferences(
     if not rows:
         counts = _format_counts(dict(Counter(s.reason for s in skipped).most_common()))
         raise DataValidationError(
-            table.source, None, None, "no valid rows",
+            table.source,
+            None,
+            None,
+            "no valid rows",
             detail=f"all {len(table.items)} rows were skipped ({counts})",
             expected="at least one valid preference pair",
         )
@@ -739,16 +799,18 @@ def _normalize_pair(record: dict, state: _PairState) -> dict:
     else:
         prompt, chosen, rejected, fmt, kind = _imported_pair(record, state.forced)
     if chosen == rejected:
-        raise _RowProblem("rejected", "chosen identical to rejected",
-                          expected="two different responses")
+        raise _RowProblem("rejected", "chosen identical to rejected", expected="two different responses")
     margin = _check_margin(record["margin"]) if "margin" in record else None
     # TRL wants one format per dataset: later rows must match the first valid one.
     if state.seen_valid and (fmt, kind) != (state.format, state.converted_from):
         this = f"{fmt}" + (f" ({kind} import)" if kind else "")
         first = f"{state.format}" + (f" ({state.converted_from} import)" if state.converted_from else "")
-        raise _RowProblem("chosen" if kind else "prompt", "mixed formats",
-                          detail=f"this row is {this}, earlier rows are {first}",
-                          expected="every row in the same format")
+        raise _RowProblem(
+            "chosen" if kind else "prompt",
+            "mixed formats",
+            detail=f"this row is {this}, earlier rows are {first}",
+            expected="every row in the same format",
+        )
     state.format, state.converted_from, state.seen_valid = fmt, kind, True
     out = dict(record)
     out.update(prompt=prompt, chosen=chosen, rejected=rejected)
@@ -762,23 +824,31 @@ def _explicit_pair(record: dict, forced: str | None):
     a string prompt with message-list responses (UltraFeedback's layout)."""
     for name in PREFERENCE_COLUMNS:
         if name not in record:
-            raise _RowProblem(name, "missing column", detail=f"this record has no {name!r} key",
-                              expected="a string or a list of messages")
+            raise _RowProblem(
+                name,
+                "missing column",
+                detail=f"this record has no {name!r} key",
+                expected="a string or a list of messages",
+            )
     prompt = record["prompt"]
     if _is_missing(prompt):
-        raise _RowProblem("prompt", "missing value", detail=repr(prompt),
-                          expected="a string or a list of messages")
+        raise _RowProblem("prompt", "missing value", detail=repr(prompt), expected="a string or a list of messages")
     fmt = "conversational" if isinstance(prompt, list) else "standard"
     if not isinstance(prompt, (str, list)):
-        raise _RowProblem("prompt", "wrong type", detail=f"got {type(prompt).__name__}",
-                          expected="a string or a list of messages")
-    if (isinstance(prompt, str) and forced != "standard"
-            and any(isinstance(record[n], list) for n in ("chosen", "rejected"))):
+        raise _RowProblem(
+            "prompt", "wrong type", detail=f"got {type(prompt).__name__}", expected="a string or a list of messages"
+        )
+    if (
+        isinstance(prompt, str)
+        and forced != "standard"
+        and any(isinstance(record[n], list) for n in ("chosen", "rejected"))
+    ):
         pair = _prompt_with_message_lists(_text_value(prompt, "prompt"), record)
         return (*pair, "conversational", "string prompt + message lists")
     if forced and fmt != forced:
-        raise _RowProblem("prompt", "wrong format", detail=f"this row is {fmt}",
-                          expected=f"format={forced!r} as requested")
+        raise _RowProblem(
+            "prompt", "wrong format", detail=f"this row is {fmt}", expected=f"format={forced!r} as requested"
+        )
     if fmt == "standard":
         values = [_text_value(record[n], n) for n in PREFERENCE_COLUMNS]
     else:
@@ -793,41 +863,55 @@ def _prompt_with_message_lists(prompt: str, record: dict):
     holds the reply, or holds only the reply. Returns TRL's conversational pair: the shared
     conversation (or the prompt as one user message) and each list's reply messages.
     """
-    expected = ("message lists that repeat the conversation up to a user turn equal to 'prompt' "
-                "and then the assistant reply, or hold only the assistant reply")
+    expected = (
+        "message lists that repeat the conversation up to a user turn equal to 'prompt' "
+        "and then the assistant reply, or hold only the assistant reply"
+    )
     heads, replies = {}, {}
     for name in ("chosen", "rejected"):
         messages = _check_messages(record[name], name)
         last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=-1)
-        head, reply = messages[:last_user + 1], messages[last_user + 1:]
+        head, reply = messages[: last_user + 1], messages[last_user + 1 :]
         if not reply or reply[0]["role"] != "assistant":
-            detail = (f"after the last user turn come roles {[m['role'] for m in reply]}" if reply
-                      else "the list ends with a user turn")
+            detail = (
+                f"after the last user turn come roles {[m['role'] for m in reply]}"
+                if reply
+                else "the list ends with a user turn"
+            )
             raise _RowProblem(name, "no assistant reply", detail=detail, expected=expected)
         if head and head[-1]["content"].strip() != prompt.strip():
-            raise _RowProblem(name, "prompt mismatch",
-                              detail=f"its user turn {_clip(head[-1]['content'])!r} is not the "
-                              f"row's 'prompt' {_clip(prompt)!r}",
-                              expected=expected)
+            raise _RowProblem(
+                name,
+                "prompt mismatch",
+                detail=f"its user turn {_clip(head[-1]['content'])!r} is not the row's 'prompt' {_clip(prompt)!r}",
+                expected=expected,
+            )
         heads[name], replies[name] = head, reply
     if heads["chosen"] and heads["rejected"] and heads["chosen"] != heads["rejected"]:
-        raise _RowProblem("rejected", "prompt mismatch",
-                          detail="'chosen' and 'rejected' repeat different conversations before "
-                          "the reply", expected=expected)
+        raise _RowProblem(
+            "rejected",
+            "prompt mismatch",
+            detail="'chosen' and 'rejected' repeat different conversations before the reply",
+            expected=expected,
+        )
     prompt_messages = heads["chosen"] or heads["rejected"] or [{"role": "user", "content": prompt}]
     return prompt_messages, replies["chosen"], replies["rejected"]
 
 
 def _clip(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _imported_pair(record: dict, forced: str | None):
     """Rows without a prompt: split full transcripts or message lists into a pair."""
     for name in ("chosen", "rejected"):
         if name not in record:
-            raise _RowProblem(name, "missing column", detail=f"this record has no {name!r} key",
-                              expected="a transcript string or a list of messages")
+            raise _RowProblem(
+                name,
+                "missing column",
+                detail=f"this record has no {name!r} key",
+                expected="a transcript string or a list of messages",
+            )
     chosen_raw = record["chosen"]
     if isinstance(chosen_raw, list) and forced != "standard":
         chosen = _check_messages(chosen_raw, "chosen")
@@ -835,13 +919,16 @@ def _imported_pair(record: dict, forced: str | None):
         prompt, chosen, rejected = _split_messages(chosen, rejected)
         return prompt, chosen, rejected, "conversational", "messages"
     if forced == "conversational":
-        raise _RowProblem("chosen", "wrong type", detail=f"got {type(chosen_raw).__name__}",
-                          expected="a list of messages (format='conversational')")
+        raise _RowProblem(
+            "chosen",
+            "wrong type",
+            detail=f"got {type(chosen_raw).__name__}",
+            expected="a list of messages (format='conversational')",
+        )
     chosen = _text_value(chosen_raw, "chosen")
     rejected = _text_value(record["rejected"], "rejected")
     if chosen == rejected:
-        raise _RowProblem("rejected", "chosen identical to rejected",
-                          expected="two different responses")
+        raise _RowProblem("rejected", "chosen identical to rejected", expected="two different responses")
     prompt, chosen, rejected = _split_transcripts(chosen, rejected)
     return prompt, chosen, rejected, "standard", "transcript"
 
@@ -856,7 +943,8 @@ def _split_transcripts(chosen: str, rejected: str) -> tuple[str, str, str]:
     cut = chosen.rfind(ASSISTANT_MARKER, 0, n)  # the whole marker must be shared
     if cut < 0:
         raise _RowProblem(
-            "chosen", "no shared Assistant turn",
+            "chosen",
+            "no shared Assistant turn",
             detail=f"'chosen' and 'rejected' share no {ASSISTANT_MARKER!r} marker",
             expected="two transcripts like '\\n\\nHuman: ...\\n\\nAssistant: ...' that differ "
             "only in the final reply, or a 'prompt' column",
@@ -867,9 +955,12 @@ def _split_transcripts(chosen: str, rejected: str) -> tuple[str, str, str]:
         reply = text[end:]
         reply = reply[1:] if reply.startswith(" ") else reply
         if not reply.strip():
-            raise _RowProblem(name, "empty text",
-                              detail=f"nothing after the last shared {ASSISTANT_MARKER!r}",
-                              expected="a non-empty reply")
+            raise _RowProblem(
+                name,
+                "empty text",
+                detail=f"nothing after the last shared {ASSISTANT_MARKER!r}",
+                expected="a non-empty reply",
+            )
         responses.append(reply)
     return chosen[:end], responses[0], responses[1]
 
@@ -881,19 +972,27 @@ def _split_messages(chosen: list[dict], rejected: list[dict]):
         if a != b:
             break
         n += 1
-    expected = ("'chosen' and 'rejected' identical except for one final assistant message "
-                "each, after at least one shared message")
+    expected = (
+        "'chosen' and 'rejected' identical except for one final assistant message "
+        "each, after at least one shared message"
+    )
     tails = {"chosen": chosen[n:], "rejected": rejected[n:]}
     if n == 0:
-        raise _RowProblem("chosen", "not a single final assistant turn",
-                          detail="no shared leading messages to use as the prompt",
-                          expected=expected)
+        raise _RowProblem(
+            "chosen",
+            "not a single final assistant turn",
+            detail="no shared leading messages to use as the prompt",
+            expected=expected,
+        )
     for name, tail in tails.items():
         if len(tail) != 1 or tail[0]["role"] != "assistant":
             roles = [m["role"] for m in tail]
-            raise _RowProblem(name, "not a single final assistant turn",
-                              detail=f"the part after the shared prompt has roles {roles}",
-                              expected=expected)
+            raise _RowProblem(
+                name,
+                "not a single final assistant turn",
+                detail=f"the part after the shared prompt has roles {roles}",
+                expected=expected,
+            )
     return chosen[:n], tails["chosen"], tails["rejected"]
 
 
@@ -949,51 +1048,64 @@ def ranking_to_pairs(
             if ranks[i] == ranks[j]:
                 if tie_policy == "error":
                     raise DataValidationError(
-                        source, row, "ranks", "tied ranks",
+                        source,
+                        row,
+                        "ranks",
+                        "tied ranks",
                         detail=f"responses {i + 1} and {j + 1} both have rank {ranks[i]}",
                         expected="distinct ranks (or tie_policy='skip')",
                     )
                 n_ties += 1
                 continue
             best, worst = (i, j) if ranks[i] < ranks[j] else (j, i)
-            rows.append({
-                "prompt": prompt,
-                "chosen": responses[best],
-                "rejected": responses[worst],
-                "rank_chosen": ranks[best],
-                "rank_rejected": ranks[worst],
-                **extra,
-            })
+            rows.append(
+                {
+                    "prompt": prompt,
+                    "chosen": responses[best],
+                    "rejected": responses[worst],
+                    "rank_chosen": ranks[best],
+                    "rank_rejected": ranks[worst],
+                    **extra,
+                }
+            )
     return RankingPairs(rows=rows, n_pairs=len(rows), n_ties=n_ties)
 
 
 def _check_ranking(responses: Any, ranks: Any) -> tuple[list[str], list[int]]:
     if not isinstance(responses, (list, tuple)):
-        raise _RowProblem("responses", "wrong type", detail=f"got {type(responses).__name__}",
-                          expected="a list of response strings")
+        raise _RowProblem(
+            "responses", "wrong type", detail=f"got {type(responses).__name__}", expected="a list of response strings"
+        )
     if not isinstance(ranks, (list, tuple)):
-        raise _RowProblem("ranks", "wrong type", detail=f"got {type(ranks).__name__}",
-                          expected="a list of integer ranks")
+        raise _RowProblem(
+            "ranks", "wrong type", detail=f"got {type(ranks).__name__}", expected="a list of integer ranks"
+        )
     if len(ranks) != len(responses):
-        raise _RowProblem("ranks", "length mismatch",
-                          detail=f"{len(ranks)} ranks for {len(responses)} responses",
-                          expected="one rank per response")
+        raise _RowProblem(
+            "ranks",
+            "length mismatch",
+            detail=f"{len(ranks)} ranks for {len(responses)} responses",
+            expected="one rank per response",
+        )
     if len(responses) < 2:
-        raise _RowProblem("responses", "too few responses", detail=f"got {len(responses)}",
-                          expected="at least 2 responses to compare")
+        raise _RowProblem(
+            "responses", "too few responses", detail=f"got {len(responses)}", expected="at least 2 responses to compare"
+        )
     texts = [_text_value(r, "responses") for r in responses]
     for r in ranks:
         if isinstance(r, bool) or not isinstance(r, numbers.Integral) or r < 1:
-            raise _RowProblem("ranks", "wrong type", detail=f"got {r!r}",
-                              expected="integer ranks >= 1 (1 = best)")
+            raise _RowProblem("ranks", "wrong type", detail=f"got {r!r}", expected="integer ranks >= 1 (1 = best)")
     ranks = [int(r) for r in ranks]
     seen: dict[str, int] = {}
     for text, rank in zip(texts, ranks):
         # The same text ranked twice differently would yield a chosen == rejected pair.
         if text in seen and seen[text] != rank:
-            raise _RowProblem("responses", "duplicate responses",
-                              detail=f"the same response has ranks {seen[text]} and {rank}",
-                              expected="distinct responses")
+            raise _RowProblem(
+                "responses",
+                "duplicate responses",
+                detail=f"the same response has ranks {seen[text]} and {rank}",
+                expected="distinct responses",
+            )
         seen.setdefault(text, rank)
     return texts, ranks
 
@@ -1015,8 +1127,7 @@ def rankings_to_preferences(
     if table.source == MEMORY:
         table.source = source
     if not table.items:
-        raise DataValidationError(table.source, None, None, "no records",
-                                  expected="at least one ranking")
+        raise DataValidationError(table.source, None, None, "no records", expected="at least one ranking")
     _require_columns(table, ("prompt", "responses", "ranks"))
     rows: list[dict] = []
     skipped: list[SkippedRow] = []
@@ -1027,12 +1138,19 @@ def rankings_to_preferences(
                 raise item
             for name in ("prompt", "responses", "ranks"):
                 if name not in item:
-                    raise DataValidationError(table.source, rowno, name, "missing column",
-                                              detail=f"this record has no {name!r} key")
+                    raise DataValidationError(
+                        table.source, rowno, name, "missing column", detail=f"this record has no {name!r} key"
+                    )
             extra = {k: v for k, v in item.items() if k not in ("prompt", "responses", "ranks")}
-            pairs = ranking_to_pairs(item["prompt"], item["responses"], item["ranks"],
-                                     tie_policy=tie_policy, extra=extra,
-                                     source=table.source, row=rowno)
+            pairs = ranking_to_pairs(
+                item["prompt"],
+                item["responses"],
+                item["ranks"],
+                tie_policy=tie_policy,
+                extra=extra,
+                source=table.source,
+                row=rowno,
+            )
         except DataValidationError as err:
             if strict:
                 raise
@@ -1044,7 +1162,10 @@ def rankings_to_preferences(
     _report_skips(table.source, len(table.items), skipped)
     if not rows:
         raise DataValidationError(
-            table.source, None, None, "no valid rows",
+            table.source,
+            None,
+            None,
+            "no valid rows",
             detail=f"{n_ties} tied pairs and {len(skipped)} skipped records gave no pairs",
             expected="at least one pair of differently ranked responses",
         )
@@ -1083,19 +1204,15 @@ class Task:
         for attr in ("train_prompts", "eval_prompts"):
             for i, p in enumerate(getattr(self, attr)):
                 if not isinstance(p, str) or not p.strip():
-                    raise ValueError(
-                        f"Task {self.name!r}: {attr}[{i}] is {p!r} (expected a non-empty string)"
-                    )
+                    raise ValueError(f"Task {self.name!r}: {attr}[{i}] is {p!r} (expected a non-empty string)")
         for i, demo in enumerate(self.demonstrations):
             if not isinstance(demo, dict):
-                raise ValueError(f"Task {self.name!r}: demonstrations[{i}] is "
-                                 f"{type(demo).__name__} (expected a dict)")
+                raise ValueError(f"Task {self.name!r}: demonstrations[{i}] is {type(demo).__name__} (expected a dict)")
             for key in ("prompt", "completion"):
                 value = demo.get(key)
                 if not isinstance(value, str) or not value.strip():
                     raise ValueError(
-                        f"Task {self.name!r}: demonstrations[{i}][{key!r}] is {value!r} "
-                        "(expected a non-empty string)"
+                        f"Task {self.name!r}: demonstrations[{i}][{key!r}] is {value!r} (expected a non-empty string)"
                     )
         # An eval prompt seen in training makes eval scores look better than they are.
         overlap = [p for p in dict.fromkeys(self.eval_prompts) if p in set(self.train_prompts)]
@@ -1167,8 +1284,11 @@ class Task:
             held_out = _read_prompts(eval_prompts, prompt_column)
         else:
             train, held_out = _split_prompts(train, eval_fraction, seed)
-        demos = [] if demonstrations is None else _read_demonstrations(
-            _table_from(demonstrations), prompt_column, completion_column)
+        demos = (
+            []
+            if demonstrations is None
+            else _read_demonstrations(_table_from(demonstrations), prompt_column, completion_column)
+        )
         return cls(name, train, held_out, demos, gold_judge=gold_judge, description=description)
 
     @classmethod
@@ -1209,8 +1329,9 @@ class Task:
         demos = []
         if completion_column is not None:
             train_set = set(train)
-            demos = [d for d in _read_demonstrations(table, prompt_column, completion_column)
-                     if d["prompt"] in train_set]
+            demos = [
+                d for d in _read_demonstrations(table, prompt_column, completion_column) if d["prompt"] in train_set
+            ]
         return cls(name, train, held_out, demos, gold_judge=gold_judge, description=description)
 
 
@@ -1223,8 +1344,7 @@ def _read_prompts(source: Any, column: str) -> list[str]:
 def _prompts_from_table(table: _Table, column: str) -> list[str]:
     """Validated, deduplicated prompts in file order."""
     if not table.items:
-        raise DataValidationError(table.source, None, None, "no records",
-                                  expected="at least one prompt")
+        raise DataValidationError(table.source, None, None, "no records", expected="at least one prompt")
     _require_columns(table, (column,), hint=" (set prompt_column=)")
     prompts = []
     for rowno, item in table.items:
@@ -1238,15 +1358,15 @@ def _prompts_from_table(table: _Table, column: str) -> list[str]:
 
 
 def _read_demonstrations(table: _Table, prompt_column: str, completion_column: str) -> list[dict]:
-    _require_columns(table, (prompt_column, completion_column),
-                     hint=" (set prompt_column=/completion_column=)")
+    _require_columns(table, (prompt_column, completion_column), hint=" (set prompt_column=/completion_column=)")
     demos = []
     for rowno, item in table.items:
         if isinstance(item, DataValidationError):
             raise item
         try:
-            demos.append({"prompt": _check_text(item, prompt_column),
-                          "completion": _check_text(item, completion_column)})
+            demos.append(
+                {"prompt": _check_text(item, prompt_column), "completion": _check_text(item, completion_column)}
+            )
         except _RowProblem as problem:
             raise problem.at(table.source, rowno) from None
     return demos
@@ -1292,7 +1412,10 @@ def load_task(name_or_path: str | Path, **kwargs: Any) -> Task:
             raise
         known = ", ".join(sorted(_BUILTIN_TASKS)) or "none"
         raise DataValidationError(
-            key, None, None, "unknown task",
+            key,
+            None,
+            None,
+            "unknown task",
             detail=f"not a builtin task (known: {known}), not a local file, and the hub "
             f"dataset could not be loaded ({err.detail})",
             expected=err.expected,
@@ -1305,15 +1428,12 @@ def _load_builtin(name: str, kwargs: dict) -> Task:
     try:
         obj = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
-        raise ImportError(f"builtin task {name!r} points to {target!r}, which could not be "
-                          f"imported: {exc}") from exc
+        raise ImportError(f"builtin task {name!r} points to {target!r}, which could not be imported: {exc}") from exc
     if isinstance(obj, Task):
         if kwargs:
-            raise TypeError(f"builtin task {name!r} is a fixed Task and takes no options "
-                            f"(got {sorted(kwargs)})")
+            raise TypeError(f"builtin task {name!r} is a fixed Task and takes no options (got {sorted(kwargs)})")
         return obj
     task = obj(**kwargs)
     if not isinstance(task, Task):
-        raise TypeError(f"builtin task {name!r} ({target}) returned {type(task).__name__}, "
-                        "not a Task")
+        raise TypeError(f"builtin task {name!r} ({target}) returned {type(task).__name__}, not a Task")
     return task

@@ -36,24 +36,57 @@ import torch
 from rlhfkit.judges import FunctionJudge, Judge
 from rlhfkit.metrics import METRIC_NAMES, metric_path
 from rlhfkit.metrics.core import (
-    K1_ESTIMATOR, K3_ESTIMATOR, bootstrap_ci, distinct, pairwise_accuracy, pairwise_outcomes, per_sample_kl,
-    sequence_kl, win_rate,
+    K1_ESTIMATOR,
+    K3_ESTIMATOR,
+    bootstrap_ci,
+    distinct,
+    pairwise_accuracy,
+    pairwise_outcomes,
+    per_sample_kl,
+    sequence_kl,
+    win_rate,
 )
 from rlhfkit.models import load_reference, load_tokenizer
 from rlhfkit.sampling import SamplingConfig, render_prompts, sample_candidates
 from rlhfkit.threads import cpu_threads
 
 __all__ = [
-    "EvalSettings", "EvaluationResult", "evaluate_policies", "response_logprobs", "load_metric", "bootstrap_ci",
-    "win_rate", "pairwise_accuracy", "distinct", "sequence_kl", "per_sample_kl", "K1_ESTIMATOR", "K3_ESTIMATOR",
-    "SUMMARY_KEYS", "METRIC_NAMES",
+    "EvalSettings",
+    "EvaluationResult",
+    "evaluate_policies",
+    "response_logprobs",
+    "load_metric",
+    "bootstrap_ci",
+    "win_rate",
+    "pairwise_accuracy",
+    "distinct",
+    "sequence_kl",
+    "per_sample_kl",
+    "K1_ESTIMATOR",
+    "K3_ESTIMATOR",
+    "SUMMARY_KEYS",
+    "METRIC_NAMES",
 ]
 
 # Keys of EvaluationResult.to_dict()[policy]; the comparison views and reports rely on them.
 SUMMARY_KEYS = (
-    "gold_reward_mean", "gold_reward_ci", "proxy_reward_mean", "proxy_reward_ci", "kl_to_ref", "kl_to_ref_ci",
-    "kl_k3", "kl_estimator", "win_rate_vs_ref", "win_rate_ci", "distinct_1", "distinct_2", "mean_length",
-    "mean_length_words", "eos_rate", "n_samples", "n_prompts",
+    "gold_reward_mean",
+    "gold_reward_ci",
+    "proxy_reward_mean",
+    "proxy_reward_ci",
+    "kl_to_ref",
+    "kl_to_ref_ci",
+    "kl_k3",
+    "kl_estimator",
+    "win_rate_vs_ref",
+    "win_rate_ci",
+    "distinct_1",
+    "distinct_2",
+    "mean_length",
+    "mean_length_words",
+    "eos_rate",
+    "n_samples",
+    "n_prompts",
 )
 
 
@@ -168,14 +201,22 @@ def _response_ids(tokenizer, response: str | Sequence[int], index: int) -> list[
     try:
         return [int(t) for t in response]
     except (TypeError, ValueError):
-        raise TypeError(f"responses[{index}] is {type(response).__name__} (expected a string or a list of token "
-                        f"ids)") from None
+        raise TypeError(
+            f"responses[{index}] is {type(response).__name__} (expected a string or a list of token ids)"
+        ) from None
 
 
 @torch.no_grad()
-def response_logprobs(model, tokenizer, prompts: Sequence[Any], responses: Sequence[str | Sequence[int]],
-                      eos_mask: Sequence[bool] | None = None, *, batch_size: int = 16,
-                      chat: bool | None = None) -> list[torch.Tensor]:
+def response_logprobs(
+    model,
+    tokenizer,
+    prompts: Sequence[Any],
+    responses: Sequence[str | Sequence[int]],
+    eos_mask: Sequence[bool] | None = None,
+    *,
+    batch_size: int = 16,
+    chat: bool | None = None,
+) -> list[torch.Tensor]:
     """Per-token log-probabilities log p(y_t | x, y_<t) of each response under `model`, one 1-D float32 CPU
     tensor per response.
 
@@ -213,13 +254,13 @@ def response_logprobs(model, tokenizer, prompts: Sequence[Any], responses: Seque
     results: list[torch.Tensor] = []
     try:
         for start in range(0, len(sequences), batch_size):
-            batch = sequences[start:start + batch_size]
+            batch = sequences[start : start + batch_size]
             length = max(len(p) + len(r) for p, r in batch)
             input_ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
             attention = torch.zeros((len(batch), length), dtype=torch.long)
             for row, (p, r) in enumerate(batch):
-                input_ids[row, :len(p) + len(r)] = torch.tensor(p + r, dtype=torch.long)
-                attention[row, :len(p) + len(r)] = 1
+                input_ids[row, : len(p) + len(r)] = torch.tensor(p + r, dtype=torch.long)
+                attention[row, : len(p) + len(r)] = 1
             logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
             logits = logits[:, :-1].float()
             targets = input_ids[:, 1:].to(logits.device)
@@ -227,7 +268,7 @@ def response_logprobs(model, tokenizer, prompts: Sequence[Any], responses: Seque
             picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
             picked = picked.cpu()
             for row, (p, r) in enumerate(batch):
-                results.append(picked[row, len(p) - 1:len(p) - 1 + len(r)].clone())
+                results.append(picked[row, len(p) - 1 : len(p) - 1 + len(r)].clone())
             del logits, picked
     finally:
         model.train(was_training)
@@ -245,9 +286,11 @@ def _batched_judge(judge: Any, role: str) -> Judge:
         return judge
     if callable(judge):
         return FunctionJudge(judge, name=getattr(judge, "__name__", role), batched=True)
-    raise TypeError(f"{role} is {type(judge).__name__}: expected an rlhfkit Judge (e.g. "
-                    f"rlhfkit.train.reward.RewardModelJudge for a trained reward model) or a callable "
-                    f"f(prompts, responses) -> list[float]")
+    raise TypeError(
+        f"{role} is {type(judge).__name__}: expected an rlhfkit Judge (e.g. "
+        f"rlhfkit.train.reward.RewardModelJudge for a trained reward model) or a callable "
+        f"f(prompts, responses) -> list[float]"
+    )
 
 
 def _policy_seed(seed: int, name: str) -> int:
@@ -264,9 +307,17 @@ def _vocab_size(model) -> int | None:
     return getattr(getattr(model, "config", None), "vocab_size", None)
 
 
-def evaluate_policies(policies: Mapping[str, Any], task, *, reference: Any, reward_model: Any = None,
-                      tokenizer=None, settings: EvalSettings | None = None, reference_name: str = "reference",
-                      progress: bool = True) -> EvaluationResult:
+def evaluate_policies(
+    policies: Mapping[str, Any],
+    task,
+    *,
+    reference: Any,
+    reward_model: Any = None,
+    tokenizer=None,
+    settings: EvalSettings | None = None,
+    reference_name: str = "reference",
+    progress: bool = True,
+) -> EvaluationResult:
     """Sample every policy and the reference on the task's eval prompts and measure them side by side.
 
     `policies` maps a name to a model: a name ("tiny"), a local folder or Hub id (loaded frozen, one at a time,
@@ -282,29 +333,37 @@ def evaluate_policies(policies: Mapping[str, Any], task, *, reference: Any, rewa
     if not isinstance(policies, Mapping):
         raise TypeError(f"policies must be a dict {{name: model or path}}, got {type(policies).__name__}")
     if reference_name in policies:
-        raise ValueError(f"a policy is named {reference_name!r}, the name of the reference's row; rename it or "
-                         f"pass reference_name=")
+        raise ValueError(
+            f"a policy is named {reference_name!r}, the name of the reference's row; rename it or pass reference_name="
+        )
     for name in policies:
         if not isinstance(name, str) or not name:
             raise ValueError(f"policy names must be non-empty strings, got {name!r}")
     if settings.temperature != 1.0:
-        warnings.warn(f"sampling at temperature {settings.temperature}: rewards describe the tempered policy, and "
-                      f"the KL estimates are no longer unbiased for KL(pi || pi_ref) (they need the policy's own "
-                      f"samples, temperature 1.0)", stacklevel=2)
-    prompts = list(task.eval_prompts if settings.n_prompts is None else task.eval_prompts[:settings.n_prompts])
+        warnings.warn(
+            f"sampling at temperature {settings.temperature}: rewards describe the tempered policy, and "
+            f"the KL estimates are no longer unbiased for KL(pi || pi_ref) (they need the policy's own "
+            f"samples, temperature 1.0)",
+            stacklevel=2,
+        )
+    prompts = list(task.eval_prompts if settings.n_prompts is None else task.eval_prompts[: settings.n_prompts])
     if not prompts:
         raise ValueError(f"task {getattr(task, 'name', '?')!r} has no eval prompts to evaluate on")
     gold_judge = None if task.gold_judge is None else _batched_judge(task.gold_judge, "the task's gold judge")
     proxy_judge = None if reward_model is None else _batched_judge(reward_model, "reward_model")
     if gold_judge is None:
-        warnings.warn(f"task {getattr(task, 'name', '?')!r} has no gold judge: gold reward and win rate are "
-                      f"left empty", stacklevel=2)
+        warnings.warn(
+            f"task {getattr(task, 'name', '?')!r} has no gold judge: gold reward and win rate are left empty",
+            stacklevel=2,
+        )
     reference = _model_source(reference, "reference")
     policies = {name: _model_source(spec, f"policy {name!r}") for name, spec in policies.items()}
     if tokenizer is None:
         if not _is_spec(reference):
-            raise ValueError("pass tokenizer= when the reference is a model object (it is loaded from the "
-                             "reference's folder only when the reference is given by name or path)")
+            raise ValueError(
+                "pass tokenizer= when the reference is a model object (it is loaded from the "
+                "reference's folder only when the reference is given by name or path)"
+            )
         tokenizer = load_tokenizer(reference)
 
     ref_model = _load(reference, settings)
@@ -324,8 +383,10 @@ def evaluate_policies(policies: Mapping[str, Any], task, *, reference: Any, rewa
             try:
                 vocab = _vocab_size(model)
                 if vocab is not None and ref_vocab is not None and vocab != ref_vocab:
-                    raise ValueError(f"policy {name!r} has a vocabulary of {vocab} tokens but the reference has "
-                                     f"{ref_vocab}: KL needs both to score the same tokens (same tokenizer)")
+                    raise ValueError(
+                        f"policy {name!r} has a vocabulary of {vocab} tokens but the reference has "
+                        f"{ref_vocab}: KL needs both to score the same tokens (same tokenizer)"
+                    )
                 frame, policy_lps = evaluator.sample_and_score(name, model)
                 # The same model scores its own samples once, so a policy identical to the reference has KL exactly 0.
                 ref_lps_on_policy = policy_lps if model is ref_model else evaluator.logprobs(ref_model, frame)
@@ -340,11 +401,18 @@ def evaluate_policies(policies: Mapping[str, Any], task, *, reference: Any, rewa
             rows.append(evaluator.summarize(name, frame))
         if evaluator.retokenized:
             counts = ", ".join(f"{name} {n} of {total}" for name, (n, total) in evaluator.retokenized.items())
-            warnings.warn(f"some responses re-tokenize to a different number of tokens than were sampled (decoding "
-                          f"drops special tokens a model emits mid-response): {counts}; the KL of those samples is "
-                          f"measured on the re-tokenized text", stacklevel=2)
-    return EvaluationResult(summary=pd.DataFrame(rows), samples=pd.concat(frames, ignore_index=True),
-                            settings=settings, reference_name=reference_name)
+            warnings.warn(
+                f"some responses re-tokenize to a different number of tokens than were sampled (decoding "
+                f"drops special tokens a model emits mid-response): {counts}; the KL of those samples is "
+                f"measured on the re-tokenized text",
+                stacklevel=2,
+            )
+    return EvaluationResult(
+        summary=pd.DataFrame(rows),
+        samples=pd.concat(frames, ignore_index=True),
+        settings=settings,
+        reference_name=reference_name,
+    )
 
 
 def _model_source(model: Any, role: str) -> Any:
@@ -381,22 +449,29 @@ class _Evaluator:
 
     def sample_and_score(self, name: str, model):
         s = self.settings
-        config = SamplingConfig(k=s.samples_per_prompt, do_sample=True, temperature=s.temperature,
-                                max_new_tokens=s.max_new_tokens, batch_size=s.batch_size,
-                                seed=_policy_seed(s.seed, name))
+        config = SamplingConfig(
+            k=s.samples_per_prompt,
+            do_sample=True,
+            temperature=s.temperature,
+            max_new_tokens=s.max_new_tokens,
+            batch_size=s.batch_size,
+            seed=_policy_seed(s.seed, name),
+        )
         table = sample_candidates(model, self.tokenizer, self.prompts, config, progress=self.progress)
-        frame = pd.DataFrame({
-            "policy": name,
-            "prompt_index": table["prompt_index"],
-            "prompt": table["prompt"],
-            "candidate": table["candidate"],
-            "response": table["response"],
-            "n_tokens": table["n_tokens"],
-            "n_words": [len(r.split()) for r in table["response"]],
-            "finish_reason": table["finish_reason"],
-            "sum_logprob_sampled": table["sum_logprob"],
-            "seed": config.seed,
-        })
+        frame = pd.DataFrame(
+            {
+                "policy": name,
+                "prompt_index": table["prompt_index"],
+                "prompt": table["prompt"],
+                "candidate": table["candidate"],
+                "response": table["response"],
+                "n_tokens": table["n_tokens"],
+                "n_words": [len(r.split()) for r in table["response"]],
+                "finish_reason": table["finish_reason"],
+                "sum_logprob_sampled": table["sum_logprob"],
+                "seed": config.seed,
+            }
+        )
         # Exact sampled token ids when sampling provides them; otherwise the decoded text is re-tokenized.
         if "response_ids" in table:
             frame["response_ids"] = table["response_ids"]
@@ -411,8 +486,14 @@ class _Evaluator:
         responses = frame["response_ids"].tolist() if "response_ids" in frame else frame["response"].tolist()
         # Prompts by index, so message-list prompts render exactly as they did for sampling.
         prompts = [self.prompts[i] for i in frame["prompt_index"]]
-        return response_logprobs(model, self.tokenizer, prompts, responses,
-                                 (frame["finish_reason"] == "eos").tolist(), batch_size=self.settings.batch_size)
+        return response_logprobs(
+            model,
+            self.tokenizer,
+            prompts,
+            responses,
+            (frame["finish_reason"] == "eos").tolist(),
+            batch_size=self.settings.batch_size,
+        )
 
     def _check_tokens(self, name: str, frame: pd.DataFrame, lps: list[torch.Tensor]) -> None:
         """Re-tokenized text can differ from the sampled tokens (decoding drops special tokens a model emits
@@ -435,9 +516,25 @@ class _Evaluator:
             frame["win"] = pairwise_outcomes(frame["gold"], frame["ref_gold"], ("policy gold", "reference gold"))
         else:
             frame["ref_gold"] = frame["win"] = np.nan
-        columns = ["policy", "prompt_index", "prompt", "candidate", "response", "gold", "proxy", "kl_k1",
-                   "kl_k3", "n_tokens", "n_words", "finish_reason", "sum_logprob", "ref_sum_logprob", "ref_gold",
-                   "win", "seed"]
+        columns = [
+            "policy",
+            "prompt_index",
+            "prompt",
+            "candidate",
+            "response",
+            "gold",
+            "proxy",
+            "kl_k1",
+            "kl_k3",
+            "n_tokens",
+            "n_words",
+            "finish_reason",
+            "sum_logprob",
+            "ref_sum_logprob",
+            "ref_gold",
+            "win",
+            "seed",
+        ]
         return frame[columns]
 
     def summarize(self, name: str, frame: pd.DataFrame) -> dict:
@@ -457,17 +554,31 @@ class _Evaluator:
         if frame["win"].isna().all():
             win, win_lo, win_hi = math.nan, math.nan, math.nan
         else:
-            wins = win_rate(frame["gold"], frame["ref_gold"], n_bootstrap=s.n_bootstrap, confidence=s.confidence,
-                            seed=s.seed, groups=groups)
+            wins = win_rate(
+                frame["gold"],
+                frame["ref_gold"],
+                n_bootstrap=s.n_bootstrap,
+                confidence=s.confidence,
+                seed=s.seed,
+                groups=groups,
+            )
             win, (win_lo, win_hi) = wins["win_rate"], wins["win_rate_ci"]
         return {
             "policy": name,
-            "gold_reward_mean": gold, "gold_reward_ci_lo": gold_lo, "gold_reward_ci_hi": gold_hi,
-            "proxy_reward_mean": proxy, "proxy_reward_ci_lo": proxy_lo, "proxy_reward_ci_hi": proxy_hi,
-            "kl_to_ref": kl, "kl_to_ref_ci_lo": kl_lo, "kl_to_ref_ci_hi": kl_hi,
+            "gold_reward_mean": gold,
+            "gold_reward_ci_lo": gold_lo,
+            "gold_reward_ci_hi": gold_hi,
+            "proxy_reward_mean": proxy,
+            "proxy_reward_ci_lo": proxy_lo,
+            "proxy_reward_ci_hi": proxy_hi,
+            "kl_to_ref": kl,
+            "kl_to_ref_ci_lo": kl_lo,
+            "kl_to_ref_ci_hi": kl_hi,
             "kl_k3": float(frame["kl_k3"].mean()),
             "kl_estimator": K1_ESTIMATOR,
-            "win_rate_vs_ref": win, "win_rate_ci_lo": win_lo, "win_rate_ci_hi": win_hi,
+            "win_rate_vs_ref": win,
+            "win_rate_ci_lo": win_lo,
+            "win_rate_ci_hi": win_hi,
             **distinct(frame["response"].tolist(), (1, 2)),
             "mean_length": float(frame["n_tokens"].mean()),
             "mean_length_words": float(frame["n_words"].mean()),

@@ -48,5 +48,11 @@ def step_dtick(last_step: float | None, max_ticks: int = 6) -> int:
 
 def step_axis(last_step: float | None, **more: Any) -> dict:
     """Layout settings of an x axis of training steps: titled "step", whole-number ticks only."""
-    return {"title": {"text": "step"}, "tickmode": "linear", "tick0": 0, "dtick": step_dtick(last_step),
-            "tickformat": "d", **more}
+    return {
+        "title": {"text": "step"},
+        "tickmode": "linear",
+        "tick0": 0,
+        "dtick": step_dtick(last_step),
+        "tickformat": "d",
+        **more,
+    }

@@ -50,8 +50,10 @@ class Judge:
             raise ValueError(f"judge {self.name!r} returned {len(scores)} scores for {len(responses)} responses")
         bad = [i for i, s in enumerate(scores) if not math.isfinite(s)]
         if bad:
-            raise ValueError(f"judge {self.name!r} returned a non-finite score for response {bad[0]}: "
-                             f"{scores[bad[0]]} (expected a finite number)")
+            raise ValueError(
+                f"judge {self.name!r} returned a non-finite score for response {bad[0]}: "
+                f"{scores[bad[0]]} (expected a finite number)"
+            )
         return scores
 
     @property
@@ -153,8 +155,9 @@ class SimulatedAnnotator:
         if self.noise == "bradley_terry" and self.temperature <= 0:
             raise ValueError(f"temperature must be > 0 for Bradley-Terry noise, got {self.temperature}")
         if self.name is None:
-            detail = {"none": "exact", "flip": f"flip{self.flip_rate:g}",
-                      "bradley_terry": f"bt{self.temperature:g}"}[self.noise]
+            detail = {"none": "exact", "flip": f"flip{self.flip_rate:g}", "bradley_terry": f"bt{self.temperature:g}"}[
+                self.noise
+            ]
             bias = f"-pos{self.position_bias:g}" if self.position_bias else ""
             self.name = f"sim-{self.judge.name}-{detail}{bias}"
         self._rng = random.Random(self.seed)
@@ -168,19 +171,23 @@ class SimulatedAnnotator:
             prefers_a = not prefers_a
         return prefers_a
 
-    def label_pairs(self, prompts: Sequence[str], responses_a: Sequence[str],
-                    responses_b: Sequence[str]) -> list[dict]:
+    def label_pairs(self, prompts: Sequence[str], responses_a: Sequence[str], responses_b: Sequence[str]) -> list[dict]:
         """Preference rows in TRL's format (`prompt`, `chosen`, `rejected`) plus `annotator`, `chosen_position`
         ("left"/"right"), the judge's scores of both responses, `judge_tie`, and `agrees_with_judge` (False where
         noise or position bias went against the judge; True on judge ties). Pairs of identical responses cannot express a preference:
         they are skipped with a warning that counts them."""
         if not len(prompts) == len(responses_a) == len(responses_b):
-            raise ValueError(f"label_pairs needs equally many prompts and responses, got {len(prompts)}, "
-                             f"{len(responses_a)} and {len(responses_b)}")
+            raise ValueError(
+                f"label_pairs needs equally many prompts and responses, got {len(prompts)}, "
+                f"{len(responses_a)} and {len(responses_b)}"
+            )
         keep = [i for i in range(len(prompts)) if responses_a[i] != responses_b[i]]
         if len(keep) < len(prompts):
-            warnings.warn(f"{self.name}: skipped {len(prompts) - len(keep)} of {len(prompts)} pairs whose two "
-                          f"responses are identical", stacklevel=2)
+            warnings.warn(
+                f"{self.name}: skipped {len(prompts) - len(keep)} of {len(prompts)} pairs whose two "
+                f"responses are identical",
+                stacklevel=2,
+            )
         prompts = [prompts[i] for i in keep]
         responses_a = [responses_a[i] for i in keep]
         responses_b = [responses_b[i] for i in keep]
@@ -194,15 +201,17 @@ class SimulatedAnnotator:
             else:
                 prefers_a = self._prefers_a(sa, sb)
             chosen, rejected, s_chosen, s_rejected = (a, b, sa, sb) if prefers_a else (b, a, sb, sa)
-            rows.append({
-                "prompt": prompt,
-                "chosen": chosen,
-                "rejected": rejected,
-                "annotator": self.name,
-                "chosen_position": "left" if prefers_a == a_left else "right",
-                "score_chosen": s_chosen,
-                "score_rejected": s_rejected,
-                "judge_tie": sa == sb,
-                "agrees_with_judge": s_chosen >= s_rejected,
-            })
+            rows.append(
+                {
+                    "prompt": prompt,
+                    "chosen": chosen,
+                    "rejected": rejected,
+                    "annotator": self.name,
+                    "chosen_position": "left" if prefers_a == a_left else "right",
+                    "score_chosen": s_chosen,
+                    "score_rejected": s_rejected,
+                    "judge_tie": sa == sb,
+                    "agrees_with_judge": s_chosen >= s_rejected,
+                }
+            )
         return rows

@@ -55,6 +55,7 @@ DASHBOARD_FILE = "dashboard.html"
 # Panels per stage, in TRL's metric names
 # ================================================================================================================
 
+
 @dataclass(frozen=True)
 class Panel:
     """One subplot: the metric keys it draws (whichever of them a run logs), or a histogram of sample rewards.
@@ -79,12 +80,19 @@ _RL = (  # our PPO and TRL's RLOO / GRPO log different names for some of these; 
     Panel("KL to reference (sequence)", ("objective/kl",), y="KL, nats per response"),
     Panel("entropy (per token)", ("policy/entropy_avg", "entropy"), y="nats per token"),
     Panel("policy and value loss", ("loss/policy_avg", "loss/value_avg", "loss"), y="loss"),
-    Panel("clip fraction", ("policy/clipfrac_avg", "val/clipfrac_avg", "clip_ratio/region_mean"),
-          y="fraction clipped", scale="fraction"),
+    Panel(
+        "clip fraction",
+        ("policy/clipfrac_avg", "val/clipfrac_avg", "clip_ratio/region_mean"),
+        y="fraction clipped",
+        scale="fraction",
+    ),
     Panel("learning rate", ("lr", "learning_rate"), y="learning rate", scale="rate"),
 )
 PANELS: dict[str, tuple[Panel, ...]] = {
-    "ppo": _RL, "rloo": _RL, "grpo": _RL, "online_dpo": _RL,
+    "ppo": _RL,
+    "rloo": _RL,
+    "grpo": _RL,
+    "online_dpo": _RL,
     "dpo": (
         Panel("loss", ("loss",), y="loss"),
         Panel("implicit rewards", ("rewards/chosen", "rewards/rejected"), y="implicit reward"),
@@ -102,17 +110,25 @@ PANELS: dict[str, tuple[Panel, ...]] = {
         Panel("loss", ("loss",), y="loss"),
         Panel("token accuracy", ("mean_token_accuracy",), y="fraction of tokens", scale="fraction"),
     ),
-    "other": (Panel("loss", ("loss",), y="loss"),
-              Panel("learning rate", ("learning_rate", "lr"), y="learning rate", scale="rate")),
+    "other": (
+        Panel("loss", ("loss",), y="loss"),
+        Panel("learning rate", ("learning_rate", "lr"), y="learning rate", scale="rate"),
+    ),
 }
 PANELS["kto"] = PANELS["dpo"]
 
 # TRL config classes -> stage, for a TrainerCallback that was not told its stage.
-_CONFIG_STAGES = {"SFTConfig": "sft", "RewardConfig": "reward", "DPOConfig": "dpo", "KTOConfig": "kto",
-                  "RLOOConfig": "rloo", "GRPOConfig": "grpo", "OnlineDPOConfig": "online_dpo"}
+_CONFIG_STAGES = {
+    "SFTConfig": "sft",
+    "RewardConfig": "reward",
+    "DPOConfig": "dpo",
+    "KTOConfig": "kto",
+    "RLOOConfig": "rloo",
+    "GRPOConfig": "grpo",
+    "OnlineDPOConfig": "online_dpo",
+}
 _SCORE_COLUMNS = ("score", "reward", "gold", "gold_score", "proxy")  # first present = the table's score column
-_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
-           "#7f7f7f")
+_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
 _DASHES = ("solid", "dash", "dot", "dashdot")
 
 
@@ -137,6 +153,7 @@ def _infer_stage(keys: Iterable[str]) -> str | None:
 # ================================================================================================================
 # Is anyone looking? An interactive front end, honestly detected
 # ================================================================================================================
+
 
 def has_frontend() -> bool:
     """True inside an IPython kernel that has a comm manager (widgets can reach a front end) and whose current
@@ -198,8 +215,10 @@ def _import_plot_widgets() -> None:
         importlib.import_module(_FIGURE_WIDGET_MODULE)
         # A first figure loads plotly's default template and the classes of what the panels use (lazily imported
         # otherwise, by the first FigureWidget: a further 0.3-0.7 s in the training thread).
-        _plotly_figure(data=[{"type": "scatter"}, {"type": "histogram"}],
-                       layout={"xaxis2": {}, "yaxis2": {}, "legend2": {}, "annotations": [{}]})
+        _plotly_figure(
+            data=[{"type": "scatter"}, {"type": "histogram"}],
+            layout={"xaxis2": {}, "yaxis2": {}, "legend2": {}, "annotations": [{}]},
+        )
     except Exception:  # noqa: BLE001  the training thread imports it again when it draws, and gets the real error
         pass
     _plot_import_cpu = time.thread_time() - start
@@ -224,12 +243,13 @@ def _plots_ready(wait: bool = False) -> bool:
 # What a dashboard holds: per run, metric series and pages of samples
 # ================================================================================================================
 
+
 @dataclass
 class _Run:
     name: str
     stage: str | None = None
     series: dict[str, tuple[list, list]] = field(default_factory=dict)  # key -> (steps, values)
-    pages: list[tuple[int, list[dict]]] = field(default_factory=list)   # (step, sample rows), oldest first
+    pages: list[tuple[int, list[dict]]] = field(default_factory=list)  # (step, sample rows), oldest first
 
     def add_metrics(self, step: int, metrics: dict) -> None:
         for key, value in metrics.items():
@@ -316,8 +336,11 @@ def _layout(panels: Sequence[Panel], title: str | None, n_runs: int = 1, last_st
         return 1 - px / area
 
     layout: dict[str, Any] = {
-        "height": top + area + bottom, "margin": {"t": top, "b": bottom, "l": 60, "r": 10},
-        "barmode": "overlay", "showlegend": True, "annotations": [],
+        "height": top + area + bottom,
+        "margin": {"t": top, "b": bottom, "l": 60, "r": 10},
+        "barmode": "overlay",
+        "showlegend": True,
+        "annotations": [],
     }
     if title:
         layout["title"] = {"text": plotly_text(title), "x": 0.01, "xanchor": "left"}
@@ -329,14 +352,33 @@ def _layout(panels: Sequence[Panel], title: str | None, n_runs: int = 1, last_st
         plot_bottom = plot_top + _PLOT_PX
         x_axis = step_axis(last_step) if panel.kind == "line" else {"title": {"text": "reward"}}
         layout[f"xaxis{n}"] = {"domain": [left, min(1.0, left + width)], "anchor": f"y{n}", **x_axis}
-        layout[f"yaxis{n}"] = {"domain": [paper_y(plot_bottom), paper_y(plot_top)], "anchor": f"x{n}",
-                               "title": {"text": panel.y, "standoff": 4}, **_Y_SCALES[panel.scale]}
-        layout[f"legend{n}"] = {"x": left, "xanchor": "left", "y": paper_y(plot_bottom + _AXIS_PX),
-                                "yanchor": "top", "orientation": "v", "font": {"size": 11}}
-        layout["annotations"].append({
-            "text": f"<b>{plotly_text(panel.title)}</b>", "x": left + width / 2, "y": paper_y(plot_top),
-            "xref": "paper", "yref": "paper", "xanchor": "center", "yanchor": "bottom", "showarrow": False,
-            "font": {"size": 13}})
+        layout[f"yaxis{n}"] = {
+            "domain": [paper_y(plot_bottom), paper_y(plot_top)],
+            "anchor": f"x{n}",
+            "title": {"text": panel.y, "standoff": 4},
+            **_Y_SCALES[panel.scale],
+        }
+        layout[f"legend{n}"] = {
+            "x": left,
+            "xanchor": "left",
+            "y": paper_y(plot_bottom + _AXIS_PX),
+            "yanchor": "top",
+            "orientation": "v",
+            "font": {"size": 11},
+        }
+        layout["annotations"].append(
+            {
+                "text": f"<b>{plotly_text(panel.title)}</b>",
+                "x": left + width / 2,
+                "y": paper_y(plot_top),
+                "xref": "paper",
+                "yref": "paper",
+                "xanchor": "center",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"size": 13},
+            }
+        )
     return layout
 
 
@@ -364,26 +406,50 @@ def _trace_specs(runs: Sequence[_Run], panels: Sequence[Panel]) -> list[tuple[tu
                     groups.setdefault(str(s.get("label", "reward")), []).append(s["reward"])
                 for g, (label, values) in enumerate(sorted(groups.items())):
                     name = f"{run.name}: {label}" if several else label
-                    specs.append(((run.name, p, label), dict(
-                        type="histogram", x=values, name=plotly_text(name), opacity=0.6, **where,
-                        marker=dict(color=_COLORS[(r if several else g) % len(_COLORS)]))))
+                    specs.append(
+                        (
+                            (run.name, p, label),
+                            dict(
+                                type="histogram",
+                                x=values,
+                                name=plotly_text(name),
+                                opacity=0.6,
+                                **where,
+                                marker=dict(color=_COLORS[(r if several else g) % len(_COLORS)]),
+                            ),
+                        )
+                    )
                 continue
             for k, key in enumerate(panel.keys):
                 if key not in run.series:
                     continue
                 steps, values = run.series[key]
                 name = f"{run.name}: {key}" if several else key
-                specs.append(((run.name, p, key), dict(
-                    type="scatter", mode="lines+markers", x=list(steps), y=list(values), name=plotly_text(name),
-                    marker=dict(size=3), **where,
-                    line=dict(color=_COLORS[(r if several else logged[r].index(key)) % len(_COLORS)],
-                              dash=_DASHES[k % len(_DASHES)] if several else "solid"))))
+                specs.append(
+                    (
+                        (run.name, p, key),
+                        dict(
+                            type="scatter",
+                            mode="lines+markers",
+                            x=list(steps),
+                            y=list(values),
+                            name=plotly_text(name),
+                            marker=dict(size=3),
+                            **where,
+                            line=dict(
+                                color=_COLORS[(r if several else logged[r].index(key)) % len(_COLORS)],
+                                dash=_DASHES[k % len(_DASHES)] if several else "solid",
+                            ),
+                        ),
+                    )
+                )
     return specs
 
 
 # ================================================================================================================
 # The dashboard
 # ================================================================================================================
+
 
 class Dashboard(TrainerCallback):
     """Live plots and sample tables for one training run (or several, redrawn from disk with `from_run`).
@@ -407,9 +473,17 @@ class Dashboard(TrainerCallback):
     writing; creating the plots once plotly has loaded, and waiting for that import if a run ends before it).
     """
 
-    def __init__(self, stage: str | None = None, *, run_dir: str | os.PathLike | None = None,
-                 live: bool | None = None, min_interval: float = 1.0, budget: float = 0.05, sample_every: int = 5,
-                 title: str | None = None) -> None:
+    def __init__(
+        self,
+        stage: str | None = None,
+        *,
+        run_dir: str | os.PathLike | None = None,
+        live: bool | None = None,
+        min_interval: float = 1.0,
+        budget: float = 0.05,
+        sample_every: int = 5,
+        title: str | None = None,
+    ) -> None:
         if min_interval < 0 or not 0 < budget <= 1:
             raise ValueError(f"min_interval must be >= 0 and budget in (0, 1], got {min_interval}, {budget}")
         if sample_every < 1:
@@ -420,8 +494,7 @@ class Dashboard(TrainerCallback):
         if self.live and not _widgets_available():
             import warnings
 
-            warnings.warn("the live dashboard needs ipywidgets and anywidget; drawing headless instead",
-                          stacklevel=2)
+            warnings.warn("the live dashboard needs ipywidgets and anywidget; drawing headless instead", stacklevel=2)
             self.live = False
         start = time.perf_counter()
         if self.live:
@@ -432,8 +505,8 @@ class Dashboard(TrainerCallback):
         self.title = title
         self.seconds = time.perf_counter() - start
         self._runs: list[_Run] = []
-        self._samples_offset = 0     # bytes of run_dir/samples.jsonl already read (TRL stages)
-        self._tail_samples = False   # True for TRL stages, whose samples reach us only through samples.jsonl
+        self._samples_offset = 0  # bytes of run_dir/samples.jsonl already read (TRL stages)
+        self._tail_samples = False  # True for TRL stages, whose samples reach us only through samples.jsonl
         self._checked_run_dir = False
         self._started = time.perf_counter()
         self._next_draw = 0.0
@@ -551,8 +624,10 @@ class Dashboard(TrainerCallback):
             return _samples_table_html([])
         name, step, rows = pages[page]
         label = f"{name}, step {step}" if len(self._runs) > 1 else f"step {step}"
-        return f"<div><b>{_escape(label)}</b> (page {page % len(pages) + 1} of {len(pages)})</div>" + \
-            _samples_table_html(rows)
+        return (
+            f"<div><b>{_escape(label)}</b> (page {page % len(pages) + 1} of {len(pages)})</div>"
+            + _samples_table_html(rows)
+        )
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
         """Write the figures and the whole sample history as one self-contained HTML file (plotly.js inlined
@@ -569,11 +644,14 @@ class Dashboard(TrainerCallback):
         history = "".join(
             f"<details{' open' if i == 0 else ''}><summary>{_escape(name)}, step {step} ({len(rows)} rows)"
             f"</summary>{_samples_table_html(rows)}</details>"
-            for i, (name, step, rows) in enumerate(reversed(pages)))
-        page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_escape(title)}</title>'
-                f"{_TABLE_STYLE}<style>body {{ font-family: system-ui, sans-serif; margin: 1em 2em; }}</style>"
-                f"</head><body><h1>{_escape(title)}</h1>{figure}<h2>Samples, newest first</h2>"
-                f"{history or '<p><i>no samples logged</i></p>'}</body></html>\n")
+            for i, (name, step, rows) in enumerate(reversed(pages))
+        )
+        page = (
+            f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_escape(title)}</title>'
+            f"{_TABLE_STYLE}<style>body {{ font-family: system-ui, sans-serif; margin: 1em 2em; }}</style>"
+            f"</head><body><h1>{_escape(title)}</h1>{figure}<h2>Samples, newest first</h2>"
+            f"{history or '<p><i>no samples logged</i></p>'}</body></html>\n"
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         record_written(path.parent, path.name)  # in a run directory: listed as rlhfkit's in its manifest
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -682,8 +760,15 @@ class _LiveView:
         self.displayed = False
         self.figure = None
         self.status = w.HTML()
-        self.pager = w.IntSlider(min=1, max=1, value=1, description="samples page", continuous_update=False,
-                                 layout=w.Layout(width="420px"), style={"description_width": "initial"})
+        self.pager = w.IntSlider(
+            min=1,
+            max=1,
+            value=1,
+            description="samples page",
+            continuous_update=False,
+            layout=w.Layout(width="420px"),
+            style={"description_width": "initial"},
+        )
         self.table = w.HTML(_TABLE_STYLE + _samples_table_html([]))
         self.pager.observe(self._on_page, names="value")
         self._dashboard = None
@@ -718,14 +803,17 @@ class _LiveView:
             self._update_plots(dashboard)
         last = _last_step(dashboard._runs)
         elapsed = time.perf_counter() - dashboard._started
-        self.status.value = (f"<b>{_escape(', '.join(r.name for r in dashboard._runs) or 'waiting for the first step')}"
-                             f"</b> &middot; step {last if last is not None else '-'} &middot; {elapsed:.0f} s"
-                             + (" &middot; <i>plots loading</i>" if self.figure is None else ""))
+        self.status.value = (
+            f"<b>{_escape(', '.join(r.name for r in dashboard._runs) or 'waiting for the first step')}"
+            f"</b> &middot; step {last if last is not None else '-'} &middot; {elapsed:.0f} s"
+            + (" &middot; <i>plots loading</i>" if self.figure is None else "")
+        )
         pages = dashboard.pages
         if pages:
             newest_step = pages[-1][1]
-            due = self.table_step is None or newest_step - self.table_step >= dashboard.sample_every \
-                or dashboard._closed
+            due = (
+                self.table_step is None or newest_step - self.table_step >= dashboard.sample_every or dashboard._closed
+            )
             self.pager.max = len(pages)
             if self.following and due and self.pager.value != len(pages):
                 self.pager.value = len(pages)  # triggers _on_page
@@ -770,8 +858,14 @@ class _LiveView:
 # Redraw from disk
 # ================================================================================================================
 
-def from_run(path_or_paths: str | os.PathLike | Sequence[str | os.PathLike], *, live: bool | None = None,
-             stage: str | None = None, title: str | None = None) -> Dashboard:
+
+def from_run(
+    path_or_paths: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    live: bool | None = None,
+    stage: str | None = None,
+    title: str | None = None,
+) -> Dashboard:
     """The dashboard of finished or interrupted runs, read from their directories (metrics.jsonl, samples.jsonl):
     one run, or several overlaid (a color per run). Shows itself when it is a cell's value; `.figure()`,
     `.samples_html(page)` and `.save(path)` work anywhere. `stage` overrides the panels."""

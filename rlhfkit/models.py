@@ -17,14 +17,24 @@ from pathlib import Path
 import torch
 
 __all__ = [
-    "DEFAULT_MODEL", "LoraSettings", "pick_device", "pick_dtype", "resolve_model", "load_tokenizer",
-    "load_policy", "load_reference", "load_reward_model",
+    "DEFAULT_MODEL",
+    "LoraSettings",
+    "pick_device",
+    "pick_dtype",
+    "resolve_model",
+    "load_tokenizer",
+    "load_policy",
+    "load_reference",
+    "load_reward_model",
 ]
 
 DEFAULT_MODEL = "tiny"
 # Short names for models the project builds itself, resolved lazily ("module:function" returning a folder) so
 # this low-floor module does not import the builder.
-_SHORT_NAMES = {"tiny": "rlhfkit.tiny.cache:default_model_path", "rlhfkit/tiny": "rlhfkit.tiny.cache:default_model_path"}
+_SHORT_NAMES = {
+    "tiny": "rlhfkit.tiny.cache:default_model_path",
+    "rlhfkit/tiny": "rlhfkit.tiny.cache:default_model_path",
+}
 
 
 @dataclass
@@ -45,9 +55,14 @@ class LoraSettings:
     def to_peft(self, task_type: str = "CAUSAL_LM"):
         from peft import LoraConfig
 
-        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
-                          target_modules=self.target_modules, modules_to_save=self.modules_to_save or None,
-                          task_type=task_type)
+        return LoraConfig(
+            r=self.r,
+            lora_alpha=self.alpha,
+            lora_dropout=self.dropout,
+            target_modules=self.target_modules,
+            modules_to_save=self.modules_to_save or None,
+            task_type=task_type,
+        )
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -62,8 +77,14 @@ def pick_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> 
     if dtype is not None and str(dtype) != "auto":
         if isinstance(dtype, torch.dtype):
             return dtype
-        names = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
-                 "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}
+        names = {
+            "bf16": torch.bfloat16,
+            "bfloat16": torch.bfloat16,
+            "fp16": torch.float16,
+            "float16": torch.float16,
+            "fp32": torch.float32,
+            "float32": torch.float32,
+        }
         if dtype not in names:
             raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(names)}")
         return names[dtype]
@@ -157,8 +178,9 @@ def _say(line: str) -> None:
         print(line, flush=True)
 
 
-def load_tokenizer(name_or_path: str | os.PathLike = DEFAULT_MODEL, *, padding_side: str = "left",
-                   trust_remote_code: bool = False):
+def load_tokenizer(
+    name_or_path: str | os.PathLike = DEFAULT_MODEL, *, padding_side: str = "left", trust_remote_code: bool = False
+):
     """The model's tokenizer, with a pad token (the EOS token if the model has none) and the given padding side
     (left, for batched generation)."""
     from transformers import AutoTokenizer
@@ -173,16 +195,23 @@ def load_tokenizer(name_or_path: str | os.PathLike = DEFAULT_MODEL, *, padding_s
     return tokenizer
 
 
-def load_policy(name_or_path: str | os.PathLike = DEFAULT_MODEL, *, device=None, dtype=None,
-                lora: LoraSettings | None = None, trust_remote_code: bool = False):
+def load_policy(
+    name_or_path: str | os.PathLike = DEFAULT_MODEL,
+    *,
+    device=None,
+    dtype=None,
+    lora: LoraSettings | None = None,
+    trust_remote_code: bool = False,
+):
     """A causal LM ready to train or sample. With `lora`, a peft model whose base is frozen; calling
     `model.disable_adapter()` as a context manager then gives the reference policy from the same weights."""
     from transformers import AutoModelForCausalLM
 
     name = resolve_model(name_or_path)
     device = pick_device(device)
-    model, _ = _load_model(AutoModelForCausalLM, name, "policy", dtype=pick_dtype(device, dtype),
-                           trust_remote_code=trust_remote_code)
+    model, _ = _load_model(
+        AutoModelForCausalLM, name, "policy", dtype=pick_dtype(device, dtype), trust_remote_code=trust_remote_code
+    )
     model.to(device)
     if lora is not None:
         from peft import get_peft_model
@@ -191,8 +220,9 @@ def load_policy(name_or_path: str | os.PathLike = DEFAULT_MODEL, *, device=None,
     return model
 
 
-def load_reference(name_or_path: str | os.PathLike = DEFAULT_MODEL, *, device=None, dtype=None,
-                   trust_remote_code: bool = False):
+def load_reference(
+    name_or_path: str | os.PathLike = DEFAULT_MODEL, *, device=None, dtype=None, trust_remote_code: bool = False
+):
     """A frozen copy of a causal LM (eval mode, no gradients): the KL anchor of RLHF."""
     model = load_policy(name_or_path, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
     model.eval()
@@ -200,8 +230,15 @@ def load_reference(name_or_path: str | os.PathLike = DEFAULT_MODEL, *, device=No
     return model
 
 
-def load_reward_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, *, device=None, dtype=None,
-                      lora: LoraSettings | None = None, trust_remote_code: bool = False, role: str = "reward"):
+def load_reward_model(
+    name_or_path: str | os.PathLike = DEFAULT_MODEL,
+    *,
+    device=None,
+    dtype=None,
+    lora: LoraSettings | None = None,
+    trust_remote_code: bool = False,
+    role: str = "reward",
+):
     """A sequence classifier with one output (the reward). From a causal LM checkpoint the score head is new and
     random: expected before reward training, so transformers' report of it is replaced by one line saying so.
     `role="value"` (PPO's value model) words that line for a value head."""
@@ -211,14 +248,27 @@ def load_reward_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, *, device
         raise ValueError(f"role must be 'reward' or 'value', not {role!r}")
     name = resolve_model(name_or_path)
     device = pick_device(device)
-    model, new_head = _load_model(AutoModelForSequenceClassification, name, "reward model", new_head_expected=True,
-                                  num_labels=1, dtype=pick_dtype(device, dtype), trust_remote_code=trust_remote_code)
+    model, new_head = _load_model(
+        AutoModelForSequenceClassification,
+        name,
+        "reward model",
+        new_head_expected=True,
+        num_labels=1,
+        dtype=pick_dtype(device, dtype),
+        trust_remote_code=trust_remote_code,
+    )
     if role == "value":
-        _say(f"value head initialised randomly on {name} (it has no score head); PPO trains it" if new_head
-             else f"value head initialised from the reward model {name}")
+        _say(
+            f"value head initialised randomly on {name} (it has no score head); PPO trains it"
+            if new_head
+            else f"value head initialised from the reward model {name}"
+        )
     else:
-        _say(f"score head of {name} initialised randomly (a causal LM has none): train it before using its rewards"
-             if new_head else f"reward model {name}: trained score head loaded")
+        _say(
+            f"score head of {name} initialised randomly (a causal LM has none): train it before using its rewards"
+            if new_head
+            else f"reward model {name}: trained score head loaded"
+        )
     if model.config.pad_token_id is None:
         # Sequence classifiers find the last real token through pad_token_id; take it from the tokenizer.
         model.config.pad_token_id = load_tokenizer(name, trust_remote_code=trust_remote_code).pad_token_id

@@ -68,8 +68,10 @@ def sft_run_or_train(sft_run: str | Path, out_dir: Path, *, model: str, task, se
         return run
     state = _run_state(path)
     reason = "no run there" if state is None else f"its state is {state!r}" if state != "finished" else "no model/"
-    print(f"no finished SFT run at {path} ({reason}): training one now ({settings.max_steps} steps) into "
-          f"{out_dir / 'sft'}. Run notebook 01 first to reuse its model instead.")
+    print(
+        f"no finished SFT run at {path} ({reason}): training one now ({settings.max_steps} steps) into "
+        f"{out_dir / 'sft'}. Run notebook 01 first to reuse its model instead."
+    )
     return train_sft(resolve_model(model), task, settings, out_dir / "sft")
 
 
@@ -82,9 +84,16 @@ class NotebookSetup(NamedTuple):
     gold: Callable | None  # the task's gold judge (None only with need_gold=False)
 
 
-def setup(out: str | Path, task: str | Path, device: str | None = None, threads: int | None = None,
-          model: str | None = None, *, need_gold: bool = True,
-          purpose: str = "this notebook measures every policy against one") -> NotebookSetup:
+def setup(
+    out: str | Path,
+    task: str | Path,
+    device: str | None = None,
+    threads: int | None = None,
+    model: str | None = None,
+    *,
+    need_gold: bool = True,
+    purpose: str = "this notebook measures every policy against one",
+) -> NotebookSetup:
     """A notebook's common set-up: output folder, device, torch threads, task and gold judge.
 
     - `out` goes through `project_path`.

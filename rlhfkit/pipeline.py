@@ -29,8 +29,14 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from rlhfkit.compare import (overoptimization_figure, overoptimization_fits, rl_overoptimization_points,
-                             summary_table, win_rate_table, write_report)
+from rlhfkit.compare import (
+    overoptimization_figure,
+    overoptimization_fits,
+    rl_overoptimization_points,
+    summary_table,
+    win_rate_table,
+    write_report,
+)
 from rlhfkit.data import load_preferences, load_task
 from rlhfkit.evaluation import EvalSettings, evaluate_policies
 from rlhfkit.judges import SimulatedAnnotator
@@ -154,8 +160,11 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def _differences(before: dict | None, now: dict) -> list[str]:
     old, new = _flatten(before or {}), _flatten(now)
-    return [f"{key}: {old.get(key, '(none)')!r} then, {new.get(key, '(none)')!r} now"
-            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    return [
+        f"{key}: {old.get(key, '(none)')!r} then, {new.get(key, '(none)')!r} now"
+        for key in sorted(set(old) | set(new))
+        if old.get(key) != new.get(key)
+    ]
 
 
 def open_output_folder(settings: PipelineSettings, *, overwrite: bool = False) -> Manifest:
@@ -178,7 +187,8 @@ def open_output_folder(settings: PipelineSettings, *, overwrite: bool = False) -
                     f"{out} holds an earlier rlhfkit pipeline run with other settings ({'; '.join(differ[:6])}"
                     f"{'; ...' if len(differ) > 6 else ''}). Run with the same settings to continue it, with "
                     f"--overwrite (overwrite=True) to replace rlhfkit's files there by a new run (files you added "
-                    f"are kept), or choose another output folder")
+                    f"are kept), or choose another output folder"
+                )
             stages = dict(existing.get("stages") or {})
     manifest = Manifest(out, "pipeline")
     manifest.update(settings=record, stages=stages)
@@ -197,8 +207,11 @@ def _resumable_run(path: Path) -> bool:
     if read_manifest(path) is None or not (path / "config.json").exists():
         return False
     checkpoints = path / "checkpoints"
-    return load_run(path).status.get("state") in ("running", "interrupted") and checkpoints.is_dir() \
+    return (
+        load_run(path).status.get("state") in ("running", "interrupted")
+        and checkpoints.is_dir()
         and any(checkpoints.iterdir())
+    )
 
 
 def _print(message: str, echo: bool) -> None:
@@ -206,8 +219,13 @@ def _print(message: str, echo: bool) -> None:
         print(message, flush=True)
 
 
-def run_pipeline(settings: PipelineSettings | None = None, *, echo: bool = True,
-                 callbacks: dict[str, Any] | None = None, overwrite: bool = False) -> dict:
+def run_pipeline(
+    settings: PipelineSettings | None = None,
+    *,
+    echo: bool = True,
+    callbacks: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> dict:
     """Run every stage and write `out_dir/report.html` and `out_dir/summary.json`; returns the summary.
 
     `out_dir` must be new, empty, or an earlier output of the pipeline: one with the same settings is continued
@@ -223,8 +241,7 @@ def run_pipeline(settings: PipelineSettings | None = None, *, echo: bool = True,
         return _run_stages(settings, echo=echo, callbacks=callbacks, overwrite=overwrite)
 
 
-def _run_stages(settings: PipelineSettings, *, echo: bool, callbacks: dict[str, Any] | None,
-                overwrite: bool) -> dict:
+def _run_stages(settings: PipelineSettings, *, echo: bool, callbacks: dict[str, Any] | None, overwrite: bool) -> dict:
     """`run_pipeline`'s body, once the thread count is set."""
     unknown = set(settings.methods) - set(METHODS)
     if unknown:
@@ -234,8 +251,11 @@ def _run_stages(settings: PipelineSettings, *, echo: bool, callbacks: dict[str, 
     manifest = open_output_folder(settings, overwrite=overwrite)
     finished = manifest.data["stages"]
     if finished:
-        _print(f"continuing the pipeline in {out}: stages finished earlier ({', '.join(finished)}) are reused "
-               f"(--overwrite starts over)", echo)
+        _print(
+            f"continuing the pipeline in {out}: stages finished earlier ({', '.join(finished)}) are reused "
+            f"(--overwrite starts over)",
+            echo,
+        )
     seconds: dict[str, float] = {}
     reused: list[str] = []
     redone = False  # once a stage upstream is (re)done, nothing downstream of it may be reused
@@ -283,9 +303,18 @@ def _run_stages(settings: PipelineSettings, *, echo: bool, callbacks: dict[str, 
     task = load_task(settings.task)
 
     # 2. Supervised fine-tuning on the task's demonstrations.
-    sft_run = stage("sft", lambda resume: train_sft(base, task, replace(settings.sft, seed=settings.seed),
-                                                    out / "sft", resume=resume, callbacks=callbacks.get("sft", ())),
-                    upstream=True)
+    sft_run = stage(
+        "sft",
+        lambda resume: train_sft(
+            base,
+            task,
+            replace(settings.sft, seed=settings.seed),
+            out / "sft",
+            resume=resume,
+            callbacks=callbacks.get("sft", ()),
+        ),
+        upstream=True,
+    )
     sft_path = str(sft_run.model_path)
     tokenizer = load_tokenizer(sft_path)
 
@@ -293,32 +322,40 @@ def _run_stages(settings: PipelineSettings, *, echo: bool, callbacks: dict[str, 
     def label() -> tuple[pd.DataFrame, pd.DataFrame]:
         policy = load_policy(sft_path)
         sampling = SamplingConfig(k=settings.k, temperature=settings.candidate_temperature, seed=settings.seed)
-        train_table = sample_candidates(policy, tokenizer, task.train_prompts[: settings.n_label_prompts],
-                                        sampling, progress=echo)
+        train_table = sample_candidates(
+            policy, tokenizer, task.train_prompts[: settings.n_label_prompts], sampling, progress=echo
+        )
         # An empty response is not a preference a person could state; drop it before pairing (counted).
         empty = train_table.response.str.strip() == ""
         if empty.any():
             _print(f"  dropped {int(empty.sum())} empty candidates of {len(train_table)}", echo)
         pairs = candidate_pairs(train_table[~empty], settings.max_pairs_per_prompt, seed=settings.seed)
-        annotator = SimulatedAnnotator(task.gold_judge, noise="flip", flip_rate=settings.flip_rate,
-                                       seed=settings.seed)
-        labelled = pd.DataFrame(annotator.label_pairs([p["prompt"] for p in pairs],
-                                                      [p["response_a"] for p in pairs],
-                                                      [p["response_b"] for p in pairs]))
+        annotator = SimulatedAnnotator(task.gold_judge, noise="flip", flip_rate=settings.flip_rate, seed=settings.seed)
+        labelled = pd.DataFrame(
+            annotator.label_pairs(
+                [p["prompt"] for p in pairs], [p["response_a"] for p in pairs], [p["response_b"] for p in pairs]
+            )
+        )
         # Held-out check pairs: eval prompts, labelled by the gold judge itself (no noise, ties dropped).
         check_sampling = replace(sampling, k=settings.rm_check_k, seed=settings.seed + 1)
-        check_table = sample_candidates(policy, tokenizer, task.eval_prompts[: settings.n_rm_check_prompts],
-                                        check_sampling, progress=echo)
+        check_table = sample_candidates(
+            policy, tokenizer, task.eval_prompts[: settings.n_rm_check_prompts], check_sampling, progress=echo
+        )
         check_pairs = candidate_pairs(check_table[check_table.response.str.strip() != ""])
         gold = SimulatedAnnotator(task.gold_judge, noise="none", seed=settings.seed)
-        check = pd.DataFrame(gold.label_pairs([p["prompt"] for p in check_pairs],
-                                              [p["response_a"] for p in check_pairs],
-                                              [p["response_b"] for p in check_pairs]))
+        check = pd.DataFrame(
+            gold.label_pairs(
+                [p["prompt"] for p in check_pairs],
+                [p["response_a"] for p in check_pairs],
+                [p["response_b"] for p in check_pairs],
+            )
+        )
         return labelled, check[~check.judge_tie]
 
     if (out / PREFERENCES).exists() and (out / REWARD_CHECK).exists() and reuse("label"):
-        labelled, gold_check = (pd.read_json(out / name, lines=True, dtype=False)
-                                for name in (PREFERENCES, REWARD_CHECK))
+        labelled, gold_check = (
+            pd.read_json(out / name, lines=True, dtype=False) for name in (PREFERENCES, REWARD_CHECK)
+        )
     else:
         redone = True
         labelled, gold_check = timed("label", label)
@@ -326,80 +363,146 @@ def _run_stages(settings: PipelineSettings, *, echo: bool, callbacks: dict[str, 
         gold_check.to_json(manifest.claim(REWARD_CHECK), orient="records", lines=True, force_ascii=False)
         record("label")
     preferences = load_preferences(out / PREFERENCES)  # validated, as a user's file would be
-    _print(f"  {len(preferences)} preference pairs; annotator agrees with the gold judge on "
-           f"{labelled.agrees_with_judge.mean():.1%}", echo)
+    _print(
+        f"  {len(preferences)} preference pairs; annotator agrees with the gold judge on "
+        f"{labelled.agrees_with_judge.mean():.1%}",
+        echo,
+    )
 
     # 4. Reward model on the preferences, initialised from the SFT model.
-    rm_run = stage("reward", lambda resume: train_reward_model(sft_path, preferences, replace(
-        settings.reward, seed=settings.seed), out / "reward", resume=resume, callbacks=callbacks.get("reward", ())),
-        upstream=True)
+    rm_run = stage(
+        "reward",
+        lambda resume: train_reward_model(
+            sft_path,
+            preferences,
+            replace(settings.reward, seed=settings.seed),
+            out / "reward",
+            resume=resume,
+            callbacks=callbacks.get("reward", ()),
+        ),
+        upstream=True,
+    )
     rm_path = str(rm_run.model_path)
     reward_judge = RewardModelJudge(rm_path)
     rm_gold_accuracy = pairwise_accuracy(reward_judge, gold_check.to_dict("records"))
-    _print(f"  reward model: held-out accuracy against gold preferences {rm_gold_accuracy:.3f} "
-           f"on {len(gold_check)} pairs", echo)
+    _print(
+        f"  reward model: held-out accuracy against gold preferences {rm_gold_accuracy:.3f} on {len(gold_check)} pairs",
+        echo,
+    )
 
     # 5. The RLHF methods, each from the same SFT model.
     method_runs = {}
     if "ppo" in settings.methods:
-        method_runs["ppo"] = stage("ppo", lambda resume: train_ppo(
-            sft_path, reward_judge, task.train_prompts, replace(settings.ppo, seed=settings.seed), out / "ppo",
-            reference=sft_path, value_model=rm_path if _separate_value(settings.ppo) else None, resume=resume,
-            callbacks=callbacks.get("ppo", ())), upstream=False)
+        method_runs["ppo"] = stage(
+            "ppo",
+            lambda resume: train_ppo(
+                sft_path,
+                reward_judge,
+                task.train_prompts,
+                replace(settings.ppo, seed=settings.seed),
+                out / "ppo",
+                reference=sft_path,
+                value_model=rm_path if _separate_value(settings.ppo) else None,
+                resume=resume,
+                callbacks=callbacks.get("ppo", ()),
+            ),
+            upstream=False,
+        )
     if "dpo" in settings.methods:
-        method_runs["dpo"] = stage("dpo", lambda resume: train_dpo(
-            sft_path, preferences, replace(settings.dpo, seed=settings.seed), out / "dpo", reference=sft_path,
-            resume=resume, callbacks=callbacks.get("dpo", ())), upstream=False)
+        method_runs["dpo"] = stage(
+            "dpo",
+            lambda resume: train_dpo(
+                sft_path,
+                preferences,
+                replace(settings.dpo, seed=settings.seed),
+                out / "dpo",
+                reference=sft_path,
+                resume=resume,
+                callbacks=callbacks.get("dpo", ()),
+            ),
+            upstream=False,
+        )
     if "rloo" in settings.methods:
-        method_runs["rloo"] = stage("rloo", lambda resume: train_online(
-            sft_path, reward_judge, task.train_prompts, replace(settings.rloo, seed=settings.seed), out / "rloo",
-            resume=resume, callbacks=callbacks.get("rloo", ())), upstream=False)
+        method_runs["rloo"] = stage(
+            "rloo",
+            lambda resume: train_online(
+                sft_path,
+                reward_judge,
+                task.train_prompts,
+                replace(settings.rloo, seed=settings.seed),
+                out / "rloo",
+                resume=resume,
+                callbacks=callbacks.get("rloo", ()),
+            ),
+            upstream=False,
+        )
 
     # 6. Evaluation on held-out prompts: gold and proxy reward, KL to SFT, win rate, diversity, length.
     # SFT is the reference: its row is measured once (KL 0, win rate 0.5 by definition), not sampled twice.
     policies = {name: str(run.model_path) for name, run in method_runs.items()}
-    result = timed("evaluation", lambda: evaluate_policies(
-        policies, task, reference=sft_path, reference_name="sft", reward_model=reward_judge,
-        settings=replace(settings.evaluation, seed=settings.seed)))
+    result = timed(
+        "evaluation",
+        lambda: evaluate_policies(
+            policies,
+            task,
+            reference=sft_path,
+            reference_name="sft",
+            reward_model=reward_judge,
+            settings=replace(settings.evaluation, seed=settings.seed),
+        ),
+    )
     per_policy = result.to_dict()
 
     # 7. Summary and report.
     summary = {
-        "policies": {name: {
-            "gold_reward_mean": row["gold_reward_mean"],
-            "gold_reward_ci": row["gold_reward_ci"],
-            "proxy_reward_mean": row["proxy_reward_mean"],
-            "kl_to_ref": row["kl_to_ref"],
-            "kl_estimator": row["kl_estimator"],
-            "win_rate_vs_sft": row["win_rate_vs_ref"],
-            "win_rate_vs_sft_ci": row["win_rate_ci"],
-            "mean_length": row["mean_length"],
-            "distinct_2": row["distinct_2"],
-            "eos_rate": row["eos_rate"],
-            "n_samples": row["n_samples"],
-        } for name, row in per_policy.items()},
+        "policies": {
+            name: {
+                "gold_reward_mean": row["gold_reward_mean"],
+                "gold_reward_ci": row["gold_reward_ci"],
+                "proxy_reward_mean": row["proxy_reward_mean"],
+                "kl_to_ref": row["kl_to_ref"],
+                "kl_estimator": row["kl_estimator"],
+                "win_rate_vs_sft": row["win_rate_vs_ref"],
+                "win_rate_vs_sft_ci": row["win_rate_ci"],
+                "mean_length": row["mean_length"],
+                "distinct_2": row["distinct_2"],
+                "eos_rate": row["eos_rate"],
+                "n_samples": row["n_samples"],
+            }
+            for name, row in per_policy.items()
+        },
         "reward_model": {
             "heldout_accuracy": rm_gold_accuracy,
             "heldout_pairs": len(gold_check),
             "heldout_labels": "gold judge, no noise, eval prompts",
             "train_summary": rm_run.summary,
         },
-        "preferences": {"pairs": len(preferences), "flip_rate": settings.flip_rate,
-                        "annotator_agreement_with_gold": float(labelled.agrees_with_judge.mean())},
+        "preferences": {
+            "pairs": len(preferences),
+            "flip_rate": settings.flip_rate,
+            "annotator_agreement_with_gold": float(labelled.agrees_with_judge.mean()),
+        },
         "seconds": {**seconds, "total": round(sum(seconds.values()), 2)},
         "reused_stages": reused,
         "settings": asdict(settings),
-        "runs": {"sft": str(out / "sft"), "reward": str(out / "reward"),
-                 **{name: str(out / name) for name in method_runs}},
+        "runs": {
+            "sft": str(out / "sft"),
+            "reward": str(out / "reward"),
+            **{name: str(out / name) for name in method_runs},
+        },
     }
     manifest.claim(SUMMARY).write_text(json.dumps(summary, indent=2, default=str))
     runs_for_report = {"sft": sft_run, **method_runs}
-    write_report(manifest.claim(REPORT), title=f"rlhfkit pipeline: {settings.task} on {settings.model}",
-                 summary=summary["policies"], runs=runs_for_report, samples=result.samples,
-                 extra={"reward_model": summary["reward_model"], "seconds": summary["seconds"]},
-                 win_rates=win_rate_table(result.samples, n_bootstrap=settings.evaluation.n_bootstrap,
-                                          seed=settings.seed),
-                 **_overoptimization_view(method_runs.get("ppo"), per_policy.get("sft"), task.gold_judge))
+    write_report(
+        manifest.claim(REPORT),
+        title=f"rlhfkit pipeline: {settings.task} on {settings.model}",
+        summary=summary["policies"],
+        runs=runs_for_report,
+        samples=result.samples,
+        extra={"reward_model": summary["reward_model"], "seconds": summary["seconds"]},
+        win_rates=win_rate_table(result.samples, n_bootstrap=settings.evaluation.n_bootstrap, seed=settings.seed),
+        **_overoptimization_view(method_runs.get("ppo"), per_policy.get("sft"), task.gold_judge),
+    )
     if echo:
         print_summary(summary)
         if reused:
@@ -412,11 +515,17 @@ def _overoptimization_view(ppo_run, sft_row: dict | None, gold_judge) -> dict:
     """The report's over-optimisation section, from data the pipeline already has: the samples PPO logged while
     training (proxy score and k1 KL per sample; the gold judge scores them here) in bins of steps, measured from
     SFT's evaluation row (d = 0). Empty when there is no PPO run or too little to fit."""
-    if ppo_run is None or ppo_run.samples.empty or sft_row is None or gold_judge is None \
-            or sft_row.get("proxy_reward_mean") is None:
+    if (
+        ppo_run is None
+        or ppo_run.samples.empty
+        or sft_row is None
+        or gold_judge is None
+        or sft_row.get("proxy_reward_mean") is None
+    ):
         return {}
-    points = rl_overoptimization_points(ppo_run.samples, gold_judge=gold_judge,
-                                        baseline=(sft_row["proxy_reward_mean"], sft_row["gold_reward_mean"]))
+    points = rl_overoptimization_points(
+        ppo_run.samples, gold_judge=gold_judge, baseline=(sft_row["proxy_reward_mean"], sft_row["gold_reward_mean"])
+    )
     if (points.d > 0).sum() < 2:
         return {}
     figure = "Over-optimisation: PPO's proxy and gold reward against sqrt(KL)"
@@ -424,13 +533,15 @@ def _overoptimization_view(ppo_run, sft_row: dict | None, gold_judge) -> dict:
     return {
         "figures": {figure: overoptimization_figure(rl=points)},
         "tables": {table: overoptimization_fits(points, "rl")},
-        "notes": {figure: "Points: PPO's logged training samples (train prompts) in bins of consecutive steps; "
-                          "proxy = the reward model's score PPO optimised, gold = the task's gold judge, KL = k1 "
-                          "sequence KL to SFT of each sample. d = 0 is SFT's evaluation row (held-out prompts). "
-                          "Dashed: R(d) = d (a - b log d) fitted by least squares to each reward minus its value "
-                          "at d = 0. Few samples per bin: read the trend, not single points.",
-                  table: "a: initial slope per unit of sqrt(KL); b > 0 means the reward bends down as KL grows; "
-                         "start: the reward at d = 0."},
+        "notes": {
+            figure: "Points: PPO's logged training samples (train prompts) in bins of consecutive steps; "
+            "proxy = the reward model's score PPO optimised, gold = the task's gold judge, KL = k1 "
+            "sequence KL to SFT of each sample. d = 0 is SFT's evaluation row (held-out prompts). "
+            "Dashed: R(d) = d (a - b log d) fitted by least squares to each reward minus its value "
+            "at d = 0. Few samples per bin: read the trend, not single points.",
+            table: "a: initial slope per unit of sqrt(KL); b > 0 means the reward bends down as KL grows; "
+            "start: the reward at d = 0.",
+        },
     }
 
 
@@ -440,8 +551,10 @@ def print_summary(summary: dict) -> None:
     with pd.option_context("display.width", 200, "display.float_format", "{:.3f}".format):
         print(table.to_string(index=False))
     rm = summary["reward_model"]
-    print(f"reward model held-out accuracy vs gold preferences: {rm['heldout_accuracy']:.3f} "
-          f"({rm['heldout_pairs']} pairs)")
+    print(
+        f"reward model held-out accuracy vs gold preferences: {rm['heldout_accuracy']:.3f} "
+        f"({rm['heldout_pairs']} pairs)"
+    )
     print("seconds per stage: " + ", ".join(f"{k} {v:.0f}" for k, v in summary["seconds"].items()))
 
 

@@ -46,15 +46,46 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["Run", "RunData", "load", "package_versions", "NonFiniteLossError", "MetricsCallback", "MANIFEST",
-           "read_manifest", "folder_contents", "Manifest", "remove_written", "record_written", "jsonable", "name_list",
-           "check_ours_to_write"]
+__all__ = [
+    "Run",
+    "RunData",
+    "load",
+    "package_versions",
+    "NonFiniteLossError",
+    "MetricsCallback",
+    "MANIFEST",
+    "read_manifest",
+    "folder_contents",
+    "Manifest",
+    "remove_written",
+    "record_written",
+    "jsonable",
+    "name_list",
+    "check_ours_to_write",
+]
 
-CONFIG, STATUS, METRICS, SAMPLES, SUMMARY = "config.json", "status.json", "metrics.jsonl", "samples.jsonl", "summary.json"
+CONFIG, STATUS, METRICS, SAMPLES, SUMMARY = (
+    "config.json",
+    "status.json",
+    "metrics.jsonl",
+    "samples.jsonl",
+    "summary.json",
+)
 MANIFEST = "rlhfkit.json"
 FIRST_FAILURE = ".first-failure.json"
-RUN_LAYOUT = (CONFIG, STATUS, METRICS, SAMPLES, SUMMARY, "model", "adapter", "checkpoints", "tensorboard",
-              "dashboard.html", FIRST_FAILURE)
+RUN_LAYOUT = (
+    CONFIG,
+    STATUS,
+    METRICS,
+    SAMPLES,
+    SUMMARY,
+    "model",
+    "adapter",
+    "checkpoints",
+    "tensorboard",
+    "dashboard.html",
+    FIRST_FAILURE,
+)
 """Every name a stage may write in its run directory: present but not written by rlhfkit, it stops a run."""
 _IGNORED = {".DS_Store", "Thumbs.db", "desktop.ini", ".ipynb_checkpoints"}
 """Entries the operating system or Jupyter make on their own: they do not make a folder someone's."""
@@ -110,8 +141,9 @@ def name_list(names: list[str], limit: int = 8) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def check_ours_to_write(folder: str | os.PathLike, kind: str, what: str, names: Any, *,
-                        found: list[str] | None = None) -> dict | None:
+def check_ours_to_write(
+    folder: str | os.PathLike, kind: str, what: str, names: Any, *, found: list[str] | None = None
+) -> dict | None:
     """The rule of the module's docstring for a folder rlhfkit is about to write as a `kind` folder ("run",
     "pipeline"; `what` names it in messages) holding `names`: returns its manifest (None for a new or empty folder)
     and raises FileExistsError, naming the folder and what is in it, when the folder is not rlhfkit's to write."""
@@ -122,15 +154,19 @@ def check_ours_to_write(folder: str | os.PathLike, kind: str, what: str, names: 
         raise FileExistsError(
             f"{folder} is not empty and is not an rlhfkit {what} (no {MANIFEST}): found {name_list(found)}. rlhfkit "
             f"never overwrites or deletes files it did not write: choose a new or empty folder, or move these files "
-            f"away")
+            f"away"
+        )
     if existing is not None and existing.get("kind") != kind:
-        raise FileExistsError(f"{folder} is an rlhfkit {existing.get('kind')} folder, not a {what}: choose a folder "
-                              f"of its own")
+        raise FileExistsError(
+            f"{folder} is an rlhfkit {existing.get('kind')} folder, not a {what}: choose a folder of its own"
+        )
     owned = set(existing["files"]) if existing else set()
     foreign = [name for name in found if name in names and name not in owned]
     if foreign:
-        raise FileExistsError(f"{folder} holds {name_list(foreign)}, which rlhfkit did not write and rlhfkit would "
-                              f"overwrite: move them out of the folder or choose another one")
+        raise FileExistsError(
+            f"{folder} holds {name_list(foreign)}, which rlhfkit did not write and rlhfkit would "
+            f"overwrite: move them out of the folder or choose another one"
+        )
     return existing
 
 
@@ -166,8 +202,11 @@ class Manifest:
             "kind": kind,
             "rlhfkit_version": _rlhfkit_version(),
             "created": old.get("created") or time.strftime("%Y-%m-%dT%H:%M:%S"),
-            **{k: v for k, v in old.items() if k not in ("written_by", "note", "kind", "rlhfkit_version", "created",
-                                                         "files")},
+            **{
+                k: v
+                for k, v in old.items()
+                if k not in ("written_by", "note", "kind", "rlhfkit_version", "created", "files")
+            },
             **jsonable(details),
             "files": list(old.get("files", [])),
         }
@@ -239,8 +278,17 @@ class Run:
     accident: that takes `overwrite=True`, which replaces rlhfkit's own files only. Only the main process should
     write; pass `enabled=False` on the others (accelerate's non-main ranks)."""
 
-    def __init__(self, path: str | os.PathLike, *, stage: str, config: Any = None, seed: int | None = None,
-                 resume: bool = False, overwrite: bool = False, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        stage: str,
+        config: Any = None,
+        seed: int | None = None,
+        resume: bool = False,
+        overwrite: bool = False,
+        enabled: bool = True,
+    ) -> None:
         self.path = Path(path)
         self.stage = stage
         self.enabled = enabled
@@ -252,17 +300,28 @@ class Run:
         if found and not resume:
             status = _read_json(self.path / STATUS) or {}
             if status.get("state") in ("running", "interrupted") and not overwrite:
-                raise FileExistsError(f"{self.path} holds an unfinished run ({status['state']}); pass resume=True "
-                                      f"to continue it, overwrite=True to start over, or choose another folder")
+                raise FileExistsError(
+                    f"{self.path} holds an unfinished run ({status['state']}); pass resume=True "
+                    f"to continue it, overwrite=True to start over, or choose another folder"
+                )
         self.manifest = Manifest(self.path, "run", stage=stage)
         self.manifest.save()
         if not resume:
             for name in (METRICS, SAMPLES, SUMMARY):  # a fresh run in a reused folder starts clean
                 self.manifest.remove(name)
-        self._write(CONFIG, json.dumps({
-            "stage": stage, "seed": seed, "config": jsonable(config), "versions": package_versions(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }, indent=2))
+        self._write(
+            CONFIG,
+            json.dumps(
+                {
+                    "stage": stage,
+                    "seed": seed,
+                    "config": jsonable(config),
+                    "versions": package_versions(),
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                },
+                indent=2,
+            ),
+        )
         self.set_status("running")
 
     def claim(self, name: str) -> Path:
@@ -281,9 +340,13 @@ class Run:
         """Record the run's state: "running", "finished", "interrupted" or "failed". `any_process=True` writes it
         even from a process that does not write otherwise (one that failed where the main process did not)."""
         if self.enabled or any_process:
-            self._write(STATUS, json.dumps(
-                {"state": state, "message": message, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **jsonable(extra)},
-                indent=2))
+            self._write(
+                STATUS,
+                json.dumps(
+                    {"state": state, "message": message, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **jsonable(extra)},
+                    indent=2,
+                ),
+            )
 
     def finish(self, summary: dict | None = None) -> None:
         """Mark the run finished and write its summary (final numbers the comparison reads)."""

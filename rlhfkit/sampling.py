@@ -22,8 +22,14 @@ import torch
 
 from rlhfkit.threads import cpu_threads
 
-__all__ = ["SamplingConfig", "render_prompts", "sample_candidates", "candidate_pairs", "neutral_generation_config",
-           "generate_neutral"]
+__all__ = [
+    "SamplingConfig",
+    "render_prompts",
+    "sample_candidates",
+    "candidate_pairs",
+    "neutral_generation_config",
+    "generate_neutral",
+]
 
 
 @dataclass
@@ -53,8 +59,10 @@ class SamplingConfig:
         if self.k < 1:
             raise ValueError(f"k must be at least 1, got {self.k}")
         if not self.do_sample and self.k > 1:
-            raise ValueError(f"greedy decoding returns the same response every time; use k=1 with "
-                             f"do_sample=False, or do_sample=True for {self.k} different candidates")
+            raise ValueError(
+                f"greedy decoding returns the same response every time; use k=1 with "
+                f"do_sample=False, or do_sample=True for {self.k} different candidates"
+            )
         if self.do_sample and self.temperature <= 0:
             raise ValueError(f"temperature must be > 0 for sampling, got {self.temperature}")
         if not 0 < self.top_p <= 1:
@@ -81,9 +89,18 @@ def _prompt_text(prompt: Any) -> str:
     return prompt if isinstance(prompt, str) else str(prompt[-1]["content"])
 
 
-def neutral_generation_config(*, max_new_tokens: int, eos_token_id: int | list[int], pad_token_id: int | None,
-                              do_sample: bool = True, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
-                              num_return_sequences: int = 1, output_logits: bool = False):
+def neutral_generation_config(
+    *,
+    max_new_tokens: int,
+    eos_token_id: int | list[int],
+    pad_token_id: int | None,
+    do_sample: bool = True,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    num_return_sequences: int = 1,
+    output_logits: bool = False,
+):
     """A `transformers.GenerationConfig` that holds these settings and nothing else: every other logits processor
     (repetition penalties, n-gram blocking, minimum lengths, bad or suppressed tokens, sequence biases, forced
     tokens, typical/epsilon/eta sampling) is off. Sampling with it draws from softmax(logits / temperature),
@@ -92,10 +109,21 @@ def neutral_generation_config(*, max_new_tokens: int, eos_token_id: int | list[i
 
     sampling = dict(temperature=temperature, top_p=top_p, top_k=top_k) if do_sample else {}
     return GenerationConfig(
-        do_sample=do_sample, **sampling, max_new_tokens=max_new_tokens, min_new_tokens=0,
-        num_beams=1, num_return_sequences=num_return_sequences, eos_token_id=eos_token_id,
-        pad_token_id=pad_token_id, repetition_penalty=1.0, no_repeat_ngram_size=0, typical_p=1.0,
-        epsilon_cutoff=0.0, eta_cutoff=0.0, use_cache=True, output_logits=output_logits,
+        do_sample=do_sample,
+        **sampling,
+        max_new_tokens=max_new_tokens,
+        min_new_tokens=0,
+        num_beams=1,
+        num_return_sequences=num_return_sequences,
+        eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id,
+        repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        typical_p=1.0,
+        epsilon_cutoff=0.0,
+        eta_cutoff=0.0,
+        use_cache=True,
+        output_logits=output_logits,
         return_dict_in_generate=True,
     )
 
@@ -121,8 +149,9 @@ def generate_neutral(model, config, **inputs):
 
 
 @torch.no_grad()
-def sample_candidates(model, tokenizer, prompts: Sequence[Any], config: SamplingConfig | None = None,
-                      progress: bool = True) -> pd.DataFrame:
+def sample_candidates(
+    model, tokenizer, prompts: Sequence[Any], config: SamplingConfig | None = None, progress: bool = True
+) -> pd.DataFrame:
     """K candidates for every prompt, one row each: prompt_index, prompt, candidate, response, response_ids (the
     sampled token ids, EOS excluded), n_tokens (excluding EOS), sum_logprob (including EOS when generated), finish_reason ("eos" or "length"), and the
     decoding settings."""
@@ -141,28 +170,46 @@ def sample_candidates(model, tokenizer, prompts: Sequence[Any], config: Sampling
     settings = {k: v for k, v in asdict(config).items() if k not in ("k", "batch_size", "chat")}
     rng_devices = [device] if device.type == "cuda" else []
     generation = neutral_generation_config(
-        do_sample=config.do_sample, temperature=config.temperature, top_p=config.top_p, top_k=config.top_k,
-        max_new_tokens=config.max_new_tokens, num_return_sequences=config.k, eos_token_id=eos_ids,
-        pad_token_id=tokenizer.pad_token_id, output_logits=True)
+        do_sample=config.do_sample,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        top_k=config.top_k,
+        max_new_tokens=config.max_new_tokens,
+        num_return_sequences=config.k,
+        eos_token_id=eos_ids,
+        pad_token_id=tokenizer.pad_token_id,
+        output_logits=True,
+    )
     try:
-        with torch.random.fork_rng(devices=rng_devices, enabled=config.seed is not None), \
-                cpu_threads(model=model, device=device):
+        with (
+            torch.random.fork_rng(devices=rng_devices, enabled=config.seed is not None),
+            cpu_threads(model=model, device=device),
+        ):
             if config.seed is not None:
                 torch.manual_seed(config.seed)
             starts = range(0, len(texts), config.batch_size)
             for start in tqdm(starts, desc="sampling", disable=not progress, leave=False):
-                batch = texts[start:start + config.batch_size]
+                batch = texts[start : start + config.batch_size]
                 # Our rendered prompts already carry any special tokens the template adds.
                 enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
                 out = generate_neutral(model, generation, **enc)
-                new_tokens = out.sequences[:, enc["input_ids"].shape[1]:]
+                new_tokens = out.sequences[:, enc["input_ids"].shape[1] :]
                 logprobs = torch.stack(out.logits, dim=1).float().log_softmax(-1)
                 token_logprobs = logprobs.gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
                 for row, tokens in enumerate(new_tokens):
                     prompt_index = start + row // config.k
-                    rows.append(_candidate_row(tokenizer, tokens, token_logprobs[row], eos_ids,
-                                               prompt_index, _prompt_text(prompts[prompt_index]),
-                                               row % config.k, settings))
+                    rows.append(
+                        _candidate_row(
+                            tokenizer,
+                            tokens,
+                            token_logprobs[row],
+                            eos_ids,
+                            prompt_index,
+                            _prompt_text(prompts[prompt_index]),
+                            row % config.k,
+                            settings,
+                        )
+                    )
     finally:
         tokenizer.padding_side = old_side
         model.train(was_training)
@@ -177,8 +224,16 @@ def _eos_ids(model, tokenizer) -> list[int]:
     return sorted(i for i in ids if i is not None)
 
 
-def _candidate_row(tokenizer, tokens: torch.Tensor, token_logprobs: torch.Tensor, eos_ids: list[int],
-                   prompt_index: int, prompt: str, candidate: int, settings: dict) -> dict:
+def _candidate_row(
+    tokenizer,
+    tokens: torch.Tensor,
+    token_logprobs: torch.Tensor,
+    eos_ids: list[int],
+    prompt_index: int,
+    prompt: str,
+    candidate: int,
+    settings: dict,
+) -> dict:
     is_eos = torch.isin(tokens, torch.tensor(eos_ids, device=tokens.device))
     if is_eos.any():
         end = int(is_eos.nonzero()[0])

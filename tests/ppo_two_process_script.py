@@ -18,8 +18,16 @@ def main() -> None:
 
     run_dir = sys.argv[1]
     print(f"launched rank={os.environ.get('RANK')} world_size={os.environ.get('WORLD_SIZE')}", flush=True)
-    settings = PPOSettings(total_steps=2, batch_size=8, max_new_tokens=16, num_ppo_epochs=1, num_mini_batches=1,
-                           save_every=1, progress=False, device="cpu")
+    settings = PPOSettings(
+        total_steps=2,
+        batch_size=8,
+        max_new_tokens=16,
+        num_ppo_epochs=1,
+        num_mini_batches=1,
+        save_every=1,
+        progress=False,
+        device="cpu",
+    )
     judge = VaderJudge()
     if sys.argv[2:] == ["judge-fails-on-rank-1"]:
         calls = []
@@ -34,8 +42,7 @@ def main() -> None:
     run = train_ppo("tiny", judge, reviews_task().train_prompts[:64], settings, run_dir=run_dir)
     # What accelerate itself saw (train_ppo made the Accelerator): every set-up mistake silently gives 1 process.
     state = PartialState()
-    print(f"rank={state.process_index} num_processes={state.num_processes} done steps={len(run.metrics)}",
-          flush=True)
+    print(f"rank={state.process_index} num_processes={state.num_processes} done steps={len(run.metrics)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -58,9 +58,24 @@ def test_build_default_help():
 
 def test_sample_help():
     out = _ok(rlhfkit("sample", "--help")).stdout
-    for option in ("--model", "--task", "--prompt", "--n-prompts", "--k", "--greedy", "--temperature", "--top-p",
-                   "--top-k", "--max-new-tokens", "--batch-size", "--seed", "--device", "--out",
-                   "--trust-remote-code", "--quiet"):
+    for option in (
+        "--model",
+        "--task",
+        "--prompt",
+        "--n-prompts",
+        "--k",
+        "--greedy",
+        "--temperature",
+        "--top-p",
+        "--top-k",
+        "--max-new-tokens",
+        "--batch-size",
+        "--seed",
+        "--device",
+        "--out",
+        "--trust-remote-code",
+        "--quiet",
+    ):
         assert option in out, option
 
 
@@ -95,8 +110,11 @@ def sampled(tmp_path_factory):
     tables = []
     for run in ("first", "second"):
         out = folder / f"{run}.jsonl"
-        result = _ok(rlhfkit("sample", "--prompt", PROMPT, "--k", "3", "--seed", "7", "--quiet", "--device", "cpu",
-                             "--out", str(out)))
+        result = _ok(
+            rlhfkit(
+                "sample", "--prompt", PROMPT, "--k", "3", "--seed", "7", "--quiet", "--device", "cpu", "--out", str(out)
+            )
+        )
         assert f"wrote 3 candidates to {out}" in result.stdout
         tables.append(pd.read_json(out, lines=True))
     return tables
@@ -123,8 +141,23 @@ def test_sample_same_seed_is_reproducible(sampled):
 
 def test_sample_greedy_gives_one_candidate(tmp_path):
     out = tmp_path / "greedy.csv"
-    result = _ok(rlhfkit("sample", "--prompt", PROMPT, "--greedy", "--k", "3", "--max-new-tokens", "24", "--quiet",
-                         "--device", "cpu", "--out", str(out)))
+    result = _ok(
+        rlhfkit(
+            "sample",
+            "--prompt",
+            PROMPT,
+            "--greedy",
+            "--k",
+            "3",
+            "--max-new-tokens",
+            "24",
+            "--quiet",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        )
+    )
     assert "wrote 1 candidates" in result.stdout
     table = pd.read_csv(out)
     assert len(table) == 1
@@ -166,8 +199,10 @@ def test_pipeline_refuses_a_folder_holding_the_users_own_files(tmp_path):
     for extra in ([], ["--overwrite"]):
         result = rlhfkit("pipeline", "--quick", "--out", str(tmp_path), *extra)
         assert result.returncode == 2, result.stderr
-        assert f"rlhfkit pipeline: error: {tmp_path} is not empty and is not an rlhfkit pipeline output folder" \
-               in result.stderr
+        assert (
+            f"rlhfkit pipeline: error: {tmp_path} is not empty and is not an rlhfkit pipeline output folder"
+            in result.stderr
+        )
         assert "found preferences.jsonl" in result.stderr and "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["preferences.jsonl"]
     assert (tmp_path / "preferences.jsonl").read_text() == '{"prompt": "mine", "chosen": "a", "rejected": "b"}\n'

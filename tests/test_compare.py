@@ -12,8 +12,16 @@ import pandas as pd
 import pytest
 
 from rlhfkit.compare import (
-    best_of_n, bon_kl, fit_overoptimization, frontier_figure, frontier_points, overoptimization_figure,
-    overoptimization_fits, rl_overoptimization_points, win_rate_table, write_report,
+    best_of_n,
+    bon_kl,
+    fit_overoptimization,
+    frontier_figure,
+    frontier_points,
+    overoptimization_figure,
+    overoptimization_fits,
+    rl_overoptimization_points,
+    win_rate_table,
+    write_report,
 )
 from rlhfkit.runs import RunData
 
@@ -23,10 +31,13 @@ XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 # --- over-optimisation fits ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("form, curve", [
-    ("bon", lambda d, a, b: d * (a - b * d)),
-    ("rl", lambda d, a, b: d * (a - b * np.log(np.where(d > 0, d, 1.0)))),
-])
+@pytest.mark.parametrize(
+    "form, curve",
+    [
+        ("bon", lambda d, a, b: d * (a - b * d)),
+        ("rl", lambda d, a, b: d * (a - b * np.log(np.where(d > 0, d, 1.0)))),
+    ],
+)
 def test_fit_recovers_known_coefficients(form, curve):
     d = np.linspace(0.0, 5.0, 26)  # includes d = 0, which carries no information and is skipped
     a, b = fit_overoptimization(d, curve(d, 0.8, 0.12), form)
@@ -113,8 +124,13 @@ def test_best_of_n_points_fit_the_bon_form():
     and the figure shows the fitted coefficients."""
     rng = np.random.default_rng(0)
     proxy = rng.normal(size=(200, 32))
-    samples = pd.DataFrame({"prompt_index": np.repeat(np.arange(200), 32), "proxy": proxy.ravel(),
-                            "gold": (proxy - 0.3 * proxy ** 2).ravel()})
+    samples = pd.DataFrame(
+        {
+            "prompt_index": np.repeat(np.arange(200), 32),
+            "proxy": proxy.ravel(),
+            "gold": (proxy - 0.3 * proxy**2).ravel(),
+        }
+    )
     points = best_of_n(samples, [1, 2, 4, 8, 16, 32])
     assert points.n_prompts.eq(200).all()
     gold = points.gold.to_numpy()
@@ -131,8 +147,15 @@ def test_best_of_n_points_fit_the_bon_form():
 
 def test_rl_points_bin_steps_and_score_gold_with_the_judge():
     steps = np.repeat(np.arange(1, 13), 4)  # 12 steps, 4 samples each
-    samples = pd.DataFrame({"step": steps, "kl": steps * 0.5, "score": steps * 0.1,
-                            "prompt": "p", "response": [f"r{i}" for i in range(len(steps))]})
+    samples = pd.DataFrame(
+        {
+            "step": steps,
+            "kl": steps * 0.5,
+            "score": steps * 0.1,
+            "prompt": "p",
+            "response": [f"r{i}" for i in range(len(steps))],
+        }
+    )
     judge_calls = []
 
     def judge(prompts, responses):
@@ -154,8 +177,16 @@ def test_rl_points_bin_steps_and_score_gold_with_the_judge():
 def test_rl_form_fit_through_points_made_from_it():
     d = np.sqrt(np.array([0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0]))
     gold = 0.2 + d * (0.6 - 0.25 * np.log(np.where(d > 0, d, 1.0)))
-    points = pd.DataFrame({"d": d, "kl": d ** 2, "gold": gold, "proxy": 0.2 + 0.7 * d,
-                           "first_step": [None, 1, 2, 3, 4, 5, 6], "last_step": [None, 1, 2, 3, 4, 5, 6]})
+    points = pd.DataFrame(
+        {
+            "d": d,
+            "kl": d**2,
+            "gold": gold,
+            "proxy": 0.2 + 0.7 * d,
+            "first_step": [None, 1, 2, 3, 4, 5, 6],
+            "last_step": [None, 1, 2, 3, 4, 5, 6],
+        }
+    )
     fits = overoptimization_fits(points, "rl").set_index("reward")
     assert fits.loc["gold", ["a", "b"]].tolist() == pytest.approx([0.6, 0.25])
     assert fits.loc["proxy", ["a", "b"]].tolist() == pytest.approx([0.7, 0.0], abs=1e-9)
@@ -175,10 +206,10 @@ def test_frontier_points_group_by_method_start_at_sft_and_mark_the_upper_envelop
     evaluation = {
         "sft": _row(0.2, 0.0),
         "ppo/kl=0.1/step=10": _row(0.4, 2.0),
-        "ppo/kl=0.1/step=20": _row(0.35, 4.0),   # more KL, less gold: not on the frontier
+        "ppo/kl=0.1/step=20": _row(0.35, 4.0),  # more KL, less gold: not on the frontier
         "ppo/kl=0.02/step=20": _row(0.6, 6.0),
         "dpo/beta=0.1": _row(0.5, 3.0),
-        "dpo/beta=0.5": _row(0.1, 1.0),          # below SFT: not on the frontier
+        "dpo/beta=0.5": _row(0.1, 1.0),  # below SFT: not on the frontier
     }
     points = frontier_points(evaluation)
     ppo = points[points.method == "ppo"]
@@ -193,8 +224,11 @@ def test_frontier_points_group_by_method_start_at_sft_and_mark_the_upper_envelop
     assert list(lines["ppo frontier"].y) == pytest.approx([0.0, 0.2, 0.4])
     assert list(frontier_figure(points, relative=False).data[1].y) == pytest.approx([0.2, 0.4, 0.6])
     # method names by a dict, the reference named explicitly
-    named = frontier_points({"base": _row(0.2, 0.0), "a": _row(0.3, 1.0), "b": _row(0.4, 2.0)},
-                            method_of={"a": "rloo", "b": "rloo"}, reference="base")
+    named = frontier_points(
+        {"base": _row(0.2, 0.0), "a": _row(0.3, 1.0), "b": _row(0.4, 2.0)},
+        method_of={"a": "rloo", "b": "rloo"},
+        reference="base",
+    )
     assert named.method.unique().tolist() == ["rloo"] and named.on_frontier.all()
     with pytest.raises(ValueError, match="no row for the reference 'sft'"):
         frontier_points({"ppo": _row(0.3, 1.0)})
@@ -205,12 +239,14 @@ def test_frontier_points_group_by_method_start_at_sft_and_mark_the_upper_envelop
 
 def test_win_rate_table_pairs_responses_to_the_same_prompt():
     prompts = np.arange(40)
-    samples = pd.concat([
-        pd.DataFrame({"policy": "sft", "prompt_index": prompts, "candidate": 0, "gold": 0.0}),
-        pd.DataFrame({"policy": "ppo", "prompt_index": prompts, "candidate": 0, "gold": 1.0}),
-        # wins on even prompts, ties on odd ones against sft
-        pd.DataFrame({"policy": "dpo", "prompt_index": prompts, "candidate": 0, "gold": (prompts % 2 == 0) * 1.0}),
-    ])
+    samples = pd.concat(
+        [
+            pd.DataFrame({"policy": "sft", "prompt_index": prompts, "candidate": 0, "gold": 0.0}),
+            pd.DataFrame({"policy": "ppo", "prompt_index": prompts, "candidate": 0, "gold": 1.0}),
+            # wins on even prompts, ties on odd ones against sft
+            pd.DataFrame({"policy": "dpo", "prompt_index": prompts, "candidate": 0, "gold": (prompts % 2 == 0) * 1.0}),
+        ]
+    )
     table = win_rate_table(samples, n_bootstrap=200).set_index(["policy", "opponent"])
     assert len(table) == 6
     assert table.loc[("ppo", "sft"), ["win_rate", "ci_lo", "ci_hi"]].tolist() == [1.0, 1.0, 1.0]
@@ -228,28 +264,61 @@ def test_win_rate_table_pairs_responses_to_the_same_prompt():
 
 
 def test_report_sections_are_self_contained_and_escape_model_text(tmp_path):
-    summary = {name: {"gold_reward_mean": g, "gold_reward_ci": [g - 0.05, g + 0.05], "proxy_reward_mean": g,
-                      "kl_to_ref": kl, "win_rate_vs_sft": 0.5, "win_rate_vs_sft_ci": [0.4, 0.6], "mean_length": 9.0}
-               for name, g, kl in (("sft", 0.2, 0.0), ("ppo", 0.5, 3.0))}
-    samples = pd.DataFrame([
-        {"policy": "sft", "prompt_index": 0, "candidate": 0, "prompt": "Review <b>X</b>", "response": XSS,
-         "gold": 0.1, "proxy": 0.2},
-        {"policy": "ppo", "prompt_index": 0, "candidate": 0, "prompt": "Review <b>X</b>", "response": "Great & fun",
-         "gold": 0.9, "proxy": 1.0},
-    ])
+    summary = {
+        name: {
+            "gold_reward_mean": g,
+            "gold_reward_ci": [g - 0.05, g + 0.05],
+            "proxy_reward_mean": g,
+            "kl_to_ref": kl,
+            "win_rate_vs_sft": 0.5,
+            "win_rate_vs_sft_ci": [0.4, 0.6],
+            "mean_length": 9.0,
+        }
+        for name, g, kl in (("sft", 0.2, 0.0), ("ppo", 0.5, 3.0))
+    }
+    samples = pd.DataFrame(
+        [
+            {
+                "policy": "sft",
+                "prompt_index": 0,
+                "candidate": 0,
+                "prompt": "Review <b>X</b>",
+                "response": XSS,
+                "gold": 0.1,
+                "proxy": 0.2,
+            },
+            {
+                "policy": "ppo",
+                "prompt_index": 0,
+                "candidate": 0,
+                "prompt": "Review <b>X</b>",
+                "response": "Great & fun",
+                "gold": 0.9,
+                "proxy": 1.0,
+            },
+        ]
+    )
     metrics = pd.DataFrame({"step": [1, 2], "objective/scores": [0.1, 0.5], "objective/kl": [0.0, 1.0]})
-    run = RunData(path=tmp_path, stage="ppo", config={}, status={}, summary={}, metrics=metrics,
-                  samples=pd.DataFrame())
+    run = RunData(path=tmp_path, stage="ppo", config={}, status={}, summary={}, metrics=metrics, samples=pd.DataFrame())
     d = np.array([0.0, 1.0, 2.0, 3.0])
-    rl_points = pd.DataFrame({"d": d, "kl": d ** 2, "gold": [0.2, 0.5, 0.6, 0.55], "proxy": [0.2, 0.7, 1.1, 1.4]})
+    rl_points = pd.DataFrame({"d": d, "kl": d**2, "gold": [0.2, 0.5, 0.6, 0.55], "proxy": [0.2, 0.7, 1.1, 1.4]})
     path = write_report(
-        tmp_path / "report.html", title="t", summary=summary, runs={"ppo": run}, samples=samples,
+        tmp_path / "report.html",
+        title="t",
+        summary=summary,
+        runs={"ppo": run},
+        samples=samples,
         win_rates=win_rate_table(samples, n_bootstrap=50),
-        figures={"Over-optimisation <i>": overoptimization_figure(rl=rl_points),
-                 "Frontier": frontier_figure(frontier_points(summary))},
-        tables={"Fitted coefficients": overoptimization_fits(rl_points, "rl"),
-                "Worst samples": samples[["policy", "response"]]},
-        notes={"Fitted coefficients": "least squares <on> R - R(0)"})
+        figures={
+            "Over-optimisation <i>": overoptimization_figure(rl=rl_points),
+            "Frontier": frontier_figure(frontier_points(summary)),
+        },
+        tables={
+            "Fitted coefficients": overoptimization_fits(rl_points, "rl"),
+            "Worst samples": samples[["policy", "response"]],
+        },
+        notes={"Fitted coefficients": "least squares <on> R - R(0)"},
+    )
     page = path.read_text()
     assert "Win rates (gold judge)" in page and "1.000 [1.000, 1.000]" in page
     assert "Over-optimisation &lt;i&gt;" in page and "Fitted coefficients" in page and "Frontier" in page
@@ -269,10 +338,16 @@ def test_pipeline_report_gets_ppo_overoptimization_from_its_logged_samples(tmp_p
     from rlhfkit.pipeline import _overoptimization_view
 
     steps = np.repeat(np.arange(1, 13), 4)
-    samples = pd.DataFrame({"step": steps, "prompt": "p", "response": [f"{s} words" for s in steps],
-                            "score": 0.1 * steps, "kl": 0.4 * (steps - 1)})
-    run = RunData(path=tmp_path, stage="ppo", config={}, status={}, summary={}, metrics=pd.DataFrame(),
-                  samples=samples)
+    samples = pd.DataFrame(
+        {
+            "step": steps,
+            "prompt": "p",
+            "response": [f"{s} words" for s in steps],
+            "score": 0.1 * steps,
+            "kl": 0.4 * (steps - 1),
+        }
+    )
+    run = RunData(path=tmp_path, stage="ppo", config={}, status={}, summary={}, metrics=pd.DataFrame(), samples=samples)
     gold = lambda prompts, responses: [0.02 * int(r.split()[0]) for r in responses]  # noqa: E731
     view = _overoptimization_view(run, {"proxy_reward_mean": 0.05, "gold_reward_mean": 0.01}, gold)
     (figure,), (table,) = view["figures"], view["tables"]
@@ -280,8 +355,9 @@ def test_pipeline_report_gets_ppo_overoptimization_from_its_logged_samples(tmp_p
     fits = view["tables"][table]
     assert fits.reward.tolist() == ["proxy", "gold"] and fits.start.tolist() == [0.05, 0.01]
     assert _overoptimization_view(None, {"proxy_reward_mean": 0.0, "gold_reward_mean": 0.0}, gold) == {}
-    empty = RunData(path=tmp_path, stage="ppo", config={}, status={}, summary={}, metrics=pd.DataFrame(),
-                    samples=pd.DataFrame())
+    empty = RunData(
+        path=tmp_path, stage="ppo", config={}, status={}, summary={}, metrics=pd.DataFrame(), samples=pd.DataFrame()
+    )
     assert _overoptimization_view(empty, {"proxy_reward_mean": 0.0, "gold_reward_mean": 0.0}, gold) == {}
 
 
@@ -294,26 +370,49 @@ def test_report_figures_show_policy_and_run_names_as_written(tmp_path):
     from rlhfkit.figures import plotly_text
 
     name = '<a href="https://x">x</a> "q" & <img src=x onerror=window.__pwned=1> $x$'
-    summary = {p: {"gold_reward_mean": g, "gold_reward_ci": [g - 0.05, g + 0.05], "proxy_reward_mean": g,
-                   "kl_to_ref": kl, "win_rate_vs_sft": 0.5, "win_rate_vs_sft_ci": [0.4, 0.6], "mean_length": 9.0}
-               for p, g, kl in (("sft", 0.2, 0.0), (name, 0.5, 3.0))}
-    samples = pd.DataFrame([{"policy": p, "prompt_index": 0, "candidate": 0, "prompt": "p", "response": "r",
-                             "gold": 0.1, "proxy": 0.2} for p in summary])
+    summary = {
+        p: {
+            "gold_reward_mean": g,
+            "gold_reward_ci": [g - 0.05, g + 0.05],
+            "proxy_reward_mean": g,
+            "kl_to_ref": kl,
+            "win_rate_vs_sft": 0.5,
+            "win_rate_vs_sft_ci": [0.4, 0.6],
+            "mean_length": 9.0,
+        }
+        for p, g, kl in (("sft", 0.2, 0.0), (name, 0.5, 3.0))
+    }
+    samples = pd.DataFrame(
+        [
+            {"policy": p, "prompt_index": 0, "candidate": 0, "prompt": "p", "response": "r", "gold": 0.1, "proxy": 0.2}
+            for p in summary
+        ]
+    )
     metrics = pd.DataFrame({"step": [1, 2, 3], "objective/scores": [0.1, 0.5, 0.6], "objective/kl": [0.0, 1.0, 1.5]})
-    run = RunData(path=tmp_path, stage="ppo", config={}, status={}, summary={}, metrics=metrics,
-                  samples=pd.DataFrame())
-    rl_points = pd.DataFrame({"d": [0.0, 1.0, 2.0], "kl": [0.0, 1.0, 4.0], "gold": [0.2, 0.5, 0.6],
-                              "proxy": [0.2, 0.7, 1.1]})
+    run = RunData(path=tmp_path, stage="ppo", config={}, status={}, summary={}, metrics=metrics, samples=pd.DataFrame())
+    rl_points = pd.DataFrame(
+        {"d": [0.0, 1.0, 2.0], "kl": [0.0, 1.0, 4.0], "gold": [0.2, 0.5, 0.6], "proxy": [0.2, 0.7, 1.1]}
+    )
     # the figures' JSON: escaped for plotly, quotes left as they are
     curves = training_curves_figure({name: run})
-    assert {t.name for t in curves.data} == {plotly_text(f"{name} objective/scores"),
-                                             plotly_text(f"{name} objective/kl")}
+    assert {t.name for t in curves.data} == {
+        plotly_text(f"{name} objective/scores"),
+        plotly_text(f"{name} objective/kl"),
+    }
     assert curves.layout.xaxis.dtick == 1 and curves.layout.yaxis.title.text  # whole steps, titled axes
     point = [t for t in gold_vs_kl_figure(summary).data if t.name != "sft"][0]
     assert point.name == point.text[0] == plotly_text(name) and '"q"' in point.name and "&quot;" not in point.name
-    path = write_report(tmp_path / "report.html", title="t", summary=summary, runs={name: run}, samples=samples,
-                        figures={"Over-optimisation": overoptimization_figure(rl=rl_points, rl_label=name),
-                                 "Frontier": frontier_figure(frontier_points(summary, method_of=lambda p: p))})
+    path = write_report(
+        tmp_path / "report.html",
+        title="t",
+        summary=summary,
+        runs={name: run},
+        samples=samples,
+        figures={
+            "Over-optimisation": overoptimization_figure(rl=rl_points, rl_label=name),
+            "Frontier": frontier_figure(frontier_points(summary, method_of=lambda p: p)),
+        },
+    )
     page = path.read_text()
     assert f"<td>{html.escape(name)}</td>" in page  # tables: escaped once as HTML
     seen = look_at(path)

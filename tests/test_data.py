@@ -100,19 +100,20 @@ def test_memory_sources():
 
 def test_column_renames_and_pandas():
     rows = [{"q": "Hi?", "good": "Hello.", "bad": "No.", "lang": "en"}]
-    loaded = load_preferences(rows, prompt_column="q", chosen_column="good",
-                              rejected_column="bad")
+    loaded = load_preferences(rows, prompt_column="q", chosen_column="good", rejected_column="bad")
     assert loaded.dataset.column_names == ["prompt", "chosen", "rejected", "lang"]
     df = loaded.to_pandas()
     assert df.loc[0, "chosen"] == "Hello." and df.loc[0, "lang"] == "en"
 
 
 def test_conversational_rows_kept_as_is():
-    rows = [{
-        "prompt": [{"role": "user", "content": "Hi"}],
-        "chosen": [{"role": "assistant", "content": "Hello!"}],
-        "rejected": [{"role": "assistant", "content": "Bye."}],
-    }]
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": "Hi"}],
+            "chosen": [{"role": "assistant", "content": "Hello!"}],
+            "rejected": [{"role": "assistant", "content": "Bye."}],
+        }
+    ]
     loaded = load_preferences(rows)
     assert loaded.format == "conversational"
     assert loaded.dataset[0]["chosen"] == [{"role": "assistant", "content": "Hello!"}]
@@ -143,10 +144,13 @@ def test_hh_transcript_import():
 
 
 def test_hh_transcript_without_shared_assistant_marker(tmp_path):
-    path = write_jsonl(tmp_path / "hh.jsonl", [
-        {"chosen": "\n\nHuman: hi\n\nAssistant: hello", "rejected": "\n\nHuman: hi\n\nAssistant: yo"},
-        {"chosen": "Human: hi", "rejected": "Human: hey"},
-    ])
+    path = write_jsonl(
+        tmp_path / "hh.jsonl",
+        [
+            {"chosen": "\n\nHuman: hi\n\nAssistant: hello", "rejected": "\n\nHuman: hi\n\nAssistant: yo"},
+            {"chosen": "Human: hi", "rejected": "Human: hey"},
+        ],
+    )
     with pytest.raises(DataValidationError) as info:
         load_preferences(path)
     _assert_located(info.value, "hh.jsonl", 2, "chosen")
@@ -155,10 +159,12 @@ def test_hh_transcript_without_shared_assistant_marker(tmp_path):
 
 def test_message_list_import():
     user = {"role": "user", "content": "Name a color."}
-    rows = [{
-        "chosen": [user, {"role": "assistant", "content": "Blue."}],
-        "rejected": [user, {"role": "assistant", "content": "Seven."}],
-    }]
+    rows = [
+        {
+            "chosen": [user, {"role": "assistant", "content": "Blue."}],
+            "rejected": [user, {"role": "assistant", "content": "Seven."}],
+        }
+    ]
     loaded = load_preferences(rows)
     assert loaded.converted_from == "messages"
     assert loaded.format == "conversational"
@@ -170,10 +176,12 @@ def test_message_list_import():
 
 def test_message_list_import_rejects_multi_turn_tail():
     user = {"role": "user", "content": "Hi"}
-    rows = [{
-        "chosen": [user, {"role": "assistant", "content": "A"}, {"role": "user", "content": "B"}],
-        "rejected": [user, {"role": "assistant", "content": "C"}],
-    }]
+    rows = [
+        {
+            "chosen": [user, {"role": "assistant", "content": "A"}, {"role": "user", "content": "B"}],
+            "rejected": [user, {"role": "assistant", "content": "C"}],
+        }
+    ]
     with pytest.raises(DataValidationError) as info:
         load_preferences(rows)
     _assert_located(info.value, "<memory>", 1, "chosen")
@@ -195,8 +203,7 @@ GOOD = {"prompt": "p", "chosen": "c", "rejected": "r"}
         ({"prompt": "p", "chosen": {"text": "x"}, "rejected": "r"}, "chosen", "wrong type"),
         ({"prompt": "p", "chosen": "   ", "rejected": "r"}, "chosen", "empty text"),
         ({"prompt": "", "chosen": "c", "rejected": "r"}, "prompt", "empty text"),
-        ({"prompt": "p", "chosen": "same", "rejected": "same"}, "rejected",
-         "chosen identical to rejected"),
+        ({"prompt": "p", "chosen": "same", "rejected": "same"}, "rejected", "chosen identical to rejected"),
         ({**GOOD, "margin": "NaN"}, "margin", "margin not finite"),
         ({**GOOD, "margin": "Infinity"}, "margin", "margin not finite"),
     ],
@@ -215,11 +222,13 @@ def test_bad_row_in_jsonl(tmp_path, bad, field, reason):
 
 
 def test_bad_message_list_wrong_type():
-    rows = [{
-        "prompt": [{"role": "user", "content": "Hi"}],
-        "chosen": [{"role": "assistant", "content": 5}],
-        "rejected": [{"role": "assistant", "content": "x"}],
-    }]
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": "Hi"}],
+            "chosen": [{"role": "assistant", "content": 5}],
+            "rejected": [{"role": "assistant", "content": "x"}],
+        }
+    ]
     with pytest.raises(DataValidationError) as info:
         load_preferences(rows)
     _assert_located(info.value, "<memory>", 1, "chosen")
@@ -282,8 +291,7 @@ def test_empty_file_raises(tmp_path):
 
 
 def test_error_message_format():
-    err = DataValidationError("prefs.jsonl", 7, "chosen", "empty text",
-                              expected="a non-empty string")
+    err = DataValidationError("prefs.jsonl", 7, "chosen", "empty text", expected="a non-empty string")
     assert str(err) == "prefs.jsonl, row 7, field 'chosen': empty text (expected a non-empty string)"
     assert isinstance(err, ValueError)
 
@@ -295,21 +303,26 @@ def test_error_message_format():
 
 def test_lenient_keeps_good_rows_and_warns(tmp_path):
     path = tmp_path / "prefs.jsonl"
-    _write_jsonl_lines(path, [
-        json.dumps(GOOD),
-        json.dumps({**GOOD, "chosen": ""}),
-        "{not json",
-        json.dumps({**GOOD, "rejected": "c"}),
-        json.dumps({**GOOD, "chosen": "  "}),
-        b'{"prompt": "p", "chosen": "\xff", "rejected": "r"}',
-        json.dumps({**GOOD, "prompt": "q2"}),
-    ])
+    _write_jsonl_lines(
+        path,
+        [
+            json.dumps(GOOD),
+            json.dumps({**GOOD, "chosen": ""}),
+            "{not json",
+            json.dumps({**GOOD, "rejected": "c"}),
+            json.dumps({**GOOD, "chosen": "  "}),
+            b'{"prompt": "p", "chosen": "\xff", "rejected": "r"}',
+            json.dumps({**GOOD, "prompt": "q2"}),
+        ],
+    )
     with pytest.warns(UserWarning, match=r"skipped 5 of 7 rows.*empty text: 2"):
         loaded = load_preferences(path, strict=False)
     assert len(loaded) == 2
     assert loaded.dataset["prompt"] == ["p", "q2"]
     assert loaded.skip_counts() == {
-        "empty text": 2, "invalid JSON": 1, "chosen identical to rejected": 1,
+        "empty text": 2,
+        "invalid JSON": 1,
+        "chosen identical to rejected": 1,
         "invalid UTF-8": 1,
     }
     assert [s.row for s in loaded.skipped] == [2, 3, 4, 5, 6]
@@ -373,8 +386,7 @@ def test_rankings_to_preferences():
     assert len(prefs) == 3 + 2
     assert prefs.n_ties == 1
     assert prefs.converted_from == "ranking"
-    assert prefs.dataset.column_names == ["prompt", "chosen", "rejected", "rank_chosen",
-                                          "rank_rejected", "batch"]
+    assert prefs.dataset.column_names == ["prompt", "chosen", "rejected", "rank_chosen", "rank_rejected", "batch"]
     assert "1 tied" in prefs.summary()
 
 
@@ -395,8 +407,10 @@ def test_task_rejects_overlap_and_bad_prompts():
 def test_task_sft_dataset():
     task = Task("t", ["a"], ["b"], [{"prompt": "a", "completion": "A"}])
     conv = task.sft_dataset()
-    assert conv[0] == {"prompt": [{"role": "user", "content": "a"}],
-                       "completion": [{"role": "assistant", "content": "A"}]}
+    assert conv[0] == {
+        "prompt": [{"role": "user", "content": "a"}],
+        "completion": [{"role": "assistant", "content": "A"}],
+    }
     assert task.sft_dataset(conversational=False)[0] == {"prompt": "a", "completion": "A"}
     assert "1 train prompts" in task.summary()
 
@@ -404,8 +418,7 @@ def test_task_sft_dataset():
 def test_task_from_files_split_is_deterministic_and_disjoint(tmp_path):
     prompts = [{"prompt": f"prompt {i}"} for i in range(50)] + [{"prompt": "prompt 3"}]
     write_jsonl(tmp_path / "prompts.jsonl", prompts)
-    pd.DataFrame([{"prompt": "prompt 1", "completion": "done"}]).to_csv(
-        tmp_path / "demos.csv", index=False)
+    pd.DataFrame([{"prompt": "prompt 1", "completion": "done"}]).to_csv(tmp_path / "demos.csv", index=False)
     kwargs = dict(eval_fraction=0.2, seed=3)
     t1 = Task.from_files("t", tmp_path / "prompts.jsonl", tmp_path / "demos.csv", **kwargs)
     t2 = Task.from_files("t", tmp_path / "prompts.jsonl", tmp_path / "demos.csv", **kwargs)
@@ -521,13 +534,21 @@ def _ultrafeedback_row(prompt: str, good: str, bad: str, i: int) -> dict:
     """A row shaped like HuggingFaceH4/ultrafeedback_binarized: the lists repeat the user turn."""
     user = {"role": "user", "content": prompt}
     chosen = [user, {"role": "assistant", "content": good}]
-    return {"prompt": prompt, "prompt_id": f"{i:064x}", "chosen": chosen,
-            "rejected": [user, {"role": "assistant", "content": bad}], "messages": chosen,
-            "score_chosen": 8.5 - i, "score_rejected": 3.0}
+    return {
+        "prompt": prompt,
+        "prompt_id": f"{i:064x}",
+        "chosen": chosen,
+        "rejected": [user, {"role": "assistant", "content": bad}],
+        "messages": chosen,
+        "score_chosen": 8.5 - i,
+        "score_rejected": 3.0,
+    }
 
 
-UF_ROWS = [_ultrafeedback_row("Name a color.", "Blue.", "Seven.", 0),
-           _ultrafeedback_row("Say hi.", "Hi there!", "No.", 1)]
+UF_ROWS = [
+    _ultrafeedback_row("Name a color.", "Blue.", "Seven.", 0),
+    _ultrafeedback_row("Say hi.", "Hi there!", "No.", 1),
+]
 
 
 @pytest.mark.parametrize("suffix", ["jsonl", "parquet"])
@@ -539,8 +560,15 @@ def test_ultrafeedback_layout_imports_as_conversational_with_scores_kept(tmp_pat
         pd.DataFrame(UF_ROWS).to_parquet(path)
     loaded = load_preferences(path)
     assert loaded.format == "conversational" and loaded.skipped == []
-    assert loaded.dataset.column_names == ["prompt", "chosen", "rejected", "prompt_id", "messages",
-                                           "score_chosen", "score_rejected"]
+    assert loaded.dataset.column_names == [
+        "prompt",
+        "chosen",
+        "rejected",
+        "prompt_id",
+        "messages",
+        "score_chosen",
+        "score_rejected",
+    ]
     row = loaded.dataset[1]
     assert row["prompt"] == [{"role": "user", "content": "Say hi."}]
     assert row["chosen"] == [{"role": "assistant", "content": "Hi there!"}]
@@ -551,8 +579,13 @@ def test_ultrafeedback_layout_imports_as_conversational_with_scores_kept(tmp_pat
 
 
 def test_string_prompt_with_assistant_only_message_lists():
-    rows = [{"prompt": "Name a color.", "chosen": [{"role": "assistant", "content": "Blue."}],
-             "rejected": [{"role": "assistant", "content": "Seven."}]}]
+    rows = [
+        {
+            "prompt": "Name a color.",
+            "chosen": [{"role": "assistant", "content": "Blue."}],
+            "rejected": [{"role": "assistant", "content": "Seven."}],
+        }
+    ]
     row = load_preferences(rows).dataset[0]
     assert row["prompt"] == [{"role": "user", "content": "Name a color."}]
     assert row["chosen"] == [{"role": "assistant", "content": "Blue."}]
@@ -562,8 +595,13 @@ def test_string_prompt_with_assistant_only_message_lists():
 def test_string_prompt_with_a_system_turn_keeps_it_in_the_prompt():
     system = {"role": "system", "content": "Be brief."}
     user = {"role": "user", "content": "Name a color."}
-    rows = [{"prompt": "Name a color.", "chosen": [system, user, {"role": "assistant", "content": "Blue."}],
-             "rejected": [system, user, {"role": "assistant", "content": "Seven."}]}]
+    rows = [
+        {
+            "prompt": "Name a color.",
+            "chosen": [system, user, {"role": "assistant", "content": "Blue."}],
+            "rejected": [system, user, {"role": "assistant", "content": "Seven."}],
+        }
+    ]
     assert load_preferences(rows).dataset[0]["prompt"] == [system, user]
 
 
@@ -573,17 +611,35 @@ def _uf_variant(field, value):
     return row
 
 
-@pytest.mark.parametrize("bad, field, reason", [
-    (_uf_variant("chosen", [{"role": "user", "content": "Say bye."}, {"role": "assistant", "content": "Bye!"}]),
-     "chosen", "prompt mismatch"),
-    (_uf_variant("rejected", [{"role": "system", "content": "Be rude."}, {"role": "user", "content": "Say hi."},
-                              {"role": "assistant", "content": "No."}]),
-     "rejected", "prompt mismatch"),
-    (_uf_variant("chosen", [{"role": "user", "content": "Say hi."}]), "chosen", "no assistant reply"),
-    (_uf_variant("rejected", "No."), "rejected", "wrong type"),
-    (_uf_variant("rejected", _ultrafeedback_row("Say hi.", "Hi there!", "x", 1)["chosen"]), "rejected",
-     "chosen identical to rejected"),
-])
+@pytest.mark.parametrize(
+    "bad, field, reason",
+    [
+        (
+            _uf_variant("chosen", [{"role": "user", "content": "Say bye."}, {"role": "assistant", "content": "Bye!"}]),
+            "chosen",
+            "prompt mismatch",
+        ),
+        (
+            _uf_variant(
+                "rejected",
+                [
+                    {"role": "system", "content": "Be rude."},
+                    {"role": "user", "content": "Say hi."},
+                    {"role": "assistant", "content": "No."},
+                ],
+            ),
+            "rejected",
+            "prompt mismatch",
+        ),
+        (_uf_variant("chosen", [{"role": "user", "content": "Say hi."}]), "chosen", "no assistant reply"),
+        (_uf_variant("rejected", "No."), "rejected", "wrong type"),
+        (
+            _uf_variant("rejected", _ultrafeedback_row("Say hi.", "Hi there!", "x", 1)["chosen"]),
+            "rejected",
+            "chosen identical to rejected",
+        ),
+    ],
+)
 def test_string_prompt_with_inconsistent_message_lists_names_file_row_and_field(tmp_path, bad, field, reason):
     path = write_jsonl(tmp_path / "uf.jsonl", [UF_ROWS[0], bad])
     with pytest.raises(DataValidationError) as info:

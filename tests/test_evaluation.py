@@ -14,8 +14,17 @@ import torch
 
 from rlhfkit.data import Task
 from rlhfkit.evaluation import (
-    SUMMARY_KEYS, EvalSettings, bootstrap_ci, distinct, evaluate_policies, load_metric, pairwise_accuracy,
-    per_sample_kl, response_logprobs, sequence_kl, win_rate,
+    SUMMARY_KEYS,
+    EvalSettings,
+    bootstrap_ci,
+    distinct,
+    evaluate_policies,
+    load_metric,
+    pairwise_accuracy,
+    per_sample_kl,
+    response_logprobs,
+    sequence_kl,
+    win_rate,
 )
 from rlhfkit.judges import FunctionJudge
 from rlhfkit.metrics import METRIC_NAMES, metric_path
@@ -23,9 +32,20 @@ from rlhfkit.metrics.core import K1_ESTIMATOR, distinct_n
 from rlhfkit.sampling import SamplingConfig, render_prompts, sample_candidates
 from rlhfkit.tiny import reviews_task
 
-REQUIRED_KEYS = {"gold_reward_mean", "gold_reward_ci", "proxy_reward_mean", "kl_to_ref", "kl_estimator",
-                 "win_rate_vs_ref", "win_rate_ci", "distinct_1", "distinct_2", "mean_length", "eos_rate",
-                 "n_samples"}
+REQUIRED_KEYS = {
+    "gold_reward_mean",
+    "gold_reward_ci",
+    "proxy_reward_mean",
+    "kl_to_ref",
+    "kl_estimator",
+    "win_rate_vs_ref",
+    "win_rate_ci",
+    "distinct_1",
+    "distinct_2",
+    "mean_length",
+    "eos_rate",
+    "n_samples",
+}
 
 
 def words(prompt, response):
@@ -36,8 +56,13 @@ def words(prompt, response):
 def length_task():
     """The reviews task's eval prompts, judged by a gold judge that favours longer responses."""
     base = reviews_task()
-    return Task("reviews-length", base.train_prompts[:4], base.eval_prompts[:24], [],
-                gold_judge=FunctionJudge(words, name="words"))
+    return Task(
+        "reviews-length",
+        base.train_prompts[:4],
+        base.eval_prompts[:24],
+        [],
+        gold_judge=FunctionJudge(words, name="words"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +83,15 @@ def evaluated(tiny_model, tiny_tokenizer, tiny_path, sharp_model, length_task):
         return [float(len(r)) for r in responses]
 
     # A re-tokenization warning may come (it depends on what was sampled); it does not change what is tested.
-    return evaluate_policies({"same": tiny_model, "from_path": str(tiny_path), "sharp": sharp_model},
-                             length_task, reference=tiny_model, tokenizer=tiny_tokenizer, reward_model=chars,
-                             settings=SETTINGS, progress=False)
+    return evaluate_policies(
+        {"same": tiny_model, "from_path": str(tiny_path), "sharp": sharp_model},
+        length_task,
+        reference=tiny_model,
+        tokenizer=tiny_tokenizer,
+        reward_model=chars,
+        settings=SETTINGS,
+        progress=False,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -169,22 +200,25 @@ def test_sequence_kl_estimators():
 
 def test_response_logprobs_equal_a_direct_forward_pass(tiny_model, tiny_tokenizer):
     prompts = reviews_task().eval_prompts[:3]
-    table = sample_candidates(tiny_model, tiny_tokenizer, prompts,
-                              SamplingConfig(k=2, seed=5, max_new_tokens=24), progress=False)
+    table = sample_candidates(
+        tiny_model, tiny_tokenizer, prompts, SamplingConfig(k=2, seed=5, max_new_tokens=24), progress=False
+    )
     eos = (table.finish_reason == "eos").tolist()
     row_prompts = [prompts[i] for i in table.prompt_index]
-    batched = response_logprobs(tiny_model, tiny_tokenizer, row_prompts, table.response.tolist(), eos,
-                                batch_size=4)  # mixed lengths in one batch: padding must not matter
+    batched = response_logprobs(
+        tiny_model, tiny_tokenizer, row_prompts, table.response.tolist(), eos, batch_size=4
+    )  # mixed lengths in one batch: padding must not matter
     assert len(batched) == len(table)
     for row, lps in zip(table.itertuples(), batched):
-        prompt_ids = tiny_tokenizer(render_prompts(tiny_tokenizer, [row.prompt])[0],
-                                    add_special_tokens=False)["input_ids"]
+        prompt_ids = tiny_tokenizer(render_prompts(tiny_tokenizer, [row.prompt])[0], add_special_tokens=False)[
+            "input_ids"
+        ]
         response_ids = tiny_tokenizer(row.response, add_special_tokens=False)["input_ids"]
         response_ids += [tiny_tokenizer.eos_token_id] if row.finish_reason == "eos" else []
         ids = torch.tensor([prompt_ids + response_ids])
         with torch.no_grad():
             direct = tiny_model(ids).logits[0, :-1].log_softmax(-1)
-        expected = direct.gather(-1, ids[0, 1:, None])[:, 0][len(prompt_ids) - 1:]
+        expected = direct.gather(-1, ids[0, 1:, None])[:, 0][len(prompt_ids) - 1 :]
         assert lps.shape == expected.shape
         torch.testing.assert_close(lps, expected, atol=1e-4, rtol=1e-4)
         if len(response_ids) - (row.finish_reason == "eos") == row.n_tokens:  # the text re-tokenized exactly
@@ -221,14 +255,16 @@ def test_metric_modules_load_offline_from_the_package_and_agree_with_the_functio
     by_file = evaluate.load(str(metric_path("distinct_n") / "distinct_n.py"), keep_in_memory=True)
 
     policy, reference = [0.3, 0.9, 0.1, 0.5, 0.5], [0.2, 0.4, 0.6, 0.5, 0.1]
-    assert modules["win_rate"].compute(policy_scores=policy, reference_scores=reference, n_bootstrap=300) == \
-        win_rate(policy, reference, n_bootstrap=300)
+    assert modules["win_rate"].compute(policy_scores=policy, reference_scores=reference, n_bootstrap=300) == win_rate(
+        policy, reference, n_bootstrap=300
+    )
     texts = ["a b a b", "the cat sat", "the cat ran"]
     assert modules["distinct_n"].compute(predictions=texts) == distinct(texts)
     assert by_file.compute(predictions=texts, orders=[1, 3]) == distinct(texts, [1, 3])
     chosen, rejected = [1.0, 0.2, 0.5, 2.0], [0.0, 0.4, 0.5, 1.0]
-    assert modules["pairwise_accuracy"].compute(chosen_scores=chosen, rejected_scores=rejected) == \
-        pairwise_accuracy(chosen, rejected)
+    assert modules["pairwise_accuracy"].compute(chosen_scores=chosen, rejected_scores=rejected) == pairwise_accuracy(
+        chosen, rejected
+    )
     pol_tokens, ref_tokens = [[-1.0, -2.0, -0.5], [-0.2]], [[-1.5, -2.0, -0.1], [-0.9]]
     per_token = modules["sequence_kl"].compute(policy_logprobs=pol_tokens, ref_logprobs=ref_tokens)
     assert per_token == pytest.approx(sequence_kl(pol_tokens, ref_tokens))
@@ -242,8 +278,9 @@ def test_metric_modules_load_offline_from_the_package_and_agree_with_the_functio
     assert result["win_rate"] == win_rate(policy, reference)["win_rate"]
     assert result["distinct_2"] == distinct(texts)["distinct_2"]
     both = evaluate.combine([load_metric("win_rate"), load_metric("pairwise_accuracy")])
-    result = both.compute(policy_scores=policy, reference_scores=reference, chosen_scores=chosen,
-                          rejected_scores=rejected)
+    result = both.compute(
+        policy_scores=policy, reference_scores=reference, chosen_scores=chosen, rejected_scores=rejected
+    )
     assert result["win_rate"] == 0.7 and result["accuracy"] == 0.625  # (3 + 0.5) / 5 and 2.5 / 4
 
     with pytest.raises(ValueError, match="unknown rlhfkit metric 'accuracy'"):
@@ -267,12 +304,22 @@ def test_summary_has_every_key_for_every_policy(evaluated):
             lo, hi = entry[key]
             assert lo <= hi
     json.dumps(as_dict)  # plain Python values, ready for a report
-    assert set(evaluated.samples.columns) >= {"policy", "prompt", "response", "gold", "proxy", "kl_k1", "kl_k3",
-                                              "n_tokens", "finish_reason"}
+    assert set(evaluated.samples.columns) >= {
+        "policy",
+        "prompt",
+        "response",
+        "gold",
+        "proxy",
+        "kl_k1",
+        "kl_k3",
+        "n_tokens",
+        "finish_reason",
+    }
 
 
-def test_kl_is_exactly_zero_for_the_reference_and_positive_for_a_changed_policy(evaluated, tiny_model,
-                                                                                 tiny_tokenizer, sharp_model):
+def test_kl_is_exactly_zero_for_the_reference_and_positive_for_a_changed_policy(
+    evaluated, tiny_model, tiny_tokenizer, sharp_model
+):
     rows = evaluated.summary.set_index("policy")
     samples = evaluated.samples
     for name in ("reference", "same"):  # the reference's own model scores both sides
@@ -292,13 +339,23 @@ def test_kl_is_exactly_zero_for_the_reference_and_positive_for_a_changed_policy(
     assert head.kl_k1.tolist() == pytest.approx(expected, abs=1e-4)
 
 
-def test_evaluation_samples_ignore_the_policys_own_generation_config(tiny_model, meddling_model, tiny_tokenizer,
-                                                                   length_task):
+def test_evaluation_samples_ignore_the_policys_own_generation_config(
+    tiny_model, meddling_model, tiny_tokenizer, length_task
+):
     # KL and rewards are measured on the policy's own samples: a checkpoint's generation_config (n-gram blocking,
     # repetition penalty, min_new_tokens, top-k) must not change what is drawn.
     settings = EvalSettings(n_prompts=12, max_new_tokens=32, n_bootstrap=50, batch_size=12, seed=7)
-    runs = [evaluate_policies({"policy": model}, length_task, reference=tiny_model, tokenizer=tiny_tokenizer,
-                              settings=settings, progress=False).samples for model in (tiny_model, meddling_model)]
+    runs = [
+        evaluate_policies(
+            {"policy": model},
+            length_task,
+            reference=tiny_model,
+            tokenizer=tiny_tokenizer,
+            settings=settings,
+            progress=False,
+        ).samples
+        for model in (tiny_model, meddling_model)
+    ]
     plain, meddled = (frame[frame.policy == "policy"] for frame in runs)
     assert meddled.response.tolist() == plain.response.tolist()
     assert meddled.n_tokens.tolist() == plain.n_tokens.tolist()
@@ -318,25 +375,34 @@ def test_win_rates_match_the_samples_and_a_resampled_copy_is_a_coin_flip(evaluat
     reference = samples[samples.policy == "reference"].set_index("prompt_index").response
     for name in ("same", "from_path", "sharp"):
         mine = samples[samples.policy == name].set_index("prompt_index").response
-        outcomes = [1.0 if len(mine[i].split()) > len(reference[i].split()) else
-                    0.5 if len(mine[i].split()) == len(reference[i].split()) else 0.0 for i in mine.index]
+        outcomes = [
+            1.0
+            if len(mine[i].split()) > len(reference[i].split())
+            else 0.5
+            if len(mine[i].split()) == len(reference[i].split())
+            else 0.0
+            for i in mine.index
+        ]
         assert rows.loc[name, "win_rate_vs_ref"] == pytest.approx(np.mean(outcomes)), name
 
 
-def test_rewards_lengths_and_eos_rate_match_the_sampled_table(evaluated, sharp_model, tiny_tokenizer,
-                                                              length_task):
+def test_rewards_lengths_and_eos_rate_match_the_sampled_table(evaluated, sharp_model, tiny_tokenizer, length_task):
     rows = evaluated.summary.set_index("policy")
     samples = evaluated.samples
     for name, frame in samples.groupby("policy"):
         assert rows.loc[name, "gold_reward_mean"] == pytest.approx(frame.response.str.split().str.len().mean())
         assert rows.loc[name, "proxy_reward_mean"] == pytest.approx(frame.response.str.len().mean())
-        assert rows.loc[name, "gold_reward_ci_lo"] <= rows.loc[name, "gold_reward_mean"] <= \
-            rows.loc[name, "gold_reward_ci_hi"]
+        assert (
+            rows.loc[name, "gold_reward_ci_lo"]
+            <= rows.loc[name, "gold_reward_mean"]
+            <= rows.loc[name, "gold_reward_ci_hi"]
+        )
         assert rows.loc[name, "distinct_1"] == distinct(frame.response.tolist())["distinct_1"]
     # Sampling the sharp policy again with the recorded seed reproduces its table exactly.
     sharp = samples[samples.policy == "sharp"]
-    config = SamplingConfig(k=1, seed=int(sharp.seed.iloc[0]), max_new_tokens=SETTINGS.max_new_tokens,
-                            batch_size=SETTINGS.batch_size)
+    config = SamplingConfig(
+        k=1, seed=int(sharp.seed.iloc[0]), max_new_tokens=SETTINGS.max_new_tokens, batch_size=SETTINGS.batch_size
+    )
     table = sample_candidates(sharp_model, tiny_tokenizer, length_task.eval_prompts[:24], config, progress=False)
     assert table.response.tolist() == sharp.response.tolist()
     assert rows.loc["sharp", "eos_rate"] == pytest.approx((table.finish_reason == "eos").mean())
@@ -366,8 +432,12 @@ def test_a_run_directory_evaluates_the_model_it_saved(tmp_path, tiny_path, lengt
     run = tmp_path / "run"
     shutil.copytree(tiny_path, run / "model")
     (run / "config.json").write_text(json.dumps({"stage": "sft", "seed": 0}))  # the run's settings, not a model
-    result = evaluate_policies({"sft_run": run}, length_task, reference=str(tiny_path),
-                               settings=EvalSettings(n_prompts=4, max_new_tokens=8, n_bootstrap=50),
-                               progress=False)
+    result = evaluate_policies(
+        {"sft_run": run},
+        length_task,
+        reference=str(tiny_path),
+        settings=EvalSettings(n_prompts=4, max_new_tokens=8, n_bootstrap=50),
+        progress=False,
+    )
     row = result.to_dict()["sft_run"]
     assert row["n_samples"] == 4 and row["kl_to_ref"] == pytest.approx(0.0, abs=1e-6)

@@ -54,8 +54,9 @@ def test_vader_prefers_positive_review_and_stays_in_range():
 def test_judge_accepts_trl_reward_function_call_shape():
     judge = VaderJudge()
     prompts = ["Review the film.", "Review the tent."]
-    scores = judge(prompts=prompts, completions=[POSITIVE, NEGATIVE], extra_column=["x", "y"],
-                   completion_ids=[[1, 2], [3]])
+    scores = judge(
+        prompts=prompts, completions=[POSITIVE, NEGATIVE], extra_column=["x", "y"], completion_ids=[[1, 2], [3]]
+    )
     assert len(scores) == 2 and all(isinstance(s, float) for s in scores)
     assert scores[0] > scores[1]
 
@@ -159,8 +160,17 @@ def test_rows_have_trl_columns_and_consistent_scores():
     rows = SimulatedAnnotator(NUMBER_JUDGE, noise="none", seed=1).label_pairs(prompts, a, b)
     assert len(rows) == 20
     for prompt, ra, rb, row in zip(prompts, a, b, rows):
-        assert set(row) >= {"prompt", "chosen", "rejected", "annotator", "chosen_position", "score_chosen",
-                            "score_rejected", "judge_tie", "agrees_with_judge"}
+        assert set(row) >= {
+            "prompt",
+            "chosen",
+            "rejected",
+            "annotator",
+            "chosen_position",
+            "score_chosen",
+            "score_rejected",
+            "judge_tie",
+            "agrees_with_judge",
+        }
         assert row["prompt"] == prompt
         assert {row["chosen"], row["rejected"]} == {ra, rb}
         assert row["score_chosen"] == _number_at_end(prompt, row["chosen"])
@@ -249,8 +259,9 @@ def test_same_seed_same_rows_different_seed_different_rows():
     prompts, a, b = _pairs(300, score_a=1.0, score_b=0.5)
 
     def run(seed):
-        return SimulatedAnnotator(NUMBER_JUDGE, noise="bradley_terry", temperature=0.5, position_bias=0.2,
-                                  seed=seed).label_pairs(prompts, a, b)
+        return SimulatedAnnotator(
+            NUMBER_JUDGE, noise="bradley_terry", temperature=0.5, position_bias=0.2, seed=seed
+        ).label_pairs(prompts, a, b)
 
     first, again, other = run(42), run(42), run(43)
     assert first == again
@@ -287,13 +298,16 @@ def test_no_warning_without_identical_pairs():
         SimulatedAnnotator(NUMBER_JUDGE, seed=0).label_pairs(prompts, a, b)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"flip_rate": 1.5}, "flip_rate"),
-    ({"flip_rate": -0.1}, "flip_rate"),
-    ({"position_bias": 1.2}, "position_bias"),
-    ({"noise": "gaussian"}, "noise"),
-    ({"noise": "bradley_terry", "temperature": 0.0}, "temperature"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"flip_rate": 1.5}, "flip_rate"),
+        ({"flip_rate": -0.1}, "flip_rate"),
+        ({"position_bias": 1.2}, "position_bias"),
+        ({"noise": "gaussian"}, "noise"),
+        ({"noise": "bradley_terry", "temperature": 0.0}, "temperature"),
+    ],
+)
 def test_invalid_annotator_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SimulatedAnnotator(NUMBER_JUDGE, **kwargs)

@@ -7,8 +7,16 @@ import pandas as pd
 import pytest
 
 from rlhfkit.judges import LengthJudge, SimulatedAnnotator
-from rlhfkit.labeling import (LabelStore, agreement, agreement_with_judge, annotate_with_judge, cohen_kappa,
-                              krippendorff_alpha, position_bias, wilson_interval)
+from rlhfkit.labeling import (
+    LabelStore,
+    agreement,
+    agreement_with_judge,
+    annotate_with_judge,
+    cohen_kappa,
+    krippendorff_alpha,
+    position_bias,
+    wilson_interval,
+)
 
 
 @pytest.fixture
@@ -81,8 +89,12 @@ def test_krippendorff_alpha_edge_cases():
 
 def test_wilson_interval_matches_newcombe_1998():
     # Newcombe (1998), Statistics in Medicine 17:857-872, Table I, method 3 (score interval without correction)
-    for (successes, n), expected in {(81, 263): (0.2553, 0.3662), (15, 148): (0.0624, 0.1605),
-                                     (0, 20): (0.0, 0.1611), (1, 29): (0.0061, 0.1718)}.items():
+    for (successes, n), expected in {
+        (81, 263): (0.2553, 0.3662),
+        (15, 148): (0.0624, 0.1605),
+        (0, 20): (0.0, 0.1611),
+        (1, 29): (0.0061, 0.1718),
+    }.items():
         assert wilson_interval(successes, n) == pytest.approx(expected, abs=5e-5)
     assert all(math.isnan(x) for x in wilson_interval(0, 0))
 
@@ -91,8 +103,9 @@ def test_wilson_interval_matches_newcombe_1998():
 
 
 def pair_items(store, n):
-    return store.add_pairs([{"prompt": f"p{i}", "response_a": f"first {i}", "response_b": f"second {i}"}
-                            for i in range(n)])
+    return store.add_pairs(
+        [{"prompt": f"p{i}", "response_a": f"first {i}", "response_b": f"second {i}"} for i in range(n)]
+    )
 
 
 def test_agreement_between_annotators_in_a_store(store):
@@ -107,8 +120,7 @@ def test_agreement_between_annotators_in_a_store(store):
     store.record(ids[51], "y", choice="tie")
     df = agreement(store)
     pair_row = df.iloc[0]
-    assert (pair_row.annotator_a, pair_row.annotator_b, pair_row.n, pair_row.statistic) == ("x", "y", 50,
-                                                                                          "cohen_kappa")
+    assert (pair_row.annotator_a, pair_row.annotator_b, pair_row.n, pair_row.statistic) == ("x", "y", 50, "cohen_kappa")
     assert pair_row.observed == pytest.approx(0.7) and pair_row.value == pytest.approx(0.4)
     # with two coders and no missing values this table's alpha is also exactly 0.4
     assert df.attrs["alpha"] == pytest.approx(0.4) and df.iloc[-1].statistic == "krippendorff_alpha"
@@ -118,8 +130,7 @@ def test_agreement_between_annotators_in_a_store(store):
     for item_id in ids[:30]:
         store.record(item_id, "z", choice=random.Random(item_id).choice(["a", "b", "tie"]))
     df = agreement(store).set_index(["annotator_a", "annotator_b"])
-    labels = store.judgments().query("choice != 'skip'").pivot(index="item_id", columns="annotator",
-                                                               values="choice")
+    labels = store.judgments().query("choice != 'skip'").pivot(index="item_id", columns="annotator", values="choice")
     for p, q in [("x", "y"), ("x", "z"), ("y", "z")]:
         both = labels[[p, q]].dropna()
         assert df.loc[(p, q), "n"] == len(both)
@@ -133,8 +144,9 @@ def test_agreement_between_annotators_in_a_store(store):
 
 
 def test_agreement_on_rankings_compares_every_two_candidates(store):
-    (r1, r2) = store.add_rankings([{"prompt": "p", "responses": ["u", "v", "w"]},
-                                   {"prompt": "q", "responses": ["u", "v", "w"]}])
+    (r1, r2) = store.add_rankings(
+        [{"prompt": "p", "responses": ["u", "v", "w"]}, {"prompt": "q", "responses": ["u", "v", "w"]}]
+    )
     store.record(r1, "x", ranking=[0, 1, 2])
     store.record(r1, "y", ranking=[0, 2, 1])  # agrees on (0,1) and (0,2), not on (1,2)
     store.record(r2, "x", ranking=[2, 1, 0])
@@ -155,17 +167,27 @@ def test_position_bias_counts(store):
     store.record(ids[12], "ann", choice="skip")
     store.record(ids[13], "ann", choice="a")  # no display order recorded: cannot count
     report = position_bias(store, "ann")
-    assert report == {"annotator": "ann", "left_wins": 7, "right_wins": 3, "n": 10, "left_rate": 0.7,
-                      "ci": pytest.approx((0.3968, 0.8922), abs=5e-5), "ties": 1, "both_bad": 1, "skipped": 1,
-                      "unknown_order": 1}
+    assert report == {
+        "annotator": "ann",
+        "left_wins": 7,
+        "right_wins": 3,
+        "n": 10,
+        "left_rate": 0.7,
+        "ci": pytest.approx((0.3968, 0.8922), abs=5e-5),
+        "ties": 1,
+        "both_bad": 1,
+        "skipped": 1,
+        "unknown_order": 1,
+    }
     assert position_bias(store)["n"] == 10
     with pytest.raises(ValueError, match="no judgments by 'bob'"):
         position_bias(store, "bob")
 
 
 def test_agreement_with_judge_counts_and_excludes(store):
-    rows = [{"prompt": f"p{i}", "response_a": "one two three four" + f" {i}", "response_b": f"short {i}"}
-            for i in range(10)]
+    rows = [
+        {"prompt": f"p{i}", "response_a": "one two three four" + f" {i}", "response_b": f"short {i}"} for i in range(10)
+    ]
     rows.append({"prompt": "even", "response_a": "two words", "response_b": "also two"})  # the judge ties
     ids = store.add_pairs(rows)
     choices = ["a"] * 6 + ["b"] * 2 + ["tie", "skip"]  # 6 of 8 decided pairs pick the longer response
@@ -173,10 +195,18 @@ def test_agreement_with_judge_counts_and_excludes(store):
         store.record(item_id, "ann", choice=choice)
     store.record(ids[10], "ann", choice="a")
     result = agreement_with_judge(store, LengthJudge(), "ann")
-    assert {k: result[k] for k in ("judge", "agreement", "n", "matches", "judge_ties", "ties", "both_bad",
-                                   "skipped")} == {"judge": "length_words", "agreement": 0.75, "n": 8,
-                                                   "matches": 6, "judge_ties": 1, "ties": 1, "both_bad": 0,
-                                                   "skipped": 1}
+    assert {
+        k: result[k] for k in ("judge", "agreement", "n", "matches", "judge_ties", "ties", "both_bad", "skipped")
+    } == {
+        "judge": "length_words",
+        "agreement": 0.75,
+        "n": 8,
+        "matches": 6,
+        "judge_ties": 1,
+        "ties": 1,
+        "both_bad": 0,
+        "skipped": 1,
+    }
     assert result["ci"] == pytest.approx(wilson_interval(6, 8))
     with pytest.raises(ValueError, match="no judgments by 'bob'"):
         agreement_with_judge(store, "length", "bob")
@@ -184,10 +214,18 @@ def test_agreement_with_judge_counts_and_excludes(store):
 
 # -- AI and simulated annotators ------------------------------------------------------------------------------
 
-POSITIVE = ["I loved this film, wonderful acting", "A great and delightful book", "Excellent food, happy visit",
-            "Brilliant, fun and beautiful"]
-NEGATIVE = ["I hated this film, awful acting", "A terrible and boring book", "Disgusting food, sad visit",
-            "Horrible, dull and ugly"]
+POSITIVE = [
+    "I loved this film, wonderful acting",
+    "A great and delightful book",
+    "Excellent food, happy visit",
+    "Brilliant, fun and beautiful",
+]
+NEGATIVE = [
+    "I hated this film, awful acting",
+    "A terrible and boring book",
+    "Disgusting food, sad visit",
+    "Horrible, dull and ugly",
+]
 
 
 def sentiment_pairs(store, n, seed=0):
@@ -197,8 +235,9 @@ def sentiment_pairs(store, n, seed=0):
     for i in range(n):
         good, bad = f"{rng.choice(POSITIVE)} ({i})", f"{rng.choice(NEGATIVE)} ({i})"
         a_good = rng.random() < 0.5
-        rows.append({"prompt": f"Review {i}:", "response_a": good if a_good else bad,
-                     "response_b": bad if a_good else good})
+        rows.append(
+            {"prompt": f"Review {i}:", "response_a": good if a_good else bad, "response_b": bad if a_good else good}
+        )
         positive_is_a.append(a_good)
     return store.add_pairs(rows), positive_is_a
 
@@ -241,8 +280,12 @@ def test_human_ai_and_mixed_labels_are_one_call_each(store):
     ids, positive_is_a = sentiment_pairs(store, 40)
     for k, (item_id, a_good) in enumerate(zip(ids, positive_is_a)):
         right = "a" if a_good else "b"
-        store.record(item_id, "ann", choice=right if k % 10 else ("b" if right == "a" else "a"),
-                     display_order=store.display_order(item_id, "ann"))
+        store.record(
+            item_id,
+            "ann",
+            choice=right if k % 10 else ("b" if right == "a" else "a"),
+            display_order=store.display_order(item_id, "ann"),
+        )
     annotate_with_judge(store, "vader", progress=False, limit=30)
     assert store.progress("judge:vader", "pair")["done"] == 30
     row = agreement(store).iloc[0]
@@ -255,8 +298,13 @@ def test_human_ai_and_mixed_labels_are_one_call_each(store):
 
 
 def test_rankings_by_judge_scores(store):
-    rows = [{"prompt": f"p{i}", "responses": [f"It was fine, okay ({i})", f"{NEGATIVE[i % 4]} ({i})",
-                                              f"{POSITIVE[i % 4]} ({i})"]} for i in range(8)]
+    rows = [
+        {
+            "prompt": f"p{i}",
+            "responses": [f"It was fine, okay ({i})", f"{NEGATIVE[i % 4]} ({i})", f"{POSITIVE[i % 4]} ({i})"],
+        }
+        for i in range(8)
+    ]
     store.add_rankings(rows)
     assert annotate_with_judge(store, "vader", kind="ranking", progress=False) == 8
     assert all(r == [2, 0, 1] for r in store.judgments().ranking)  # positive > neutral > negative

@@ -34,8 +34,16 @@ import pytest
 from rlhfkit.labeling import LabelStore
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 REPO = Path(__file__).resolve().parents[1]
 
 # Each payload sets its own marker if it ever runs; none may be set at the end.
@@ -70,8 +78,10 @@ def _chromium_or_skip() -> None:
         if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get") and installer.exists():
             subprocess.run(["sh", str(installer)], check=False, timeout=900)
     if not os.path.exists(CHROMIUM):
-        reason = (f"{CHROMIUM} is missing and could not be installed (needs root and apt-get: run "
-                  f"`sh .ci/install-chromium` as root, or install Debian's 'chromium' package)")
+        reason = (
+            f"{CHROMIUM} is missing and could not be installed (needs root and apt-get: run "
+            f"`sh .ci/install-chromium` as root, or install Debian's 'chromium' package)"
+        )
         if os.environ.get("RLHFKIT_REQUIRE_BROWSER") == "1":
             pytest.fail(reason + "; RLHFKIT_REQUIRE_BROWSER=1 forbids skipping")
         pytest.skip(reason)
@@ -86,14 +96,25 @@ def _free_port() -> int:
 
 def _fill_store(path: Path) -> None:
     with LabelStore(path) as store:
-        store.add_pairs([{
-            "prompt": f"Prompt {i}: review this {PAYLOADS[i % len(PAYLOADS)]}",
-            "response_a": f"Answer A{i}: {PAYLOADS[(2 * i) % len(PAYLOADS)]} **bold {i}** [docs](https://example.com/a?i={i})",
-            "response_b": f"Answer B{i}: {PAYLOADS[(2 * i + 1) % len(PAYLOADS)]} _em_ `code`\n- item one\n- item two",
-        } for i in range(N_PAIRS)])
-        store.add_rankings([{"prompt": f"Rank prompt {i} {PAYLOADS[i]}",
-                             "responses": [f"Ranked {i}.{j} {PAYLOADS[(i + j) % len(PAYLOADS)]}" for j in range(3)]}
-                            for i in range(3)])
+        store.add_pairs(
+            [
+                {
+                    "prompt": f"Prompt {i}: review this {PAYLOADS[i % len(PAYLOADS)]}",
+                    "response_a": f"Answer A{i}: {PAYLOADS[(2 * i) % len(PAYLOADS)]} **bold {i}** [docs](https://example.com/a?i={i})",
+                    "response_b": f"Answer B{i}: {PAYLOADS[(2 * i + 1) % len(PAYLOADS)]} _em_ `code`\n- item one\n- item two",
+                }
+                for i in range(N_PAIRS)
+            ]
+        )
+        store.add_rankings(
+            [
+                {
+                    "prompt": f"Rank prompt {i} {PAYLOADS[i]}",
+                    "responses": [f"Ranked {i}.{j} {PAYLOADS[(i + j) % len(PAYLOADS)]}" for j in range(3)],
+                }
+                for i in range(3)
+            ]
+        )
         store.add_prompts([f"Write a review {i} {PAYLOADS[-1 - i]}" for i in range(3)])
 
 
@@ -114,17 +135,22 @@ def _notebook(db: Path, stop: Path) -> dict:
         code("import rlhfkit\nprint('rlhfkit from', rlhfkit.__file__)"),
         # A training loop's shape: a logged step every 0.2 s, the dashboard drawing live while the cell runs, until
         # the test has seen it draw and creates `stop` (so a slow machine cannot end the run before the check).
-        code("import time\nfrom pathlib import Path\nfrom rlhfkit.live import Dashboard\n"
-             f"dash, stop, step = Dashboard('ppo', min_interval=0.2), Path({str(stop)!r}), 0\n"
-             f"while not stop.exists() and step < {DASHBOARD_MAX_STEPS}:\n"
-             "    step += 1\n"
-             "    dash(step, {'objective/scores': 0.1 * step, 'objective/kl': 0.01 * step, 'learning_rate': 2e-4})\n"
-             "    time.sleep(0.2)\ndash.close()\nprint('logged steps:', step)"),
+        code(
+            "import time\nfrom pathlib import Path\nfrom rlhfkit.live import Dashboard\n"
+            f"dash, stop, step = Dashboard('ppo', min_interval=0.2), Path({str(stop)!r}), 0\n"
+            f"while not stop.exists() and step < {DASHBOARD_MAX_STEPS}:\n"
+            "    step += 1\n"
+            "    dash(step, {'objective/scores': 0.1 * step, 'objective/kl': 0.01 * step, 'learning_rate': 2e-4})\n"
+            "    time.sleep(0.2)\ndash.close()\nprint('logged steps:', step)"
+        ),
         markdown("The end."),
     ]
-    return {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                        "language": "python"}},
-            "nbformat": 4, "nbformat_minor": 5}
+    return {
+        "cells": cells,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
 
 
 @pytest.fixture(scope="module", params=FRONTENDS)
@@ -139,20 +165,39 @@ def lab(request, tmp_path_factory):
     stop = tmp / "stop-dashboard"
     notebook = _notebook(db, stop)
     (root / "widgets.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
-               IPYTHONDIR=str(tmp / "ipython"), JUPYTER_DATA_DIR=str(tmp / "data"))
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(tmp / "config"),
+        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+        IPYTHONDIR=str(tmp / "ipython"),
+        JUPYTER_DATA_DIR=str(tmp / "data"),
+    )
     # No news / update toasts: nothing but the test should touch the page.
     settings = tmp / "config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"checkForUpdates": False, "fetchNews": "false"}))
+        json.dumps({"checkForUpdates": False, "fetchNews": "false"})
+    )
     port, token = _free_port(), secrets.token_hex(16)
     log = open(tmp / "lab.log", "wb")
     server = subprocess.Popen(
-        [sys.executable, "-m", {"lab": "jupyterlab", "notebook": "notebook"}[frontend], "--no-browser", "--allow-root",
-         "--ip=127.0.0.1", f"--port={port}",
-         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            {"lab": "jupyterlab", "notebook": "notebook"}[frontend],
+            "--no-browser",
+            "--allow-root",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+        ],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
 
     def api(path, method="GET"):
@@ -171,9 +216,15 @@ def lab(request, tmp_path_factory):
                     raise RuntimeError(f"{frontend} did not start:\n" + (tmp / "lab.log").read_text()[-3000:])
                 time.sleep(0.3)
         path = {"lab": "/lab/tree/widgets.ipynb?reset&", "notebook": "/notebooks/widgets.ipynb?"}[frontend]
-        yield {"frontend": frontend, "url": f"{base}{path}token={token}", "db": db, "notebook": notebook,
-               "log": tmp / "lab.log", "stop_dashboard": stop,
-               "sessions": lambda: json.loads(api("/api/sessions"))}
+        yield {
+            "frontend": frontend,
+            "url": f"{base}{path}token={token}",
+            "db": db,
+            "notebook": notebook,
+            "log": tmp / "lab.log",
+            "stop_dashboard": stop,
+            "sessions": lambda: json.loads(api("/api/sessions")),
+        }
     finally:
         try:
             api("/api/shutdown", method="POST")
@@ -204,12 +255,15 @@ def page(browser, lab):
     pg.on("pageerror", lambda exc: errors.append(f"{exc}\n{exc.stack or ''}"[:2000]))
     pg.goto(lab["url"])
     pg.locator(".jp-Notebook .jp-Cell").first.wait_for()
+
     # The page's kernel must exist before a cell runs. The server knows: the notebook's session with an idle kernel.
     # Under load Lab sometimes asks "Select Kernel" although the notebook names python3 (its kernel specs came too
     # late?): its preselected choice is that kernel, so accept it as a person would.
     def kernel_idle():
-        return any(s.get("path", "").endswith("widgets.ipynb")
-                   and (s.get("kernel") or {}).get("execution_state") == "idle" for s in lab["sessions"]())
+        return any(
+            s.get("path", "").endswith("widgets.ipynb") and (s.get("kernel") or {}).get("execution_state") == "idle"
+            for s in lab["sessions"]()
+        )
 
     deadline = time.monotonic() + 90
     while not kernel_idle():
@@ -234,6 +288,7 @@ def page(browser, lab):
 
 
 # -- helpers ------------------------------------------------------------------------------------------------------
+
 
 def accept_kernel_dialog(page) -> bool:
     """Accept a "Select Kernel" dialog (its preselected kernel is the notebook's own); True if there was one."""
@@ -266,8 +321,9 @@ def run_cell(page, index: int, root: str):
         page.keyboard.press("Shift+Enter")
         prompt = target.locator(".jp-InputPrompt")
         try:
-            page.wait_for_function("p => /\\[(\\*|\\d+)\\]/.test(p.textContent)", arg=prompt.element_handle(),
-                                   timeout=5_000)
+            page.wait_for_function(
+                "p => /\\[(\\*|\\d+)\\]/.test(p.textContent)", arg=prompt.element_handle(), timeout=5_000
+            )
         except Exception:
             continue  # not even queued: press again
         target.locator(root).wait_for(timeout=60_000)
@@ -286,8 +342,9 @@ def press(page, root_locator, key: str):
 
 
 def settle(root_locator):
-    root_locator.page.wait_for_function("root => !root.classList.contains('lm-pending')",
-                                        arg=root_locator.element_handle(), timeout=20_000)
+    root_locator.page.wait_for_function(
+        "root => !root.classList.contains('lm-pending')", arg=root_locator.element_handle(), timeout=20_000
+    )
 
 
 def cell_types(page) -> list[str]:
@@ -341,8 +398,10 @@ def wait_rows(db: Path, annotator: str, check, timeout: float = 20.0):
 
 def active_count(n: int):
     """A wait_rows check: exactly n active judgments."""
+
     def check(active, every):
         assert len(active) == n, f"{len(active)} active judgments, expected {n}"
+
     return check
 
 
@@ -353,6 +412,7 @@ def choice_for(db: Path, item_id: int, annotator: str, side: str) -> str:
 
 
 # -- the tests ----------------------------------------------------------------------------------------------------
+
 
 def test_pairwise_keys_clicks_and_lab_letters(page, lab):
     db = lab["db"]
@@ -378,7 +438,8 @@ def test_pairwise_keys_clicks_and_lab_letters(page, lab):
     # A double click on "A better" for item 7: both clicks land before any ack can (same JS task), so only the
     # pending-ack guard stands between them and a second judgment on item 8.
     root.locator(".lm-choice-left").evaluate(
-        "b => { b.click(); b.click(); b.dispatchEvent(new MouseEvent('dblclick', {bubbles: true})); }")
+        "b => { b.click(); b.click(); b.dispatchEvent(new MouseEvent('dblclick', {bubbles: true})); }"
+    )
     settle(root)
     # A held key repeats (Playwright marks the later keydowns repeat=true); the pauses outlast the ack, so only
     # the repeat check keeps item 9 from getting a judgment too.
@@ -393,8 +454,7 @@ def test_pairwise_keys_clicks_and_lab_letters(page, lab):
     page.keyboard.press("Enter")  # back to the shortcuts
     press(page, root, "1")  # item 9: left, with the rationale
 
-    expected = {1: "left", 2: "right", 3: "tie", 4: "both_bad", 5: "left", 6: "right", 7: "left", 8: "right",
-                9: "left"}
+    expected = {1: "left", 2: "right", 3: "tie", 4: "both_bad", 5: "left", 6: "right", 7: "left", 8: "right", 9: "left"}
     expected = {i: choice_for(db, i, "browser", side) for i, side in expected.items()}
 
     def check(active, every):
@@ -429,8 +489,11 @@ def test_pairwise_edit_from_history(page, lab):
     with LabelStore(lab["db"]) as store:
         chosen = {r["item_id"]: r["chosen"] for r in store.to_preferences(annotators=["browser"])[0]}
     entries = root.locator(".lm-history-entry")
-    page.wait_for_function("r => r.querySelector('.lm-history-entry .lm-history-what').textContent === 'Tie'",
-                           arg=root.element_handle(), timeout=10_000)  # item 5's edit is listed first
+    page.wait_for_function(
+        "r => r.querySelector('.lm-history-entry .lm-history-what').textContent === 'Tie'",
+        arg=root.element_handle(),
+        timeout=10_000,
+    )  # item 5's edit is listed first
     with_text = 0
     for i in range(entries.count()):
         entry = entries.nth(i)
@@ -457,6 +520,7 @@ def test_markdown_mode_renders_through_the_allow_list(page, lab):
     for key in ["1", "2"] + ["s"] * (N_PAIRS - 2):  # every item, so every payload is rendered as markdown once
         check_dom(page)
         press(page, root, key)
+
     def check(active, every):
         assert len(active) == N_PAIRS and (active["choice"] == "skip").sum() == N_PAIRS - 2
 
@@ -540,7 +604,7 @@ def test_demonstration_writer(page, lab):
     page.keyboard.press("Control+Enter")
     settle(root)
     assert editor.input_value() == ""
-    editor.fill("Second answer <img src=x onerror=\"window.__xss_demo = 1\">")
+    editor.fill('Second answer <img src=x onerror="window.__xss_demo = 1">')
     root.locator(".lm-submit").click()
     settle(root)
     editor.click()
@@ -549,8 +613,10 @@ def test_demonstration_writer(page, lab):
     assert focused_in(page, root)
 
     def check(active, every):
-        assert active["text"].tolist() == ["Great film.\nI would watch it again: m a b z 1 2 s\nThe end.",
-                                           "Second answer <img src=x onerror=\"window.__xss_demo = 1\">"]
+        assert active["text"].tolist() == [
+            "Great film.\nI would watch it again: m a b z 1 2 s\nThe end.",
+            'Second answer <img src=x onerror="window.__xss_demo = 1">',
+        ]
 
     wait_rows(db, "writer", check)
     assert cell(page, DEMONSTRATION).locator(".jp-InputPrompt").inner_text() == prompt_before, "the cell ran again"
@@ -573,19 +639,25 @@ def test_demonstration_writer(page, lab):
 
 
 MARKDOWN_CASES = [
-    ("**b** and *i* and `c <b>`", '<p><strong>b</strong> and <em>i</em> and <code>c &lt;b&gt;</code></p>'),
-    ("[docs](https://example.com/x?a=1&b=2)",
-     '<p><a href="https://example.com/x?a=1&amp;b=2" target="_blank" rel="noopener noreferrer nofollow">docs</a></p>'),
-    ("[x](javascript:alert1) [y](JAVASCRIPT:alert1) [z](data:text/html,hi) [w](/relative)",
-     "<p>[x](javascript:alert1) [y](JAVASCRIPT:alert1) [z](data:text/html,hi) [w](/relative)</p>"),
+    ("**b** and *i* and `c <b>`", "<p><strong>b</strong> and <em>i</em> and <code>c &lt;b&gt;</code></p>"),
+    (
+        "[docs](https://example.com/x?a=1&b=2)",
+        '<p><a href="https://example.com/x?a=1&amp;b=2" target="_blank" rel="noopener noreferrer nofollow">docs</a></p>',
+    ),
+    (
+        "[x](javascript:alert1) [y](JAVASCRIPT:alert1) [z](data:text/html,hi) [w](/relative)",
+        "<p>[x](javascript:alert1) [y](JAVASCRIPT:alert1) [z](data:text/html,hi) [w](/relative)</p>",
+    ),
     ("- one\n- **two**\n  continued", "<ul><li>one</li><li><strong>two</strong>\ncontinued</li></ul>"),
     ("1. first\n2. second", "<ol><li>first</li><li>second</li></ol>"),
     ("```\n<script>x()</script>\n```", "<pre><code>&lt;script&gt;x()&lt;/script&gt;</code></pre>"),
     ('<img src=x onerror="alert(1)">', '<p>&lt;img src=x onerror="alert(1)"&gt;</p>'),
     ("snake_case, a__b and _em_", "<p>snake_case, a__b and <em>em</em></p>"),  # no emphasis inside words
     ("# Title\n\npara one\nline two", '<p class="lm-md-heading">Title</p><p>para one\nline two</p>'),
-    ("[**bold** link](https://a.example)",
-     '<p><a href="https://a.example/" target="_blank" rel="noopener noreferrer nofollow"><strong>bold</strong> link</a></p>'),
+    (
+        "[**bold** link](https://a.example)",
+        '<p><a href="https://a.example/" target="_blank" rel="noopener noreferrer nofollow"><strong>bold</strong> link</a></p>',
+    ),
 ]
 
 
@@ -597,8 +669,11 @@ def test_markdown_renderer_builds_only_allowed_nodes(browser):
         scratch.set_content("<div id=out></div>")
         scratch.add_script_tag(content=(REPO / "widgets" / "common.js").read_text(encoding="utf-8"))
         for source, expected in MARKDOWN_CASES:
-            got = scratch.evaluate("""src => { const out = document.getElementById('out');
-                out.replaceChildren(renderMarkdown(src)); return out.innerHTML; }""", source)
+            got = scratch.evaluate(
+                """src => { const out = document.getElementById('out');
+                out.replaceChildren(renderMarkdown(src)); return out.innerHTML; }""",
+                source,
+            )
             assert got == expected, source
         assert scratch.evaluate("() => Object.keys(window).filter(k => k.startsWith('__xss_'))") == []
     finally:

@@ -92,8 +92,12 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_judgment(tmp_path):
     new_items: dict[int, str] = {}
     rounds, started = 25, time.monotonic()
     for round_ in range(rounds):
-        proc = subprocess.Popen([sys.executable, str(script), str(path), f"w{round_ % 3}", str(round_),
-                                 str(n_items)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(path), f"w{round_ % 3}", str(round_), str(n_items)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_env(),
+        )
         try:
             if round_ % 5 == 4:
                 time.sleep(rng.uniform(0.0, 0.15))  # may land while the store is still opening
@@ -139,8 +143,15 @@ def test_four_processes_label_one_store_at_once(tmp_path):
     script.write_text(WORKER)
     n_items, n_procs = 60, 4
     go_at = time.time() + 1.0
-    procs = [subprocess.Popen([sys.executable, str(script), str(path), str(k), str(n_items), str(go_at)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env()) for k in range(n_procs)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(path), str(k), str(n_items), str(go_at)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_env(),
+        )
+        for k in range(n_procs)
+    ]
     results = []
     try:
         for proc in procs:

@@ -12,8 +12,9 @@ from rlhfkit.labeling import LabelStore, LabelStoreError, SchemaVersionError
 
 
 def pairs(n, prefix="p"):
-    return [{"prompt": f"{prefix}{i}", "response_a": f"good answer {i}", "response_b": f"bad answer {i}"}
-            for i in range(n)]
+    return [
+        {"prompt": f"{prefix}{i}", "response_a": f"good answer {i}", "response_b": f"bad answer {i}"} for i in range(n)
+    ]
 
 
 @pytest.fixture
@@ -28,8 +29,14 @@ def store(tmp_path):
 def test_add_pairs_returns_ids_and_dedupes(store, tmp_path):
     ids = store.add_pairs(pairs(3), source="run-1")
     assert ids == [1, 2, 3]
-    assert store.item(2) == {"id": 2, "kind": "pair", "prompt": "p1", "candidates": ["good answer 1", "bad answer 1"],
-                             "meta": {}, "source": "run-1"}
+    assert store.item(2) == {
+        "id": 2,
+        "kind": "pair",
+        "prompt": "p1",
+        "candidates": ["good answer 1", "bad answer 1"],
+        "meta": {},
+        "source": "run-1",
+    }
     # the same rows again (and a duplicate inside one call) give the stored ids, no new items
     assert store.add_pairs(pairs(3) + pairs(1)) == [1, 2, 3, 1]
     assert store.count("pair") == 3
@@ -49,15 +56,22 @@ def test_add_pairs_from_dataframe_keeps_extra_columns_in_meta(store):
     assert store.item(ids[1])["meta"] == {"prompt_index": 1, "score": None}
 
 
-@pytest.mark.parametrize("row, field, reason", [
-    ({"prompt": "p", "response_a": "x"}, "response_b", "missing column"),
-    ({"prompt": "  ", "response_a": "x", "response_b": "y"}, "prompt", "empty text"),
-    ({"prompt": "p", "response_a": 3, "response_b": "y"}, "response_a", "wrong type"),
-    ({"prompt": "p", "response_a": None, "response_b": "y"}, "response_a", "missing value"),
-    ({"prompt": "p", "response_a": "same", "response_b": "same"}, "response_b", "identical responses"),
-    ({"prompt": "p", "response_a": "x", "response_b": "y", "meta": "notes"}, "meta", "wrong type"),
-    ({"prompt": "p", "response_a": "x", "response_b": "y", "meta": {"f": object()}}, "meta", "not JSON serialisable"),
-])
+@pytest.mark.parametrize(
+    "row, field, reason",
+    [
+        ({"prompt": "p", "response_a": "x"}, "response_b", "missing column"),
+        ({"prompt": "  ", "response_a": "x", "response_b": "y"}, "prompt", "empty text"),
+        ({"prompt": "p", "response_a": 3, "response_b": "y"}, "response_a", "wrong type"),
+        ({"prompt": "p", "response_a": None, "response_b": "y"}, "response_a", "missing value"),
+        ({"prompt": "p", "response_a": "same", "response_b": "same"}, "response_b", "identical responses"),
+        ({"prompt": "p", "response_a": "x", "response_b": "y", "meta": "notes"}, "meta", "wrong type"),
+        (
+            {"prompt": "p", "response_a": "x", "response_b": "y", "meta": {"f": object()}},
+            "meta",
+            "not JSON serialisable",
+        ),
+    ],
+)
 def test_bad_pair_rows_name_row_and_field_and_add_nothing(store, row, field, reason):
     with pytest.raises(DataValidationError) as err:
         store.add_pairs(pairs(2) + [row], source="batch.jsonl")
@@ -87,12 +101,19 @@ def test_bad_rows_of_other_shapes(store):
 def test_rankings_and_prompts(store):
     import numpy as np
 
-    ids = store.add_rankings([{"prompt": "r", "responses": np.array(["x", "y", "z"])},
-                              {"prompt": "r", "responses": ["x", "y", "z"]}])
+    ids = store.add_rankings(
+        [{"prompt": "r", "responses": np.array(["x", "y", "z"])}, {"prompt": "r", "responses": ["x", "y", "z"]}]
+    )
     assert ids == [1, 1] and store.item(1)["candidates"] == ["x", "y", "z"]
     assert store.add_prompts(["write one", {"prompt": "write two", "meta": {"topic": "film"}}]) == [2, 3]
-    assert store.item(3) == {"id": 3, "kind": "demonstration", "prompt": "write two", "candidates": [],
-                             "meta": {"topic": "film"}, "source": ""}
+    assert store.item(3) == {
+        "id": 3,
+        "kind": "demonstration",
+        "prompt": "write two",
+        "candidates": [],
+        "meta": {"topic": "film"},
+        "source": "",
+    }
     assert [store.count(k) for k in ("pair", "ranking", "demonstration")] == [0, 1, 2]
     with pytest.raises(KeyError, match="no item 99"):
         store.item(99)
@@ -131,28 +152,60 @@ def test_record_validates_against_the_item_kind(store):
     assert len(store.judgments(active_only=False)) == 0
     # a batch with one bad judgment writes none of them
     with pytest.raises(ValueError, match="item 2"):
-        store.record_many([dict(item_id=pair, annotator="ann", choice="a"),
-                           dict(item_id=rank, annotator="ann", ranking=[5, 0, 1])])
+        store.record_many(
+            [dict(item_id=pair, annotator="ann", choice="a"), dict(item_id=rank, annotator="ann", ranking=[5, 0, 1])]
+        )
     assert len(store.judgments(active_only=False)) == 0
 
 
 def test_record_stores_every_field(store):
     (pair,) = store.add_pairs(pairs(1))
-    jid = store.record(pair, "ann", choice="b", rationale="clearer", display_order=[1, 0], seconds=2.5,
-                       event_id="ev-1")
+    jid = store.record(pair, "ann", choice="b", rationale="clearer", display_order=[1, 0], seconds=2.5, event_id="ev-1")
     j = store.judgment(jid)
-    assert {k: j[k] for k in ("item_id", "annotator", "choice", "ranking", "text", "rationale", "display_order",
-                              "seconds", "event_id", "status", "supersedes", "kind", "prompt")} == {
-        "item_id": pair, "annotator": "ann", "choice": "b", "ranking": None, "text": None, "rationale": "clearer",
-        "display_order": [1, 0], "seconds": 2.5, "event_id": "ev-1", "status": "active", "supersedes": None,
-        "kind": "pair", "prompt": "p0"}
+    assert {
+        k: j[k]
+        for k in (
+            "item_id",
+            "annotator",
+            "choice",
+            "ranking",
+            "text",
+            "rationale",
+            "display_order",
+            "seconds",
+            "event_id",
+            "status",
+            "supersedes",
+            "kind",
+            "prompt",
+        )
+    } == {
+        "item_id": pair,
+        "annotator": "ann",
+        "choice": "b",
+        "ranking": None,
+        "text": None,
+        "rationale": "clearer",
+        "display_order": [1, 0],
+        "seconds": 2.5,
+        "event_id": "ev-1",
+        "status": "active",
+        "supersedes": None,
+        "kind": "pair",
+        "prompt": "p0",
+    }
     assert isinstance(j["created"], float)
     # numpy values (from DataFrames, front-end decoders) are fine
     import numpy as np
 
     (rank,) = store.add_rankings([{"prompt": "r", "responses": ["x", "y", "z"]}])
-    jid = store.record(rank, "ann", ranking=[np.int64(2), np.int64(0), np.int64(1)],
-                       display_order=np.array([1, 2, 0]), seconds=np.float32(1.5))
+    jid = store.record(
+        rank,
+        "ann",
+        ranking=[np.int64(2), np.int64(0), np.int64(1)],
+        display_order=np.array([1, 2, 0]),
+        seconds=np.float32(1.5),
+    )
     assert (store.judgment(jid)["ranking"], store.judgment(jid)["display_order"]) == ([2, 0, 1], [1, 2, 0])
     with pytest.raises(ValueError, match="limit must be >= 0"):
         store.pending("ann", "pair", limit=-1)
@@ -218,8 +271,14 @@ def test_undo_and_history_by_kind(store):
 def test_pending_progress_and_skips(store):
     ids = store.add_pairs(pairs(30))
     store.add_prompts(["a prompt"])
-    assert store.progress("ann", "pair") == {"done": 0, "total": 30, "skipped": 0, "labelled": 0, "left": 30,
-                                             "per_minute": 0.0}
+    assert store.progress("ann", "pair") == {
+        "done": 0,
+        "total": 30,
+        "skipped": 0,
+        "labelled": 0,
+        "left": 30,
+        "per_minute": 0.0,
+    }
     window = store.pending("ann", "pair", limit=5)
     assert [w["id"] for w in window] == ids[:5]
     assert all(set(w) == {"id", "kind", "prompt", "candidates", "meta", "source", "display_order"} for w in window)
@@ -285,8 +344,9 @@ def labelled_store(store):
     store.record(ids[4], "ann", choice="both_bad")
     store.record(ids[5], "ann", choice="skip")
     store.record(ids[0], "bob", choice="b")  # no display order recorded
-    r1, r2 = store.add_rankings([{"prompt": "rank me", "responses": ["x", "y", "z"]},
-                                 {"prompt": "and me", "responses": ["u", "v"]}])
+    r1, r2 = store.add_rankings(
+        [{"prompt": "rank me", "responses": ["x", "y", "z"]}, {"prompt": "and me", "responses": ["u", "v"]}]
+    )
     store.record(r1, "ann", ranking=[2, 0, 1])  # z > x > y
     store.record(r2, "ann", choice="skip")
     d1, d2, d3 = store.add_prompts(["write a review", "write a haiku", "write a limerick"])
@@ -300,8 +360,16 @@ def labelled_store(store):
 def test_to_preferences_counts_and_expands(store):
     labelled_store(store)
     rows, counts = store.to_preferences()
-    assert counts == {"pairs": 7, "judgments": 9, "pair_judgments": 6, "rankings": 1, "ties": 1, "both_bad": 1,
-                      "skipped": 2, "annotators": ["ann", "bob"]}
+    assert counts == {
+        "pairs": 7,
+        "judgments": 9,
+        "pair_judgments": 6,
+        "rankings": 1,
+        "ties": 1,
+        "both_bad": 1,
+        "skipped": 2,
+        "annotators": ["ann", "bob"],
+    }
     pair_rows = [r for r in rows if r["source_kind"] == "pair"]
     assert [(r["prompt"], r["chosen"], r["rejected"], r["annotator"], r["chosen_position"]) for r in pair_rows] == [
         ("p0", "good answer 0", "bad answer 0", "ann", "left"),
@@ -310,8 +378,11 @@ def test_to_preferences_counts_and_expands(store):
         ("p0", "bad answer 0", "good answer 0", "bob", None),
     ]
     assert pair_rows[0]["rationale"] == "r0" and pair_rows[0]["seconds"] == 1.0
-    ranked = [(r["chosen"], r["rejected"], r["rank_chosen"], r["rank_rejected"]) for r in rows
-              if r["source_kind"] == "ranking"]
+    ranked = [
+        (r["chosen"], r["rejected"], r["rank_chosen"], r["rank_rejected"])
+        for r in rows
+        if r["source_kind"] == "ranking"
+    ]
     assert sorted(ranked) == sorted([("z", "x", 1, 2), ("z", "y", 1, 3), ("x", "y", 2, 3)])  # K(K-1)/2 = 3
     only_bob, counts = store.to_preferences(annotators=["bob"], kinds=["pair"])
     assert len(only_bob) == 1 and counts["annotators"] == ["bob"]
@@ -362,8 +433,10 @@ def test_export_of_an_empty_store_has_the_columns(store):
 def test_demonstrations(store):
     labelled_store(store)
     demos = store.demonstrations()
-    assert [(d["prompt"], d["completion"]) for d in demos] == [("write a review", "Loved it."),
-                                                               ("write a haiku", "Rain on the roof.")]
+    assert [(d["prompt"], d["completion"]) for d in demos] == [
+        ("write a review", "Loved it."),
+        ("write a haiku", "Rain on the roof."),
+    ]
     assert demos[0]["annotator"] == "ann" and demos[0]["seconds"] == 12.0
     assert store.demonstrations("bob") == []
 
@@ -378,7 +451,11 @@ def test_file_settings_schema_and_integrity(store):
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1"
         assert {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} >= {
-            "meta", "items", "candidates", "judgments"}
+            "meta",
+            "items",
+            "candidates",
+            "judgments",
+        }
 
 
 def test_newer_schema_version_is_refused_and_left_alone(tmp_path):

@@ -20,7 +20,7 @@ XSS = [
     '<img src=x onerror="window.__xss_img = 1">',
     "[click](javascript:window.__xss_link=1)",
     '<svg onload="window.__xss_svg = 1"></svg>',
-    "<a href=\"javascript:window.__xss_a=1\">x</a> & \"quotes\" 'single' </div>",
+    '<a href="javascript:window.__xss_a=1">x</a> & "quotes" \'single\' </div>',
 ]
 
 _ids = itertools.count()
@@ -33,8 +33,10 @@ def send(widget, **msg):
 
 
 def pairs(n, prefix="p"):
-    return [{"prompt": f"{prefix} prompt {i}", "response_a": f"{prefix} A{i}", "response_b": f"{prefix} B{i}"}
-            for i in range(n)]
+    return [
+        {"prompt": f"{prefix} prompt {i}", "response_a": f"{prefix} A{i}", "response_b": f"{prefix} B{i}"}
+        for i in range(n)
+    ]
 
 
 @pytest.fixture
@@ -48,6 +50,7 @@ def active(store, annotator="alice", kind=None):
 
 
 # -- pairwise -----------------------------------------------------------------------------------------------------
+
 
 def test_every_side_is_decoded_through_the_display_order(store):
     ids = store.add_pairs(pairs(15))
@@ -104,8 +107,9 @@ def test_progress_counts_decisions_skips_and_what_is_left_apart(store):
 
 
 def test_recent_decisions_name_the_chosen_text_as_the_export_does(store):
-    store.add_pairs([{"prompt": f"p{i}", "response_a": f"A{i} <b>&amp;</b>", "response_b": f"B{i} <img src=x>"}
-                     for i in range(6)])
+    store.add_pairs(
+        [{"prompt": f"p{i}", "response_a": f"A{i} <b>&amp;</b>", "response_b": f"B{i} <img src=x>"} for i in range(6)]
+    )
     w = PairwiseLabeler(store, "alice")
     for side in ["left", "right", "left", "right", "tie", "skip"]:
         send(w, type="choose", item_id=w.items[0]["item_id"], side=side)
@@ -166,8 +170,9 @@ def test_edit_supersedes_with_the_order_the_person_saw(store):
     order = store.display_order(decided[0], "alice")
     # The history entry shows the responses as they were shown when the decision was made.
     assert entry["responses"] == [store.item(decided[0])["candidates"][p] for p in order]
-    result = send(w, type="edit", judgment_id=entry["judgment_id"], item_id=decided[0], side="right",
-                  rationale="changed my mind")
+    result = send(
+        w, type="edit", judgment_id=entry["judgment_id"], item_id=decided[0], side="right", rationale="changed my mind"
+    )
     assert result["ok"] and result["supersedes"] == entry["judgment_id"]
     got = active(store)
     assert got.loc[decided[0], "choice"] == "ab"[order[1]]
@@ -221,9 +226,13 @@ def test_bad_messages_are_acknowledged_with_an_error_and_record_nothing(store):
     store.add_pairs(pairs(2))
     w = PairwiseLabeler(store, "alice")
     item_id = w.items[0]["item_id"]
-    for msg in [{"type": "launch"}, {"type": "choose", "item_id": item_id, "side": "up"},
-                {"type": "choose", "item_id": 999, "side": "left"},
-                {"type": "choose", "item_id": "x", "side": "left"}, {"type": "edit", "judgment_id": None}]:
+    for msg in [
+        {"type": "launch"},
+        {"type": "choose", "item_id": item_id, "side": "up"},
+        {"type": "choose", "item_id": 999, "side": "left"},
+        {"type": "choose", "item_id": "x", "side": "left"},
+        {"type": "edit", "judgment_id": None},
+    ]:
         msg["event_id"] = f"bad-{len(msg)}-{msg['type']}-{msg.get('item_id')}"
         result = send(w, **msg)
         assert not result["ok"] and w.error == result["error"] and w.ack == msg["event_id"], msg
@@ -269,8 +278,10 @@ def test_reopening_resumes_where_the_annotator_stopped(tmp_path):
 
 def test_model_text_passes_through_the_python_side_unchanged(store):
     """Escaping is the front end's job (the browser test checks nothing runs); Python must not mangle text."""
-    rows = [{"prompt": f"{payload} prompt", "response_a": payload, "response_b": f"safe {i}"}
-            for i, payload in enumerate(XSS)]
+    rows = [
+        {"prompt": f"{payload} prompt", "response_a": payload, "response_b": f"safe {i}"}
+        for i, payload in enumerate(XSS)
+    ]
     store.add_pairs(rows)
     store.add_rankings([{"prompt": XSS[0], "responses": XSS[:3]}])
     store.add_prompts([XSS[1]])
@@ -279,7 +290,8 @@ def test_model_text_passes_through_the_python_side_unchanged(store):
     assert set(XSS) <= shown and {f"{p} prompt" for p in XSS} <= shown
     send(w, type="choose", item_id=w.items[0]["item_id"], side="left")
     assert {w.history[0]["prompt"], *w.history[0]["responses"]} <= {f"{p} prompt" for p in XSS} | set(XSS) | {
-        f"safe {i}" for i in range(5)}
+        f"safe {i}" for i in range(5)
+    }
     r = RankingLabeler(store, "alice")
     assert sorted(r.items[0]["responses"]) == sorted(XSS[:3]) and r.items[0]["prompt"] == XSS[0]
     d = DemonstrationWriter(store, "alice")
@@ -289,6 +301,7 @@ def test_model_text_passes_through_the_python_side_unchanged(store):
 
 
 # -- ranking ------------------------------------------------------------------------------------------------------
+
 
 def rankings(n, k=4):
     return [{"prompt": f"rank prompt {i}", "responses": [f"r{i}-{j}" for j in range(k)]} for i in range(n)]
@@ -362,6 +375,7 @@ def test_undo_only_touches_the_widgets_own_kind(store):
 
 # -- demonstrations -----------------------------------------------------------------------------------------------
 
+
 def test_demonstration_writer_saves_edits_skips_and_refuses_empty_text(store):
     ids = store.add_prompts(["Write a happy review.", "Write a sad review.", "Write a mixed review."])
     w = DemonstrationWriter(store, "alice")
@@ -382,6 +396,7 @@ def test_demonstration_writer_saves_edits_skips_and_refuses_empty_text(store):
 
 
 # -- speed --------------------------------------------------------------------------------------------------------
+
 
 def test_a_10000_item_store_opens_fast_and_each_judgment_is_quick(tmp_path):
     path = tmp_path / "big.db"
@@ -415,11 +430,15 @@ def test_a_10000_item_store_opens_fast_and_each_judgment_is_quick(tmp_path):
 
 # -- the front-end files ------------------------------------------------------------------------------------------
 
+
 def test_front_end_modules_are_found_and_self_contained():
     from rlhfkit.labeling import widgets
 
-    for cls, name in [(PairwiseLabeler, "pairwise"), (RankingLabeler, "ranking"),
-                      (DemonstrationWriter, "demonstration")]:
+    for cls, name in [
+        (PairwiseLabeler, "pairwise"),
+        (RankingLabeler, "ranking"),
+        (DemonstrationWriter, "demonstration"),
+    ]:
         esm = str(cls._esm)
         assert "export default { render }" in esm and "function renderMarkdown" in esm, name
         assert not re.search(r"^\s*import\b", esm, re.M), "anywidget loads one module from a string: no imports"

@@ -30,14 +30,27 @@ def dpo_run(tmp_path_factory, tiny_path, task):
     scores = VaderJudge()([d["prompt"] for d in demos], [d["completion"] for d in demos])
     good = [d for d, s in zip(demos, scores) if s > 0.3]
     bad = [d for d, s in zip(demos, scores) if s < -0.3]
-    pairs = [{"prompt": g["prompt"], "chosen": g["completion"], "rejected": b["completion"]}
-             for g, b in zip(good, bad)][:12]
+    pairs = [
+        {"prompt": g["prompt"], "chosen": g["completion"], "rejected": b["completion"]} for g, b in zip(good, bad)
+    ][:12]
     dash = Dashboard(live=False)  # stage and run directory come from the trainer
     out = tmp_path_factory.mktemp("live") / "dpo"
-    run = train_dpo(tiny_path, pairs, DPOSettings(max_steps=3, batch_size=4, warmup_steps=0, n_samples=2,
-                                                  sample_max_new_tokens=12, device="cpu",
-                                                  trl_overrides={"disable_tqdm": True}),
-                    out, task=task, callbacks=[dash])
+    run = train_dpo(
+        tiny_path,
+        pairs,
+        DPOSettings(
+            max_steps=3,
+            batch_size=4,
+            warmup_steps=0,
+            n_samples=2,
+            sample_max_new_tokens=12,
+            device="cpu",
+            trl_overrides={"disable_tqdm": True},
+        ),
+        out,
+        task=task,
+        callbacks=[dash],
+    )
     return run, dash
 
 
@@ -46,8 +59,9 @@ def ppo_run(tmp_path_factory, task):
     """A 3-step run of our PPO with the dashboard as its plain callback, headless; train_ppo closes it at the end
     (no `with` block), which writes dashboard.html."""
     out = tmp_path_factory.mktemp("live") / "ppo"
-    settings = PPOSettings(total_steps=3, batch_size=8, max_new_tokens=16, num_ppo_epochs=1, num_samples=2,
-                           progress=False, device="cpu")
+    settings = PPOSettings(
+        total_steps=3, batch_size=8, max_new_tokens=16, num_ppo_epochs=1, num_samples=2, progress=False, device="cpu"
+    )
     dash = Dashboard(run_dir=out, live=False)
     run = train_ppo("tiny", VaderJudge(), task.train_prompts[:32], settings, run_dir=out, callbacks=[dash])
     return run, dash
@@ -81,8 +95,9 @@ def test_dpo_dashboard_receives_trl_logs_matching_metrics_jsonl(dpo_run):
     assert [p.title for p in dash.panels] == [p.title for p in panels_for("dpo")]
     _assert_matches_metrics(dash, run.path)
     assert dash.series("rewards/margins")[0] == [1, 2, 3]
-    assert {"loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"} <= \
-        set(_plotted(dash.figure()))
+    assert {"loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"} <= set(
+        _plotted(dash.figure())
+    )
 
 
 def test_headless_trl_run_writes_a_self_contained_dashboard(dpo_run):
@@ -112,8 +127,16 @@ def test_ppo_dashboard_matches_metrics_and_samples(ppo_run):
     run, dash = ppo_run
     assert dash.stage == "ppo"  # from the metric names
     _assert_matches_metrics(dash, run.path)
-    assert {"objective/scores", "objective/rlhf_reward", "objective/kl", "policy/entropy_avg", "loss/policy_avg",
-            "loss/value_avg", "policy/clipfrac_avg", "lr"} <= set(_plotted(dash.figure()))
+    assert {
+        "objective/scores",
+        "objective/rlhf_reward",
+        "objective/kl",
+        "policy/entropy_avg",
+        "loss/policy_avg",
+        "loss/value_avg",
+        "policy/clipfrac_avg",
+        "lr",
+    } <= set(_plotted(dash.figure()))
     # one page of samples per step, the rows samples.jsonl holds
     assert [step for _, step, _ in dash.pages] == [1, 2, 3]
     recorded = [(r["step"], r["prompt"], r["response"], r["score"]) for _, _, rows in dash.pages for r in rows]
@@ -137,7 +160,7 @@ def test_from_run_overlays_several_runs(ppo_run, dpo_run):
     names = set(_plotted(both.figure()))
     assert "ppo: objective/scores" in names and "dpo: rewards/margins" in names
     titles = [p.title for p in both.panels]
-    assert titles[:len(panels_for("ppo"))] == [p.title for p in panels_for("ppo")] and "reward margin" in titles
+    assert titles[: len(panels_for("ppo"))] == [p.title for p in panels_for("ppo")] and "reward margin" in titles
     first, second = both.figure().data[0], both.figure().data[1]
     assert first.name.startswith("ppo:") and second.name.startswith("ppo:")
     with pytest.raises(FileNotFoundError, match="not a run directory"):
@@ -247,10 +270,12 @@ def test_frontend_detection(monkeypatch):
         k = SimpleNamespace(comm_manager=object() if comm else None, get_parent=lambda channel="shell": parent)
         return SimpleNamespace(kernel=k)
 
-    for shell, expected in ((kernel(True), True),                 # JupyterLab / Notebook / VS Code
-                            (kernel(False), False),               # nbclient / papermill
-                            (kernel(True, comm=False), False),    # a kernel that cannot reach widgets
-                            (SimpleNamespace(), False)):          # a terminal IPython
+    for shell, expected in (
+        (kernel(True), True),  # JupyterLab / Notebook / VS Code
+        (kernel(False), False),  # nbclient / papermill
+        (kernel(True, comm=False), False),  # a kernel that cannot reach widgets
+        (SimpleNamespace(), False),
+    ):  # a terminal IPython
         monkeypatch.setattr(IPython, "get_ipython", lambda s=shell: s)
         assert has_frontend() is expected
     monkeypatch.setattr(IPython, "get_ipython", lambda: kernel(True))
@@ -273,7 +298,6 @@ def test_stage_comes_from_the_trl_config_or_the_metric_names(tmp_path):
     assert reward.panels == panels_for("reward")
 
 
-
 @pytest.mark.slow
 def test_in_a_real_kernel_nbclient_requests_are_headless_and_interactive_ones_live(tmp_path):
     """Against a real ipykernel. nbclient (and papermill) execute with allow_stdin=False (nbclient/client.py sets
@@ -281,18 +305,24 @@ def test_in_a_real_kernel_nbclient_requests_are_headless_and_interactive_ones_li
     JupyterLab, Notebook and VS Code do, counts as a front end."""
     from jupyter_client.manager import start_new_kernel
 
-    code = (f"from rlhfkit.live import Dashboard, has_frontend\n"
-            f"with Dashboard(run_dir={str(tmp_path)!r}) as dash:\n"
-            f"    for step in range(1, 4):\n"
-            f"        dash(step, {{'objective/scores': 0.1 * step}}, [{{'prompt': 'p', 'response': 'r', 'score': 1}}])\n"
-            f"print('live', dash.live)")
+    code = (
+        f"from rlhfkit.live import Dashboard, has_frontend\n"
+        f"with Dashboard(run_dir={str(tmp_path)!r}) as dash:\n"
+        f"    for step in range(1, 4):\n"
+        f"        dash(step, {{'objective/scores': 0.1 * step}}, [{{'prompt': 'p', 'response': 'r', 'score': 1}}])\n"
+        f"print('live', dash.live)"
+    )
     manager, client = start_new_kernel(kernel_name="python3")
     try:
+
         def run(source, allow_stdin):
             printed = []
             reply = client.execute_interactive(
-                source, allow_stdin=allow_stdin, timeout=120,
-                output_hook=lambda msg: printed.append(msg["content"]["text"]) if msg["msg_type"] == "stream" else None)
+                source,
+                allow_stdin=allow_stdin,
+                timeout=120,
+                output_hook=lambda msg: printed.append(msg["content"]["text"]) if msg["msg_type"] == "stream" else None,
+            )
             assert reply["content"]["status"] == "ok", reply["content"]
             return "".join(printed).strip()
 
@@ -325,8 +355,16 @@ def test_from_run_redraws_an_interrupted_run_with_a_torn_last_line(tmp_path):
 # --- what a person sees: axes, ticks, legends, and names shown as written ------------------------------------------
 
 HOSTILE = '<a href="https://x">x</a> "q" & <img src=x onerror=window.__pwned=1> $x$'
-PPO_STEP = {"objective/scores": 0.1, "objective/rlhf_reward": 0.09, "objective/kl": 0.02, "policy/entropy_avg": 1.9,
-            "loss/policy_avg": -0.01, "loss/value_avg": 0.5, "policy/clipfrac_avg": 0.01, "lr": 2e-4}
+PPO_STEP = {
+    "objective/scores": 0.1,
+    "objective/rlhf_reward": 0.09,
+    "objective/kl": 0.02,
+    "policy/entropy_avg": 1.9,
+    "loss/policy_avg": -0.01,
+    "loss/value_avg": 0.5,
+    "policy/clipfrac_avg": 0.01,
+    "lr": 2e-4,
+}
 
 
 def test_each_panel_has_titled_axes_whole_step_ticks_and_a_legend_of_its_own():
@@ -374,8 +412,11 @@ def test_names_with_markup_quotes_and_ampersands_show_as_written(tmp_path):
     from rlhfkit.figures import plotly_text
 
     with Dashboard(run_dir=tmp_path, live=False, stage="reward", title=f"RM {HOSTILE}") as dash:
-        dash(1, {"loss": 0.6, "accuracy": 0.7, "margin": 0.2},
-             [{"prompt": "p", "response": "r", "reward": 0.1 * i, "label": HOSTILE} for i in range(5)])
+        dash(
+            1,
+            {"loss": 0.6, "accuracy": 0.7, "margin": 0.2},
+            [{"prompt": "p", "response": "r", "reward": 0.1 * i, "label": HOSTILE} for i in range(5)],
+        )
     fig = dash.figure()
     assert fig.layout.title.text == f"RM {plotly_text(HOSTILE)}"
     assert '&lt;a href="https://x"&gt;x&lt;/a&gt; "q" &amp; &lt;img' in fig.layout.title.text  # quotes untouched

@@ -8,8 +8,16 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-from rlhfkit.models import (LoraSettings, load_policy, load_reference, load_reward_model, load_tokenizer,
-                            pick_device, pick_dtype, resolve_model)
+from rlhfkit.models import (
+    LoraSettings,
+    load_policy,
+    load_reference,
+    load_reward_model,
+    load_tokenizer,
+    pick_device,
+    pick_dtype,
+    resolve_model,
+)
 from rlhfkit.sampling import SamplingConfig, sample_candidates
 
 
@@ -18,12 +26,30 @@ def _save_random(kind, folder, tiny_tokenizer, chat_template=True):
     torch.manual_seed(0)
     vocab = len(tiny_tokenizer)
     if kind == "gpt2":
-        model = GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=2, n_positions=128,
-                                           eos_token_id=tiny_tokenizer.eos_token_id, bos_token_id=None))
+        model = GPT2LMHeadModel(
+            GPT2Config(
+                vocab_size=vocab,
+                n_embd=32,
+                n_layer=2,
+                n_head=2,
+                n_positions=128,
+                eos_token_id=tiny_tokenizer.eos_token_id,
+                bos_token_id=None,
+            )
+        )
     else:
-        model = Qwen2ForCausalLM(Qwen2Config(vocab_size=vocab, hidden_size=32, num_hidden_layers=2,
-                                             num_attention_heads=2, num_key_value_heads=1, intermediate_size=64,
-                                             max_position_embeddings=128, eos_token_id=tiny_tokenizer.eos_token_id))
+        model = Qwen2ForCausalLM(
+            Qwen2Config(
+                vocab_size=vocab,
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                num_key_value_heads=1,
+                intermediate_size=64,
+                max_position_embeddings=128,
+                eos_token_id=tiny_tokenizer.eos_token_id,
+            )
+        )
     model.save_pretrained(folder)
     tok = load_tokenizer(tiny_tokenizer.name_or_path)
     if not chat_template:
@@ -106,9 +132,18 @@ def test_reward_model_with_lora_trains_its_score_head(tiny_path):
 def _save_causal_lm(folder):
     """A small Llama whose lm_head is its own weight (not tied), so a classifier loaded from it drops one."""
     torch.manual_seed(0)
-    LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                 num_attention_heads=2, num_key_value_heads=1, pad_token_id=0,
-                                 tie_word_embeddings=False)).save_pretrained(folder)
+    LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=64,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            pad_token_id=0,
+            tie_word_embeddings=False,
+        )
+    ).save_pretrained(folder)
     return folder
 
 
@@ -137,8 +172,9 @@ def test_reward_model_from_a_causal_lm_says_its_head_is_new_without_transformers
         load_reward_model(lm, role="value")
         value_text = shown()
     assert "Loading weights" not in text + value_text and "LOAD REPORT" not in text + value_text
-    assert text == f"score head of {lm} initialised randomly (a causal LM has none): train it before using " \
-                   "its rewards\n"
+    assert (
+        text == f"score head of {lm} initialised randomly (a causal LM has none): train it before using its rewards\n"
+    )
     assert value_text == f"value head initialised randomly on {lm} (it has no score head); PPO trains it\n"
     assert not [w for w in caught if "initiali" in str(w.message)]
     load_policy(lm)

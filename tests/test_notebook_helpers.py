@@ -91,16 +91,19 @@ def test_setup_returns_folder_device_task_and_prints_them(tmp_path, monkeypatch,
     assert len(task.train_prompts) + len(task.eval_prompts) == 10
     assert threads == []  # not the embedded default and no THREADS: torch's own default
     printed = capsys.readouterr().out.splitlines()
-    assert printed == [task.summary(), f"device: cpu, torch threads: {torch.get_num_threads()}, "
-                                       f"output folder: {tmp_path / 'out'}"]
+    assert printed == [
+        task.summary(),
+        f"device: cpu, torch threads: {torch.get_num_threads()}, output folder: {tmp_path / 'out'}",
+    ]
 
     setup("out", str(prompts), device="cpu", model="tiny", need_gold=False)
     setup("out", str(prompts), device="cpu", threads=3, model="some/hub-model", need_gold=False)
     assert threads == [1, 3]  # one thread for the embedded default, else what THREADS asks
 
 
-def test_sft_run_or_train_reuses_a_finished_run_and_otherwise_trains_into_the_output_folder(tmp_path, monkeypatch,
-                                                                                             capsys):
+def test_sft_run_or_train_reuses_a_finished_run_and_otherwise_trains_into_the_output_folder(
+    tmp_path, monkeypatch, capsys
+):
     import rlhfkit.train.sft as sft_module
     from rlhfkit.train.sft import SFTSettings
 
@@ -116,8 +119,10 @@ def test_sft_run_or_train_reuses_a_finished_run_and_otherwise_trains_into_the_ou
     assert capsys.readouterr().out == f"SFT model: notebook 01's, {done.path / 'model'}\n"
 
     running = Run(tmp_path / "running", stage="sft", config={"steps": 1}, seed=0)
-    assert sft_run_or_train(running.path, tmp_path / "out", model="some/model", task="task",
-                            settings=settings) == "trained"
+    assert (
+        sft_run_or_train(running.path, tmp_path / "out", model="some/model", task="task", settings=settings)
+        == "trained"
+    )
     assert calls == [("some/model", "task", settings, tmp_path / "out" / "sft")]
     assert "(its state is 'running'): training one now (7 steps)" in capsys.readouterr().out
 

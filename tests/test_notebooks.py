@@ -36,37 +36,90 @@ KERNEL_NAME = "rlhfkit-test"
 # real model uses (LoRA adapters) in 00 and 03; 01 keeps full fine-tuning.
 SMOKE: dict[str, dict] = {
     "00_quickstart": {
-        "LORA_R": 4, "N_LABEL_PROMPTS": 24, "K": 3, "SFT_STEPS": 6, "PPO_STEPS": 2, "PPO_BATCH_SIZE": 8,
-        "DPO_STEPS": 3, "N_EVAL_PROMPTS": 8, "N_RM_CHECK_PROMPTS": 8, "N_SHOW": 2,
+        "LORA_R": 4,
+        "N_LABEL_PROMPTS": 24,
+        "K": 3,
+        "SFT_STEPS": 6,
+        "PPO_STEPS": 2,
+        "PPO_BATCH_SIZE": 8,
+        "DPO_STEPS": 3,
+        "N_EVAL_PROMPTS": 8,
+        "N_RM_CHECK_PROMPTS": 8,
+        "N_SHOW": 2,
     },
     "01_sft": {"SFT_STEPS": 6, "N_DEMOS": 256, "N_HELDOUT": 3, "MAX_NEW_TOKENS": 16},
     "03_reward_model": {
         # Points at a folder that does not exist: the notebook must rebuild the SFT model it needs (and say so).
-        "SFT_RUN": "{tmp}/missing_sft_run", "SFT_STEPS": 6, "LABELS": "{tmp}/no_labels.db", "LORA_R": 4,
-        "N_PROMPTS": 16, "K": 3, "RM_STEPS": 6, "N_CHECK_PROMPTS": 8, "SWEEP_FLIP_RATES": [0.0, 0.4],
-        "SWEEP_STEPS": 3, "MAX_NEW_TOKENS": 16,
+        "SFT_RUN": "{tmp}/missing_sft_run",
+        "SFT_STEPS": 6,
+        "LABELS": "{tmp}/no_labels.db",
+        "LORA_R": 4,
+        "N_PROMPTS": 16,
+        "K": 3,
+        "RM_STEPS": 6,
+        "N_CHECK_PROMPTS": 8,
+        "SWEEP_FLIP_RATES": [0.0, 0.4],
+        "SWEEP_STEPS": 3,
+        "MAX_NEW_TOKENS": 16,
     },
     # 02, 04, 05 and 06 point every earlier run they use at folders that do not exist, so each smoke run also
     # exercises its rebuild path (in CI nothing is there anyway).
     "02_preferences": {
-        "SFT_RUN": "{tmp}/missing_sft_run", "SFT_STEPS": 6, "N_PROMPTS": 12, "K": 3, "N_RANK_PROMPTS": 3,
-        "N_DIVERSITY_PROMPTS": 4, "DIVERSITY_K": 3, "TEMPERATURES": [0.5, 1.0], "MAX_NEW_TOKENS": 16,
+        "SFT_RUN": "{tmp}/missing_sft_run",
+        "SFT_STEPS": 6,
+        "N_PROMPTS": 12,
+        "K": 3,
+        "N_RANK_PROMPTS": 3,
+        "N_DIVERSITY_PROMPTS": 4,
+        "DIVERSITY_K": 3,
+        "TEMPERATURES": [0.5, 1.0],
+        "MAX_NEW_TOKENS": 16,
     },
     "04_ppo": {
-        "SFT_RUN": "{tmp}/missing_sft_run", "RM_RUN": "{tmp}/missing_rm_run", "PREFERENCES": "{tmp}/none.jsonl",
-        "SFT_STEPS": 6, "N_LABEL_PROMPTS": 12, "RM_STEPS": 4, "PPO_STEPS": 2, "BATCH_SIZE": 8, "MAX_NEW_TOKENS": 16,
-        "HACK_STEPS": 3, "HACK_BATCH_SIZE": 8, "N_CHECK_PROMPTS": 6, "N_EVAL_PROMPTS": 8,
+        "SFT_RUN": "{tmp}/missing_sft_run",
+        "RM_RUN": "{tmp}/missing_rm_run",
+        "PREFERENCES": "{tmp}/none.jsonl",
+        "SFT_STEPS": 6,
+        "N_LABEL_PROMPTS": 12,
+        "RM_STEPS": 4,
+        "PPO_STEPS": 2,
+        "BATCH_SIZE": 8,
+        "MAX_NEW_TOKENS": 16,
+        "HACK_STEPS": 3,
+        "HACK_BATCH_SIZE": 8,
+        "N_CHECK_PROMPTS": 6,
+        "N_EVAL_PROMPTS": 8,
     },
     "05_dpo": {
-        "SFT_RUN": "{tmp}/missing_sft_run", "PREFERENCES": "{tmp}/none.jsonl", "SFT_STEPS": 6, "N_LABEL_PROMPTS": 16,
-        "DPO_STEPS": 2, "BATCH_SIZE": 8, "N_HELDOUT_PAIRS": 12, "N_EVAL_PROMPTS": 8, "MAX_NEW_TOKENS": 16,
+        "SFT_RUN": "{tmp}/missing_sft_run",
+        "PREFERENCES": "{tmp}/none.jsonl",
+        "SFT_STEPS": 6,
+        "N_LABEL_PROMPTS": 16,
+        "DPO_STEPS": 2,
+        "BATCH_SIZE": 8,
+        "N_HELDOUT_PAIRS": 12,
+        "N_EVAL_PROMPTS": 8,
+        "MAX_NEW_TOKENS": 16,
         "LORA_R": 4,  # DPO with LoRA: the reference is the policy with its adapter disabled
     },
     "06_compare": {
-        "SFT_RUN": "{tmp}/missing_sft_run", "RM_RUN": "{tmp}/missing_rm_run", "PREFERENCES": "{tmp}/none.jsonl",
-        "PPO_RUNS": "{tmp}/no_ppo_runs", "DPO_RUNS": "{tmp}/no_dpo_runs", "SFT_STEPS": 6, "N_LABEL_PROMPTS": 12,
-        "RM_STEPS": 4, "PPO_STEPS": 3, "PPO_BATCH_SIZE": 8, "DPO_STEPS": 2, "RLOO_STEPS": 2, "N_EVAL_PROMPTS": 8,
-        "BON_PROMPTS": 4, "BON_K": 4, "MAX_NEW_TOKENS": 16, "N_SHOW": 2,
+        "SFT_RUN": "{tmp}/missing_sft_run",
+        "RM_RUN": "{tmp}/missing_rm_run",
+        "PREFERENCES": "{tmp}/none.jsonl",
+        "PPO_RUNS": "{tmp}/no_ppo_runs",
+        "DPO_RUNS": "{tmp}/no_dpo_runs",
+        "SFT_STEPS": 6,
+        "N_LABEL_PROMPTS": 12,
+        "RM_STEPS": 4,
+        "PPO_STEPS": 3,
+        "PPO_BATCH_SIZE": 8,
+        "DPO_STEPS": 2,
+        "RLOO_STEPS": 2,
+        "N_EVAL_PROMPTS": 8,
+        "BON_PROMPTS": 4,
+        "BON_K": 4,
+        "MAX_NEW_TOKENS": 16,
+        "N_SHOW": 2,
     },
 }
 
@@ -83,12 +136,14 @@ def test_notebook_is_committed_clean_and_paired(path):
             assert not cell.outputs, f"{path.name} cell {i} has outputs: clear them before committing"
             assert cell.execution_count is None, f"{path.name} cell {i} has an execution count: clear it"
     assert "widgets" not in notebook.metadata, f"{path.name} carries widget state: clear it before committing"
-    assert notebook.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent", \
+    assert notebook.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent", (
         f"{path.name} is not paired (jupytext --set-formats ipynb,py:percent {path.name})"
+    )
     script = path.with_suffix(".py")
     assert script.exists(), f"{path.name} has no paired {script.name}"
-    assert _source(jupytext.read(path)) == _source(jupytext.read(script)), \
+    assert _source(jupytext.read(path)) == _source(jupytext.read(script)), (
         f"{path.name} and {script.name} differ: run `jupytext --sync notebooks/{path.name}`"
+    )
     tags = [cell.metadata.get("tags", []) for cell in notebook.cells]
     assert sum("parameters" in t for t in tags) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
 
@@ -106,13 +161,23 @@ def kernel_dir(tmp_path_factory, tiny_path) -> Path:
     root = tmp_path_factory.mktemp("kernels")
     spec = root / KERNEL_NAME
     spec.mkdir()
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "rlhfkit tests",
-        "language": "python",
-        "env": {"HF_HUB_OFFLINE": "1", "RLHFKIT_CACHE": os.environ["RLHFKIT_CACHE"], "OMP_NUM_THREADS": "1",
-                "TOKENIZERS_PARALLELISM": "false", "TQDM_DISABLE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
-    }))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "rlhfkit tests",
+                "language": "python",
+                "env": {
+                    "HF_HUB_OFFLINE": "1",
+                    "RLHFKIT_CACHE": os.environ["RLHFKIT_CACHE"],
+                    "OMP_NUM_THREADS": "1",
+                    "TOKENIZERS_PARALLELISM": "false",
+                    "TQDM_DISABLE": "1",
+                    "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+                },
+            }
+        )
+    )
     return root
 
 
@@ -120,9 +185,13 @@ def _smoke_cell(name: str, out: Path, tmp: Path):
     overrides = {"OUT": str(out)}
     for key, value in SMOKE[name].items():
         overrides[key] = value.format(tmp=tmp) if isinstance(value, str) else value
-    lines = ["# Smoke parameters injected by tests/test_notebooks.py", "import sys", "import torch",
-             f"assert sys.executable == {sys.executable!r}, sys.executable  # the project's interpreter",
-             "torch.set_num_threads(1)"]
+    lines = [
+        "# Smoke parameters injected by tests/test_notebooks.py",
+        "import sys",
+        "import torch",
+        f"assert sys.executable == {sys.executable!r}, sys.executable  # the project's interpreter",
+        "torch.set_num_threads(1)",
+    ]
     lines += [f"{key} = {value!r}" for key, value in overrides.items()]
     return nbformat.v4.new_code_cell("\n".join(lines), metadata={"tags": ["injected-parameters"]})
 
@@ -136,16 +205,30 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, kernel_dir):
     index = next(i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", []))
     notebook.cells.insert(index + 1, _smoke_cell(path.stem, tmp_path / "out", tmp_path))
 
-    manager = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=KernelSpecManager(
-        kernel_dirs=[str(kernel_dir)], ensure_native_kernel=False))
-    client = NotebookClient(notebook, km=manager, timeout=600, startup_timeout=120, allow_errors=False,
-                            resources={"metadata": {"path": str(NOTEBOOKS_DIR)}})
+    manager = KernelManager(
+        kernel_name=KERNEL_NAME,
+        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernel_dir)], ensure_native_kernel=False),
+    )
+    client = NotebookClient(
+        notebook,
+        km=manager,
+        timeout=600,
+        startup_timeout=120,
+        allow_errors=False,
+        resources={"metadata": {"path": str(NOTEBOOKS_DIR)}},
+    )
     started = time.perf_counter()
     try:
         client.execute()
     except CellExecutionError as error:
-        failed = next((i for i, c in enumerate(notebook.cells) if c.cell_type == "code" and any(
-            o.get("output_type") == "error" for o in c.get("outputs", []))), None)
+        failed = next(
+            (
+                i
+                for i, c in enumerate(notebook.cells)
+                if c.cell_type == "code" and any(o.get("output_type") == "error" for o in c.get("outputs", []))
+            ),
+            None,
+        )
         where = f"cell {failed}:\n{notebook.cells[failed].source[:1500]}" if failed is not None else "unknown cell"
         message = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # the traceback without terminal colours
         pytest.fail(f"{path.name} failed in {where}\n\n{message}", pytrace=False)

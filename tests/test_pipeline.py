@@ -17,22 +17,31 @@ XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 
 def _summary(gold_sft=0.2, gold_ppo=0.6, ppo_win_ci=(0.6, 0.8)):
     def row(gold, kl, win_ci):
-        return {"gold_reward_mean": gold, "gold_reward_ci": [gold - 0.05, gold + 0.05], "proxy_reward_mean": gold,
-                "kl_to_ref": kl, "win_rate_vs_sft": sum(win_ci) / 2, "win_rate_vs_sft_ci": list(win_ci),
-                "mean_length": 20.0}
+        return {
+            "gold_reward_mean": gold,
+            "gold_reward_ci": [gold - 0.05, gold + 0.05],
+            "proxy_reward_mean": gold,
+            "kl_to_ref": kl,
+            "win_rate_vs_sft": sum(win_ci) / 2,
+            "win_rate_vs_sft_ci": list(win_ci),
+            "mean_length": 20.0,
+        }
+
     return {"sft": row(gold_sft, 0.0, (0.5, 0.5)), "ppo": row(gold_ppo, 3.0, ppo_win_ci)}
 
 
 def test_report_escapes_model_text_and_is_self_contained(tmp_path):
-    samples = pd.DataFrame([
-        {"policy": "sft", "prompt": "Review <b>X</b>", "response": XSS, "gold": 0.1, "proxy": 0.2},
-        {"policy": "ppo", "prompt": "Review <b>X</b>", "response": "Great & <i>fun</i>", "gold": 0.9, "proxy": 1.0},
-    ])
+    samples = pd.DataFrame(
+        [
+            {"policy": "sft", "prompt": "Review <b>X</b>", "response": XSS, "gold": 0.1, "proxy": 0.2},
+            {"policy": "ppo", "prompt": "Review <b>X</b>", "response": "Great & <i>fun</i>", "gold": 0.9, "proxy": 1.0},
+        ]
+    )
     metrics = pd.DataFrame({"step": [0, 1], "objective/scores": [0.1, 0.5], "objective/kl": [0.0, 1.0]})
-    run = RunData(path=tmp_path, stage="ppo", config={}, status={}, summary={}, metrics=metrics,
-                  samples=pd.DataFrame())
-    path = write_report(tmp_path / "report.html", title="t <script>", summary=_summary(),
-                        runs={"ppo": run}, samples=samples)
+    run = RunData(path=tmp_path, stage="ppo", config={}, status={}, summary={}, metrics=metrics, samples=pd.DataFrame())
+    path = write_report(
+        tmp_path / "report.html", title="t <script>", summary=_summary(), runs={"ppo": run}, samples=samples
+    )
     page = path.read_text()
     assert "window.__pwned" in page  # the text is there, as text ...
     assert "<script>window.__pwned" not in page and "<img src=x" not in page  # ... never as markup
@@ -52,14 +61,24 @@ def test_summary_table_says_when_a_method_does_not_beat_sft():
 @pytest.mark.slow
 def test_quick_pipeline_writes_report_and_summary(tmp_path):
     out = tmp_path / "pipeline"
-    result = subprocess.run([str(Path(sys.executable).parent / "rlhfkit"), "pipeline", "--quick", "--out", str(out)],
-                            capture_output=True, text=True, timeout=1200)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "rlhfkit"), "pipeline", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     for policy in ("sft", "ppo", "dpo", "rloo"):
         row = summary["policies"][policy]
-        for key in ("gold_reward_mean", "gold_reward_ci", "proxy_reward_mean", "kl_to_ref", "win_rate_vs_sft",
-                    "mean_length"):
+        for key in (
+            "gold_reward_mean",
+            "gold_reward_ci",
+            "proxy_reward_mean",
+            "kl_to_ref",
+            "win_rate_vs_sft",
+            "mean_length",
+        ):
             assert row[key] is not None, (policy, key)
         assert row["gold_reward_ci"][0] <= row["gold_reward_mean"] <= row["gold_reward_ci"][1]
     assert summary["policies"]["sft"]["kl_to_ref"] == 0
@@ -78,8 +97,17 @@ def test_quick_pipeline_writes_report_and_summary(tmp_path):
     manifest = read_manifest(out)  # what the pipeline wrote, so that a rerun can tell its files from a user's
     assert manifest["kind"] == "pipeline"
     assert set(manifest["stages"]) == {"sft", "label", "reward", "ppo", "dpo", "rloo"}
-    assert set(manifest["files"]) == {"sft", "preferences.jsonl", "reward_check.jsonl", "reward", "ppo", "dpo",
-                                      "rloo", "summary.json", "report.html"}
+    assert set(manifest["files"]) == {
+        "sft",
+        "preferences.jsonl",
+        "reward_check.jsonl",
+        "reward",
+        "ppo",
+        "dpo",
+        "rloo",
+        "summary.json",
+        "report.html",
+    }
 
 
 def test_pipeline_gives_ppo_the_reward_model_as_value_start_only_for_a_separate_value_model():
@@ -108,11 +136,18 @@ def _tiny_settings(out, **overrides):
 
     quiet = {"disable_tqdm": True}
     return PipelineSettings(
-        out_dir=str(out), methods=("dpo",), n_label_prompts=8, k=3, n_rm_check_prompts=4, rm_check_k=2,
+        out_dir=str(out),
+        methods=("dpo",),
+        n_label_prompts=8,
+        k=3,
+        n_rm_check_prompts=4,
+        rm_check_k=2,
         sft=SFTSettings(max_steps=2, batch_size=4, n_samples=0, device="cpu", trl_overrides=quiet),
         reward=RewardSettings(max_steps=2, batch_size=4, n_samples=0, device="cpu", trl_overrides=quiet),
         dpo=DPOSettings(max_steps=2, batch_size=4, n_samples=0, device="cpu", trl_overrides=quiet),
-        evaluation=EvalSettings(n_prompts=4, max_new_tokens=16, n_bootstrap=20, device="cpu"), **overrides)
+        evaluation=EvalSettings(n_prompts=4, max_new_tokens=16, n_bootstrap=20, device="cpu"),
+        **overrides,
+    )
 
 
 class _InterruptAtFirstStep:
@@ -151,12 +186,20 @@ def test_an_interrupted_pipeline_continues_from_its_finished_stages(tmp_path, ti
     assert load(out / "reward").status["state"] == "finished" and load(out / "reward").summary["steps"] == 2
     assert summary["reused_stages"] == ["sft", "label"] and set(summary["policies"]) == {"sft", "dpo"}
     assert set(read_manifest(out)["stages"]) == {"sft", "label", "reward", "dpo"}
-    assert set(read_manifest(out)["files"]) == {"sft", "preferences.jsonl", "reward_check.jsonl", "reward", "dpo",
-                                                "summary.json", "report.html"}
+    assert set(read_manifest(out)["files"]) == {
+        "sft",
+        "preferences.jsonl",
+        "reward_check.jsonl",
+        "reward",
+        "dpo",
+        "summary.json",
+        "report.html",
+    }
 
 
 def test_an_earlier_output_with_other_settings_is_replaced_only_with_overwrite_and_added_files_survive(
-        tmp_path, tiny_path):
+    tmp_path, tiny_path
+):
     from rlhfkit.pipeline import run_pipeline
     from rlhfkit.runs import read_manifest
 

@@ -14,12 +14,22 @@ import torch
 from rlhfkit.judges import VaderJudge
 from rlhfkit.runs import NonFiniteLossError, load
 from rlhfkit.train import ppo
-from rlhfkit.train.ppo import (METRIC_NAMES, AdaptiveKLController, PPOSettings, compute_gae, kl_penalty,
-                               policy_loss, train_ppo, value_loss, whiten)
+from rlhfkit.train.ppo import (
+    METRIC_NAMES,
+    AdaptiveKLController,
+    PPOSettings,
+    compute_gae,
+    kl_penalty,
+    policy_loss,
+    train_ppo,
+    value_loss,
+    whiten,
+)
 
 # Budgets for the mechanics tests: a couple of cheap steps.
-SMALL = dict(total_steps=2, batch_size=8, max_new_tokens=16, num_ppo_epochs=1, num_mini_batches=1, progress=False,
-             device="cpu")
+SMALL = dict(
+    total_steps=2, batch_size=8, max_new_tokens=16, num_ppo_epochs=1, num_mini_batches=1, progress=False, device="cpu"
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +43,7 @@ def task():
 # The math
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def test_gae_and_returns_match_a_hand_calculation():
     # rewards r = (0, 0, 1), values V = (0.5, 0.6, 0.7), gamma 0.9, lambda 0.8 (gamma * lambda = 0.72):
     # delta_2 = 1 - 0.7 = 0.3                      A_2 = 0.3
@@ -44,8 +55,13 @@ def test_gae_and_returns_match_a_hand_calculation():
     assert adv.tolist()[0] == pytest.approx([0.21712, 0.246, 0.3])
     assert ret.tolist()[0] == pytest.approx([0.71712, 0.846, 1.0])
     # A padded row (the response ended after 3 tokens) gives the same numbers, whatever sits in the padding.
-    adv_p, ret_p = compute_gae(torch.tensor([[0.0, 0.0, 1.0, 5.0]]), torch.tensor([[0.5, 0.6, 0.7, 9.0]]),
-                               torch.tensor([[1.0, 1.0, 1.0, 0.0]]), gamma=0.9, lam=0.8)
+    adv_p, ret_p = compute_gae(
+        torch.tensor([[0.0, 0.0, 1.0, 5.0]]),
+        torch.tensor([[0.5, 0.6, 0.7, 9.0]]),
+        torch.tensor([[1.0, 1.0, 1.0, 0.0]]),
+        gamma=0.9,
+        lam=0.8,
+    )
     assert adv_p.tolist()[0] == pytest.approx([0.21712, 0.246, 0.3, 0.0])
     assert ret_p.tolist()[0] == pytest.approx([0.71712, 0.846, 1.0, 0.0])
     # lambda = 1, gamma = 1: advantages are Monte-Carlo returns minus values.
@@ -157,8 +173,15 @@ def test_rollout_logprobs_from_generate_match_a_forward_pass(task):
     policy, tokenizer = load_policy(path, device="cpu"), load_tokenizer(path, padding_side="left")
     settings = PPOSettings(**SMALL, temperature=0.7)
     torch.manual_seed(0)
-    rollout = ppo._generate(policy, tokenizer, task.train_prompts[:16], settings, ppo._eos_ids(policy, tokenizer),
-                            torch.device("cpu"), with_logprobs=True)
+    rollout = ppo._generate(
+        policy,
+        tokenizer,
+        task.train_prompts[:16],
+        settings,
+        ppo._eos_ids(policy, tokenizer),
+        torch.device("cpu"),
+        with_logprobs=True,
+    )
     recomputed, _, _ = ppo._forward(policy, rollout, slice(None), settings.temperature)
     inside = rollout.mask.bool()
     assert rollout.has_eos.any() and (~inside).any()  # some responses ended early: there is padding to skip
@@ -176,8 +199,9 @@ def test_rollouts_ignore_the_models_own_generation_config(task, tiny_model, medd
     settings = PPOSettings(**{**SMALL, "max_new_tokens": 40}, temperature=0.8)
     eos_ids = ppo._eos_ids(meddling_model, tokenizer)
     torch.manual_seed(0)
-    meddled = ppo._generate(meddling_model, tokenizer, task.train_prompts[:16], settings, eos_ids,
-                            torch.device("cpu"), with_logprobs=True)
+    meddled = ppo._generate(
+        meddling_model, tokenizer, task.train_prompts[:16], settings, eos_ids, torch.device("cpu"), with_logprobs=True
+    )
     torch.manual_seed(0)
     plain = ppo._generate(tiny_model, tokenizer, task.train_prompts[:16], settings, eos_ids, torch.device("cpu"))
     assert torch.equal(meddled.responses, plain.responses)
@@ -192,14 +216,20 @@ def test_rollouts_ignore_the_models_own_generation_config(task, tiny_model, medd
 # Runs of the tiny model
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def _eval_score(model_path, prompts, seed=123):
     """Mean VADER score of seeded samples (temperature 1) on held-out prompts."""
     from rlhfkit.models import load_policy, load_tokenizer
     from rlhfkit.sampling import SamplingConfig, sample_candidates
 
     model = load_policy(model_path, device="cpu")
-    table = sample_candidates(model, load_tokenizer(model_path), prompts,
-                              SamplingConfig(k=2, seed=seed, max_new_tokens=48, batch_size=64), progress=False)
+    table = sample_candidates(
+        model,
+        load_tokenizer(model_path),
+        prompts,
+        SamplingConfig(k=2, seed=seed, max_new_tokens=48, batch_size=64),
+        progress=False,
+    )
     return float(np.mean(VaderJudge()(table.prompt.tolist(), table.response.tolist())))
 
 
@@ -207,8 +237,14 @@ def _eval_score(model_path, prompts, seed=123):
 def test_ppo_raises_the_vader_score(tmp_path, task, tiny_path):
     seen = []
     settings = PPOSettings(total_steps=16, progress=False, device="cpu", seed=0)
-    run = train_ppo("tiny", VaderJudge(), task.train_prompts, settings, run_dir=tmp_path / "ppo",
-                    callbacks=[lambda step, metrics, samples: seen.append((step, metrics, samples))])
+    run = train_ppo(
+        "tiny",
+        VaderJudge(),
+        task.train_prompts,
+        settings,
+        run_dir=tmp_path / "ppo",
+        callbacks=[lambda step, metrics, samples: seen.append((step, metrics, samples))],
+    )
     scores = run.metrics["objective/scores"]
     # Rollout scores: the first steps sample the initial policy, the last ones the trained one.
     assert scores.iloc[-4:].mean() > scores.iloc[:3].mean() + 0.15, scores.tolist()
@@ -244,9 +280,17 @@ def _weights(path):
 @pytest.fixture(scope="module")
 def shared_run(tmp_path_factory, task):
     # Also exercises gradient accumulation, the k3 estimator, the adaptive beta and the missing-EOS penalty.
-    settings = PPOSettings(**SMALL, value_model="shared", save_every=1, learning_rate=3e-3,
-                           gradient_accumulation_steps=2, kl_estimator="k3", target_kl=1.0, kl_horizon=100,
-                           missing_eos_penalty=0.5)
+    settings = PPOSettings(
+        **SMALL,
+        value_model="shared",
+        save_every=1,
+        learning_rate=3e-3,
+        gradient_accumulation_steps=2,
+        kl_estimator="k3",
+        target_kl=1.0,
+        kl_horizon=100,
+        missing_eos_penalty=0.5,
+    )
     return train_ppo("tiny", "vader", task.train_prompts, settings, run_dir=tmp_path_factory.mktemp("shared"))
 
 
@@ -268,10 +312,12 @@ def test_shared_value_head_trains_the_policy_and_logs_every_metric(shared_run, t
     assert not any(k.startswith("value_model.") for k in checkpoint)
 
 
-@pytest.mark.parametrize("precision,device_dtype", [("no", None), ("bf16", None), ("bf16", torch.bfloat16)],
-                         ids=["fp32", "bf16-autocast", "bf16-autocast-bf16-device"])
-def test_first_step_has_zero_kl_and_ratio_one_in_every_precision(tmp_path, task, monkeypatch, precision,
-                                                                  device_dtype):
+@pytest.mark.parametrize(
+    "precision,device_dtype",
+    [("no", None), ("bf16", None), ("bf16", torch.bfloat16)],
+    ids=["fp32", "bf16-autocast", "bf16-autocast-bf16-device"],
+)
+def test_first_step_has_zero_kl_and_ratio_one_in_every_precision(tmp_path, task, monkeypatch, precision, device_dtype):
     # Step 1 samples the starting policy, identical to the reference: KL 0 and ratio 1 up to float error, in bf16
     # too. "bf16-device" makes the CPU pick bf16 for frozen weights as a GPU does.
     if device_dtype is not None:
@@ -295,8 +341,9 @@ def tempered_run(tmp_path_factory, task):
         rollouts.append(generate(*args, **kwargs))
         return rollouts[-1]
 
-    settings = PPOSettings(**{**SMALL, "total_steps": 1, "max_new_tokens": 12}, temperature=0.7,
-                           missing_eos_penalty=0.5, num_samples=8)
+    settings = PPOSettings(
+        **{**SMALL, "total_steps": 1, "max_new_tokens": 12}, temperature=0.7, missing_eos_penalty=0.5, num_samples=8
+    )
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ppo, "_generate", keep)
         run = train_ppo("tiny", "vader", task.train_prompts, settings, run_dir=tmp_path_factory.mktemp("tempered"))
@@ -345,8 +392,7 @@ def test_gradient_accumulation_does_not_change_the_update(tmp_path, task):
     # Micro-batch losses are weighted by their share of the minibatch's tokens: 1 x 8 and 2 x 4 give one update.
     weights = []
     for steps in (1, 2):
-        settings = PPOSettings(**{**SMALL, "num_ppo_epochs": 3}, gradient_accumulation_steps=steps,
-                               learning_rate=1e-3)
+        settings = PPOSettings(**{**SMALL, "num_ppo_epochs": 3}, gradient_accumulation_steps=steps, learning_rate=1e-3)
         run = train_ppo("tiny", "vader", task.train_prompts, settings, run_dir=tmp_path / f"accumulate-{steps}")
         weights.append(_weights(run.model_path))
     whole, accumulated = weights
@@ -394,8 +440,9 @@ def test_lora_trains_only_the_adapter_and_value_head(tmp_path, task, tiny_path, 
     # The saved model is a plain causal LM with the adapter merged: adapted layers changed, the rest did not.
     before, after = _weights(tiny_path), _weights(run.model_path)
     assert set(before) == set(after)
-    assert not torch.equal(before["model.layers.0.self_attn.q_proj.weight"],
-                           after["model.layers.0.self_attn.q_proj.weight"])
+    assert not torch.equal(
+        before["model.layers.0.self_attn.q_proj.weight"], after["model.layers.0.self_attn.q_proj.weight"]
+    )
     assert torch.equal(before["model.embed_tokens.weight"], after["model.embed_tokens.weight"])
     assert torch.equal(before["model.norm.weight"], after["model.norm.weight"])
     assert (run.path / "adapter" / "adapter_model.safetensors").exists()
@@ -405,12 +452,32 @@ def _launch_two_processes(run_dir, *args):
     """tests/ppo_two_process_script.py under `accelerate launch` with two CPU processes (hard timeout)."""
     launcher = Path(sys.executable).parent / "accelerate"
     script = Path(__file__).parent / "ppo_two_process_script.py"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ACCELERATE_USE_CPU": "1", "TOKENIZERS_PARALLELISM": "false",
-           "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "ACCELERATE_USE_CPU": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": "1",
+    }
     env["RLHFKIT_CACHE"] = os.environ["RLHFKIT_CACHE"]
-    cmd = [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0", str(script), str(run_dir),
-           *args]
+    cmd = [
+        str(launcher),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "0",
+        str(script),
+        str(run_dir),
+        *args,
+    ]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
 
 
@@ -477,8 +544,13 @@ RESUMABLE = dict(SMALL, total_steps=3, num_mini_batches=2)
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, task):
-    return train_ppo("tiny", VaderJudge(), task.train_prompts, PPOSettings(**RESUMABLE, save_every=1),
-                     run_dir=tmp_path_factory.mktemp("uninterrupted"))
+    return train_ppo(
+        "tiny",
+        VaderJudge(),
+        task.train_prompts,
+        PPOSettings(**RESUMABLE, save_every=1),
+        run_dir=tmp_path_factory.mktemp("uninterrupted"),
+    )
 
 
 def _adam_steps(checkpoint):
@@ -490,8 +562,9 @@ def _assert_same_run(resumed, straight, from_step):
     assert list(resumed.metrics["step"]) == [1, 2, 3] and resumed.status["state"] == "finished"
     later = resumed.metrics["step"] >= from_step
     for name in ("objective/scores", "objective/kl", "loss/policy_avg", "loss/value_avg", "policy/approxkl_avg"):
-        assert resumed.metrics[name][later].tolist() == pytest.approx(straight.metrics[name][later].tolist(),
-                                                                       rel=1e-6, abs=1e-7), name
+        assert resumed.metrics[name][later].tolist() == pytest.approx(
+            straight.metrics[name][later].tolist(), rel=1e-6, abs=1e-7
+        ), name
     before, after = _weights(straight.model_path), _weights(resumed.model_path)
     assert all(torch.allclose(before[k], after[k], rtol=0, atol=1e-7) for k in before)
     assert _adam_steps(Path(resumed.path) / "checkpoints" / "step-000003") == {6}  # 3 steps x 2 minibatches
@@ -517,8 +590,9 @@ def test_interrupt_between_minibatches_keeps_the_last_completed_step(tmp_path, t
     assert Path(run.status["checkpoint"]).name == "step-000001"
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-000001"]
     assert _adam_steps(run.status["checkpoint"]) == {2}
-    resumed = train_ppo("tiny", VaderJudge(), task.train_prompts, PPOSettings(**RESUMABLE, save_every=1),
-                        run_dir=run_dir, resume=True)
+    resumed = train_ppo(
+        "tiny", VaderJudge(), task.train_prompts, PPOSettings(**RESUMABLE, save_every=1), run_dir=run_dir, resume=True
+    )
     _assert_same_run(resumed, uninterrupted, from_step=2)
 
 
@@ -538,8 +612,9 @@ def test_interrupt_in_a_rollout_saves_the_completed_step_with_its_random_state(t
     run = load(run_dir)
     assert run.status["state"] == "interrupted" and Path(run.status["checkpoint"]).name == "step-000001"
     assert _adam_steps(run.status["checkpoint"]) == {2}
-    resumed = train_ppo("tiny", VaderJudge(), task.train_prompts, PPOSettings(**RESUMABLE, save_every=1),
-                        run_dir=run_dir, resume=True)
+    resumed = train_ppo(
+        "tiny", VaderJudge(), task.train_prompts, PPOSettings(**RESUMABLE, save_every=1), run_dir=run_dir, resume=True
+    )
     _assert_same_run(resumed, uninterrupted, from_step=2)
 
 
@@ -568,13 +643,24 @@ def test_bad_inputs_fail_early_with_a_clear_message(tmp_path, task):
     with pytest.raises(ValueError, match="prompt 1"):
         train_ppo("tiny", "vader", ["fine", ""], PPOSettings(**SMALL), run_dir=tmp_path / "b")
     with pytest.raises(ValueError, match="shared"):
-        train_ppo("tiny", "vader", ["fine"], PPOSettings(**SMALL, value_model="shared"), run_dir=tmp_path / "c",
-                  value_model="tiny")
+        train_ppo(
+            "tiny",
+            "vader",
+            ["fine"],
+            PPOSettings(**SMALL, value_model="shared"),
+            run_dir=tmp_path / "c",
+            value_model="tiny",
+        )
     from rlhfkit.models import LoraSettings
 
     with pytest.raises(ValueError, match="the default with LoRA"):
-        train_ppo("tiny", "vader", ["fine"], PPOSettings(**SMALL, lora=LoraSettings(r=4), train_value_backbone=False),
-                  run_dir=tmp_path / "e")
+        train_ppo(
+            "tiny",
+            "vader",
+            ["fine"],
+            PPOSettings(**SMALL, lora=LoraSettings(r=4), train_value_backbone=False),
+            run_dir=tmp_path / "e",
+        )
     with pytest.raises(ValueError, match="returned 1 scores for 8 responses"):
         train_ppo("tiny", lambda p, r: [0.0], task.train_prompts, PPOSettings(**SMALL), run_dir=tmp_path / "d")
     assert load(tmp_path / "d").status["state"] == "failed"

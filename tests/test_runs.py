@@ -115,8 +115,10 @@ def test_a_folder_holding_someone_elses_files_is_refused_and_left_untouched(tmp_
     (tmp_path / "notes.txt").write_text("mine")
     before = _listing(tmp_path)
     for kwargs in ({}, {"resume": True}, {"overwrite": True}):
-        with pytest.raises(FileExistsError, match=f"{tmp_path} is not empty and is not an rlhfkit run directory.*"
-                                                  "found metrics.jsonl, notes.txt"):
+        with pytest.raises(
+            FileExistsError,
+            match=f"{tmp_path} is not empty and is not an rlhfkit run directory.*found metrics.jsonl, notes.txt",
+        ):
             runs.Run(tmp_path, stage="s", config={}, **kwargs)
     assert _listing(tmp_path) == before
 
@@ -127,8 +129,9 @@ def test_an_empty_folder_or_one_with_only_system_litter_is_taken(tmp_path):
     assert runs.load(tmp_path).status["state"] == "finished" and (tmp_path / ".DS_Store").read_text() == "finder"
 
 
-def test_the_manifest_lists_what_the_run_wrote_and_a_new_run_keeps_the_users_extra_files(tmp_path, tiny_model,
-                                                                                        tiny_tokenizer):
+def test_the_manifest_lists_what_the_run_wrote_and_a_new_run_keeps_the_users_extra_files(
+    tmp_path, tiny_model, tiny_tokenizer
+):
     run = runs.Run(tmp_path, stage="sft", config={}, seed=1)
     run.log(0, {"loss": 1.0})
     run.log_samples(0, [{"prompt": "p", "response": "r"}])
@@ -137,8 +140,15 @@ def test_the_manifest_lists_what_the_run_wrote_and_a_new_run_keeps_the_users_ext
     run.finish({"loss": 1.0})
     manifest = runs.read_manifest(tmp_path)
     assert manifest["kind"] == "run" and manifest["stage"] == "sft" and manifest["rlhfkit_version"]
-    assert set(manifest["files"]) == {"config.json", "status.json", "metrics.jsonl", "samples.jsonl", "model",
-                                      "checkpoints", "summary.json"}
+    assert set(manifest["files"]) == {
+        "config.json",
+        "status.json",
+        "metrics.jsonl",
+        "samples.jsonl",
+        "model",
+        "checkpoints",
+        "summary.json",
+    }
     (tmp_path / "notes.txt").write_text("what I saw")
     (tmp_path / "plots").mkdir()
     (tmp_path / "plots" / "loss.png").write_bytes(b"png")
@@ -188,13 +198,20 @@ def _stage_call(stage, tiny_path, folder, resume):
         from rlhfkit.judges import VaderJudge
         from rlhfkit.train.online import OnlineSettings, train_online
 
-        return train_online(tiny_path, VaderJudge(), prompts, OnlineSettings(max_steps=1, device="cpu"), folder,
-                            resume=resume)
+        return train_online(
+            tiny_path, VaderJudge(), prompts, OnlineSettings(max_steps=1, device="cpu"), folder, resume=resume
+        )
     from rlhfkit.judges import VaderJudge
     from rlhfkit.train.ppo import PPOSettings, train_ppo
 
-    return train_ppo(tiny_path, VaderJudge(), prompts, PPOSettings(total_steps=1, batch_size=2, device="cpu",
-                                                                   progress=False), folder, resume=resume)
+    return train_ppo(
+        tiny_path,
+        VaderJudge(),
+        prompts,
+        PPOSettings(total_steps=1, batch_size=2, device="cpu", progress=False),
+        folder,
+        resume=resume,
+    )
 
 
 @pytest.mark.parametrize("stage", ["sft", "reward", "dpo", "rloo", "ppo"])

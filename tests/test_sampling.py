@@ -56,29 +56,36 @@ def test_sum_logprob_is_the_models_own_log_likelihood(tiny_model, tiny_tokenizer
         with torch.no_grad():
             logprobs = tiny_model(ids).logits[0, :-1].log_softmax(-1)
         targets = ids[0, 1:]
-        picked = logprobs.gather(-1, targets[:, None])[:, 0][len(prompt_ids) - 1:]
+        picked = logprobs.gather(-1, targets[:, None])[:, 0][len(prompt_ids) - 1 :]
         assert float(picked.sum()) == pytest.approx(row.sum_logprob, abs=1e-2)
         assert row.n_tokens == len(response_ids) - (row.finish_reason == "eos") == len(row.response_ids)
         assert tiny_tokenizer.decode(row.response_ids, skip_special_tokens=True) == row.response
 
 
 def test_finish_reason_and_settings_are_recorded(tiny_model, tiny_tokenizer):
-    table = sample_candidates(tiny_model, tiny_tokenizer, PROMPTS, SamplingConfig(k=2, max_new_tokens=3, seed=0,
-                                                                                 top_k=50), progress=False)
+    table = sample_candidates(
+        tiny_model, tiny_tokenizer, PROMPTS, SamplingConfig(k=2, max_new_tokens=3, seed=0, top_k=50), progress=False
+    )
     assert (table.finish_reason == "length").all() and (table.n_tokens == 3).all()
     assert {"temperature", "top_p", "top_k", "max_new_tokens", "do_sample", "seed"} <= set(table.columns)
     assert (table.top_k == 50).all()
-    long = sample_candidates(tiny_model, tiny_tokenizer, PROMPTS, SamplingConfig(k=2, max_new_tokens=120, seed=0),
-                             progress=False)
+    long = sample_candidates(
+        tiny_model, tiny_tokenizer, PROMPTS, SamplingConfig(k=2, max_new_tokens=120, seed=0), progress=False
+    )
     assert (long.finish_reason == "eos").mean() > 0.8  # the model learned to end its reviews
 
 
 def test_temperature_controls_diversity(tiny_model, tiny_tokenizer):
     def distinct_2(temperature):
-        table = sample_candidates(tiny_model, tiny_tokenizer, PROMPTS, SamplingConfig(
-            k=6, temperature=temperature, seed=5, max_new_tokens=40), progress=False)
+        table = sample_candidates(
+            tiny_model,
+            tiny_tokenizer,
+            PROMPTS,
+            SamplingConfig(k=6, temperature=temperature, seed=5, max_new_tokens=40),
+            progress=False,
+        )
         words = [r.split() for r in table.response]
-        bigrams = [tuple(w[i:i + 2]) for w in words for i in range(len(w) - 1)]
+        bigrams = [tuple(w[i : i + 2]) for w in words for i in range(len(w) - 1)]
         return len(set(bigrams)) / max(1, len(bigrams))
 
     assert distinct_2(1.3) > distinct_2(0.3) + 0.1
@@ -104,11 +111,13 @@ def test_candidate_pairs_cover_distinct_responses_per_prompt():
 
     from rlhfkit.sampling import candidate_pairs
 
-    table = pd.DataFrame({
-        "prompt_index": [0, 0, 0, 0, 1, 1],
-        "prompt": ["p0"] * 4 + ["p1"] * 2,
-        "response": ["a", "b", "a", "c", "x", "x"],
-    })
+    table = pd.DataFrame(
+        {
+            "prompt_index": [0, 0, 0, 0, 1, 1],
+            "prompt": ["p0"] * 4 + ["p1"] * 2,
+            "response": ["a", "b", "a", "c", "x", "x"],
+        }
+    )
     pairs = candidate_pairs(table)
     assert {(p["response_a"], p["response_b"]) for p in pairs} == {("a", "b"), ("a", "c"), ("b", "c")}
     assert all(p["prompt"] == "p0" for p in pairs)  # p1 has one distinct response: no pair
@@ -128,8 +137,9 @@ def test_sampling_ignores_the_models_own_generation_config(tiny_model, meddling_
     assert ((meddled.finish_reason == "eos") & (meddled.n_tokens < 24)).any()
     assert meddling_model.generation_config.min_new_tokens == 24
     # Sanity: generate() on its own does honour that config (so the test above could fail).
-    enc = tiny_tokenizer(render_prompts(tiny_tokenizer, PROMPTS), return_tensors="pt", padding=True,
-                         add_special_tokens=False)
+    enc = tiny_tokenizer(
+        render_prompts(tiny_tokenizer, PROMPTS), return_tensors="pt", padding=True, add_special_tokens=False
+    )
     torch.manual_seed(0)
     out = meddling_model.generate(**enc, max_new_tokens=30, pad_token_id=tiny_tokenizer.pad_token_id)
-    assert (out[:, enc["input_ids"].shape[1]:][:, :20] != tiny_tokenizer.eos_token_id).all()
+    assert (out[:, enc["input_ids"].shape[1] :][:, :20] != tiny_tokenizer.eos_token_id).all()

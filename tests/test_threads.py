@@ -30,8 +30,9 @@ def test_environment_variable_overrides_the_size_rule(monkeypatch):
     monkeypatch.setenv(ENV_VAR, "auto")
     assert choose_threads(model=1000) is None
     monkeypatch.setenv(ENV_VAR, "two")
-    with pytest.raises(ValueError, match="RLHFKIT_THREADS: expected a whole number of threads >= 1 or 'auto', "
-                                         "got 'two'"):
+    with pytest.raises(
+        ValueError, match="RLHFKIT_THREADS: expected a whole number of threads >= 1 or 'auto', got 'two'"
+    ):
         choose_threads(model=1000)
 
 

@@ -49,8 +49,7 @@ def test_reviews_task_keeps_eval_items_unseen():
     seen = " ".join(task.train_prompts + [d["prompt"] for d in task.demonstrations])
     assert not [name for name in eval_names if f"{name}." in seen or f"{name}?" in seen]
     assert reviews_task().eval_prompts == task.eval_prompts  # deterministic
-    scores = task.gold_judge([d["prompt"] for d in task.demonstrations],
-                             [d["completion"] for d in task.demonstrations])
+    scores = task.gold_judge([d["prompt"] for d in task.demonstrations], [d["completion"] for d in task.demonstrations])
     assert min(scores) < -0.5 and max(scores) > 0.9  # demonstrations span the reward range
 
 
@@ -63,8 +62,9 @@ def test_tokenizer_has_pad_eos_and_a_prefix_consistent_chat_template(tiny_path):
     head = tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
     full = tok.apply_chat_template(prompt + [{"role": "assistant", "content": "Great."}], tokenize=False)
     assert full.startswith(head) and full.endswith("Great.<|end|>")
-    mask = tok.apply_chat_template(prompt + [{"role": "assistant", "content": "Great."}], return_dict=True,
-                                   return_assistant_tokens_mask=True)["assistant_masks"]
+    mask = tok.apply_chat_template(
+        prompt + [{"role": "assistant", "content": "Great."}], return_dict=True, return_assistant_tokens_mask=True
+    )["assistant_masks"]
     assert 0 < sum(mask) < len(mask)
 
 
@@ -82,8 +82,18 @@ def test_model_loads_like_any_model_and_beats_the_unigram_baseline(tiny_path):
     assert len(info["samples"]) == 4 and all(len(s["response"].split()) >= 3 for s in info["samples"])
 
 
-TINY = dict(n_train_docs=200, n_eval_docs=40, steps=3, batch_size=4, block_size=32, vocab_size=400,
-            hidden_size=32, num_heads=2, intermediate_size=64, num_layers=1)
+TINY = dict(
+    n_train_docs=200,
+    n_eval_docs=40,
+    steps=3,
+    batch_size=4,
+    block_size=32,
+    vocab_size=400,
+    hidden_size=32,
+    num_heads=2,
+    intermediate_size=64,
+    num_layers=1,
+)
 
 
 def _build_in(cache):

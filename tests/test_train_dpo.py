@@ -27,8 +27,10 @@ def clear_pairs(task):
     scores = VaderJudge()([d["prompt"] for d in demos], [d["completion"] for d in demos])
     positive = [d for d, s in zip(demos, scores) if s > 0.5]
     negative = [d for d, s in zip(demos, scores) if s < -0.5]
-    return [{"prompt": p["prompt"], "chosen": p["completion"], "rejected": n["completion"]}
-            for p, n in zip(positive, negative)]
+    return [
+        {"prompt": p["prompt"], "chosen": p["completion"], "rejected": n["completion"]}
+        for p, n in zip(positive, negative)
+    ]
 
 
 @pytest.fixture
@@ -108,9 +110,14 @@ def test_raw_string_pairs_become_conversational_for_a_chat_tokenizer(tiny_tokeni
     assert dataset.column_names == ["prompt", "chosen", "rejected"]
     import datasets
 
-    messages = [{"prompt": [{"role": "user", "content": r["prompt"]}],
-                 "chosen": [{"role": "assistant", "content": r["chosen"]}],
-                 "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in clear_pairs[:3]]
+    messages = [
+        {
+            "prompt": [{"role": "user", "content": r["prompt"]}],
+            "chosen": [{"role": "assistant", "content": r["chosen"]}],
+            "rejected": [{"role": "assistant", "content": r["rejected"]}],
+        }
+        for r in clear_pairs[:3]
+    ]
     dataset, fmt = prepare_preferences(datasets.Dataset.from_list(messages), tiny_tokenizer)
     assert fmt == "conversational" and dataset.to_list() == messages
 
@@ -143,19 +150,31 @@ def test_dpo_trains_and_writes_a_complete_run(tiny_path, clear_pairs, task, tmp_
     assert set(samples.prompt) <= set(task.eval_prompts)
     assert samples.gold_score.between(-1, 1).all()
     summary = run.summary
-    for key in ("loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected",
-                "steps", "seconds", "samples/gold_before", "samples/gold_after"):
+    for key in (
+        "loss",
+        "rewards/accuracies",
+        "rewards/margins",
+        "rewards/chosen",
+        "rewards/rejected",
+        "steps",
+        "seconds",
+        "samples/gold_before",
+        "samples/gold_after",
+    ):
         assert summary[key] is not None, key
     assert summary["steps"] == 3 and summary["data_format"].startswith("conversational")
     assert load(tmp_path / "dpo").summary == summary
 
 
-@pytest.mark.parametrize("loss_type, first_loss", [
-    ("sigmoid", math.log(2)),     # -log sigmoid(0)
-    ("ipo", 1 / (4 * 0.1 ** 2)),  # (0 - 1/(2 beta))^2 = 25 at beta 0.1
-    ("hinge", 1.0),               # relu(1 - 0)
-    ("robust", math.log(2)),      # [(1-e) ln2 - e ln2] / (1 - 2e) = ln 2 for any e
-])
+@pytest.mark.parametrize(
+    "loss_type, first_loss",
+    [
+        ("sigmoid", math.log(2)),  # -log sigmoid(0)
+        ("ipo", 1 / (4 * 0.1**2)),  # (0 - 1/(2 beta))^2 = 25 at beta 0.1
+        ("hinge", 1.0),  # relu(1 - 0)
+        ("robust", math.log(2)),  # [(1-e) ln2 - e ln2] / (1 - 2e) = ln 2 for any e
+    ],
+)
 def test_each_loss_type_runs_and_starts_at_its_known_value(tiny_path, clear_pairs, tmp_path, loss_type, first_loss):
     run = train_dpo(tiny_path, clear_pairs[:8], _fast(loss_type=loss_type, beta=0.1), tmp_path / loss_type)
     rows = _step_rows(run)

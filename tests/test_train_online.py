@@ -19,8 +19,15 @@ PROMPTS = [
 
 
 def _fast(**kw) -> OnlineSettings:
-    base = dict(max_steps=2, prompts_per_step=2, num_generations=2, max_completion_length=12, samples_every=1,
-                samples_per_log=2, device="cpu")
+    base = dict(
+        max_steps=2,
+        prompts_per_step=2,
+        num_generations=2,
+        max_completion_length=12,
+        samples_every=1,
+        samples_per_log=2,
+        device="cpu",
+    )
     return OnlineSettings(**{**base, **kw})
 
 
@@ -66,8 +73,15 @@ def test_judge_reward_trains_and_logs_shared_metrics(tiny_path, tmp_path, algori
     rows = run.metrics[run.metrics["reward"].notna()]
     assert rows.step.tolist() == [1, 2]
     # TRL's own names, as is, plus the aliases every online method shares.
-    for key in ("reward", "kl", "completions/mean_length", "rewards/vader/mean",
-                "objective/scores", "objective/kl", "objective/rlhf_reward"):
+    for key in (
+        "reward",
+        "kl",
+        "completions/mean_length",
+        "rewards/vader/mean",
+        "objective/scores",
+        "objective/kl",
+        "objective/rlhf_reward",
+    ):
         assert rows[key].notna().all(), key
     assert (rows["objective/scores"] == rows["reward"]).all()
     assert rows["objective/kl"].tolist() == pytest.approx((rows["kl"] * rows["completions/mean_length"]).tolist())
@@ -135,12 +149,18 @@ def test_rloo_raises_the_vader_reward(tiny_path, tiny_model, tiny_tokenizer, tmp
 
     task = reviews_task()
     # The starting policy's mean VADER score on training prompts, sampled the way RLOO samples.
-    start = sample_candidates(tiny_model, tiny_tokenizer, task.train_prompts[:64],
-                              SamplingConfig(k=2, seed=0, max_new_tokens=48, batch_size=64), progress=False)
+    start = sample_candidates(
+        tiny_model,
+        tiny_tokenizer,
+        task.train_prompts[:64],
+        SamplingConfig(k=2, seed=0, max_new_tokens=48, batch_size=64),
+        progress=False,
+    )
     start_reward = sum(VaderJudge()(start.prompt.tolist(), start.response.tolist())) / len(start)
 
-    run = train_online(tiny_path, VaderJudge(), task, OnlineSettings(max_steps=20, seed=0, device="cpu"),
-                       tmp_path / "rloo")
+    run = train_online(
+        tiny_path, VaderJudge(), task, OnlineSettings(max_steps=20, seed=0, device="cpu"), tmp_path / "rloo"
+    )
     summary = run.summary
     # Seeds 0-5 ended 20 steps at a mean reward (last five steps) of 0.53 to 0.77, from about 0.34.
     assert summary["reward_after_mean5"] > start_reward + 0.1

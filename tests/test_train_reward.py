@@ -14,8 +14,14 @@ from trl import RewardConfig, RewardTrainer
 from rlhfkit.judges import Judge, VaderJudge
 from rlhfkit.models import load_reward_model
 from rlhfkit.runs import NonFiniteLossError, load
-from rlhfkit.train.reward import (REWARD_META, RewardModelJudge, RewardSettings, pairwise_accuracy,
-                                  to_trl_preferences, train_reward_model)
+from rlhfkit.train.reward import (
+    REWARD_META,
+    RewardModelJudge,
+    RewardSettings,
+    pairwise_accuracy,
+    to_trl_preferences,
+    train_reward_model,
+)
 
 LN2 = math.log(2.0)
 
@@ -29,9 +35,13 @@ def easy_pairs(n, seed):
     rows = []
     for _ in range(n):
         item = rng.choice(items)
-        rows.append({"prompt": corpus.prompt_for(rng, item),
-                     "chosen": corpus.generate_review(rng, item, "positive"),
-                     "rejected": corpus.generate_review(rng, item, "negative")})
+        rows.append(
+            {
+                "prompt": corpus.prompt_for(rng, item),
+                "chosen": corpus.generate_review(rng, item, "positive"),
+                "rejected": corpus.generate_review(rng, item, "negative"),
+            }
+        )
     return rows
 
 
@@ -71,8 +81,13 @@ def test_bradley_terry_loss_values():
 def test_first_logged_loss_of_a_zero_score_head_is_ln2(tiny_path, tmp_path):
     model = load_reward_model(tiny_path, device="cpu")
     torch.nn.init.zeros_(model.score.weight)  # every reward is exactly 0, so every pair sits at zero margin
-    run = train_reward_model(model, easy_pairs(16, seed=1), quick(max_steps=1, n_samples=0), tmp_path / "ln2",
-                             eval_data=easy_pairs(6, seed=2))
+    run = train_reward_model(
+        model,
+        easy_pairs(16, seed=1),
+        quick(max_steps=1, n_samples=0),
+        tmp_path / "ln2",
+        eval_data=easy_pairs(6, seed=2),
+    )
     first = run.metrics.dropna(subset=["loss"]).iloc[0]
     assert first["step"] == 1
     assert first["loss"] == pytest.approx(LN2, abs=1e-4)
@@ -94,10 +109,13 @@ def test_lora_reward_model_trains_adapters_and_head_only(tiny_path, tmp_path):
     from rlhfkit.models import LoraSettings
 
     snap = Snapshot()
-    run = train_reward_model(tiny_path, easy_pairs(16, seed=4),
-                             quick(max_steps=2, batch_size=8, heldout_fraction=0, n_samples=0,
-                                   lora=LoraSettings(r=4, alpha=8, dropout=0.0)),
-                             tmp_path / "lora", callbacks=[snap])
+    run = train_reward_model(
+        tiny_path,
+        easy_pairs(16, seed=4),
+        quick(max_steps=2, batch_size=8, heldout_fraction=0, n_samples=0, lora=LoraSettings(r=4, alpha=8, dropout=0.0)),
+        tmp_path / "lora",
+        callbacks=[snap],
+    )
     changed = [n for n in snap.before if not torch.equal(snap.before[n], snap.after[n])]
     assert changed and all("lora_" in n or "score" in n for n in changed), changed
     assert any("score" in n for n in changed)
@@ -139,17 +157,29 @@ def test_judge_scores_exactly_what_the_trainer_tokenized(random_rm, tiny_tokeniz
     sample = [dict(r, margin=m) for r, m in zip(easy_pairs(4, seed=7), [0.0, 0.5, 1.0, 0.0])]
     sample[2]["chosen"] = "Fine."
     trl_rows = to_trl_preferences(sample, chat=True)
-    args = RewardConfig(output_dir=str(tmp_path / "t"), use_cpu=True, bf16=False, report_to="none",
-                        activation_checkpointing=False, center_rewards_coefficient=0.01, max_length=256)
+    args = RewardConfig(
+        output_dir=str(tmp_path / "t"),
+        use_cpu=True,
+        bf16=False,
+        report_to="none",
+        activation_checkpointing=False,
+        center_rewards_coefficient=0.01,
+        max_length=256,
+    )
     model = judge.model
-    trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(trl_rows),
-                            processing_class=copy.deepcopy(tiny_tokenizer))
+    trainer = RewardTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(trl_rows),
+        processing_class=copy.deepcopy(tiny_tokenizer),
+    )
     tokenized = [trainer.train_dataset[i] for i in range(len(sample))]
     for row, tok in zip(sample, tokenized):
         assert judge.encode(row["prompt"], row["chosen"]) == tok["chosen_ids"]
         assert judge.encode(row["prompt"], row["rejected"]) == tok["rejected_ids"]
     assert tiny_tokenizer.decode(tokenized[0]["chosen_ids"]) == (
-        f"<|user|>{sample[0]['prompt']}<|end|><|assistant|>{sample[0]['chosen']}<|end|>")
+        f"<|user|>{sample[0]['prompt']}<|end|><|assistant|>{sample[0]['chosen']}<|end|>"
+    )
 
     batch = trainer.data_collator(tokenized)
     model.eval()
@@ -166,8 +196,10 @@ def test_judge_scores_exactly_what_the_trainer_tokenized(random_rm, tiny_tokeniz
     expected = -torch.nn.functional.logsigmoid(c - r - batch["margin"]).mean() + 0.01 * ((c + r) ** 2).mean()
     assert float(loss) == pytest.approx(float(expected), abs=1e-5)
     # Conversational input (what TRL's reward_funcs hand over) scores the same as strings.
-    as_messages = judge([[{"role": "user", "content": p}] for p in prompts],
-                        [[{"role": "assistant", "content": x["chosen"]}] for x in sample])
+    as_messages = judge(
+        [[{"role": "user", "content": p}] for p in prompts],
+        [[{"role": "assistant", "content": x["chosen"]}] for x in sample],
+    )
     assert as_messages == pytest.approx(ours_chosen, abs=1e-6)
 
 
@@ -179,10 +211,12 @@ def test_plain_text_judge_matches_trls_standard_tokenization(random_rm, tiny_tok
     assert judge.chat is False
     sample = easy_pairs(3, seed=8)
     sample[1]["chosen"] += plain.eos_token  # already terminated: not doubled
-    args = RewardConfig(output_dir=str(tmp_path / "p"), use_cpu=True, bf16=False, report_to="none",
-                        activation_checkpointing=False)
-    trainer = RewardTrainer(model=judge.model, args=args, train_dataset=Dataset.from_list(sample),
-                            processing_class=plain)
+    args = RewardConfig(
+        output_dir=str(tmp_path / "p"), use_cpu=True, bf16=False, report_to="none", activation_checkpointing=False
+    )
+    trainer = RewardTrainer(
+        model=judge.model, args=args, train_dataset=Dataset.from_list(sample), processing_class=plain
+    )
     tokenized = [trainer.train_dataset[i] for i in range(len(sample))]
     assert [judge.encode(r["prompt"], r["chosen"]) for r in sample] == [t["chosen_ids"] for t in tokenized]
     assert tokenized[1]["chosen_ids"][-1] == plain.eos_token_id and tokenized[1]["chosen_ids"][-2] != plain.eos_token_id
@@ -228,13 +262,24 @@ def test_nan_loss_stops_with_the_last_good_checkpoint(tiny_path, tmp_path):
 
 
 def test_preference_rows_are_converted_and_split_deterministically():
-    rows = to_trl_preferences([{"prompt": "Review X.", "chosen": "Great.", "rejected": "Bad.", "margin": 1.0}],
-                              chat=True)
-    assert rows == [{"prompt": [{"role": "user", "content": "Review X."}],
-                     "chosen": [{"role": "assistant", "content": "Great."}],
-                     "rejected": [{"role": "assistant", "content": "Bad."}], "margin": 1.0}]
-    conversational = [{"prompt": [{"role": "user", "content": "a"}], "chosen": [{"role": "assistant", "content": "b"}],
-                       "rejected": [{"role": "assistant", "content": "c"}]}]
+    rows = to_trl_preferences(
+        [{"prompt": "Review X.", "chosen": "Great.", "rejected": "Bad.", "margin": 1.0}], chat=True
+    )
+    assert rows == [
+        {
+            "prompt": [{"role": "user", "content": "Review X."}],
+            "chosen": [{"role": "assistant", "content": "Great."}],
+            "rejected": [{"role": "assistant", "content": "Bad."}],
+            "margin": 1.0,
+        }
+    ]
+    conversational = [
+        {
+            "prompt": [{"role": "user", "content": "a"}],
+            "chosen": [{"role": "assistant", "content": "b"}],
+            "rejected": [{"role": "assistant", "content": "c"}],
+        }
+    ]
     with pytest.raises(ValueError, match="conversational .* chat template"):
         to_trl_preferences(conversational, chat=False)
     from rlhfkit.train.reward import _split_heldout

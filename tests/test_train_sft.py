@@ -20,15 +20,26 @@ def small_task():
     from rlhfkit.tiny import reviews_task
 
     task = reviews_task(n_train_prompts=32, n_eval_prompts=2, n_demonstrations=16)
-    return Task(name="reviews-small", train_prompts=task.train_prompts, eval_prompts=task.eval_prompts,
-                demonstrations=task.demonstrations, gold_judge=task.gold_judge)
+    return Task(
+        name="reviews-small",
+        train_prompts=task.train_prompts,
+        eval_prompts=task.eval_prompts,
+        demonstrations=task.demonstrations,
+        gold_judge=task.gold_judge,
+    )
 
 
 def quick(**kw):
     """Tiny budgets; no tqdm bars in test logs. A gentler learning rate than the default: with a handful of steps
     there is almost no warm-up, and the default's first full-size Adam steps raise the loss before it falls."""
-    base = dict(learning_rate=1e-3, batch_size=8, n_samples=0, sample_max_new_tokens=24, save_steps=100,
-                trl_overrides={"disable_tqdm": True})
+    base = dict(
+        learning_rate=1e-3,
+        batch_size=8,
+        n_samples=0,
+        sample_max_new_tokens=24,
+        save_steps=100,
+        trl_overrides={"disable_tqdm": True},
+    )
     base.update(kw)
     return SFTSettings(**base)
 
@@ -104,8 +115,13 @@ def test_sft_trains_writes_the_run_and_reloads(tiny_path, tiny_tokenizer, tiny_m
 
 def test_lora_sft_changes_only_adapter_weights(tiny_path, tiny_model, small_task, tmp_path):
     snapshot = Snapshot()
-    run = train_sft(tiny_path, small_task, quick(max_steps=3, lora=LoraSettings(r=4, alpha=8, dropout=0.0)),
-                    tmp_path / "lora", callbacks=[snapshot])
+    run = train_sft(
+        tiny_path,
+        small_task,
+        quick(max_steps=3, lora=LoraSettings(r=4, alpha=8, dropout=0.0)),
+        tmp_path / "lora",
+        callbacks=[snapshot],
+    )
     changed = snapshot.changed()
     assert changed and all("lora_" in n for n in changed), changed
     assert any("lora_B" in n for n in changed)
@@ -154,8 +170,12 @@ def test_interrupt_keeps_a_checkpoint_and_resume_finishes(tiny_path, small_task,
 
 def test_rows_are_validated_and_strings_become_chat_turns():
     rows, source = sft_rows([{"prompt": "Review X.", "completion": "Great."}], chat=True)
-    assert rows == [{"prompt": [{"role": "user", "content": "Review X."}],
-                     "completion": [{"role": "assistant", "content": "Great."}]}]
+    assert rows == [
+        {
+            "prompt": [{"role": "user", "content": "Review X."}],
+            "completion": [{"role": "assistant", "content": "Great."}],
+        }
+    ]
     plain, _ = sft_rows([{"prompt": "Review X.", "completion": "Great."}], chat=False)
     assert plain == [{"prompt": "Review X.", "completion": "Great."}]
     with pytest.raises(DataValidationError, match=r"row 2, field 'completion': empty text"):

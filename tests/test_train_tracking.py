@@ -63,6 +63,7 @@ def assert_same_series(scalars, expected):
 # The setting
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def test_report_to_takes_trls_values_and_normalises_them():
     assert report_to_names("none") == [] and report_to_names(None) == [] and report_to_names(["none"]) == []
     assert report_to_names("tensorboard") == ["tensorboard"]
@@ -85,8 +86,11 @@ def test_tensorboard_files_go_to_the_run_directory_unless_transformers_variable_
 @pytest.mark.parametrize("settings_cls", STAGE_SETTINGS, ids=lambda c: c.__name__)
 def test_every_stage_refuses_an_unknown_or_missing_tracker_naming_the_setting(settings_cls, monkeypatch):
     assert settings_cls().report_to == "none"
-    with pytest.raises(ValueError, match=r"^report_to: unknown tracker 'tensorbord'; expected 'none', 'all' or any "
-                                         r"of tensorboard, wandb, trackio"):
+    with pytest.raises(
+        ValueError,
+        match=r"^report_to: unknown tracker 'tensorbord'; expected 'none', 'all' or any "
+        r"of tensorboard, wandb, trackio",
+    ):
         settings_cls(report_to="tensorbord")
     with pytest.raises(ValueError, match=r"^report_to: \['none', 'tensorboard'\] mixes 'none' with other names"):
         settings_cls(report_to=["none", "tensorboard"])
@@ -127,9 +131,16 @@ def test_cli_pipeline_passes_report_to_and_refuses_a_bad_one(monkeypatch, capsys
 # TRL stages
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def test_sft_writes_tensorboard_events_with_the_metrics_of_metrics_jsonl(tiny_path, task, tmp_path):
-    settings = SFTSettings(max_steps=3, batch_size=8, learning_rate=1e-3, n_samples=0, report_to="tensorboard",
-                           trl_overrides={"disable_tqdm": True})
+    settings = SFTSettings(
+        max_steps=3,
+        batch_size=8,
+        learning_rate=1e-3,
+        n_samples=0,
+        report_to="tensorboard",
+        trl_overrides={"disable_tqdm": True},
+    )
     run = train_sft(tiny_path, task, settings, tmp_path / "sft")
     assert run.status["state"] == "finished"
     # In the run directory (not under checkpoints/, which a finished run deletes).
@@ -140,8 +151,12 @@ def test_sft_writes_tensorboard_events_with_the_metrics_of_metrics_jsonl(tiny_pa
 
 
 def test_sft_by_default_writes_no_event_files(tiny_path, task, tmp_path):
-    run = train_sft(tiny_path, task, SFTSettings(max_steps=1, batch_size=4, n_samples=0,
-                                                 trl_overrides={"disable_tqdm": True}), tmp_path / "sft")
+    run = train_sft(
+        tiny_path,
+        task,
+        SFTSettings(max_steps=1, batch_size=4, n_samples=0, trl_overrides={"disable_tqdm": True}),
+        tmp_path / "sft",
+    )
     assert run.status["state"] == "finished" and not event_files(tmp_path)
 
 
@@ -149,19 +164,40 @@ def test_sft_by_default_writes_no_event_files(tiny_path, task, tmp_path):
 def test_other_trl_stages_send_metrics_jsonl_to_tensorboard(stage, tiny_path, task, tmp_path):
     folder = tmp_path / stage
     if stage == "reward":
-        pairs = [{"prompt": d["prompt"], "chosen": d["completion"], "rejected": e["completion"]}
-                 for d, e in zip(task.demonstrations[:16], task.demonstrations[16:32])]
+        pairs = [
+            {"prompt": d["prompt"], "chosen": d["completion"], "rejected": e["completion"]}
+            for d, e in zip(task.demonstrations[:16], task.demonstrations[16:32])
+        ]
         # No held-out pairs: the held-out evaluation runs after training and is not a tracked training step.
-        run = train_reward_model(tiny_path, pairs, RewardSettings(max_steps=2, batch_size=8, heldout_fraction=0.0,
-                                                                  n_samples=0, report_to="tensorboard"), folder)
+        run = train_reward_model(
+            tiny_path,
+            pairs,
+            RewardSettings(max_steps=2, batch_size=8, heldout_fraction=0.0, n_samples=0, report_to="tensorboard"),
+            folder,
+        )
     elif stage == "dpo":
-        pairs = [{"prompt": d["prompt"], "chosen": d["completion"], "rejected": e["completion"]}
-                 for d, e in zip(task.demonstrations[:8], task.demonstrations[8:16])]
-        run = train_dpo(tiny_path, pairs, DPOSettings(max_steps=2, batch_size=4, warmup_steps=0, n_samples=0,
-                                                      device="cpu", report_to=["tensorboard"]), folder)
+        pairs = [
+            {"prompt": d["prompt"], "chosen": d["completion"], "rejected": e["completion"]}
+            for d, e in zip(task.demonstrations[:8], task.demonstrations[8:16])
+        ]
+        run = train_dpo(
+            tiny_path,
+            pairs,
+            DPOSettings(
+                max_steps=2, batch_size=4, warmup_steps=0, n_samples=0, device="cpu", report_to=["tensorboard"]
+            ),
+            folder,
+        )
     else:
-        settings = OnlineSettings(max_steps=2, prompts_per_step=2, num_generations=2, max_completion_length=8,
-                                  samples_per_log=0, device="cpu", report_to="tensorboard")
+        settings = OnlineSettings(
+            max_steps=2,
+            prompts_per_step=2,
+            num_generations=2,
+            max_completion_length=8,
+            samples_per_log=0,
+            device="cpu",
+            report_to="tensorboard",
+        )
         run = train_online(tiny_path, "vader", task.train_prompts[:4], settings, folder)
     assert run.status["state"] == "finished"
     scalars = tensorboard_scalars(folder / "tensorboard")
@@ -175,13 +211,15 @@ def test_other_trl_stages_send_metrics_jsonl_to_tensorboard(stage, tiny_path, ta
 # Our PPO
 # ---------------------------------------------------------------------------------------------------------------
 
-PPO_SMALL = dict(total_steps=2, batch_size=8, max_new_tokens=12, num_ppo_epochs=1, num_mini_batches=1,
-                 progress=False, device="cpu")
+PPO_SMALL = dict(
+    total_steps=2, batch_size=8, max_new_tokens=12, num_ppo_epochs=1, num_mini_batches=1, progress=False, device="cpu"
+)
 
 
 def test_ppo_writes_tensorboard_events_with_the_metrics_of_metrics_jsonl(task, tmp_path):
-    run = train_ppo("tiny", "vader", task.train_prompts, PPOSettings(**PPO_SMALL, report_to="tensorboard"),
-                    run_dir=tmp_path / "ppo")
+    run = train_ppo(
+        "tiny", "vader", task.train_prompts, PPOSettings(**PPO_SMALL, report_to="tensorboard"), run_dir=tmp_path / "ppo"
+    )
     assert run.status["state"] == "finished"
     # The same place as the TRL stages: one event file directly in run_dir/tensorboard, the settings as text.
     assert [f.parent for f in event_files(run.path)] == [run.path / "tensorboard"]
@@ -192,8 +230,9 @@ def test_ppo_writes_tensorboard_events_with_the_metrics_of_metrics_jsonl(task, t
 
 
 def test_ppo_by_default_writes_no_event_files(task, tmp_path):
-    run = train_ppo("tiny", "vader", task.train_prompts, PPOSettings(**{**PPO_SMALL, "total_steps": 1}),
-                    run_dir=tmp_path / "ppo")
+    run = train_ppo(
+        "tiny", "vader", task.train_prompts, PPOSettings(**{**PPO_SMALL, "total_steps": 1}), run_dir=tmp_path / "ppo"
+    )
     assert run.status["state"] == "finished" and not event_files(tmp_path)
 
 
@@ -214,11 +253,31 @@ print(f"rank={PartialState().process_index} num_processes={PartialState().num_pr
 def test_ppo_on_two_processes_logs_each_step_once_from_the_main_process(tmp_path):
     script = tmp_path / "two.py"
     script.write_text(TWO_PROCESS_SCRIPT)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ACCELERATE_USE_CPU": "1", "TOKENIZERS_PARALLELISM": "false",
-           "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
-           str(script), str(tmp_path / "two")]
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "ACCELERATE_USE_CPU": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    cmd = [
+        str(Path(sys.executable).parent / "accelerate"),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "0",
+        str(script),
+        str(tmp_path / "two"),
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "rank=1 num_processes=2" in done.stdout, done.stdout  # two processes really ran

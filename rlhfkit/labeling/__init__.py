@@ -5,13 +5,28 @@ labeling process that only needs the store starts fast.
 """
 
 from rlhfkit.labeling.store import CHOICES, KINDS, LabelStore, LabelStoreError, SchemaVersionError
-from rlhfkit.labeling.agreement import (agreement, agreement_with_judge, cohen_kappa, krippendorff_alpha,
-                                        position_bias, wilson_interval)
+from rlhfkit.labeling.agreement import (
+    agreement,
+    agreement_with_judge,
+    cohen_kappa,
+    krippendorff_alpha,
+    position_bias,
+    wilson_interval,
+)
 from rlhfkit.labeling.ai import annotate_with_judge
 
 __all__ = [
-    "CHOICES", "KINDS", "LabelStore", "LabelStoreError", "SchemaVersionError",
-    "agreement", "agreement_with_judge", "cohen_kappa", "krippendorff_alpha", "position_bias", "wilson_interval",
+    "CHOICES",
+    "KINDS",
+    "LabelStore",
+    "LabelStoreError",
+    "SchemaVersionError",
+    "agreement",
+    "agreement_with_judge",
+    "cohen_kappa",
+    "krippendorff_alpha",
+    "position_bias",
+    "wilson_interval",
     "annotate_with_judge",
 ]
 

@@ -17,8 +17,7 @@ import math
 from collections import Counter, defaultdict
 from typing import Any, Hashable, Iterable, Sequence
 
-__all__ = ["cohen_kappa", "krippendorff_alpha", "agreement", "agreement_with_judge", "position_bias",
-           "wilson_interval"]
+__all__ = ["cohen_kappa", "krippendorff_alpha", "agreement", "agreement_with_judge", "position_bias", "wilson_interval"]
 
 _Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
@@ -68,8 +67,9 @@ def krippendorff_alpha(data: Any, level: str = "nominal") -> float:
     compared and are left out. Returns NaN when no two labels can be paired or when every label is the same
     (no variation: alpha is undefined)."""
     if level != "nominal":
-        raise ValueError(f"krippendorff_alpha: only level='nominal' is implemented (labels are categories), "
-                         f"got {level!r}")
+        raise ValueError(
+            f"krippendorff_alpha: only level='nominal' is implemented (labels are categories), got {level!r}"
+        )
     rows = data.itertuples(index=False) if hasattr(data, "itertuples") else data
     # Coincidence matrix: every ordered pair of labels within an item, weighted 1 / (labels in item - 1).
     coincidence: dict[tuple, float] = defaultdict(float)
@@ -135,16 +135,30 @@ def agreement(store, annotators: Iterable[str] | None = None, kind: str = "pair"
     for x, y in itertools.combinations(names, 2):
         shared = [u for u in units.values() if x in u and y in u]
         a, b = [u[x] for u in shared], [u[y] for u in shared]
-        rows.append({"annotator_a": x, "annotator_b": y, "n": len(shared),
-                     "observed": sum(p == q for p, q in zip(a, b)) / len(shared) if shared else math.nan,
-                     "statistic": "cohen_kappa", "value": cohen_kappa(a, b) if shared else math.nan})
+        rows.append(
+            {
+                "annotator_a": x,
+                "annotator_b": y,
+                "n": len(shared),
+                "observed": sum(p == q for p, q in zip(a, b)) / len(shared) if shared else math.nan,
+                "statistic": "cohen_kappa",
+                "value": cohen_kappa(a, b) if shared else math.nan,
+            }
+        )
     matrix = [[u.get(name) for name in names] for u in units.values()]
     alpha = krippendorff_alpha(matrix)
     pairable = [u for u in units.values() if sum(name in u for name in names) >= 2]
     agree = [_pairwise_agreement([u[name] for name in names if name in u]) for u in pairable]
-    rows.append({"annotator_a": "all", "annotator_b": "all", "n": len(pairable),
-                 "observed": sum(agree) / len(agree) if agree else math.nan,
-                 "statistic": "krippendorff_alpha", "value": alpha})
+    rows.append(
+        {
+            "annotator_a": "all",
+            "annotator_b": "all",
+            "n": len(pairable),
+            "observed": sum(agree) / len(agree) if agree else math.nan,
+            "statistic": "krippendorff_alpha",
+            "value": alpha,
+        }
+    )
     df = pd.DataFrame(rows, columns=["annotator_a", "annotator_b", "n", "observed", "statistic", "value"])
     df.attrs.update(alpha=alpha, kind=kind, annotators=names, n_units=len(pairable))
     return df
@@ -175,22 +189,33 @@ def agreement_with_judge(store, judge, annotator: str, *, kind: str = "pair") ->
     df = store.judgments(annotator=annotator, kind=kind)
     if df.empty and annotator not in store.annotators():
         raise ValueError(f"no judgments by {annotator!r}; annotators in this store: {store.annotators()}")
-    out = {"annotator": annotator, "judge": scorer.name, "agreement": math.nan, "ci": (math.nan, math.nan),
-           "n": 0, "matches": 0, "judge_ties": 0, "ties": int((df.choice == "tie").sum()),
-           "both_bad": int((df.choice == "both_bad").sum()), "skipped": int((df.choice == "skip").sum())}
+    out = {
+        "annotator": annotator,
+        "judge": scorer.name,
+        "agreement": math.nan,
+        "ci": (math.nan, math.nan),
+        "n": 0,
+        "matches": 0,
+        "judge_ties": 0,
+        "ties": int((df.choice == "tie").sum()),
+        "both_bad": int((df.choice == "both_bad").sum()),
+        "skipped": int((df.choice == "skip").sum()),
+    }
     decided = df[df.choice.isin(["a", "b"])] if kind == "pair" else df[df.choice != "skip"]
     if decided.empty:
         return out
     items = {it["id"]: it for it in store.items(sorted(set(decided.item_id)))}
     flat = [(item_id, pos) for item_id in items for pos in range(len(items[item_id]["candidates"]))]
-    scores = dict(zip(flat, scorer([items[i]["prompt"] for i, _ in flat],
-                                   [items[i]["candidates"][p] for i, p in flat])))
+    scores = dict(
+        zip(flat, scorer([items[i]["prompt"] for i, _ in flat], [items[i]["candidates"][p] for i, p in flat]))
+    )
     for j in decided.itertuples(index=False):
         if kind == "pair":
             comparisons = [(0, 1) if j.choice == "a" else (1, 0)]  # (preferred, other)
         else:
-            comparisons = [(j.ranking[r1], j.ranking[r2])
-                           for r1, r2 in itertools.combinations(range(len(j.ranking)), 2)]
+            comparisons = [
+                (j.ranking[r1], j.ranking[r2]) for r1, r2 in itertools.combinations(range(len(j.ranking)), 2)
+            ]
         for better, worse in comparisons:
             s_better, s_worse = scores[j.item_id, better], scores[j.item_id, worse]
             if s_better == s_worse:
@@ -214,10 +239,18 @@ def position_bias(store, annotator: str | None = None) -> dict:
     df = store.judgments(annotator=annotator, kind="pair")
     if annotator is not None and df.empty and annotator not in store.annotators():
         raise ValueError(f"no judgments by {annotator!r}; annotators in this store: {store.annotators()}")
-    out = {"annotator": annotator, "left_wins": 0, "right_wins": 0, "n": 0, "left_rate": math.nan,
-           "ci": (math.nan, math.nan), "ties": int((df.choice == "tie").sum()),
-           "both_bad": int((df.choice == "both_bad").sum()), "skipped": int((df.choice == "skip").sum()),
-           "unknown_order": 0}
+    out = {
+        "annotator": annotator,
+        "left_wins": 0,
+        "right_wins": 0,
+        "n": 0,
+        "left_rate": math.nan,
+        "ci": (math.nan, math.nan),
+        "ties": int((df.choice == "tie").sum()),
+        "both_bad": int((df.choice == "both_bad").sum()),
+        "skipped": int((df.choice == "skip").sum()),
+        "unknown_order": 0,
+    }
     for j in df[df.choice.isin(["a", "b"])].itertuples(index=False):
         if j.display_order is None:
             out["unknown_order"] += 1

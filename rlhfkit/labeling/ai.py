@@ -22,9 +22,11 @@ def _checked_batched(fn: Callable) -> Callable:
     def score(prompts: list[str], responses: list[str]) -> list[float]:
         out = fn(prompts, responses)
         if isinstance(out, (str, bytes)) or not hasattr(out, "__len__") or len(out) != len(responses):
-            raise TypeError(f"judge {getattr(fn, '__name__', fn)!r} must be batched, f(prompts, responses) -> one "
-                            f"score per response ({len(responses)} here), but returned {type(out).__name__}; wrap "
-                            f"a per-item function f(prompt, response) -> float in rlhfkit.judges.FunctionJudge(f)")
+            raise TypeError(
+                f"judge {getattr(fn, '__name__', fn)!r} must be batched, f(prompts, responses) -> one "
+                f"score per response ({len(responses)} here), but returned {type(out).__name__}; wrap "
+                f"a per-item function f(prompt, response) -> float in rlhfkit.judges.FunctionJudge(f)"
+            )
         return list(out)
 
     return score
@@ -42,14 +44,24 @@ def resolve_judge(judge: Any) -> tuple[Judge, SimulatedAnnotator | None, str]:
     elif callable(judge):
         scorer = FunctionJudge(_checked_batched(judge), name=getattr(judge, "__name__", "function"), batched=True)
     else:
-        raise TypeError(f"cannot use {type(judge).__name__} as a judge: expected a Judge, a builtin name, a "
-                        f"batched callable f(prompts, responses) or a SimulatedAnnotator")
+        raise TypeError(
+            f"cannot use {type(judge).__name__} as a judge: expected a Judge, a builtin name, a "
+            f"batched callable f(prompts, responses) or a SimulatedAnnotator"
+        )
     return scorer, None, f"judge:{scorer.name}"
 
 
-def annotate_with_judge(store, judge: Any, annotator: str | None = None, *, kind: str = "pair",
-                        limit: int | None = None, seed: int = 0, batch_size: int = 256,
-                        progress: bool = True) -> int:
+def annotate_with_judge(
+    store,
+    judge: Any,
+    annotator: str | None = None,
+    *,
+    kind: str = "pair",
+    limit: int | None = None,
+    seed: int = 0,
+    batch_size: int = 256,
+    progress: bool = True,
+) -> int:
     """Label the items of `kind` that `annotator` has not judged yet with a judge; returns how many were written.
 
     store: a `LabelStore` or the path of one.
@@ -67,11 +79,14 @@ def annotate_with_judge(store, judge: Any, annotator: str | None = None, *, kind
 
     if not isinstance(store, LabelStore):
         with LabelStore(store) as opened:
-            return annotate_with_judge(opened, judge, annotator, kind=kind, limit=limit, seed=seed,
-                                       batch_size=batch_size, progress=progress)
+            return annotate_with_judge(
+                opened, judge, annotator, kind=kind, limit=limit, seed=seed, batch_size=batch_size, progress=progress
+            )
     if kind not in ("pair", "ranking"):
-        raise ValueError(f"annotate_with_judge: a judge can label 'pair' or 'ranking' items, not {kind!r} "
-                         f"(demonstrations need written text)")
+        raise ValueError(
+            f"annotate_with_judge: a judge can label 'pair' or 'ranking' items, not {kind!r} "
+            f"(demonstrations need written text)"
+        )
     scorer, sim, default_name = resolve_judge(judge)
     name = annotator or default_name
     if sim is not None:
@@ -84,15 +99,19 @@ def annotate_with_judge(store, judge: Any, annotator: str | None = None, *, kind
     written = 0
     with tqdm(total=len(todo), desc=f"{name} labeling", unit="item", disable=not progress) as bar:
         for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
+            batch = todo[start : start + batch_size]
             flat = [(it, pos) for it in batch for pos in range(len(it["candidates"]))]
             scores = scorer([it["prompt"] for it, _ in flat], [it["candidates"][p] for it, p in flat])
             records, k = [], 0
             for it in batch:
-                s = scores[k:k + len(it["candidates"])]
+                s = scores[k : k + len(it["candidates"])]
                 k += len(it["candidates"])
-                record = {"item_id": it["id"], "annotator": name, "display_order": it["display_order"],
-                          "rationale": f"{scorer.name} scores: " + ", ".join(f"{x:.4g}" for x in s)}
+                record = {
+                    "item_id": it["id"],
+                    "annotator": name,
+                    "display_order": it["display_order"],
+                    "rationale": f"{scorer.name} scores: " + ", ".join(f"{x:.4g}" for x in s),
+                }
                 if kind == "pair":
                     record["choice"] = _pair_choice(s, it["display_order"], sim)
                 else:
@@ -116,8 +135,9 @@ def _pair_choice(scores: list[float], display_order: list[int], sim: SimulatedAn
     return "a" if prefers_a else "b"
 
 
-def _ranking(scores: list[float], display_order: list[int], sim: SimulatedAnnotator | None,
-             rng: random.Random) -> list[int]:
+def _ranking(
+    scores: list[float], display_order: list[int], sim: SimulatedAnnotator | None, rng: random.Random
+) -> list[int]:
     """Candidate positions best first: by score, with a simulated annotator's noise when there is one."""
     order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
     if sim is None:

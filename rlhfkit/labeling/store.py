@@ -119,8 +119,10 @@ def _retrying(fn, what: str):
         except sqlite3.OperationalError as exc:
             if not _is_locked(exc) or time.monotonic() > deadline:
                 if _is_locked(exc):
-                    raise LabelStoreError(f"{what}: the database stayed locked for {_RETRY_SECONDS:.0f} s "
-                                          f"(another process holds a write transaction open)") from exc
+                    raise LabelStoreError(
+                        f"{what}: the database stayed locked for {_RETRY_SECONDS:.0f} s "
+                        f"(another process holds a write transaction open)"
+                    ) from exc
                 raise
             time.sleep(delay + random.random() * delay)
             delay = min(delay * 2, 0.25)
@@ -160,8 +162,10 @@ def _rows_of(rows: Any, what: str) -> list[Any]:
     if hasattr(rows, "to_dict") and hasattr(rows, "columns"):  # pandas DataFrame
         return rows.to_dict("records")
     if isinstance(rows, (str, bytes, dict)):
-        raise TypeError(f"{what}: expected an iterable of rows (a list of dicts, a DataFrame or a Dataset), "
-                        f"got a single {type(rows).__name__}")
+        raise TypeError(
+            f"{what}: expected an iterable of rows (a list of dicts, a DataFrame or a Dataset), "
+            f"got a single {type(rows).__name__}"
+        )
     return list(rows)
 
 
@@ -171,14 +175,18 @@ class _RowChecker:
     def __init__(self, where: str):
         self.where = where
 
-    def fail(self, row: int, field: str | None, reason: str, detail: str | None = None,
-             expected: str | None = None):
+    def fail(self, row: int, field: str | None, reason: str, detail: str | None = None, expected: str | None = None):
         return _lazy_data_error()(self.where, row, field, reason, detail=detail, expected=expected)
 
     def record(self, row: int, value: Any, required: tuple[str, ...]) -> dict:
         if not isinstance(value, dict):
-            raise self.fail(row, None, "wrong type", f"got {type(value).__name__}",
-                            "a dict with " + ", ".join(repr(k) for k in required))
+            raise self.fail(
+                row,
+                None,
+                "wrong type",
+                f"got {type(value).__name__}",
+                "a dict with " + ", ".join(repr(k) for k in required),
+            )
         return value
 
     def text(self, row: int, record: dict, field: str) -> str:
@@ -209,8 +217,13 @@ class _RowChecker:
         try:
             return json.dumps(meta, ensure_ascii=False, default=_json_default, allow_nan=False, sort_keys=True)
         except (TypeError, ValueError) as exc:
-            raise self.fail(row, "meta", "not JSON serialisable", str(exc),
-                            "a dict of JSON values (str, number, bool, None, lists, dicts)") from None
+            raise self.fail(
+                row,
+                "meta",
+                "not JSON serialisable",
+                str(exc),
+                "a dict of JSON values (str, number, bool, None, lists, dicts)",
+            ) from None
 
 
 class LabelStore:
@@ -228,8 +241,9 @@ class LabelStore:
             raise LabelStoreError(f"{self.path} is a folder; give the path of a label store file (e.g. labels.db)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()  # one connection; widgets' comm callbacks may arrive on other threads
-        self._conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                     check_same_thread=False)
+        self._conn = sqlite3.connect(
+            self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
         try:
             self._open()
         except BaseException:
@@ -249,11 +263,14 @@ class LabelStore:
             # Checked before anything is written, so the newer file is left exactly as it was.
             raise SchemaVersionError(
                 f"{self.path} uses label store schema version {version}, but this rlhfkit reads versions up to "
-                f"{self.SCHEMA_VERSION}: upgrade rlhfkit to open it (the file was not changed)")
+                f"{self.SCHEMA_VERSION}: upgrade rlhfkit to open it (the file was not changed)"
+            )
         mode = _retrying(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0], f"opening {self.path}")
         if str(mode).lower() != "wal":
-            raise LabelStoreError(f"{self.path}: SQLite refused WAL mode (got {mode!r}); a label store needs a "
-                                  f"local file system that supports shared memory")
+            raise LabelStoreError(
+                f"{self.path}: SQLite refused WAL mode (got {mode!r}); a label store needs a "
+                f"local file system that supports shared memory"
+            )
         conn.execute("PRAGMA synchronous = FULL")  # fsync the WAL at every commit: acknowledged means durable
         conn.execute("PRAGMA foreign_keys = ON")
         if version != self.SCHEMA_VERSION:
@@ -265,8 +282,9 @@ class LabelStore:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "meta" not in tables:
             if tables - {"items", "candidates", "judgments"}:
-                raise LabelStoreError(f"{self.path} is an SQLite database but not a label store "
-                                      f"(tables: {sorted(tables)})")
+                raise LabelStoreError(
+                    f"{self.path} is an SQLite database but not a label store (tables: {sorted(tables)})"
+                )
             return None
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(row[0]) if row else None
@@ -278,11 +296,14 @@ class LabelStore:
                 conn.execute(statement)
             from rlhfkit import __version__
 
-            conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [
-                ("schema_version", str(self.SCHEMA_VERSION)),
-                ("created", repr(time.time())),
-                ("created_by", f"rlhfkit {__version__}"),
-            ])
+            conn.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("schema_version", str(self.SCHEMA_VERSION)),
+                    ("created", repr(time.time())),
+                    ("created_by", f"rlhfkit {__version__}"),
+                ],
+            )
             return
         while version < self.SCHEMA_VERSION:
             if version not in _MIGRATIONS:
@@ -332,8 +353,13 @@ class LabelStore:
             prompt = check.text(row, rec, "prompt")
             a, b = check.text(row, rec, "response_a"), check.text(row, rec, "response_b")
             if a == b:
-                raise check.fail(row, "response_b", "identical responses", None,
-                                 "two different responses (identical ones cannot express a preference)")
+                raise check.fail(
+                    row,
+                    "response_b",
+                    "identical responses",
+                    None,
+                    "two different responses (identical ones cannot express a preference)",
+                )
             items.append(("pair", prompt, [a, b], check.meta(row, rec, known)))
         return self._add_items(items, source)
 
@@ -391,12 +417,15 @@ class LabelStore:
                     row = conn.execute(
                         "INSERT INTO items (kind, prompt, meta, source, fingerprint, created) VALUES (?, ?, ?, ?, ?, ?)"
                         " ON CONFLICT (fingerprint) DO NOTHING RETURNING id",
-                        (kind, prompt, meta, source, fp, now)).fetchone()
+                        (kind, prompt, meta, source, fp, now),
+                    ).fetchone()
                     if row is None:  # already stored (by us earlier, or by another process)
                         row = conn.execute("SELECT id FROM items WHERE fingerprint = ?", (fp,)).fetchone()
                     else:
-                        conn.executemany("INSERT INTO candidates (item_id, position, text) VALUES (?, ?, ?)",
-                                         [(row[0], pos, text) for pos, text in enumerate(candidates)])
+                        conn.executemany(
+                            "INSERT INTO candidates (item_id, position, text) VALUES (?, ?, ?)",
+                            [(row[0], pos, text) for pos, text in enumerate(candidates)],
+                        )
                     seen[fp] = row[0]
                 ids.append(seen[fp])
         return ids
@@ -419,11 +448,20 @@ class LabelStore:
         rows = self._read(f"SELECT id, kind, prompt, meta, source FROM items WHERE id IN ({marks})", ids)
         cands: dict[int, list[str]] = {}
         for item_id, _, text in self._read(
-                f"SELECT item_id, position, text FROM candidates WHERE item_id IN ({marks}) "
-                f"ORDER BY item_id, position", ids):
+            f"SELECT item_id, position, text FROM candidates WHERE item_id IN ({marks}) ORDER BY item_id, position", ids
+        ):
             cands.setdefault(item_id, []).append(text)
-        by_id = {r[0]: {"id": r[0], "kind": r[1], "prompt": r[2], "candidates": cands.get(r[0], []),
-                        "meta": json.loads(r[3]), "source": r[4]} for r in rows}
+        by_id = {
+            r[0]: {
+                "id": r[0],
+                "kind": r[1],
+                "prompt": r[2],
+                "candidates": cands.get(r[0], []),
+                "meta": json.loads(r[3]),
+                "source": r[4],
+            }
+            for r in rows
+        }
         return [by_id[i] for i in ids if i in by_id]
 
     def count(self, kind: str) -> int:
@@ -443,7 +481,8 @@ class LabelStore:
             "SELECT i.id FROM items i WHERE i.kind = ? AND i.id > ? AND NOT EXISTS ("
             " SELECT 1 FROM judgments j WHERE j.item_id = i.id AND j.annotator = ? AND j.status = 'active')"
             " ORDER BY i.id LIMIT ?",
-            (kind, -1 if after_id is None else int(after_id), annotator, int(limit)))
+            (kind, -1 if after_id is None else int(after_id), annotator, int(limit)),
+        )
         items = self.items([r[0] for r in rows])
         for it in items:
             it["display_order"] = _shuffled(it["id"], annotator, len(it["candidates"]))
@@ -461,9 +500,19 @@ class LabelStore:
 
     # -- judgments --------------------------------------------------------------------------------------------
 
-    def record(self, item_id: int, annotator: str, *, choice: str | None = None, ranking: list[int] | None = None,
-               text: str | None = None, rationale: str | None = None, display_order: list[int] | None = None,
-               seconds: float | None = None, event_id: str | None = None) -> int:
+    def record(
+        self,
+        item_id: int,
+        annotator: str,
+        *,
+        choice: str | None = None,
+        ranking: list[int] | None = None,
+        text: str | None = None,
+        rationale: str | None = None,
+        display_order: list[int] | None = None,
+        seconds: float | None = None,
+        event_id: str | None = None,
+    ) -> int:
         """Record one judgment and return its id, after it is committed to disk.
 
         What is expected depends on the item's kind:
@@ -478,9 +527,21 @@ class LabelStore:
         new judgment on an item this annotator already judged supersedes the older one (an edit). A bad call
         raises ValueError naming the item and what was expected, and writes nothing.
         """
-        return self.record_many([dict(item_id=item_id, annotator=annotator, choice=choice, ranking=ranking,
-                                      text=text, rationale=rationale, display_order=display_order,
-                                      seconds=seconds, event_id=event_id)])[0]
+        return self.record_many(
+            [
+                dict(
+                    item_id=item_id,
+                    annotator=annotator,
+                    choice=choice,
+                    ranking=ranking,
+                    text=text,
+                    rationale=rationale,
+                    display_order=display_order,
+                    seconds=seconds,
+                    event_id=event_id,
+                )
+            ]
+        )[0]
 
     def record_many(self, judgments: Iterable[dict]) -> list[int]:
         """Record several judgments in one transaction (all or none): each a dict of `record()`'s arguments
@@ -491,23 +552,38 @@ class LabelStore:
             for j in judgments:
                 unknown = set(j) - _RECORD_FIELDS
                 if unknown:
-                    raise TypeError(f"record: unknown fields {sorted(unknown)}; expected some of "
-                                    f"{sorted(_RECORD_FIELDS)}")
+                    raise TypeError(
+                        f"record: unknown fields {sorted(unknown)}; expected some of {sorted(_RECORD_FIELDS)}"
+                    )
                 if "item_id" not in j or "annotator" not in j:
                     raise TypeError("record: every judgment needs 'item_id' and 'annotator'")
                 ids.append(self._record_one(conn, now, **j))
         return ids
 
-    def _record_one(self, conn: sqlite3.Connection, now: float, item_id: int, annotator: str, *,
-                    choice=None, ranking=None, text=None, rationale=None, display_order=None, seconds=None,
-                    event_id=None) -> int:
+    def _record_one(
+        self,
+        conn: sqlite3.Connection,
+        now: float,
+        item_id: int,
+        annotator: str,
+        *,
+        choice=None,
+        ranking=None,
+        text=None,
+        rationale=None,
+        display_order=None,
+        seconds=None,
+        event_id=None,
+    ) -> int:
         annotator = _check_annotator(annotator)
         try:
             item_id = int(item_id)
         except (TypeError, ValueError):
             raise ValueError(f"record: item_id must be an integer, got {item_id!r}") from None
-        row = conn.execute("SELECT kind, (SELECT COUNT(*) FROM candidates WHERE item_id = ?) FROM items "
-                           "WHERE id = ?", (item_id, item_id)).fetchone()
+        row = conn.execute(
+            "SELECT kind, (SELECT COUNT(*) FROM candidates WHERE item_id = ?) FROM items WHERE id = ?",
+            (item_id, item_id),
+        ).fetchone()
         if row is None:
             raise ValueError(f"record: item {item_id} does not exist in {self.path}")
         kind, n = row
@@ -517,26 +593,44 @@ class LabelStore:
         if rationale is not None and not isinstance(rationale, str):
             raise ValueError(f"{where}: rationale must be a string or None, got {type(rationale).__name__}")
         if seconds is not None:
-            if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not math.isfinite(seconds) \
-                    or seconds < 0:
+            if (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, numbers.Real)
+                or not math.isfinite(seconds)
+                or seconds < 0
+            ):
                 raise ValueError(f"{where}: seconds must be a finite number >= 0 or None, got {seconds!r}")
             seconds = float(seconds)
         if event_id is not None:
             if not isinstance(event_id, str) or not event_id:
                 raise ValueError(f"{where}: event_id must be a non-empty string or None, got {event_id!r}")
-            done = conn.execute("SELECT id FROM judgments WHERE annotator = ? AND event_id = ?",
-                                (annotator, event_id)).fetchone()
+            done = conn.execute(
+                "SELECT id FROM judgments WHERE annotator = ? AND event_id = ?", (annotator, event_id)
+            ).fetchone()
             if done:  # a repeated event (double click, re-sent message): acknowledged already
                 return done[0]
-        previous = conn.execute("SELECT id FROM judgments WHERE item_id = ? AND annotator = ? AND status = 'active'",
-                                (item_id, annotator)).fetchone()
+        previous = conn.execute(
+            "SELECT id FROM judgments WHERE item_id = ? AND annotator = ? AND status = 'active'", (item_id, annotator)
+        ).fetchone()
         if previous:
             conn.execute("UPDATE judgments SET status = 'superseded', changed = ? WHERE id = ?", (now, previous[0]))
         cur = conn.execute(
             "INSERT INTO judgments (item_id, annotator, choice, ranking, text, rationale, display_order, seconds,"
             " event_id, status, supersedes, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
-            (item_id, annotator, choice, ranking_json, text, rationale, order_json, seconds, event_id,
-             previous[0] if previous else None, now))
+            (
+                item_id,
+                annotator,
+                choice,
+                ranking_json,
+                text,
+                rationale,
+                order_json,
+                seconds,
+                event_id,
+                previous[0] if previous else None,
+                now,
+            ),
+        )
         return cur.lastrowid
 
     def undo(self, annotator: str, *, kind: str | None = None) -> dict | None:
@@ -544,11 +638,18 @@ class LabelStore:
         becomes pending again) and return it; None when there is nothing to undo. Nothing is deleted. A widget
         passes its kind, so "undo" in a ranking widget never undoes a pair judged in another widget."""
         annotator = _check_annotator(annotator)
-        kind_filter, params = ("", (annotator,)) if kind is None else (
-            " AND item_id IN (SELECT id FROM items WHERE kind = ?)", (annotator, _check_kind(kind)))
+        kind_filter, params = (
+            ("", (annotator,))
+            if kind is None
+            else (" AND item_id IN (SELECT id FROM items WHERE kind = ?)", (annotator, _check_kind(kind)))
+        )
         with self._write(f"undoing in {self.path}") as conn:
-            row = conn.execute("SELECT id FROM judgments WHERE annotator = ? AND status = 'active'" + kind_filter +
-                               " ORDER BY id DESC LIMIT 1", params).fetchone()
+            row = conn.execute(
+                "SELECT id FROM judgments WHERE annotator = ? AND status = 'active'"
+                + kind_filter
+                + " ORDER BY id DESC LIMIT 1",
+                params,
+            ).fetchone()
             if row is None:
                 return None
             conn.execute("UPDATE judgments SET status = 'undone', changed = ? WHERE id = ?", (time.time(), row[0]))
@@ -588,8 +689,10 @@ class LabelStore:
         return pd.DataFrame(self._judgment_rows(" AND ".join(where), params), columns=list(_JUDGMENT_COLUMNS))
 
     def _judgment_rows(self, where: str, params, order: str = "j.id", limit: int | None = None) -> list[dict]:
-        sql = (f"SELECT {', '.join('j.' + c for c in _JUDGMENT_COLUMNS[:-2])}, i.kind, i.prompt FROM judgments j "
-               f"JOIN items i ON i.id = j.item_id WHERE {where} ORDER BY {order}")
+        sql = (
+            f"SELECT {', '.join('j.' + c for c in _JUDGMENT_COLUMNS[:-2])}, i.kind, i.prompt FROM judgments j "
+            f"JOIN items i ON i.id = j.item_id WHERE {where} ORDER BY {order}"
+        )
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         out = []
@@ -613,16 +716,28 @@ class LabelStore:
         annotator = _check_annotator(annotator)
         done, skipped = self._read(
             "SELECT COUNT(*), COALESCE(SUM(j.choice = 'skip'), 0) FROM judgments j JOIN items i ON i.id = j.item_id"
-            " WHERE j.annotator = ? AND j.status = 'active' AND i.kind = ?", (annotator, kind))[0]
-        times = [r[0] for r in self._read(
-            "SELECT j.created FROM judgments j JOIN items i ON i.id = j.item_id WHERE j.annotator = ? AND i.kind = ?"
-            " AND j.created > ? ORDER BY j.id DESC LIMIT ?",
-            (annotator, kind, time.time() - _RATE_MAX_AGE, _RATE_WINDOW))]
+            " WHERE j.annotator = ? AND j.status = 'active' AND i.kind = ?",
+            (annotator, kind),
+        )[0]
+        times = [
+            r[0]
+            for r in self._read(
+                "SELECT j.created FROM judgments j JOIN items i ON i.id = j.item_id WHERE j.annotator = ? AND i.kind = ?"
+                " AND j.created > ? ORDER BY j.id DESC LIMIT ?",
+                (annotator, kind, time.time() - _RATE_MAX_AGE, _RATE_WINDOW),
+            )
+        ]
         span = (max(times) - min(times)) if len(times) >= 2 else 0.0
         per_minute = (len(times) - 1) / span * 60.0 if span > 0 else 0.0
         total = self.count(kind)
-        return {"done": done, "total": total, "skipped": skipped, "labelled": done - skipped, "left": total - done,
-                "per_minute": per_minute}
+        return {
+            "done": done,
+            "total": total,
+            "skipped": skipped,
+            "labelled": done - skipped,
+            "left": total - done,
+            "per_minute": per_minute,
+        }
 
     def annotators(self) -> list[str]:
         """Everyone who has recorded a judgment in this store (any status), sorted."""
@@ -630,8 +745,9 @@ class LabelStore:
 
     # -- export -----------------------------------------------------------------------------------------------
 
-    def to_preferences(self, *, annotators: Iterable[str] | None = None,
-                       kinds: Iterable[str] = ("pair", "ranking")) -> tuple[list[dict], dict]:
+    def to_preferences(
+        self, *, annotators: Iterable[str] | None = None, kinds: Iterable[str] = ("pair", "ranking")
+    ) -> tuple[list[dict], dict]:
         """Active judgments as preference rows in TRL's format, plus counts of what was left out.
 
         Each row: "prompt", "chosen", "rejected", then "annotator", "item_id", "judgment_id", "source_kind"
@@ -654,21 +770,38 @@ class LabelStore:
             annotators = [annotators] if isinstance(annotators, str) else list(annotators)
             unknown = sorted(set(annotators) - set(self.annotators()))
             if unknown:
-                raise ValueError(f"to_preferences: no judgments by {unknown} in {self.path}; "
-                                 f"annotators here: {self.annotators()}")
+                raise ValueError(
+                    f"to_preferences: no judgments by {unknown} in {self.path}; annotators here: {self.annotators()}"
+                )
             where.append(f"j.annotator IN ({','.join('?' * len(annotators))})")
             params.extend(annotators)
         judged = self._judgment_rows(" AND ".join(where), params)
         items = {it["id"]: it for it in self.items(sorted({j["item_id"] for j in judged}))}
 
         rows: list[dict] = []
-        counts = {"pairs": 0, "judgments": len(judged), "pair_judgments": 0, "rankings": 0, "ties": 0,
-                  "both_bad": 0, "skipped": 0, "annotators": sorted({j["annotator"] for j in judged})}
+        counts = {
+            "pairs": 0,
+            "judgments": len(judged),
+            "pair_judgments": 0,
+            "rankings": 0,
+            "ties": 0,
+            "both_bad": 0,
+            "skipped": 0,
+            "annotators": sorted({j["annotator"] for j in judged}),
+        }
         for j in judged:
             it = items[j["item_id"]]
-            extra = {"annotator": j["annotator"], "item_id": it["id"], "judgment_id": j["id"],
-                     "source_kind": it["kind"], "chosen_position": None, "rationale": j["rationale"],
-                     "seconds": j["seconds"], "created": j["created"], "item_source": it["source"]}
+            extra = {
+                "annotator": j["annotator"],
+                "item_id": it["id"],
+                "judgment_id": j["id"],
+                "source_kind": it["kind"],
+                "chosen_position": None,
+                "rationale": j["rationale"],
+                "seconds": j["seconds"],
+                "created": j["created"],
+                "item_source": it["source"],
+            }
             if j["choice"] == "skip":
                 counts["skipped"] += 1
             elif it["kind"] == "pair":
@@ -679,16 +812,24 @@ class LabelStore:
                 best = 0 if j["choice"] == "a" else 1
                 if j["display_order"]:
                     extra["chosen_position"] = "left" if j["display_order"][0] == best else "right"
-                rows.append({"prompt": it["prompt"], "chosen": it["candidates"][best],
-                             "rejected": it["candidates"][1 - best], "rank_chosen": None, "rank_rejected": None,
-                             **extra})
+                rows.append(
+                    {
+                        "prompt": it["prompt"],
+                        "chosen": it["candidates"][best],
+                        "rejected": it["candidates"][1 - best],
+                        "rank_chosen": None,
+                        "rank_rejected": None,
+                        **extra,
+                    }
+                )
             else:  # a ranking: positions best first -> rank of each candidate -> every pair
                 counts["rankings"] += 1
                 ranks = [0] * len(j["ranking"])
                 for rank, position in enumerate(j["ranking"], start=1):
                     ranks[position] = rank
-                pairs = ranking_to_pairs(it["prompt"], it["candidates"], ranks, extra=extra,
-                                         source=str(self.path), row=j["id"])
+                pairs = ranking_to_pairs(
+                    it["prompt"], it["candidates"], ranks, extra=extra, source=str(self.path), row=j["id"]
+                )
                 rows.extend(pairs.rows)
         counts["pairs"] = len(rows)
         return [{c: r.get(c) for c in _PREFERENCE_COLUMNS} for r in rows], counts
@@ -707,8 +848,9 @@ class LabelStore:
         path = Path(target).expanduser()
         suffix = path.suffix.lower()
         if suffix not in (".jsonl", ".parquet"):
-            raise ValueError(f"export: unknown target {str(target)!r}; expected 'dataset' or a path ending in "
-                             f".jsonl or .parquet")
+            raise ValueError(
+                f"export: unknown target {str(target)!r}; expected 'dataset' or a path ending in .jsonl or .parquet"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         if suffix == ".jsonl":
@@ -729,9 +871,18 @@ class LabelStore:
         if annotator is not None:
             where += " AND j.annotator = ?"
             params.append(annotator)
-        return [{"prompt": j["prompt"], "completion": j["text"], "annotator": j["annotator"],
-                 "item_id": j["item_id"], "judgment_id": j["id"], "seconds": j["seconds"], "created": j["created"]}
-                for j in self._judgment_rows(where, params)]
+        return [
+            {
+                "prompt": j["prompt"],
+                "completion": j["text"],
+                "annotator": j["annotator"],
+                "item_id": j["item_id"],
+                "judgment_id": j["id"],
+                "seconds": j["seconds"],
+                "created": j["created"],
+            }
+            for j in self._judgment_rows(where, params)
+        ]
 
     # -- housekeeping -----------------------------------------------------------------------------------------
 
@@ -754,13 +905,51 @@ class LabelStore:
         return f"LabelStore({str(self.path)!r})"
 
 
-_RECORD_FIELDS = {"item_id", "annotator", "choice", "ranking", "text", "rationale", "display_order", "seconds",
-                  "event_id"}
-_JUDGMENT_COLUMNS = ("id", "item_id", "annotator", "choice", "ranking", "text", "rationale", "display_order",
-                     "seconds", "event_id", "status", "supersedes", "created", "changed", "kind", "prompt")
-_PREFERENCE_COLUMNS = ("prompt", "chosen", "rejected", "annotator", "item_id", "judgment_id", "source_kind",
-                       "chosen_position", "rank_chosen", "rank_rejected", "rationale", "seconds", "created",
-                       "item_source")
+_RECORD_FIELDS = {
+    "item_id",
+    "annotator",
+    "choice",
+    "ranking",
+    "text",
+    "rationale",
+    "display_order",
+    "seconds",
+    "event_id",
+}
+_JUDGMENT_COLUMNS = (
+    "id",
+    "item_id",
+    "annotator",
+    "choice",
+    "ranking",
+    "text",
+    "rationale",
+    "display_order",
+    "seconds",
+    "event_id",
+    "status",
+    "supersedes",
+    "created",
+    "changed",
+    "kind",
+    "prompt",
+)
+_PREFERENCE_COLUMNS = (
+    "prompt",
+    "chosen",
+    "rejected",
+    "annotator",
+    "item_id",
+    "judgment_id",
+    "source_kind",
+    "chosen_position",
+    "rank_chosen",
+    "rank_rejected",
+    "rationale",
+    "seconds",
+    "created",
+    "item_source",
+)
 
 
 def _check_kind(kind: str) -> str:
@@ -784,9 +973,12 @@ def _shuffled(item_id: int, annotator: str, n: int) -> list[int]:
 
 
 def _is_permutation(value: Any, n: int) -> bool:
-    return (isinstance(value, (list, tuple)) and len(value) == n
-            and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value)
-            and sorted(int(v) for v in value) == list(range(n)))
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == n
+        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value)
+        and sorted(int(v) for v in value) == list(range(n))
+    )
 
 
 def _check_judgment(where: str, kind: str, n: int, choice, ranking, text) -> tuple[str | None, str | None, str | None]:
@@ -799,8 +991,10 @@ def _check_judgment(where: str, kind: str, n: int, choice, ranking, text) -> tup
         if ranking is not None or text is not None:
             raise ValueError(f"{where}: expected choice=, one of {CHOICES}; ranking/text are for other kinds")
         if choice not in CHOICES:
-            raise ValueError(f"{where}: expected choice to be one of {CHOICES}, got {choice!r} ('a'/'b' name the "
-                             f"stored candidates 0/1, not screen sides: map a side through display_order)")
+            raise ValueError(
+                f"{where}: expected choice to be one of {CHOICES}, got {choice!r} ('a'/'b' name the "
+                f"stored candidates 0/1, not screen sides: map a side through display_order)"
+            )
         return choice, None, None
     if kind == "ranking":
         if choice is not None or text is not None:
@@ -808,8 +1002,10 @@ def _check_judgment(where: str, kind: str, n: int, choice, ranking, text) -> tup
         if hasattr(ranking, "tolist"):
             ranking = ranking.tolist()
         if not _is_permutation(ranking, n):
-            raise ValueError(f"{where}: expected ranking to be a permutation of the candidate positions "
-                             f"{list(range(n))}, best first; got {ranking!r}")
+            raise ValueError(
+                f"{where}: expected ranking to be a permutation of the candidate positions "
+                f"{list(range(n))}, best first; got {ranking!r}"
+            )
         return None, json.dumps([int(r) for r in ranking]), None
     if choice is not None or ranking is not None:
         raise ValueError(f"{where}: expected text= (or choice='skip'), got choice={choice!r}, ranking={ranking!r}")
@@ -824,6 +1020,8 @@ def _check_display_order(where: str, n: int, display_order) -> str | None:
     if hasattr(display_order, "tolist"):
         display_order = display_order.tolist()
     if not _is_permutation(display_order, n):
-        raise ValueError(f"{where}: expected display_order to be a permutation of the candidate positions "
-                         f"{list(range(n))} as shown (left/top first); got {display_order!r}")
+        raise ValueError(
+            f"{where}: expected display_order to be a permutation of the candidate positions "
+            f"{list(range(n))} as shown (left/top first); got {display_order!r}"
+        )
     return json.dumps([int(v) for v in display_order])

@@ -57,8 +57,10 @@ def _asset(name: str) -> str:
     checkout = Path(__file__).resolve().parents[2] / "widgets" / name
     if checkout.is_file():
         return checkout.read_text(encoding="utf-8")
-    raise FileNotFoundError(f"rlhfkit's widget front end {name!r} is missing: looked in the installed package "
-                            f"(rlhfkit/_widgets) and in {checkout.parent}; reinstall rlhfkit")
+    raise FileNotFoundError(
+        f"rlhfkit's widget front end {name!r} is missing: looked in the installed package "
+        f"(rlhfkit/_widgets) and in {checkout.parent}; reinstall rlhfkit"
+    )
 
 
 def _module(name: str) -> str:
@@ -81,8 +83,15 @@ class _Labeler(anywidget.AnyWidget):
     notice = traitlets.Unicode("").tag(sync=True)
     markdown = traitlets.Bool(False).tag(sync=True)
 
-    def __init__(self, store: LabelStore | str | os.PathLike, annotator: str, *, markdown: bool = False,
-                 window: int = 20, **kwargs: Any):
+    def __init__(
+        self,
+        store: LabelStore | str | os.PathLike,
+        annotator: str,
+        *,
+        markdown: bool = False,
+        window: int = 20,
+        **kwargs: Any,
+    ):
         if not isinstance(annotator, str) or not annotator.strip():
             raise ValueError(f"annotator must be a non-empty string (a name or id), got {annotator!r}")
         if int(window) < 1:
@@ -130,8 +139,9 @@ class _Labeler(anywidget.AnyWidget):
                 elif kind in self._actions:
                     result = self._decide(msg, event_id)
                 else:
-                    raise ValueError(f"unknown message type {kind!r}; expected one of "
-                                     f"{sorted(self._actions + ('undo', 'edit'))}")
+                    raise ValueError(
+                        f"unknown message type {kind!r}; expected one of {sorted(self._actions + ('undo', 'edit'))}"
+                    )
                 error = ""
             except Exception as exc:  # shown in the widget; the front end must get its ack either way
                 if not isinstance(exc, (ValueError, KeyError, TypeError)):
@@ -163,8 +173,14 @@ class _Labeler(anywidget.AnyWidget):
         """choose / rank / submit_text on an item: record it, then move the window on."""
         item = self._item(msg.get("item_id"))
         fields = self._judgment_fields(msg, item)
-        judgment_id = self.store.record(item["id"], self.annotator, display_order=item["display_order"] or None,
-                                        seconds=_seconds(msg), event_id=event_id, **fields)
+        judgment_id = self.store.record(
+            item["id"],
+            self.annotator,
+            display_order=item["display_order"] or None,
+            seconds=_seconds(msg),
+            event_id=event_id,
+            **fields,
+        )
         self._advance_past(item["id"])
         return {"ok": True, "judgment_id": judgment_id, "item_id": item["id"]}
 
@@ -175,14 +191,22 @@ class _Labeler(anywidget.AnyWidget):
         except (TypeError, ValueError):
             raise ValueError(f"edit: judgment_id must be an integer, got {msg.get('judgment_id')!r}") from None
         if old["annotator"] != self.annotator or old["kind"] != self.kind:
-            raise ValueError(f"edit: judgment {old['id']} is a {old['kind']} judgment by {old['annotator']!r}, "
-                             f"not one of this widget's ({self.kind} by {self.annotator!r})")
+            raise ValueError(
+                f"edit: judgment {old['id']} is a {old['kind']} judgment by {old['annotator']!r}, "
+                f"not one of this widget's ({self.kind} by {self.annotator!r})"
+            )
         item = self.store.item(old["item_id"])
         # Decode with the order the person saw when making the decision being edited.
         item["display_order"] = old["display_order"] or self.store.display_order(item["id"], self.annotator)
         fields = self._judgment_fields(msg, item)
-        judgment_id = self.store.record(item["id"], self.annotator, display_order=item["display_order"] or None,
-                                        seconds=_seconds(msg), event_id=event_id, **fields)
+        judgment_id = self.store.record(
+            item["id"],
+            self.annotator,
+            display_order=item["display_order"] or None,
+            seconds=_seconds(msg),
+            event_id=event_id,
+            **fields,
+        )
         self._window = [it for it in self._window if it["id"] != item["id"]]  # an edited item is judged
         return {"ok": True, "judgment_id": judgment_id, "item_id": item["id"], "supersedes": old["id"]}
 
@@ -196,8 +220,10 @@ class _Labeler(anywidget.AnyWidget):
         item = self.store.item(undone["item_id"])
         item["display_order"] = self.store.display_order(item["id"], self.annotator)
         self._window = [item] + [it for it in self._window if it["id"] != item["id"]][: self.window - 1]
-        return ({"ok": True, "judgment_id": undone["id"], "item_id": item["id"]},
-                f"Undid your decision on item #{item['id']}.")
+        return (
+            {"ok": True, "judgment_id": undone["id"], "item_id": item["id"]},
+            f"Undid your decision on item #{item['id']}.",
+        )
 
     def _judgment_fields(self, msg: dict, item: dict) -> dict:
         """The store's record() fields for this kind; a skip ("side": "skip") is accepted by every widget."""
@@ -260,9 +286,15 @@ class _Labeler(anywidget.AnyWidget):
     def _history_view(self, judgment: dict) -> dict:
         item = self._cached_item(judgment["item_id"])
         order = self._shown_order(judgment)
-        return {"judgment_id": judgment["id"], "item_id": item["id"], "prompt": item["prompt"],
-                "responses": [item["candidates"][p] for p in order], "rationale": judgment["rationale"],
-                "skipped": judgment["choice"] == "skip", "created": judgment["created"]}
+        return {
+            "judgment_id": judgment["id"],
+            "item_id": item["id"],
+            "prompt": item["prompt"],
+            "responses": [item["candidates"][p] for p in order],
+            "rationale": judgment["rationale"],
+            "skipped": judgment["choice"] == "skip",
+            "created": judgment["created"],
+        }
 
     def _cached_item(self, item_id: int) -> dict:
         if item_id not in self._item_cache:
@@ -298,8 +330,15 @@ class PairwiseLabeler(_Labeler):
     _actions = ("choose",)
     rationale = traitlets.Bool(True).tag(sync=True)
 
-    def __init__(self, store: LabelStore | str | os.PathLike, annotator: str, *, markdown: bool = False,
-                 window: int = 20, rationale: bool = True):
+    def __init__(
+        self,
+        store: LabelStore | str | os.PathLike,
+        annotator: str,
+        *,
+        markdown: bool = False,
+        window: int = 20,
+        rationale: bool = True,
+    ):
         super().__init__(store, annotator, markdown=markdown, window=window, rationale=bool(rationale))
 
     def _fields(self, msg: dict, item: dict) -> dict:
@@ -333,16 +372,20 @@ class RankingLabeler(_Labeler):
     _esm = _module("ranking.js")
     _actions = ("rank", "choose")  # "choose" only for {"side": "skip"}
 
-    def __init__(self, store: LabelStore | str | os.PathLike, annotator: str, *, markdown: bool = False,
-                 window: int = 20):
+    def __init__(
+        self, store: LabelStore | str | os.PathLike, annotator: str, *, markdown: bool = False, window: int = 20
+    ):
         super().__init__(store, annotator, markdown=markdown, window=window)
 
     def _fields(self, msg: dict, item: dict) -> dict:
         order, shown = msg.get("order"), item["display_order"]
-        if not (isinstance(order, list) and sorted(order) == list(range(len(shown)))
-                and all(type(i) is int for i in order)):
-            raise ValueError(f"order must list the {len(shown)} display positions 0..{len(shown) - 1} once each, "
-                             f"best first; got {order!r}")
+        if not (
+            isinstance(order, list) and sorted(order) == list(range(len(shown))) and all(type(i) is int for i in order)
+        ):
+            raise ValueError(
+                f"order must list the {len(shown)} display positions 0..{len(shown) - 1} once each, "
+                f"best first; got {order!r}"
+            )
         return {"ranking": [shown[i] for i in order]}
 
     def _history_view(self, judgment: dict) -> dict:
@@ -361,8 +404,9 @@ class DemonstrationWriter(_Labeler):
     _esm = _module("demonstration.js")
     _actions = ("submit_text", "choose")  # "choose" only for {"side": "skip"}
 
-    def __init__(self, store: LabelStore | str | os.PathLike, annotator: str, *, markdown: bool = False,
-                 window: int = 20):
+    def __init__(
+        self, store: LabelStore | str | os.PathLike, annotator: str, *, markdown: bool = False, window: int = 20
+    ):
         super().__init__(store, annotator, markdown=markdown, window=window)
 
     def _fields(self, msg: dict, item: dict) -> dict:

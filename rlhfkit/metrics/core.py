@@ -12,8 +12,16 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 __all__ = [
-    "K1_ESTIMATOR", "K3_ESTIMATOR", "bootstrap_ci", "pairwise_outcomes", "win_rate", "pairwise_accuracy",
-    "distinct_n", "distinct", "per_sample_kl", "sequence_kl",
+    "K1_ESTIMATOR",
+    "K3_ESTIMATOR",
+    "bootstrap_ci",
+    "pairwise_outcomes",
+    "win_rate",
+    "pairwise_accuracy",
+    "distinct_n",
+    "distinct",
+    "per_sample_kl",
+    "sequence_kl",
 ]
 
 K1_ESTIMATOR = "k1 (sum of per-token log-ratios on policy samples)"
@@ -42,8 +50,14 @@ def _apply(statistic: Callable, samples: np.ndarray) -> np.ndarray:
     return np.array([float(statistic(row)) for row in samples])
 
 
-def bootstrap_ci(values: Sequence[float], statistic: Callable = np.mean, n: int = 1000, confidence: float = 0.95,
-                 seed: int = 0, groups: Sequence[Any] | None = None) -> tuple[float, float]:
+def bootstrap_ci(
+    values: Sequence[float],
+    statistic: Callable = np.mean,
+    n: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    groups: Sequence[Any] | None = None,
+) -> tuple[float, float]:
     """Percentile bootstrap confidence interval `(lo, hi)` of `statistic(values)`.
 
     Draws `n` resamples of the values with replacement (seeded: the same inputs give the same interval) and
@@ -66,14 +80,14 @@ def bootstrap_ci(values: Sequence[float], statistic: Callable = np.mean, n: int 
         chunk = max(1, _CHUNK_VALUES // x.size)
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
-            stats[start:start + m] = _apply(statistic, x[rng.integers(0, x.size, size=(m, x.size))])
+            stats[start : start + m] = _apply(statistic, x[rng.integers(0, x.size, size=(m, x.size))])
     elif len({len(c) for c in clusters}) == 1:
         matrix = np.stack(clusters)  # equal group sizes: resample rows of a (groups, size) matrix
         chunk = max(1, _CHUNK_VALUES // x.size)
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
             picked = matrix[rng.integers(0, len(clusters), size=(m, len(clusters)))]
-            stats[start:start + m] = _apply(statistic, picked.reshape(m, -1))
+            stats[start : start + m] = _apply(statistic, picked.reshape(m, -1))
     else:
         for i in range(n):
             picked = rng.integers(0, len(clusters), size=len(clusters))
@@ -98,8 +112,9 @@ def _clusters(x: np.ndarray, groups: Sequence[Any] | None) -> list[np.ndarray] |
     return [x[ids] for ids in index.values()]
 
 
-def pairwise_outcomes(scores_a: Sequence[float], scores_b: Sequence[float],
-                      names: tuple[str, str] = ("scores_a", "scores_b")) -> np.ndarray:
+def pairwise_outcomes(
+    scores_a: Sequence[float], scores_b: Sequence[float], names: tuple[str, str] = ("scores_a", "scores_b")
+) -> np.ndarray:
     """Per pair: 1.0 when a scores higher than b, 0.5 on a tie, 0.0 when lower."""
     a, b = _finite_array(scores_a, names[0]), _finite_array(scores_b, names[1])
     if a.size != b.size:
@@ -109,8 +124,15 @@ def pairwise_outcomes(scores_a: Sequence[float], scores_b: Sequence[float],
     return np.where(a > b, 1.0, np.where(a == b, 0.5, 0.0))
 
 
-def win_rate(policy_scores: Sequence[float], reference_scores: Sequence[float], *, n_bootstrap: int = 1000,
-             confidence: float = 0.95, seed: int = 0, groups: Sequence[Any] | None = None) -> dict:
+def win_rate(
+    policy_scores: Sequence[float],
+    reference_scores: Sequence[float],
+    *,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    groups: Sequence[Any] | None = None,
+) -> dict:
     """Share of pairs in which the policy's response scores higher than the reference's (ties count 0.5),
     with a percentile bootstrap CI over pairs (or over `groups` of pairs, e.g. prompts)."""
     outcomes = pairwise_outcomes(policy_scores, reference_scores, ("policy_scores", "reference_scores"))
@@ -125,8 +147,14 @@ def win_rate(policy_scores: Sequence[float], reference_scores: Sequence[float], 
     }
 
 
-def pairwise_accuracy(chosen_scores: Sequence[float], rejected_scores: Sequence[float], *,
-                      n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict:
+def pairwise_accuracy(
+    chosen_scores: Sequence[float],
+    rejected_scores: Sequence[float],
+    *,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
     """How often a scorer (a reward model) ranks the chosen response above the rejected one (ties count 0.5,
     so a constant scorer gets 0.5, not 1.0), with a bootstrap CI, and the mean margin chosen - rejected."""
     outcomes = pairwise_outcomes(chosen_scores, rejected_scores, ("chosen_scores", "rejected_scores"))
@@ -152,7 +180,7 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
         if not isinstance(text, str):
             raise TypeError(f"texts[{i}] is {type(text).__name__} (expected a string)")
         words = text.split()
-        grams = [tuple(words[j:j + n]) for j in range(len(words) - n + 1)]
+        grams = [tuple(words[j : j + n]) for j in range(len(words) - n + 1)]
         total += len(grams)
         seen.update(grams)
     return len(seen) / total if total else 0.0
@@ -174,15 +202,19 @@ def per_sample_kl(policy_logprobs: Sequence[Any], ref_logprobs: Sequence[Any]) -
     is taken on the whole sequence's ratio instead, which is unbiased too but noisier.
     """
     if len(policy_logprobs) != len(ref_logprobs):
-        raise ValueError(f"{len(policy_logprobs)} policy log-prob entries but {len(ref_logprobs)} reference "
-                         f"entries (expected one per sample)")
+        raise ValueError(
+            f"{len(policy_logprobs)} policy log-prob entries but {len(ref_logprobs)} reference "
+            f"entries (expected one per sample)"
+        )
     k1, k3 = np.empty(len(policy_logprobs)), np.empty(len(policy_logprobs))
     for i, (p, r) in enumerate(zip(policy_logprobs, ref_logprobs)):
         p = np.asarray(p, dtype=float)
         r = np.asarray(r, dtype=float)
         if p.shape != r.shape:
-            raise ValueError(f"sample {i}: {p.size} policy log-probs but {r.size} reference log-probs (expected "
-                             f"the same tokens scored by both models)")
+            raise ValueError(
+                f"sample {i}: {p.size} policy log-probs but {r.size} reference log-probs (expected "
+                f"the same tokens scored by both models)"
+            )
         if not (np.isfinite(p).all() and np.isfinite(r).all()):
             raise ValueError(f"sample {i}: non-finite log-probability (expected finite numbers)")
         d = p - r
@@ -197,5 +229,4 @@ def sequence_kl(policy_logprobs: Sequence[Any], ref_logprobs: Sequence[Any]) -> 
     k1, k3 = per_sample_kl(policy_logprobs, ref_logprobs)
     if k1.size == 0:
         raise ValueError("sequence_kl needs at least one sample")
-    return {"kl_k1": float(k1.mean()), "kl_k3": float(k3.mean()), "kl_estimator": K1_ESTIMATOR,
-            "n": int(k1.size)}
+    return {"kl_k1": float(k1.mean()), "kl_k3": float(k3.mean()), "kl_estimator": K1_ESTIMATOR, "n": int(k1.size)}

@@ -1,8 +1,8 @@
 """The embedded default: a review corpus, a tokenizer and a small Llama built offline on the CPU.
 
-    from rlhfkit.tiny import default_model_path, reviews_task
-    path = default_model_path()      # builds on first use (about a minute), then cached
-    task = reviews_task()
+from rlhfkit.tiny import default_model_path, reviews_task
+path = default_model_path()      # builds on first use (about a minute), then cached
+task = reviews_task()
 """
 
 from rlhfkit.tiny.build import TinyConfig

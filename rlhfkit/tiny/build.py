@@ -143,7 +143,7 @@ def eval_loss(model, blocks: torch.Tensor, batch_size: int = 32) -> float:
     model.eval()
     total, count = 0.0, 0
     for start in range(0, len(blocks), batch_size):
-        batch = blocks[start:start + batch_size]
+        batch = blocks[start : start + batch_size]
         n = batch[:, 1:].numel()
         total += float(model(input_ids=batch, labels=batch).loss) * n
         count += n
@@ -214,8 +214,13 @@ def build(config: TinyConfig, out_dir: Path, progress: bool = True) -> dict:
         "torch_threads": threads,
     }
     model.generation_config = GenerationConfig(
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, max_new_tokens=64,
-        do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        max_new_tokens=64,
+        do_sample=True,
+        temperature=1.0,
+        top_p=1.0,
+        top_k=0,
     )
     report["samples"] = _samples(model, tokenizer, config.seed)
 
@@ -236,10 +241,11 @@ def _samples(model, tokenizer, seed: int, n: int = 4) -> list[dict]:
     model.eval()
     out = []
     for prompt in prompts:
-        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                             add_generation_prompt=True)
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
         ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
         generated = model.generate(**ids, max_new_tokens=64, do_sample=True, top_k=0, top_p=1.0)
-        response = tokenizer.decode(generated[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+        response = tokenizer.decode(generated[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
         out.append({"prompt": prompt, "response": response})
     return out

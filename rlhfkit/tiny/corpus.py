@@ -19,27 +19,125 @@ SENTIMENTS = ("positive", "negative", "mixed")
 # --- Items -------------------------------------------------------------------------------------------------
 
 _TITLE_ADJ = [
-    "Silent", "Broken", "Golden", "Hidden", "Last", "Crimson", "Distant", "Quiet", "Burning", "Frozen", "Lost",
-    "Hollow", "Bright", "Restless", "Secret", "Wild", "Gentle", "Forgotten", "Electric", "Midnight", "Northern",
-    "Paper", "Velvet", "Iron", "Salt", "Glass", "Second", "Lonely", "Endless", "Little",
+    "Silent",
+    "Broken",
+    "Golden",
+    "Hidden",
+    "Last",
+    "Crimson",
+    "Distant",
+    "Quiet",
+    "Burning",
+    "Frozen",
+    "Lost",
+    "Hollow",
+    "Bright",
+    "Restless",
+    "Secret",
+    "Wild",
+    "Gentle",
+    "Forgotten",
+    "Electric",
+    "Midnight",
+    "Northern",
+    "Paper",
+    "Velvet",
+    "Iron",
+    "Salt",
+    "Glass",
+    "Second",
+    "Lonely",
+    "Endless",
+    "Little",
 ]
 _TITLE_NOUN = [
-    "Harbor", "River", "Garden", "Letter", "Mountain", "Kingdom", "Summer", "Winter", "Station", "Lighthouse",
-    "Orchard", "Bridge", "Island", "Tide", "Forest", "Engine", "Mirror", "Promise", "Road", "Valley", "Signal",
-    "Storm", "Window", "Compass", "Crown", "Shore", "Lantern", "Echo", "Horizon", "Meadow",
+    "Harbor",
+    "River",
+    "Garden",
+    "Letter",
+    "Mountain",
+    "Kingdom",
+    "Summer",
+    "Winter",
+    "Station",
+    "Lighthouse",
+    "Orchard",
+    "Bridge",
+    "Island",
+    "Tide",
+    "Forest",
+    "Engine",
+    "Mirror",
+    "Promise",
+    "Road",
+    "Valley",
+    "Signal",
+    "Storm",
+    "Window",
+    "Compass",
+    "Crown",
+    "Shore",
+    "Lantern",
+    "Echo",
+    "Horizon",
+    "Meadow",
 ]
 _PLACE = ["Lisbon", "Vienna", "Cairo", "Oslo", "Havana", "Kyoto", "Dublin", "Prague", "Marseille", "Montreal"]
 _PERSON = [
-    "Anna", "Marco", "Elena", "Tomas", "Yuki", "Sofia", "Daniel", "Amira", "Jonah", "Clara", "Felix", "Nadia",
-    "Oscar", "Ines", "Hugo", "Maya", "Leo", "Rosa", "Theo", "Lena",
+    "Anna",
+    "Marco",
+    "Elena",
+    "Tomas",
+    "Yuki",
+    "Sofia",
+    "Daniel",
+    "Amira",
+    "Jonah",
+    "Clara",
+    "Felix",
+    "Nadia",
+    "Oscar",
+    "Ines",
+    "Hugo",
+    "Maya",
+    "Leo",
+    "Rosa",
+    "Theo",
+    "Lena",
 ]
-_RESTAURANT_KIND = ["Kitchen", "Bistro", "Grill", "Cafe", "Trattoria", "Diner", "Brasserie", "Noodle Bar", "Taqueria",
-                    "Bakery", "Steakhouse", "Tavern"]
+_RESTAURANT_KIND = [
+    "Kitchen",
+    "Bistro",
+    "Grill",
+    "Cafe",
+    "Trattoria",
+    "Diner",
+    "Brasserie",
+    "Noodle Bar",
+    "Taqueria",
+    "Bakery",
+    "Steakhouse",
+    "Tavern",
+]
 _RESTAURANT_ANIMAL = ["Fox", "Heron", "Olive", "Lemon", "Pepper", "Oak", "Sparrow", "Fig", "Anchor", "Copper"]
 _BRAND = ["Lumo", "Vexa", "Nordel", "Kiro", "Zephyr", "Orbix", "Trello", "Astra", "Pixon", "Brava", "Halden", "Quilo"]
 _PRODUCT_KIND = [
-    "headphones", "blender", "backpack", "desk lamp", "coffee maker", "keyboard", "vacuum", "speaker", "kettle",
-    "smartwatch", "tent", "phone case", "air fryer", "monitor", "rice cooker", "electric toothbrush",
+    "headphones",
+    "blender",
+    "backpack",
+    "desk lamp",
+    "coffee maker",
+    "keyboard",
+    "vacuum",
+    "speaker",
+    "kettle",
+    "smartwatch",
+    "tent",
+    "phone case",
+    "air fryer",
+    "monitor",
+    "rice cooker",
+    "electric toothbrush",
 ]
 
 
@@ -89,14 +187,73 @@ def all_items() -> list[Item]:
 # --- Vocabulary --------------------------------------------------------------------------------------------
 
 _ASPECTS = {
-    "film": ["acting", "plot", "soundtrack", "cinematography", "pacing", "ending", "dialogue", "lead performance",
-             "script", "visual effects", "supporting cast", "direction", "score", "final act", "editing"],
-    "book": ["prose", "characters", "plot", "pacing", "ending", "dialogue", "world building", "narrator",
-             "opening chapter", "writing", "main character", "middle section", "themes", "translation"],
-    "restaurant": ["food", "service", "atmosphere", "prices", "dessert", "wine list", "staff", "portions", "menu",
-                   "pasta", "coffee", "bread", "decor", "seating", "soup"],
-    "product": ["battery life", "build quality", "price", "design", "setup", "sound", "instructions", "buttons",
-                "material", "app", "warranty", "packaging", "performance", "charging cable", "handle"],
+    "film": [
+        "acting",
+        "plot",
+        "soundtrack",
+        "cinematography",
+        "pacing",
+        "ending",
+        "dialogue",
+        "lead performance",
+        "script",
+        "visual effects",
+        "supporting cast",
+        "direction",
+        "score",
+        "final act",
+        "editing",
+    ],
+    "book": [
+        "prose",
+        "characters",
+        "plot",
+        "pacing",
+        "ending",
+        "dialogue",
+        "world building",
+        "narrator",
+        "opening chapter",
+        "writing",
+        "main character",
+        "middle section",
+        "themes",
+        "translation",
+    ],
+    "restaurant": [
+        "food",
+        "service",
+        "atmosphere",
+        "prices",
+        "dessert",
+        "wine list",
+        "staff",
+        "portions",
+        "menu",
+        "pasta",
+        "coffee",
+        "bread",
+        "decor",
+        "seating",
+        "soup",
+    ],
+    "product": [
+        "battery life",
+        "build quality",
+        "price",
+        "design",
+        "setup",
+        "sound",
+        "instructions",
+        "buttons",
+        "material",
+        "app",
+        "warranty",
+        "packaging",
+        "performance",
+        "charging cable",
+        "handle",
+    ],
 }
 _WORK = {"film": "film", "book": "book", "restaurant": "place", "product": "product"}
 _EXPERIENCE = {
@@ -106,20 +263,98 @@ _EXPERIENCE = {
     "product": ["the first week", "a month of daily use", "unboxing it", "setting it up", "a long trip with it"],
 }
 _WHO = ["my partner", "my sister", "a friend", "my dad", "my roommate", "my kids", "my colleague", "my neighbor"]
-_WHEN = ["last week", "on Saturday", "yesterday", "over the holidays", "a few days ago", "last month", "recently",
-         "this spring", "on a rainy evening", "after work"]
+_WHEN = [
+    "last week",
+    "on Saturday",
+    "yesterday",
+    "over the holidays",
+    "a few days ago",
+    "last month",
+    "recently",
+    "this spring",
+    "on a rainy evening",
+    "after work",
+]
 
-_POS_ADJ = ["wonderful", "excellent", "great", "brilliant", "delightful", "superb", "lovely", "fantastic",
-            "charming", "beautiful", "impressive", "outstanding", "solid", "enjoyable", "fresh", "perfect",
-            "memorable", "remarkable", "warm", "clever", "pleasant", "amazing", "terrific", "strong"]
-_NEG_ADJ = ["terrible", "awful", "boring", "dull", "disappointing", "weak", "bland", "poor", "messy", "flat",
-            "tedious", "clumsy", "forgettable", "frustrating", "cheap", "mediocre", "lifeless", "annoying",
-            "horrible", "sloppy", "lazy", "painful", "useless", "bad"]
-_INTENS = ["", "", "", "really ", "truly ", "very ", "quite ", "genuinely ", "incredibly ", "surprisingly ",
-           "remarkably ", "rather ", "pretty ", "absolutely "]
+_POS_ADJ = [
+    "wonderful",
+    "excellent",
+    "great",
+    "brilliant",
+    "delightful",
+    "superb",
+    "lovely",
+    "fantastic",
+    "charming",
+    "beautiful",
+    "impressive",
+    "outstanding",
+    "solid",
+    "enjoyable",
+    "fresh",
+    "perfect",
+    "memorable",
+    "remarkable",
+    "warm",
+    "clever",
+    "pleasant",
+    "amazing",
+    "terrific",
+    "strong",
+]
+_NEG_ADJ = [
+    "terrible",
+    "awful",
+    "boring",
+    "dull",
+    "disappointing",
+    "weak",
+    "bland",
+    "poor",
+    "messy",
+    "flat",
+    "tedious",
+    "clumsy",
+    "forgettable",
+    "frustrating",
+    "cheap",
+    "mediocre",
+    "lifeless",
+    "annoying",
+    "horrible",
+    "sloppy",
+    "lazy",
+    "painful",
+    "useless",
+    "bad",
+]
+_INTENS = [
+    "",
+    "",
+    "",
+    "really ",
+    "truly ",
+    "very ",
+    "quite ",
+    "genuinely ",
+    "incredibly ",
+    "surprisingly ",
+    "remarkably ",
+    "rather ",
+    "pretty ",
+    "absolutely ",
+]
 _POS_VERB = ["loved", "enjoyed", "adored", "appreciated", "admired", "liked", "was impressed by", "was won over by"]
-_NEG_VERB = ["hated", "disliked", "was bored by", "was annoyed by", "could not stand", "regretted",
-             "was let down by", "was disappointed by"]
+_NEG_VERB = [
+    "hated",
+    "disliked",
+    "was bored by",
+    "was annoyed by",
+    "could not stand",
+    "regretted",
+    "was let down by",
+    "was disappointed by",
+]
 _POS_FEEL = ["happy", "delighted", "pleased", "thrilled", "glad", "grateful", "satisfied"]
 _NEG_FEEL = ["disappointed", "frustrated", "bored", "annoyed", "sad", "unhappy", "irritated"]
 _POS_NOUN = ["a joy", "a treat", "a pleasure", "a highlight", "a real gem", "a triumph", "a delight"]
@@ -131,8 +366,7 @@ def _adj(rng: random.Random, positive: bool) -> str:
     return rng.choice(_INTENS) + rng.choice(_POS_ADJ if positive else _NEG_ADJ)
 
 
-_PLURAL_ASPECTS = {"characters", "prices", "portions", "buttons", "instructions", "themes", "visual effects",
-                   "staff"}
+_PLURAL_ASPECTS = {"characters", "prices", "portions", "buttons", "instructions", "themes", "visual effects", "staff"}
 
 
 def _was(aspect: str) -> str:
@@ -192,8 +426,11 @@ def _aspect_sentence(rng: random.Random, item: Item, aspect: str, positive: bool
     if pick == 12:
         return f"There is something {_adj(rng, positive)} about the {aspect}."
     extra = rng.choice(_POS_ADJ if positive else _NEG_ADJ)
-    return f"The {aspect}? {_cap(extra)}, {_adj(rng, positive)} and worth mentioning." if positive else \
-        f"The {aspect}? {_cap(extra)} and {_adj(rng, positive)}."
+    return (
+        f"The {aspect}? {_cap(extra)}, {_adj(rng, positive)} and worth mentioning."
+        if positive
+        else f"The {aspect}? {_cap(extra)} and {_adj(rng, positive)}."
+    )
 
 
 def _contrast_sentence(rng: random.Random, item: Item, good: str, bad: str) -> str:
@@ -242,40 +479,47 @@ def _opening(rng: random.Random, item: Item, sentiment: str) -> str:
 def _verdict(rng: random.Random, item: Item, sentiment: str) -> str:
     work = _WORK[item.domain]
     if sentiment == "positive":
-        return rng.choice([
-            f"I would recommend it to anyone.",
-            f"Highly recommended.",
-            f"Overall, a {_adj(rng, True)} {work}.",
-            f"I will happily go back to it.",
-            f"Five stars from me.",
-            f"It was worth every minute.",
-            f"Easily one of the best I have seen this year." if item.domain == "film" else
-            f"Easily one of the best this year.",
-            f"I loved it and I am glad I found it.",
-            f"A {_adj(rng, True)} surprise, and I want more.",
-        ])
+        return rng.choice(
+            [
+                f"I would recommend it to anyone.",
+                f"Highly recommended.",
+                f"Overall, a {_adj(rng, True)} {work}.",
+                f"I will happily go back to it.",
+                f"Five stars from me.",
+                f"It was worth every minute.",
+                f"Easily one of the best I have seen this year."
+                if item.domain == "film"
+                else f"Easily one of the best this year.",
+                f"I loved it and I am glad I found it.",
+                f"A {_adj(rng, True)} surprise, and I want more.",
+            ]
+        )
     if sentiment == "negative":
-        return rng.choice([
-            "I would not recommend it.",
-            "Save your money.",
-            f"Overall, a {_adj(rng, False)} {work}.",
-            "I will not be going back to it.",
-            "One star from me.",
-            "It was a waste of my time.",
-            "Avoid it if you can.",
-            "I wanted to like it, but I could not.",
-            f"A {_adj(rng, False)} experience, sadly.",
-        ])
-    return rng.choice([
-        "Good in parts, bad in others.",
-        f"Overall, a decent but uneven {work}.",
-        "I have mixed feelings about it.",
-        "Three stars, maybe.",
-        "Worth a try if your expectations are modest.",
-        "Not bad, not great.",
-        "Some parts were good and some were not.",
-        "I am not sure I would recommend it.",
-    ])
+        return rng.choice(
+            [
+                "I would not recommend it.",
+                "Save your money.",
+                f"Overall, a {_adj(rng, False)} {work}.",
+                "I will not be going back to it.",
+                "One star from me.",
+                "It was a waste of my time.",
+                "Avoid it if you can.",
+                "I wanted to like it, but I could not.",
+                f"A {_adj(rng, False)} experience, sadly.",
+            ]
+        )
+    return rng.choice(
+        [
+            "Good in parts, bad in others.",
+            f"Overall, a decent but uneven {work}.",
+            "I have mixed feelings about it.",
+            "Three stars, maybe.",
+            "Worth a try if your expectations are modest.",
+            "Not bad, not great.",
+            "Some parts were good and some were not.",
+            "I am not sure I would recommend it.",
+        ]
+    )
 
 
 def generate_review(rng: random.Random, item: Item, sentiment: str) -> str:
@@ -335,7 +579,7 @@ def sentence_split(review: str) -> list[str]:
     out, start = [], 0
     for i, ch in enumerate(review):
         if ch in ".?!" and (i + 1 == len(review) or review[i + 1] == " "):
-            out.append(review[start:i + 1].strip())
+            out.append(review[start : i + 1].strip())
             start = i + 1
     if review[start:].strip():
         out.append(review[start:].strip())

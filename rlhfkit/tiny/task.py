@@ -14,8 +14,9 @@ from rlhfkit.judges import VaderJudge
 from rlhfkit.tiny import corpus
 
 
-def reviews_task(n_train_prompts: int = 1024, n_eval_prompts: int = 128, n_demonstrations: int = 2000,
-                 seed: int = 1234) -> Task:
+def reviews_task(
+    n_train_prompts: int = 1024, n_eval_prompts: int = 128, n_demonstrations: int = 2000, seed: int = 1234
+) -> Task:
     """The reviews task. Sizes are capped by the number of distinct prompts the items allow."""
     rng = random.Random(seed)
     train_items, eval_items = corpus.split_items(corpus.all_items())

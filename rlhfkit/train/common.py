@@ -79,15 +79,21 @@ def train_into_run(trainer, run: Run, *, resume: bool = False, tokenizer=None) -
             trainer.train(resume_from_checkpoint=checkpoint)
     except KeyboardInterrupt:
         trainer._save_checkpoint(trainer.model, trial=None)  # the same format resume_from_checkpoint reads
-        run.set_status("interrupted", "stopped by KeyboardInterrupt; call again with resume=True to continue",
-                       step=trainer.state.global_step, checkpoint=last_checkpoint(run))
+        run.set_status(
+            "interrupted",
+            "stopped by KeyboardInterrupt; call again with resume=True to continue",
+            step=trainer.state.global_step,
+            checkpoint=last_checkpoint(run),
+        )
         raise
     if guard.non_finite is not None:
         step, key, value = guard.non_finite
         good = last_checkpoint(run)
-        message = (f"{key} became {value} at step {step}; training stopped. Last good checkpoint: "
-                   f"{good or 'none (the loss was not finite before the first save)'}. Lower the learning rate "
-                   f"or check the data.")
+        message = (
+            f"{key} became {value} at step {step}; training stopped. Last good checkpoint: "
+            f"{good or 'none (the loss was not finite before the first save)'}. Lower the learning rate "
+            f"or check the data."
+        )
         run.set_status("failed", message, step=step, checkpoint=good)
         raise NonFiniteLossError(message)
     return run.save_model(trainer.model, tokenizer if tokenizer is not None else trainer.processing_class)

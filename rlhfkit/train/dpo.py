@@ -47,8 +47,23 @@ from rlhfkit.train.tracking import report_to_names
 __all__ = ["DPOSettings", "train_dpo", "LOSS_TYPES", "prepare_preferences", "looks_rendered", "log_policy_samples"]
 
 # TRL 1.16's DPO loss names (trl/trainer/dpo_config.py), in the order its docs list them.
-LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
-              "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
+LOSS_TYPES = (
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "exo_pair",
+    "nca_pair",
+    "robust",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sft",
+    "sigmoid_norm",
+)
 # label_smoothing when left as None: the values the papers recommend (robust DPO: flip rate 0.1; EXO: 1e-3).
 _DEFAULT_SMOOTHING = {"robust": 0.1, "exo_pair": 1e-3}
 SUMMARY_METRICS = ("loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected")
@@ -119,11 +134,13 @@ class DPOSettings:
             raise ValueError(f"beta must be > 0, got {self.beta}")
         smoothing = self.resolved_label_smoothing()
         if "robust" in names and not 0.0 <= smoothing < 0.5:
-            raise ValueError(f"label_smoothing for the 'robust' loss is a flip probability and must be in [0, 0.5), "
-                             f"got {smoothing}")
+            raise ValueError(
+                f"label_smoothing for the 'robust' loss is a flip probability and must be in [0, 0.5), got {smoothing}"
+            )
         if "exo_pair" in names and not smoothing > 0:
-            raise ValueError(f"label_smoothing for the 'exo_pair' loss must be > 0 (the EXO paper uses 1e-3), "
-                             f"got {smoothing}")
+            raise ValueError(
+                f"label_smoothing for the 'exo_pair' loss must be > 0 (the EXO paper uses 1e-3), got {smoothing}"
+            )
         if self.batch_size < 1 or self.gradient_accumulation_steps < 1:
             raise ValueError("batch_size and gradient_accumulation_steps must be >= 1")
         if self.n_samples < 0:
@@ -166,10 +183,12 @@ def prepare_preferences(data: Any, tokenizer, chat: bool | None = None) -> tuple
             return dataset, "standard"
         rendered = [i for i, p in enumerate(dataset["prompt"]) if looks_rendered(p, tokenizer)]
         if rendered:
-            warnings.warn(f"{prefs.source}: {len(rendered)} of {len(dataset)} prompts are already rendered (row "
-                          f"{rendered[0]}: {dataset[rendered[0]]['prompt'][:60]!r}); training on the strings as "
-                          f"they are, without the chat template. Pass chat=True or chat=False to decide.",
-                          stacklevel=3)
+            warnings.warn(
+                f"{prefs.source}: {len(rendered)} of {len(dataset)} prompts are already rendered (row "
+                f"{rendered[0]}: {dataset[rendered[0]]['prompt'][:60]!r}); training on the strings as "
+                f"they are, without the chat template. Pass chat=True or chat=False to decide.",
+                stacklevel=3,
+            )
             return dataset, "standard"
         chat = True
     if not chat:
@@ -178,36 +197,64 @@ def prepare_preferences(data: Any, tokenizer, chat: bool | None = None) -> tuple
         raise ValueError("chat=True but the tokenizer has no chat template; pass chat=False or a tokenizer with one")
 
     def to_messages(row):
-        return {"prompt": [{"role": "user", "content": row["prompt"]}],
-                "chosen": [{"role": "assistant", "content": row["chosen"]}],
-                "rejected": [{"role": "assistant", "content": row["rejected"]}]}
+        return {
+            "prompt": [{"role": "user", "content": row["prompt"]}],
+            "chosen": [{"role": "assistant", "content": row["chosen"]}],
+            "rejected": [{"role": "assistant", "content": row["rejected"]}],
+        }
 
     return dataset.map(to_messages, desc="chat format"), "conversational (converted from standard strings)"
 
 
 def _model_path(model: Any, what: str) -> str:
     if not isinstance(model, (str, os.PathLike)):
-        raise TypeError(f"{what} must be a model name, a folder or a Hub id (a string or Path), got "
-                        f"{type(model).__name__}: TRL rebuilds models from their path, so save an in-memory model "
-                        f"with save_pretrained(folder) and pass the folder")
+        raise TypeError(
+            f"{what} must be a model name, a folder or a Hub id (a string or Path), got "
+            f"{type(model).__name__}: TRL rebuilds models from their path, so save an in-memory model "
+            f"with save_pretrained(folder) and pass the folder"
+        )
     return resolve_model(model)
 
 
 # --- samples ----------------------------------------------------------------------------------------------------
 
 
-def log_policy_samples(run: Run, step: int, model, tokenizer, prompts: Sequence[str], *, gold_judge: Callable | None,
-                       max_new_tokens: int, temperature: float, seed: int, when: str) -> float | None:
+def log_policy_samples(
+    run: Run,
+    step: int,
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    *,
+    gold_judge: Callable | None,
+    max_new_tokens: int,
+    temperature: float,
+    seed: int,
+    when: str,
+) -> float | None:
     """Sample one response per prompt, score it with the gold judge if any, append the rows to samples.jsonl and
     return the mean gold score (None without a judge or prompts)."""
     from rlhfkit.sampling import SamplingConfig, sample_candidates
 
     if not prompts:
         return None
-    table = sample_candidates(model, tokenizer, list(prompts), SamplingConfig(
-        k=1, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed, batch_size=64), progress=False)
-    rows = [{"when": when, "prompt": r.prompt, "response": r.response, "n_tokens": int(r.n_tokens),
-             "finish_reason": r.finish_reason} for r in table.itertuples()]
+    table = sample_candidates(
+        model,
+        tokenizer,
+        list(prompts),
+        SamplingConfig(k=1, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed, batch_size=64),
+        progress=False,
+    )
+    rows = [
+        {
+            "when": when,
+            "prompt": r.prompt,
+            "response": r.response,
+            "n_tokens": int(r.n_tokens),
+            "finish_reason": r.finish_reason,
+        }
+        for r in table.itertuples()
+    ]
     mean = None
     if gold_judge is not None:
         scores = list(gold_judge(table["prompt"].tolist(), table["response"].tolist()))
@@ -231,10 +278,19 @@ def _last_logged(history: list[dict], keys: Sequence[str]) -> dict:
 # --- the stage --------------------------------------------------------------------------------------------------
 
 
-def train_dpo(model: str | os.PathLike, data: Any, settings: DPOSettings | None = None,
-              run_dir: str | os.PathLike = "runs/dpo", *, reference: str | os.PathLike | None = None,
-              task: Task | None = None, eval_prompts: Sequence[str] | None = None,
-              gold_judge: Callable | None = None, resume: bool = False, callbacks: Sequence = ()) -> RunData:
+def train_dpo(
+    model: str | os.PathLike,
+    data: Any,
+    settings: DPOSettings | None = None,
+    run_dir: str | os.PathLike = "runs/dpo",
+    *,
+    reference: str | os.PathLike | None = None,
+    task: Task | None = None,
+    eval_prompts: Sequence[str] | None = None,
+    gold_judge: Callable | None = None,
+    resume: bool = False,
+    callbacks: Sequence = (),
+) -> RunData:
     """Train `model` (a name, folder or Hub id) with DPO on preference pairs `data` and return the run.
 
     `reference`: the frozen policy the loss measures log-ratios against; None = the same folder as `model` (with
@@ -255,14 +311,24 @@ def train_dpo(model: str | os.PathLike, data: Any, settings: DPOSettings | None 
         eval_prompts = task.eval_prompts
     if gold_judge is None and task is not None:
         gold_judge = task.gold_judge
-    sample_prompts = list(eval_prompts or [])[:settings.n_samples]
+    sample_prompts = list(eval_prompts or [])[: settings.n_samples]
 
     tokenizer = load_tokenizer(policy_path)
     dataset, data_format = prepare_preferences(data, tokenizer, settings.chat)
 
-    run = Run(run_dir, stage="dpo", seed=settings.seed, resume=resume, config={
-        "model": policy_path, "reference": reference_path, "settings": settings, "pairs": len(dataset),
-        "data_format": data_format})
+    run = Run(
+        run_dir,
+        stage="dpo",
+        seed=settings.seed,
+        resume=resume,
+        config={
+            "model": policy_path,
+            "reference": reference_path,
+            "settings": settings,
+            "pairs": len(dataset),
+            "data_format": data_format,
+        },
+    )
     started = time.time()
     policy = load_policy(policy_path, device=settings.device)
     lora = settings.lora is not None
@@ -270,29 +336,44 @@ def train_dpo(model: str | os.PathLike, data: Any, settings: DPOSettings | None 
     if not lora or reference_path != policy_path:
         # Loaded here, from disk, rather than left to TRL: the same loader (device, dtype, frozen) as everywhere.
         ref_model = load_reference(reference_path, device=settings.device)
-    reference_note = ("the policy's base with the LoRA adapter disabled (no second model)" if ref_model is None
-                      else reference_path)
+    reference_note = (
+        "the policy's base with the LoRA adapter disabled (no second model)" if ref_model is None else reference_path
+    )
 
-    sampling = dict(gold_judge=gold_judge, max_new_tokens=settings.sample_max_new_tokens,
-                    temperature=settings.sample_temperature, seed=settings.seed)
+    sampling = dict(
+        gold_judge=gold_judge,
+        max_new_tokens=settings.sample_max_new_tokens,
+        temperature=settings.sample_temperature,
+        seed=settings.seed,
+    )
     gold_before = None
     if sample_prompts and not (resume and not load(run.path).samples.empty):
         gold_before = log_policy_samples(run, 0, policy, tokenizer, sample_prompts, when="before", **sampling)
 
     fields = dict(
-        loss_type=settings.loss_names(), beta=settings.beta, label_smoothing=settings.resolved_label_smoothing(),
-        learning_rate=settings.learning_rate, num_train_epochs=settings.epochs, max_steps=settings.max_steps,
+        loss_type=settings.loss_names(),
+        beta=settings.beta,
+        label_smoothing=settings.resolved_label_smoothing(),
+        learning_rate=settings.learning_rate,
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
         per_device_train_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.gradient_accumulation_steps,
-        lr_scheduler_type=settings.lr_scheduler_type, warmup_steps=settings.warmup_steps,
+        lr_scheduler_type=settings.lr_scheduler_type,
+        warmup_steps=settings.warmup_steps,
         max_length=settings.max_length,
         report_to=settings.report_to,
     )
     fields.update(settings.trl_overrides)
     args = trl_args(DPOConfig, run, seed=settings.seed, device=settings.device, **fields)
     trainer = DPOTrainer(
-        model=policy, ref_model=ref_model, args=args, train_dataset=dataset, processing_class=tokenizer,
-        peft_config=settings.lora.to_peft("CAUSAL_LM") if lora else None, callbacks=list(callbacks),
+        model=policy,
+        ref_model=ref_model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=settings.lora.to_peft("CAUSAL_LM") if lora else None,
+        callbacks=list(callbacks),
     )
     train_into_run(trainer, run, resume=resume, tokenizer=tokenizer)
     trained = trainer.model
@@ -323,7 +404,8 @@ def train_dpo(model: str | os.PathLike, data: Any, settings: DPOSettings | None 
         "lora": lora,
     }
     if sample_prompts:
-        summary.update({"samples/n": len(sample_prompts), "samples/gold_before": gold_before,
-                        "samples/gold_after": gold_after})
+        summary.update(
+            {"samples/n": len(sample_prompts), "samples/gold_before": gold_before, "samples/gold_after": gold_after}
+        )
     run.finish(summary)
     return load(run.path)

@@ -107,8 +107,10 @@ class OnlineSettings:
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
         if self.num_generations < 2:
-            raise ValueError(f"num_generations must be at least 2 (each response is compared with its siblings), "
-                             f"got {self.num_generations}")
+            raise ValueError(
+                f"num_generations must be at least 2 (each response is compared with its siblings), "
+                f"got {self.num_generations}"
+            )
         if self.beta < 0:
             raise ValueError(f"beta must be >= 0, got {self.beta}")
         if self.temperature <= 0:
@@ -136,8 +138,9 @@ def _prompt_dataset(prompts: Task | Sequence, tokenizer, chat: bool | None):
     if isinstance(prompts, Task):
         prompts = prompts.train_prompts
     if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence):
-        raise TypeError(f"prompts must be a list of strings (or of message lists) or a Task, got "
-                        f"{type(prompts).__name__}")
+        raise TypeError(
+            f"prompts must be a list of strings (or of message lists) or a Task, got {type(prompts).__name__}"
+        )
     prompts = list(prompts)
     if not prompts:
         raise ValueError("prompts is empty; expected at least one prompt")
@@ -146,8 +149,10 @@ def _prompt_dataset(prompts: Task | Sequence, tokenizer, chat: bool | None):
             if not p.strip():
                 raise ValueError(f"prompts[{i}] is an empty string (expected an instruction)")
         elif not (isinstance(p, list) and p and all(isinstance(m, dict) and "content" in m for m in p)):
-            raise TypeError(f"prompts[{i}] is {type(p).__name__} {str(p)[:60]!r}; expected a string or a list of "
-                            f"{{'role', 'content'}} messages")
+            raise TypeError(
+                f"prompts[{i}] is {type(p).__name__} {str(p)[:60]!r}; expected a string or a list of "
+                f"{{'role', 'content'}} messages"
+            )
     strings = all(isinstance(p, str) for p in prompts)
     has_template = bool(getattr(tokenizer, "chat_template", None))
     if chat is None:
@@ -173,12 +178,16 @@ class _TextReward:
             completions = [_text(c) for c in completions]
         scores = list(self.fn(prompts, completions, **kwargs))
         if len(scores) != len(completions):
-            raise ValueError(f"reward {self.__name__!r} returned {len(scores)} scores for {len(completions)} "
-                             f"completions (expected one per completion)")
+            raise ValueError(
+                f"reward {self.__name__!r} returned {len(scores)} scores for {len(completions)} "
+                f"completions (expected one per completion)"
+            )
         for i, s in enumerate(scores):
             if s is not None and not (isinstance(s, (int, float)) and math.isfinite(s)):
-                raise ValueError(f"reward {self.__name__!r} returned {s!r} for completion {i} "
-                                 f"(expected a finite number, or None for 'no score')")
+                raise ValueError(
+                    f"reward {self.__name__!r} returned {s!r} for completion {i} "
+                    f"(expected a finite number, or None for 'no score')"
+                )
         return scores
 
 
@@ -194,9 +203,11 @@ def _reward_function(reward: Any, *, device, to_text: bool):
         path = resolve_model(reward)
         config = Path(path) / "config.json"
         if config.exists() and "SequenceClassification" not in config.read_text():
-            warnings.warn(f"{path} is not a sequence classifier: its reward head will be freshly initialised, so "
-                          f"its scores mean nothing. Train a reward model first (rlhfkit.train.reward).",
-                          stacklevel=3)
+            warnings.warn(
+                f"{path} is not a sequence classifier: its reward head will be freshly initialised, so "
+                f"its scores mean nothing. Train a reward model first (rlhfkit.train.reward).",
+                stacklevel=3,
+            )
         model = load_reward_model(path, device=device)
         model.eval()
         model.requires_grad_(False)
@@ -206,8 +217,10 @@ def _reward_function(reward: Any, *, device, to_text: bool):
     if callable(reward):
         name = getattr(reward, "__name__", type(reward).__name__)
         return _TextReward(reward, name, to_text), None, f"function {name}"
-    raise TypeError(f"reward must be a Judge, a callable f(prompts, completions, **kw) -> list[float], a builtin "
-                    f"judge name {_BUILTIN_JUDGES} or a reward model folder, got {type(reward).__name__}")
+    raise TypeError(
+        f"reward must be a Judge, a callable f(prompts, completions, **kw) -> list[float], a builtin "
+        f"judge name {_BUILTIN_JUDGES} or a reward model folder, got {type(reward).__name__}"
+    )
 
 
 # --- logging ----------------------------------------------------------------------------------------------------
@@ -248,7 +261,7 @@ class _OnlineLogCallback(_callback_base()):
         prompts, completions = list(buffer["prompt"]), list(buffer["completion"])
         rewards = {name: list(values) for name, values in buffer["rewards"].items()}
         advantages = list(buffer["advantages"])
-        picks = list(range(0, len(prompts), self.settings.num_generations))[:self.settings.samples_per_log]
+        picks = list(range(0, len(prompts), self.settings.num_generations))[: self.settings.samples_per_log]
         rows = []
         for i in picks:
             row = {"prompt": _text(prompts[i]), "response": _text(completions[i])}
@@ -270,8 +283,12 @@ def _reward_summary(history: list[dict]) -> dict:
         return {}
     rewards = [float(r["reward"]) for r in rows]
     k = min(5, len(rewards))
-    out = {"reward_before": rewards[0], "reward_after": rewards[-1],
-           "reward_before_mean5": sum(rewards[:k]) / k, "reward_after_mean5": sum(rewards[-k:]) / k}
+    out = {
+        "reward_before": rewards[0],
+        "reward_after": rewards[-1],
+        "reward_before_mean5": sum(rewards[:k]) / k,
+        "reward_after_mean5": sum(rewards[-k:]) / k,
+    }
     last = rows[-1]
     if "kl" in last:
         out["kl"] = finite_or_none(last["kl"])
@@ -285,9 +302,17 @@ def _reward_summary(history: list[dict]) -> dict:
 # --- the stage --------------------------------------------------------------------------------------------------
 
 
-def train_online(model: str | os.PathLike, reward: Any, prompts: Task | Sequence,
-                 settings: OnlineSettings | None = None, run_dir: str | os.PathLike = "runs/rloo", *,
-                 gold_judge: Callable | None = None, resume: bool = False, callbacks: Sequence = ()) -> RunData:
+def train_online(
+    model: str | os.PathLike,
+    reward: Any,
+    prompts: Task | Sequence,
+    settings: OnlineSettings | None = None,
+    run_dir: str | os.PathLike = "runs/rloo",
+    *,
+    gold_judge: Callable | None = None,
+    resume: bool = False,
+    callbacks: Sequence = (),
+) -> RunData:
     """Train `model` (a name, folder or Hub id) with RLOO or GRPO to maximise `reward` on `prompts`; return the run.
 
     `reward`: a Judge, a callable `f(prompts, completions, **kw) -> list[float]`, "vader"/"length", or a reward
@@ -302,9 +327,11 @@ def train_online(model: str | os.PathLike, reward: Any, prompts: Task | Sequence
 
     settings = settings or OnlineSettings()
     if not isinstance(model, (str, os.PathLike)):
-        raise TypeError(f"model must be a model name, a folder or a Hub id (a string or Path), got "
-                        f"{type(model).__name__}: TRL rebuilds the reference from the model's path, so save an "
-                        f"in-memory model with save_pretrained(folder) and pass the folder")
+        raise TypeError(
+            f"model must be a model name, a folder or a Hub id (a string or Path), got "
+            f"{type(model).__name__}: TRL rebuilds the reference from the model's path, so save an "
+            f"in-memory model with save_pretrained(folder) and pass the folder"
+        )
     if gold_judge is None and isinstance(prompts, Task):
         gold_judge = prompts.gold_judge
     policy_path = resolve_model(model)
@@ -312,21 +339,39 @@ def train_online(model: str | os.PathLike, reward: Any, prompts: Task | Sequence
     dataset, wrapped = _prompt_dataset(prompts, tokenizer, settings.chat)
     reward_func, reward_tokenizer, reward_note = _reward_function(reward, device=settings.device, to_text=wrapped)
 
-    run = Run(run_dir, stage=settings.algorithm, seed=settings.seed, resume=resume, config={
-        "model": policy_path, "reward": reward_note, "settings": settings, "prompts": len(dataset),
-        "chat_format": wrapped})
+    run = Run(
+        run_dir,
+        stage=settings.algorithm,
+        seed=settings.seed,
+        resume=resume,
+        config={
+            "model": policy_path,
+            "reward": reward_note,
+            "settings": settings,
+            "prompts": len(dataset),
+            "chat_format": wrapped,
+        },
+    )
     started = time.time()
     policy = load_policy(policy_path, device=settings.device)
 
     batch = settings.prompts_per_step * settings.num_generations
     fields = dict(
-        beta=settings.beta, num_generations=settings.num_generations,
-        max_completion_length=settings.max_completion_length, temperature=settings.temperature,
-        top_p=settings.top_p, learning_rate=settings.learning_rate, max_steps=settings.max_steps,
-        num_iterations=settings.num_iterations, lr_scheduler_type=settings.lr_scheduler_type,
+        beta=settings.beta,
+        num_generations=settings.num_generations,
+        max_completion_length=settings.max_completion_length,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        learning_rate=settings.learning_rate,
+        max_steps=settings.max_steps,
+        num_iterations=settings.num_iterations,
+        lr_scheduler_type=settings.lr_scheduler_type,
         # One optimizer step per generation batch: every step samples fresh responses from the current policy.
-        per_device_train_batch_size=batch, gradient_accumulation_steps=1, steps_per_generation=1,
-        disable_dropout=True, use_vllm=False,
+        per_device_train_batch_size=batch,
+        gradient_accumulation_steps=1,
+        steps_per_generation=1,
+        disable_dropout=True,
+        use_vllm=False,
         report_to=settings.report_to,
     )
     fields.update(settings.trl_overrides)
@@ -335,7 +380,11 @@ def train_online(model: str | os.PathLike, reward: Any, prompts: Task | Sequence
 
     logger = _OnlineLogCallback(run, args.beta, settings, gold_judge)
     trainer = trainer_cls(
-        model=policy, reward_funcs=reward_func, args=args, train_dataset=dataset, processing_class=tokenizer,
+        model=policy,
+        reward_funcs=reward_func,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
         reward_processing_classes=reward_tokenizer,
         peft_config=settings.lora.to_peft("CAUSAL_LM") if settings.lora is not None else None,
         # Ours first, so the aliases are in each row before the dashboard and the run's metrics stream see it.

@@ -44,17 +44,40 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlhfkit.models import (LoraSettings, load_policy, load_reference, load_reward_model, load_tokenizer, pick_dtype,
-                            resolve_model)
+from rlhfkit.models import (
+    LoraSettings,
+    load_policy,
+    load_reference,
+    load_reward_model,
+    load_tokenizer,
+    pick_dtype,
+    resolve_model,
+)
 from rlhfkit.runs import FIRST_FAILURE, METRICS, SAMPLES, NonFiniteLossError, Run, RunData, load
 from rlhfkit.sampling import generate_neutral, neutral_generation_config, render_prompts
 from rlhfkit.threads import choose_threads
-from rlhfkit.train.tracking import (accelerate_trackers, claim_tracker_folder, report_to_names,
-                                    start_accelerate_trackers, tracker_metrics)
+from rlhfkit.train.tracking import (
+    accelerate_trackers,
+    claim_tracker_folder,
+    report_to_names,
+    start_accelerate_trackers,
+    tracker_metrics,
+)
 
 __all__ = [
-    "PPOSettings", "train_ppo", "compute_gae", "whiten", "masked_mean", "masked_var", "kl_penalty", "policy_loss",
-    "value_loss", "entropy_from_logits", "AdaptiveKLController", "FixedKLController", "METRIC_NAMES",
+    "PPOSettings",
+    "train_ppo",
+    "compute_gae",
+    "whiten",
+    "masked_mean",
+    "masked_var",
+    "kl_penalty",
+    "policy_loss",
+    "value_loss",
+    "entropy_from_logits",
+    "AdaptiveKLController",
+    "FixedKLController",
+    "METRIC_NAMES",
 ]
 
 # The metric names written to metrics.jsonl every step (TRL's names, so users' habits and tools carry over).
@@ -63,15 +86,30 @@ __all__ = [
 # the EOS tokens in the step's responses over all processes (TRL's meaning; each response is cut after its first
 # EOS, so it is also the number of responses that ended by themselves).
 METRIC_NAMES = (
-    "objective/kl", "objective/entropy", "objective/non_score_reward", "objective/rlhf_reward", "objective/scores",
-    "objective/kl_coef", "policy/approxkl_avg", "policy/clipfrac_avg", "loss/policy_avg", "loss/value_avg",
-    "val/clipfrac_avg", "policy/entropy_avg", "val/ratio", "val/ratio_var", "val/num_eos_tokens", "lr", "episode",
+    "objective/kl",
+    "objective/entropy",
+    "objective/non_score_reward",
+    "objective/rlhf_reward",
+    "objective/scores",
+    "objective/kl_coef",
+    "policy/approxkl_avg",
+    "policy/clipfrac_avg",
+    "loss/policy_avg",
+    "loss/value_avg",
+    "val/clipfrac_avg",
+    "policy/entropy_avg",
+    "val/ratio",
+    "val/ratio_var",
+    "val/num_eos_tokens",
+    "lr",
+    "episode",
 )
 
 
 # ================================================================================================================
 # Settings
 # ================================================================================================================
+
 
 @dataclass
 class PPOSettings:
@@ -199,47 +237,75 @@ class PPOSettings:
             for key, value in self.trl_overrides.items():
                 name = _TRL_NAMES.get(key, key if key in _FIELD_NAMES else None)
                 if name is None or name == "trl_overrides":
-                    raise ValueError(f"trl_overrides: unknown setting {key!r}; expected a PPOSettings field or one "
-                                     f"of TRL's names {sorted(_TRL_NAMES)}")
+                    raise ValueError(
+                        f"trl_overrides: unknown setting {key!r}; expected a PPOSettings field or one "
+                        f"of TRL's names {sorted(_TRL_NAMES)}"
+                    )
                 setattr(self, name, value)
         report_to_names(self.report_to)  # an unknown or missing tracker fails here, before any model loads
         if self.kl_estimator not in ("k1", "k3"):
             raise ValueError(f"kl_estimator must be 'k1' or 'k3', got {self.kl_estimator!r}")
         if self.value_model not in (None, "separate", "shared"):
             raise ValueError(f"value_model must be 'separate', 'shared' or None, got {self.value_model!r}")
-        positive = ("total_steps", "batch_size", "num_ppo_epochs", "num_mini_batches", "gradient_accumulation_steps",
-                    "max_new_tokens", "save_every", "sample_every", "kl_horizon")
+        positive = (
+            "total_steps",
+            "batch_size",
+            "num_ppo_epochs",
+            "num_mini_batches",
+            "gradient_accumulation_steps",
+            "max_new_tokens",
+            "save_every",
+            "sample_every",
+            "kl_horizon",
+        )
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.cpu_threads is not None and self.cpu_threads < 1:
             raise ValueError(f"cpu_threads must be at least 1 (or None), got {self.cpu_threads}")
         if self.value_learning_rate is not None and self.value_learning_rate <= 0:
-            raise ValueError(f"value_learning_rate must be > 0 (or None for learning_rate), got "
-                             f"{self.value_learning_rate}")
+            raise ValueError(
+                f"value_learning_rate must be > 0 (or None for learning_rate), got {self.value_learning_rate}"
+            )
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if not self.train_value_backbone and self.value_model == "shared":
-            raise ValueError("train_value_backbone=False freezes the backbone of a separate value model; with "
-                             "value_model='shared' the value head sits on the policy, whose backbone must train")
+            raise ValueError(
+                "train_value_backbone=False freezes the backbone of a separate value model; with "
+                "value_model='shared' the value head sits on the policy, whose backbone must train"
+            )
         if self.target_kl is not None and self.target_kl <= 0:
             raise ValueError(f"target_kl must be > 0 (or None for a fixed beta), got {self.target_kl}")
 
 
 _FIELD_NAMES = {f.name for f in dataclasses.fields(PPOSettings)}
 _TRL_NAMES = {
-    "response_length": "max_new_tokens", "lam": "lam", "gamma": "gamma", "kl_coef": "kl_coef",
-    "kl_estimator": "kl_estimator", "cliprange": "cliprange", "cliprange_value": "cliprange_value",
-    "vf_coef": "vf_coef", "num_ppo_epochs": "num_ppo_epochs", "num_mini_batches": "num_mini_batches",
-    "whiten_rewards": "whiten_rewards", "missing_eos_penalty": "missing_eos_penalty", "temperature": "temperature",
-    "learning_rate": "learning_rate", "max_grad_norm": "max_grad_norm", "weight_decay": "weight_decay",
-    "gradient_accumulation_steps": "gradient_accumulation_steps", "seed": "seed", "save_steps": "save_every",
+    "response_length": "max_new_tokens",
+    "lam": "lam",
+    "gamma": "gamma",
+    "kl_coef": "kl_coef",
+    "kl_estimator": "kl_estimator",
+    "cliprange": "cliprange",
+    "cliprange_value": "cliprange_value",
+    "vf_coef": "vf_coef",
+    "num_ppo_epochs": "num_ppo_epochs",
+    "num_mini_batches": "num_mini_batches",
+    "whiten_rewards": "whiten_rewards",
+    "missing_eos_penalty": "missing_eos_penalty",
+    "temperature": "temperature",
+    "learning_rate": "learning_rate",
+    "max_grad_norm": "max_grad_norm",
+    "weight_decay": "weight_decay",
+    "gradient_accumulation_steps": "gradient_accumulation_steps",
+    "seed": "seed",
+    "save_steps": "save_every",
 }
 
 
 # ================================================================================================================
 # The math: masked statistics, KL estimators, GAE, the clipped losses, the KL controllers
 # ================================================================================================================
+
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
     """Mean of `values` where `mask` is 1 (over everything, or along `dim`)."""
@@ -281,8 +347,9 @@ def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str = "k1"
     raise ValueError(f"unknown KL estimator {estimator!r}; expected 'k1' or 'k3'")
 
 
-def compute_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0,
-                lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+def compute_gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0, lam: float = 0.95
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalised advantage estimation over response tokens (B x R tensors; `mask` is a prefix of ones per row).
 
     delta_t = r_t + gamma * V_{t+1} - V_t (V after the last token is 0: the episode ends there),
@@ -300,8 +367,9 @@ def compute_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
     return advantages, (advantages + values) * mask
 
 
-def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
-                cliprange: float = 0.2) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def policy_loss(
+    logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, cliprange: float = 0.2
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """PPO's clipped surrogate: mean over masked tokens of max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps)).
     Returns the loss and detached stats: "clipfrac" (share of tokens where the clipped term is the larger one, i.e.
     gets no gradient), "approxkl" (0.5 * mean squared log-ratio) and "ratio" (mean ratio)."""
@@ -311,14 +379,21 @@ def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Te
     clipped = -advantages * torch.clamp(ratio, 1.0 - cliprange, 1.0 + cliprange)
     loss = masked_mean(torch.max(unclipped, clipped), mask)
     with torch.no_grad():
-        stats = {"clipfrac": masked_mean((clipped > unclipped).float(), mask),
-                 "approxkl": 0.5 * masked_mean(log_ratio ** 2, mask),
-                 "ratio": masked_mean(ratio, mask)}
+        stats = {
+            "clipfrac": masked_mean((clipped > unclipped).float(), mask),
+            "approxkl": 0.5 * masked_mean(log_ratio**2, mask),
+            "ratio": masked_mean(ratio, mask),
+        }
     return loss, stats
 
 
-def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
-               cliprange_value: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
+def value_loss(
+    values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    mask: torch.Tensor,
+    cliprange_value: float = 0.2,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Clipped value loss: 0.5 * mean over masked tokens of max((V - G)^2, (V_clip - G)^2), where V_clip stays
     within `cliprange_value` of the rollout-time value. Returns the loss and the clip fraction."""
     clipped_values = old_values + torch.clamp(values - old_values, -cliprange_value, cliprange_value)
@@ -370,6 +445,7 @@ class AdaptiveKLController(FixedKLController):
 # Models: the policy and its value function in one module (so DDP syncs both), the reference, the optimizer
 # ================================================================================================================
 
+
 class PolicyAndValue(nn.Module):
     """The policy and the value function behind one forward pass: (token logits, per-position values).
     "shared": a linear head on the policy's last hidden state; "separate": a sequence classifier's backbone and
@@ -377,8 +453,9 @@ class PolicyAndValue(nn.Module):
     False the separate backbone is frozen: its hidden states are computed once per rollout (`value_hidden`) and
     handed back to `forward`, which then applies only the head."""
 
-    def __init__(self, policy: nn.Module, value_model: nn.Module | None = None,
-                 train_value_backbone: bool = True) -> None:
+    def __init__(
+        self, policy: nn.Module, value_model: nn.Module | None = None, train_value_backbone: bool = True
+    ) -> None:
         super().__init__()
         self.policy = policy
         if value_model is None:
@@ -400,30 +477,39 @@ class PolicyAndValue(nn.Module):
     def value_hidden(self, input_ids, attention_mask, position_ids) -> torch.Tensor:
         """The separate value model's last hidden states at every position (no gradient)."""
         backbone, _ = _value_parts(self.value_model)
-        return backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                        use_cache=False).last_hidden_state
+        return backbone(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+        ).last_hidden_state
 
     def values_from_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
         """The separate value model's score head on given hidden states."""
         _, head = _value_parts(self.value_model)
         return head(hidden.to(head.weight.dtype)).squeeze(-1).float()
 
-    def forward(self, input_ids, attention_mask, position_ids, logits_to_keep: int = 0,
-                value_hidden: torch.Tensor | None = None):
+    def forward(
+        self, input_ids, attention_mask, position_ids, logits_to_keep: int = 0, value_hidden: torch.Tensor | None = None
+    ):
         """`logits_to_keep` > 0: token logits for the last that many positions only (the response), which saves
         the language-model head and softmax on the prompt. Values cover every position, or exactly the positions
         of `value_hidden` when the frozen value backbone's hidden states are given."""
         shared = self.value_head is not None
-        out = self.policy(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                          output_hidden_states=shared, use_cache=False, **_keep(self.policy, logits_to_keep))
+        out = self.policy(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            output_hidden_states=shared,
+            use_cache=False,
+            **_keep(self.policy, logits_to_keep),
+        )
         if shared:
             values = self.value_head(out.hidden_states[-1]).squeeze(-1).float()
         elif value_hidden is not None:
             values = self.values_from_hidden(value_hidden)
         else:
             backbone, head = _value_parts(self.value_model)
-            hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                              use_cache=False).last_hidden_state
+            hidden = backbone(
+                input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+            ).last_hidden_state
             values = head(hidden).squeeze(-1).float()
         return out.logits, values
 
@@ -446,8 +532,10 @@ def _value_parts(value_model: nn.Module) -> tuple[nn.Module, nn.Module]:
     backbone = getattr(inner, getattr(inner, "base_model_prefix", "model"), None)
     head = getattr(inner, "score", None) or getattr(inner, "classifier", None)
     if backbone is None or head is None:
-        raise ValueError(f"value model {type(inner).__name__} has no backbone + 'score' head; expected an "
-                         f"AutoModelForSequenceClassification-style decoder (e.g. LlamaForSequenceClassification)")
+        raise ValueError(
+            f"value model {type(inner).__name__} has no backbone + 'score' head; expected an "
+            f"AutoModelForSequenceClassification-style decoder (e.g. LlamaForSequenceClassification)"
+        )
     return backbone, head
 
 
@@ -471,23 +559,24 @@ def _eos_ids(model, tokenizer) -> list[int]:
 # Rollout: sample, cut at EOS, score log-probs and values without gradients
 # ================================================================================================================
 
+
 @dataclass
 class Rollout:
     """One step's experience on this process (B responses, R response positions)."""
 
-    prompts: list            # the prompts as given (strings or message lists)
+    prompts: list  # the prompts as given (strings or message lists)
     query_response: torch.Tensor  # B x (P + R) token ids, pad after EOS
     attention_mask: torch.Tensor  # B x (P + R)
-    position_ids: torch.Tensor    # B x (P + R)
-    context_length: int           # P
-    responses: torch.Tensor       # B x R
-    mask: torch.Tensor            # B x R, 1 on response tokens up to and including EOS
-    has_eos: torch.Tensor         # B
-    texts: list[str]              # decoded responses
-    logprobs: torch.Tensor = None      # B x R, policy at rollout time
+    position_ids: torch.Tensor  # B x (P + R)
+    context_length: int  # P
+    responses: torch.Tensor  # B x R
+    mask: torch.Tensor  # B x R, 1 on response tokens up to and including EOS
+    has_eos: torch.Tensor  # B
+    texts: list[str]  # decoded responses
+    logprobs: torch.Tensor = None  # B x R, policy at rollout time
     ref_logprobs: torch.Tensor = None  # B x R
-    values: torch.Tensor = None        # B x R
-    scores: torch.Tensor = None        # B
+    values: torch.Tensor = None  # B x R
+    scores: torch.Tensor = None  # B
     value_hidden: torch.Tensor = None  # B x R x H, the frozen value backbone's hidden states at the value positions
 
 
@@ -506,8 +595,9 @@ def _wants_generate_logprobs(settings: PPOSettings, local_batch: int, vocab_size
 
 
 @torch.no_grad()
-def _generate(policy, tokenizer, prompts: list, settings: PPOSettings, eos_ids: list[int], device,
-              with_logprobs: bool = False) -> Rollout:
+def _generate(
+    policy, tokenizer, prompts: list, settings: PPOSettings, eos_ids: list[int], device, with_logprobs: bool = False
+) -> Rollout:
     """Sample one response per prompt (KV-cached HF generate, pure temperature sampling: no top-k/top-p and none of
     the model's own generation_config, so the sampling distribution is exactly the one PPO's ratios assume) and cut
     each response after its first EOS.
@@ -515,16 +605,22 @@ def _generate(policy, tokenizer, prompts: list, settings: PPOSettings, eos_ids: 
     texts = render_prompts(tokenizer, prompts)
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
     # From our settings alone: the model's own generation_config must not reshape what the policy samples.
-    config = neutral_generation_config(do_sample=True, temperature=settings.temperature,
-                                       max_new_tokens=settings.max_new_tokens, eos_token_id=eos_ids,
-                                       pad_token_id=tokenizer.pad_token_id, output_logits=with_logprobs)
+    config = neutral_generation_config(
+        do_sample=True,
+        temperature=settings.temperature,
+        max_new_tokens=settings.max_new_tokens,
+        eos_token_id=eos_ids,
+        pad_token_id=tokenizer.pad_token_id,
+        output_logits=with_logprobs,
+    )
     out = generate_neutral(policy, config, **enc)
     context_length = enc["input_ids"].shape[1]
     responses = out.sequences[:, context_length:]
     is_eos = torch.isin(responses, torch.tensor(eos_ids, device=responses.device))
     has_eos = is_eos.any(1)
-    length = torch.where(has_eos, is_eos.int().argmax(1) + 1, torch.full_like(has_eos, responses.shape[1],
-                                                                               dtype=torch.long))
+    length = torch.where(
+        has_eos, is_eos.int().argmax(1) + 1, torch.full_like(has_eos, responses.shape[1], dtype=torch.long)
+    )
     mask = torch.arange(responses.shape[1], device=responses.device)[None, :] < length[:, None]
     responses = responses.masked_fill(~mask, tokenizer.pad_token_id)
     attention_mask = torch.cat([enc["attention_mask"], mask.long()], dim=1)
@@ -534,9 +630,18 @@ def _generate(policy, tokenizer, prompts: list, settings: PPOSettings, eos_ids: 
         logprobs = _token_logprobs(torch.stack(out.logits, 1), responses, settings.temperature)
         logprobs = logprobs.masked_fill(~mask, 0.0)
     decoded = tokenizer.batch_decode(responses, skip_special_tokens=True)
-    return Rollout(prompts=list(prompts), query_response=torch.cat([enc["input_ids"], responses], 1),
-                   attention_mask=attention_mask, position_ids=position_ids, context_length=context_length,
-                   responses=responses, mask=mask.float(), has_eos=has_eos, texts=decoded, logprobs=logprobs)
+    return Rollout(
+        prompts=list(prompts),
+        query_response=torch.cat([enc["input_ids"], responses], 1),
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        context_length=context_length,
+        responses=responses,
+        mask=mask.float(),
+        has_eos=has_eos,
+        texts=decoded,
+        logprobs=logprobs,
+    )
 
 
 def _forward(model, rollout: Rollout, index, temperature: float):
@@ -552,12 +657,16 @@ def _forward(model, rollout: Rollout, index, temperature: float):
             extra["value_hidden"] = rollout.value_hidden[index]
     else:
         extra = {"use_cache": False, **_keep(model, keep)}
-    out = model(input_ids=rollout.query_response[index], attention_mask=rollout.attention_mask[index],
-                position_ids=rollout.position_ids[index], **extra)
+    out = model(
+        input_ids=rollout.query_response[index],
+        attention_mask=rollout.attention_mask[index],
+        position_ids=rollout.position_ids[index],
+        **extra,
+    )
     logits, values = out if isinstance(out, tuple) else (out.logits, None)
     logits = logits[:, -keep:-1]
     if values is not None and not cached_hidden:
-        values = values[:, p - 1:-1]
+        values = values[:, p - 1 : -1]
     return _token_logprobs(logits, rollout.responses[index], temperature), values, logits
 
 
@@ -573,6 +682,7 @@ def _prompt_text(prompt: Any) -> str:
 # ================================================================================================================
 # Checkpoints: resumable state under run_dir/checkpoints/step-NNNNNN
 # ================================================================================================================
+
 
 def _rng_state() -> dict:
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
@@ -595,8 +705,7 @@ def _latest_checkpoint(folder: Path) -> Path | None:
     return done[-1] if done else None
 
 
-def _save_checkpoint(folder: Path, step: int, model: nn.Module, optimizer, state: dict,
-                     rng_states: list[dict]) -> Path:
+def _save_checkpoint(folder: Path, step: int, model: nn.Module, optimizer, state: dict, rng_states: list[dict]) -> Path:
     """Write a checkpoint atomically (a staging folder renamed into place) and drop older ones."""
     from safetensors.torch import save_file
 
@@ -658,6 +767,7 @@ def _drop_rows_after(run_path: Path, step: int) -> None:
 # The training loop
 # ================================================================================================================
 
+
 def _make_accelerator(settings: PPOSettings, log_with: list = ()):
     """An Accelerator for this run: DDP tolerant of parameters without gradient in a pass (the reference and
     value heads), bf16 autocast on a capable GPU, the experiment trackers in `log_with`."""
@@ -672,9 +782,12 @@ def _make_accelerator(settings: PPOSettings, log_with: list = ()):
     if precision is None:
         on_gpu = torch.cuda.is_available() and not cpu
         precision = "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "no"
-    kwargs = dict(cpu=cpu, mixed_precision=precision,
-                  kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-                  log_with=list(log_with) or None)
+    kwargs = dict(
+        cpu=cpu,
+        mixed_precision=precision,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        log_with=list(log_with) or None,
+    )
     try:
         return Accelerator(**kwargs)
     except ValueError as err:
@@ -706,10 +819,18 @@ def _prompt_indices(n_prompts: int, start: int, count: int, seed: int) -> list[i
     return out
 
 
-def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[float]] | str,
-              prompts: Sequence[Any], settings: PPOSettings | None = None, run_dir: str | os.PathLike = "runs/ppo",
-              *, reference: str | os.PathLike | None = None, value_model: str | os.PathLike | None = None,
-              resume: bool = False, callbacks: Sequence[Callable[[int, dict, list[dict]], Any]] = ()) -> RunData:
+def train_ppo(
+    policy: str | os.PathLike,
+    reward_fn: Callable[[list, list], list[float]] | str,
+    prompts: Sequence[Any],
+    settings: PPOSettings | None = None,
+    run_dir: str | os.PathLike = "runs/ppo",
+    *,
+    reference: str | os.PathLike | None = None,
+    value_model: str | os.PathLike | None = None,
+    resume: bool = False,
+    callbacks: Sequence[Callable[[int, dict, list[dict]], Any]] = (),
+) -> RunData:
     """Optimise `policy` (name or path) with PPO against `reward_fn(prompts, responses) -> list[float]` (any
     rlhfkit Judge, a reward model's scorer, or a builtin judge name such as "vader"), with a KL penalty to
     `reference` (default: the policy's own starting weights). Returns the run read back (`rlhfkit.runs.load`).
@@ -746,18 +867,25 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
 
         reward_fn = as_judge(reward_fn)
     if not callable(reward_fn):
-        raise TypeError(f"reward_fn must be callable as reward_fn(prompts, responses) -> list[float], got "
-                        f"{type(reward_fn).__name__}")
+        raise TypeError(
+            f"reward_fn must be callable as reward_fn(prompts, responses) -> list[float], got "
+            f"{type(reward_fn).__name__}"
+        )
     mode = settings.value_model or ("shared" if settings.lora is not None else "separate")
     if mode == "shared" and not settings.train_value_backbone:  # shared by default with LoRA
-        raise ValueError("train_value_backbone=False freezes the backbone of a separate value model, but this run's "
-                         "value function is a head on the policy (value_model='shared', the default with LoRA); "
-                         "set value_model='separate'")
+        raise ValueError(
+            "train_value_backbone=False freezes the backbone of a separate value model, but this run's "
+            "value function is a head on the policy (value_model='shared', the default with LoRA); "
+            "set value_model='separate'"
+        )
     value_lr = settings.value_learning_rate or settings.learning_rate * (
-        1 if settings.train_value_backbone or mode == "shared" else 10)
+        1 if settings.train_value_backbone or mode == "shared" else 10
+    )
     if mode == "shared" and value_model is not None:
-        raise ValueError("a value_model path was given but settings.value_model is 'shared' (a head on the policy);"
-                         " use value_model='separate' to start the value function from that model")
+        raise ValueError(
+            "a value_model path was given but settings.value_model is 'shared' (a head on the policy);"
+            " use value_model='separate' to start the value function from that model"
+        )
 
     accelerator = _make_accelerator(settings, log_with=accelerate_trackers(settings.report_to, run_dir))
     world, rank = accelerator.num_processes, accelerator.process_index
@@ -765,12 +893,16 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
         raise ValueError(f"batch_size {settings.batch_size} does not divide among {world} processes; use a multiple")
     local_batch = settings.batch_size // world
     if local_batch % settings.num_mini_batches:
-        raise ValueError(f"each process's {local_batch} responses do not split into num_mini_batches="
-                         f"{settings.num_mini_batches} equal minibatches")
+        raise ValueError(
+            f"each process's {local_batch} responses do not split into num_mini_batches="
+            f"{settings.num_mini_batches} equal minibatches"
+        )
     mini_batch = local_batch // settings.num_mini_batches
     if mini_batch % settings.gradient_accumulation_steps:
-        raise ValueError(f"minibatches of {mini_batch} do not split into gradient_accumulation_steps="
-                         f"{settings.gradient_accumulation_steps} equal micro-batches")
+        raise ValueError(
+            f"minibatches of {mini_batch} do not split into gradient_accumulation_steps="
+            f"{settings.gradient_accumulation_steps} equal micro-batches"
+        )
     micro_batch = mini_batch // settings.gradient_accumulation_steps
 
     policy_path = resolve_model(policy)
@@ -782,16 +914,26 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
     # With LoRA the reference is the policy's own base (adapter disabled), unless another one is named.
     own_reference = settings.lora is None or reference_path != policy_path
     # resume=True with nothing to resume from starts afresh in the same folder.
-    run = Run(run_path, stage="ppo", seed=settings.seed, resume=checkpoint is not None,
-              overwrite=resume and checkpoint is None, enabled=accelerator.is_main_process, config={
-                  **{f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)},
-                  "value_model": mode, "value_learning_rate": value_lr, "policy_path": policy_path,
-                  "reference_path": reference_path if own_reference else "policy with the LoRA adapter disabled",
-                  "value_model_path": value_path if mode == "separate" else None,
-                  "reward_fn": getattr(reward_fn, "name", getattr(reward_fn, "__name__", repr(reward_fn))),
-                  "num_prompts": len(prompts), "num_processes": world,
-                  "mixed_precision": accelerator.mixed_precision,
-              })
+    run = Run(
+        run_path,
+        stage="ppo",
+        seed=settings.seed,
+        resume=checkpoint is not None,
+        overwrite=resume and checkpoint is None,
+        enabled=accelerator.is_main_process,
+        config={
+            **{f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)},
+            "value_model": mode,
+            "value_learning_rate": value_lr,
+            "policy_path": policy_path,
+            "reference_path": reference_path if own_reference else "policy with the LoRA adapter disabled",
+            "value_model_path": value_path if mode == "separate" else None,
+            "reward_fn": getattr(reward_fn, "name", getattr(reward_fn, "__name__", repr(reward_fn))),
+            "num_prompts": len(prompts),
+            "num_processes": world,
+            "mixed_precision": accelerator.mixed_precision,
+        },
+    )
     if accelerator.is_main_process:
         if checkpoint is not None:
             _drop_rows_after(run_path, int(json.loads((checkpoint / "state.json").read_text())["step"]))
@@ -816,9 +958,13 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
     if mode == "separate":
         # A frozen backbone takes the device's dtype and no adapter (nothing of it trains).
         value_lora = settings.lora if settings.train_value_backbone else None
-        value = load_reward_model(value_path, device=device, lora=value_lora, role="value",
-                                  dtype=torch.float32 if value_lora is None and settings.train_value_backbone
-                                  else frozen_dtype)
+        value = load_reward_model(
+            value_path,
+            device=device,
+            lora=value_lora,
+            role="value",
+            dtype=torch.float32 if value_lora is None and settings.train_value_backbone else frozen_dtype,
+        )
         value.config.pad_token_id = tokenizer.pad_token_id
     model = PolicyAndValue(policy_model, value, settings.train_value_backbone).to(device)
     model.eval()  # dropout off: the PPO ratio must be 1 before the first update
@@ -827,12 +973,17 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
     # The shared head needs the policy's forward pass over the rollout anyway (for the values): its log-probs come
     # from there.
     runs_in_fp32 = accelerator.mixed_precision == "no" and all(
-        p.dtype == torch.float32 for p in policy_model.parameters())
+        p.dtype == torch.float32 for p in policy_model.parameters()
+    )
     logprobs_from_generate = mode != "shared" and _wants_generate_logprobs(
-        settings, local_batch, policy_model.config.get_text_config().vocab_size, runs_in_fp32)
+        settings, local_batch, policy_model.config.get_text_config().vocab_size, runs_in_fp32
+    )
 
-    kl_ctl = (AdaptiveKLController(settings.kl_coef, settings.target_kl, settings.kl_horizon)
-              if settings.target_kl is not None else FixedKLController(settings.kl_coef))
+    kl_ctl = (
+        AdaptiveKLController(settings.kl_coef, settings.target_kl, settings.kl_horizon)
+        if settings.target_kl is not None
+        else FixedKLController(settings.kl_coef)
+    )
     state = {"step": 0, "episode": 0, "initial_score": None, "seconds": 0.0}
     rng_states = None
     if checkpoint is not None:
@@ -841,8 +992,10 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
         saved = load_file(str(checkpoint / "trainable.safetensors"), device=str(device))
         missing = set(_trainable_state(model)) - set(saved)
         if missing:
-            raise ValueError(f"checkpoint {checkpoint} does not match these settings: it lacks {sorted(missing)[:3]}"
-                             f" (was it made with another value_model / lora setting?)")
+            raise ValueError(
+                f"checkpoint {checkpoint} does not match these settings: it lacks {sorted(missing)[:3]}"
+                f" (was it made with another value_model / lora setting?)"
+            )
         model.load_state_dict(saved, strict=False)
         state.update(json.loads((checkpoint / "state.json").read_text()))
         kl_ctl.load_state_dict(state["kl_controller"])
@@ -853,12 +1006,16 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
     # Two parameter groups: the policy's weights and the value function's, each with its own learning rate.
     value_part = model.value_head if model.value_head is not None else model.value_model
     value_ids = {id(p) for p in value_part.parameters()}
-    groups = [{"params": [p for p in model.parameters() if p.requires_grad and id(p) not in value_ids],
-               "base_lr": settings.learning_rate},
-              {"params": [p for p in value_part.parameters() if p.requires_grad],
-               "base_lr": value_lr}]
-    optimizer = torch.optim.AdamW([{**g, "lr": g["base_lr"]} for g in groups], weight_decay=settings.weight_decay,
-                                  eps=1e-5)
+    groups = [
+        {
+            "params": [p for p in model.parameters() if p.requires_grad and id(p) not in value_ids],
+            "base_lr": settings.learning_rate,
+        },
+        {"params": [p for p in value_part.parameters() if p.requires_grad], "base_lr": value_lr},
+    ]
+    optimizer = torch.optim.AdamW(
+        [{**g, "lr": g["base_lr"]} for g in groups], weight_decay=settings.weight_decay, eps=1e-5
+    )
     if checkpoint is not None:
         optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", map_location=device, weights_only=False))
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -879,9 +1036,14 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
         rngs = gather_object([rng]) if collective and world > 1 else [rng]
         path = None
         if accelerator.is_main_process:
-            path = _save_checkpoint(run.checkpoint_path, step, unwrapped, optimizer,
-                                    {**state, "step": step, "kl_controller": kl_ctl.state_dict(),
-                                     "num_processes": world}, rngs)
+            path = _save_checkpoint(
+                run.checkpoint_path,
+                step,
+                unwrapped,
+                optimizer,
+                {**state, "step": step, "kl_controller": kl_ctl.state_dict(), "num_processes": world},
+                rngs,
+            )
         if collective:
             accelerator.wait_for_everyone()
         return path or _latest_checkpoint(run.checkpoint_path)
@@ -895,8 +1057,13 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
     if threads is not None:
         torch.set_num_threads(threads)
     first_step = state["step"] + 1
-    bar = tqdm(range(first_step, settings.total_steps + 1), desc="ppo", disable=not (settings.progress and
-               accelerator.is_main_process), initial=first_step - 1, total=settings.total_steps)
+    bar = tqdm(
+        range(first_step, settings.total_steps + 1),
+        desc="ppo",
+        disable=not (settings.progress and accelerator.is_main_process),
+        initial=first_step - 1,
+        total=settings.total_steps,
+    )
     started = time.perf_counter()
     steps_run, last_metrics = 0, {}
     # What an interrupt may save: the last completed step, with the random state it ended with. Once an update
@@ -913,12 +1080,20 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                 lr = optimizer.param_groups[0]["lr"]  # the policy's, logged as "lr"
 
                 # --- 1. rollout: this process's share of the step's prompts ------------------------------------
-                indices = _prompt_indices(len(prompts), (step - 1) * settings.batch_size, settings.batch_size,
-                                          settings.seed)[rank * local_batch:(rank + 1) * local_batch]
+                indices = _prompt_indices(
+                    len(prompts), (step - 1) * settings.batch_size, settings.batch_size, settings.seed
+                )[rank * local_batch : (rank + 1) * local_batch]
                 batch_prompts = [prompts[i] for i in indices]
                 with torch.no_grad(), accelerator.autocast():
-                    ro = _generate(unwrapped.policy, tokenizer, batch_prompts, settings, eos_ids, device,
-                                   with_logprobs=logprobs_from_generate)
+                    ro = _generate(
+                        unwrapped.policy,
+                        tokenizer,
+                        batch_prompts,
+                        settings,
+                        eos_ids,
+                        device,
+                        with_logprobs=logprobs_from_generate,
+                    )
                     chunks = [slice(i, i + micro_batch) for i in range(0, local_batch, micro_batch)]
                     logps, refs, vals, hiddens = [], [], [], []
                     for chunk in chunks:
@@ -926,13 +1101,17 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                             logp, v, _ = _forward(unwrapped, ro, chunk, settings.temperature)
                         else:
                             p = ro.context_length
-                            hidden = unwrapped.value_hidden(ro.query_response[chunk], ro.attention_mask[chunk],
-                                                            ro.position_ids[chunk])[:, p - 1:-1]
+                            hidden = unwrapped.value_hidden(
+                                ro.query_response[chunk], ro.attention_mask[chunk], ro.position_ids[chunk]
+                            )[:, p - 1 : -1]
                             v = unwrapped.values_from_hidden(hidden)
                             if not settings.train_value_backbone:
                                 hiddens.append(hidden)
-                            logp = (ro.logprobs[chunk] if logprobs_from_generate else
-                                    _forward(unwrapped.policy, ro, chunk, settings.temperature)[0])
+                            logp = (
+                                ro.logprobs[chunk]
+                                if logprobs_from_generate
+                                else _forward(unwrapped.policy, ro, chunk, settings.temperature)[0]
+                            )
                         if ref_model is not None:
                             ref_logp, _, _ = _forward(ref_model, ro, chunk, settings.temperature)
                         else:
@@ -946,8 +1125,10 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                 # --- 2. reward: the score at the last response token, -beta * KL on every token -----------------
                 raw_scores = reward_fn(list(batch_prompts), list(ro.texts))
                 if len(raw_scores) != len(ro.texts):
-                    raise ValueError(f"reward_fn returned {len(raw_scores)} scores for {len(ro.texts)} responses "
-                                     f"(expected one float per response)")
+                    raise ValueError(
+                        f"reward_fn returned {len(raw_scores)} scores for {len(ro.texts)} responses "
+                        f"(expected one float per response)"
+                    )
                 scores = torch.tensor([float(s) for s in raw_scores], dtype=torch.float32, device=device)
                 if settings.missing_eos_penalty is not None:
                     scores = scores - settings.missing_eos_penalty * (~ro.has_eos).float()
@@ -967,15 +1148,16 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                 advantages = whiten(advantages, mask)
 
                 # --- 4. update: PPO epochs over shuffled minibatches -------------------------------------------
-                stats = {k: [] for k in ("approxkl", "clipfrac", "pg_loss", "vf_loss", "vf_clipfrac", "entropy",
-                                         "ratio")}
+                stats = {
+                    k: [] for k in ("approxkl", "clipfrac", "pg_loss", "vf_loss", "vf_clipfrac", "entropy", "ratio")
+                }
                 for _epoch in range(settings.num_ppo_epochs):
                     order = torch.randperm(local_batch, device=device)
                     for start in range(0, local_batch, mini_batch):
-                        mini = order[start:start + mini_batch]
+                        mini = order[start : start + mini_batch]
                         n_tokens = mask[mini].sum()
                         for k, micro_start in enumerate(range(0, mini_batch, micro_batch)):
-                            idx = mini[micro_start:micro_start + micro_batch]
+                            idx = mini[micro_start : micro_start + micro_batch]
                             is_last = k == settings.gradient_accumulation_steps - 1
                             # Gradients are synchronised across processes only on the last micro-batch.
                             sync = accelerator.no_sync(model) if not is_last else contextlib.nullcontext()
@@ -983,10 +1165,12 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                                 with accelerator.autocast():  # one forward pass gives logits and values
                                     logp, vpred, logits = _forward(model, ro, idx, settings.temperature)
                                     m = mask[idx]
-                                    pg_loss, pg = policy_loss(logp, ro.logprobs[idx], advantages[idx], m,
-                                                              settings.cliprange)
-                                    vf_loss, vf_clipfrac = value_loss(vpred * m, values_old[idx], returns[idx], m,
-                                                                      settings.cliprange_value)
+                                    pg_loss, pg = policy_loss(
+                                        logp, ro.logprobs[idx], advantages[idx], m, settings.cliprange
+                                    )
+                                    vf_loss, vf_clipfrac = value_loss(
+                                        vpred * m, values_old[idx], returns[idx], m, settings.cliprange_value
+                                    )
                                     loss = pg_loss + settings.vf_coef * vf_loss
                                 # Every process must agree to stop, or DDP would wait forever for the others.
                                 if from_all_processes([float(torch.isfinite(loss))]).min() < 1:
@@ -1014,11 +1198,18 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                     "objective/rlhf_reward": non_score_reward.sum(1).mean() + scores.mean(),
                     "objective/scores": scores.mean(),
                     "objective/response_length": mask.sum(1).mean(),
-                    **{name: torch.stack(stats[key]).mean() for name, key in (
-                        ("policy/approxkl_avg", "approxkl"), ("policy/clipfrac_avg", "clipfrac"),
-                        ("loss/policy_avg", "pg_loss"), ("loss/value_avg", "vf_loss"),
-                        ("val/clipfrac_avg", "vf_clipfrac"), ("policy/entropy_avg", "entropy"),
-                        ("val/ratio", "ratio"))},
+                    **{
+                        name: torch.stack(stats[key]).mean()
+                        for name, key in (
+                            ("policy/approxkl_avg", "approxkl"),
+                            ("policy/clipfrac_avg", "clipfrac"),
+                            ("loss/policy_avg", "pg_loss"),
+                            ("loss/value_avg", "vf_loss"),
+                            ("val/clipfrac_avg", "vf_clipfrac"),
+                            ("policy/entropy_avg", "entropy"),
+                            ("val/ratio", "ratio"),
+                        )
+                    },
                 }
                 names = list(local)
                 gathered = from_all_processes([float(local[n]) for n in names]).reshape(world, len(names))
@@ -1041,10 +1232,18 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                     # "score" is reward_fn's; "score_with_eos_penalty" the one optimised (and averaged into
                     # objective/scores): minus missing_eos_penalty for a response cut without EOS.
                     scores_list, has_eos = scores.tolist(), ro.has_eos.tolist()
-                    samples = [{"prompt": _prompt_text(batch_prompts[i]), "response": ro.texts[i],
-                                "score": float(raw_scores[i]), "score_with_eos_penalty": scores_list[i],
-                                "has_eos": has_eos[i], "kl": seq_kl_list[i], "n_tokens": int(mask[i].sum())}
-                               for i in range(min(settings.num_samples, local_batch))]
+                    samples = [
+                        {
+                            "prompt": _prompt_text(batch_prompts[i]),
+                            "response": ro.texts[i],
+                            "score": float(raw_scores[i]),
+                            "score_with_eos_penalty": scores_list[i],
+                            "has_eos": has_eos[i],
+                            "kl": seq_kl_list[i],
+                            "n_tokens": int(mask[i].sum()),
+                        }
+                        for i in range(min(settings.num_samples, local_batch))
+                    ]
                     run.log_samples(step, samples)
                 steps_run += 1
                 state["step"] = step
@@ -1065,33 +1264,51 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
             else:  # mid-update (a partial step is never saved) or nothing new since the last checkpoint
                 path = _latest_checkpoint(run.checkpoint_path)
             resumes_at = int(json.loads((path / "state.json").read_text())["step"]) if path else 0
-            lost = (f" Step {state['step'] + 1} was stopped in its update; its partial update is discarded."
-                    if update_begun else "")
-            run.set_status("interrupted", f"stopped by KeyboardInterrupt.{lost} Call again with resume=True to "
-                           f"continue after step {resumes_at}" + ("" if path else " (from the start: no checkpoint)"),
-                           step=state["step"], checkpoint=path)
+            lost = (
+                f" Step {state['step'] + 1} was stopped in its update; its partial update is discarded."
+                if update_begun
+                else ""
+            )
+            run.set_status(
+                "interrupted",
+                f"stopped by KeyboardInterrupt.{lost} Call again with resume=True to "
+                f"continue after step {resumes_at}" + ("" if path else " (from the start: no checkpoint)"),
+                step=state["step"],
+                checkpoint=path,
+            )
             raise
         except _NonFinite as bad:
             good = _latest_checkpoint(run.checkpoint_path)
-            hint = (" The reward function returned non-finite scores." if not torch.isfinite(bad.scores).all()
-                    else " Lower the learning rate or check the reward function.")
-            message = (f"loss became {bad.value} at step {bad.step}; training stopped before that update. Last good "
-                       f"checkpoint: {good or 'none (the loss was not finite before the first save)'}.{hint}")
+            hint = (
+                " The reward function returned non-finite scores."
+                if not torch.isfinite(bad.scores).all()
+                else " Lower the learning rate or check the reward function."
+            )
+            message = (
+                f"loss became {bad.value} at step {bad.step}; training stopped before that update. Last good "
+                f"checkpoint: {good or 'none (the loss was not finite before the first save)'}.{hint}"
+            )
             run.set_status("failed", message, step=bad.step, checkpoint=good)
             raise NonFiniteLossError(message) from None
         except Exception as err:
             message = f"{type(err).__name__}: {err}"
             if world == 1:
-                run.set_status("failed", message, step=state["step"],
-                               checkpoint=_latest_checkpoint(run.checkpoint_path))
+                run.set_status(
+                    "failed", message, step=state["step"], checkpoint=_latest_checkpoint(run.checkpoint_path)
+                )
                 raise
             # Several processes: a failure on one makes its peers fail too, in their next collective. Record the
             # first cause, from whichever process saw it (the launcher may stop the main process before it writes).
             first = _first_failure(run_path, rank, message)
             if accelerator.is_main_process or first["rank"] == rank:
-                run.set_status("failed", f"process {first['rank']} of {world} failed: {first['message']}",
-                               any_process=True, step=state["step"], rank=first["rank"],
-                               checkpoint=_latest_checkpoint(run.checkpoint_path))
+                run.set_status(
+                    "failed",
+                    f"process {first['rank']} of {world} failed: {first['message']}",
+                    any_process=True,
+                    step=state["step"],
+                    rank=first["rank"],
+                    checkpoint=_latest_checkpoint(run.checkpoint_path),
+                )
             raise
 
         # --- the end: final model and summary ---------------------------------------------------------------------
@@ -1105,18 +1322,20 @@ def train_ppo(policy: str | os.PathLike, reward_fn: Callable[[list, list], list[
                 final_policy = final_policy.merge_and_unload()
             run.save_model(final_policy, tokenizer)
             done = steps_run > 0
-            run.finish({
-                "steps": state["step"],
-                "episodes": state["episode"],
-                "initial_score": state["initial_score"],
-                "final_score": last_metrics["objective/scores"] if done else None,
-                "final_kl": last_metrics["objective/kl"] if done else None,
-                "kl_estimator": settings.kl_estimator,
-                "final_kl_coef": kl_ctl.value,
-                "seconds": state["seconds"],
-                "seconds_per_step": state["seconds"] / state["step"] if state["step"] else None,
-                "num_processes": world,
-            })
+            run.finish(
+                {
+                    "steps": state["step"],
+                    "episodes": state["episode"],
+                    "initial_score": state["initial_score"],
+                    "final_score": last_metrics["objective/scores"] if done else None,
+                    "final_kl": last_metrics["objective/kl"] if done else None,
+                    "kl_estimator": settings.kl_estimator,
+                    "final_kl_coef": kl_ctl.value,
+                    "seconds": state["seconds"],
+                    "seconds_per_step": state["seconds"] / state["step"] if state["step"] else None,
+                    "num_processes": world,
+                }
+            )
             for cb in callbacks:  # the end of training, for callbacks that want one (the dashboard saves its plots)
                 close = getattr(cb, "close", None)
                 if callable(close):
@@ -1138,4 +1357,3 @@ class _NonFinite(Exception):
     def __init__(self, step: int, loss: torch.Tensor, scores: torch.Tensor) -> None:
         super().__init__(step)
         self.step, self.value, self.scores = step, float(loss.detach()), scores
-

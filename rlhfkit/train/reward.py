@@ -52,8 +52,14 @@ from rlhfkit.runs import Run, RunData, load
 from rlhfkit.train.common import finite_or_none, train_into_run, trl_args
 from rlhfkit.train.tracking import report_to_names
 
-__all__ = ["RewardSettings", "train_reward_model", "RewardModelJudge", "pairwise_accuracy", "to_trl_preferences",
-           "REWARD_META"]
+__all__ = [
+    "RewardSettings",
+    "train_reward_model",
+    "RewardModelJudge",
+    "pairwise_accuracy",
+    "to_trl_preferences",
+    "REWARD_META",
+]
 
 REWARD_META = "rlhfkit_reward.json"  # how the model renders pairs, saved beside its weights
 
@@ -141,9 +147,11 @@ def to_trl_preferences(data: Any, *, chat: bool) -> list[dict]:
     rows = prefs.dataset.to_list()
     if prefs.format == "conversational":
         if not chat:
-            raise ValueError(f"{prefs.source}: the pairs are conversational (message lists) but the chat template "
-                             f"is off (chat=False, or the tokenizer has none); pass string pairs or use a model "
-                             f"whose tokenizer has a chat template")
+            raise ValueError(
+                f"{prefs.source}: the pairs are conversational (message lists) but the chat template "
+                f"is off (chat=False, or the tokenizer has none); pass string pairs or use a model "
+                f"whose tokenizer has a chat template"
+            )
         return rows
     if not chat:
         return rows
@@ -208,8 +216,17 @@ class RewardModelJudge(Judge):
     both get the end-of-turn (or EOS) token that every training pair had. Penalise cut responses where that is
     known (`PPOSettings.missing_eos_penalty`)."""
 
-    def __init__(self, model_or_path, tokenizer=None, *, batch_size: int = 32, device=None,
-                 chat: bool | None = None, max_length: int | None = None, name: str = "reward_model") -> None:
+    def __init__(
+        self,
+        model_or_path,
+        tokenizer=None,
+        *,
+        batch_size: int = 32,
+        device=None,
+        chat: bool | None = None,
+        max_length: int | None = None,
+        name: str = "reward_model",
+    ) -> None:
         meta: dict = {}
         if isinstance(model_or_path, (str, os.PathLike)):
             path = resolve_model(model_or_path)
@@ -244,8 +261,9 @@ class RewardModelJudge(Judge):
     def encode(self, prompt: Any, response: Any) -> list[int]:
         """Token ids of one (prompt, response) pair, before any truncation."""
         if self.chat:
-            result = self.tokenizer.apply_chat_template(_user(prompt) + _assistant(response), tools=None,
-                                                        tokenize=True, return_dict=True)
+            result = self.tokenizer.apply_chat_template(
+                _user(prompt) + _assistant(response), tools=None, tokenize=True, return_dict=True
+            )
             return list(result["input_ids"])
         if not isinstance(prompt, str) or not isinstance(response, str):
             raise TypeError("this reward model reads plain text (chat=False): pass string prompts and responses")
@@ -263,23 +281,25 @@ class RewardModelJudge(Judge):
         cut = 0
         if self.max_length:
             cut = sum(len(x) > self.max_length for x in ids)
-            ids = [x[-self.max_length:] for x in ids]  # keep the end: the reward is read at the final token
+            ids = [x[-self.max_length :] for x in ids]  # keep the end: the reward is read at the final token
         if cut:
-            warnings.warn(f"{self.name}: {cut} of {len(ids)} sequences were longer than {self.max_length} tokens "
-                          f"and kept only their last {self.max_length} (such pairs were never seen in training)",
-                          stacklevel=3)
+            warnings.warn(
+                f"{self.name}: {cut} of {len(ids)} sequences were longer than {self.max_length} tokens "
+                f"and kept only their last {self.max_length} (such pairs were never seen in training)",
+                stacklevel=3,
+            )
         device = next(self.model.parameters()).device
         pad = self.tokenizer.pad_token_id
         out = [0.0] * len(ids)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths together: less padding
         for start in range(0, len(order), self.batch_size):
-            batch = order[start:start + self.batch_size]
+            batch = order[start : start + self.batch_size]
             width = max(len(ids[i]) for i in batch)
             input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
             for row, i in enumerate(batch):  # right padding, as TRL's DataCollatorForPreference
-                input_ids[row, :len(ids[i])] = torch.tensor(ids[i])
-                mask[row, :len(ids[i])] = 1
+                input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
+                mask[row, : len(ids[i])] = 1
             logits = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
             for row, i in enumerate(batch):
                 out[i] = float(logits[row, 0].float())
@@ -293,8 +313,10 @@ class RewardModelJudge(Judge):
         scores = self.rewards(list(prompts), list(completions))
         bad = [i for i, s in enumerate(scores) if not math.isfinite(s)]
         if bad:
-            raise ValueError(f"{self.name} returned a non-finite reward for response {bad[0]}: {scores[bad[0]]} "
-                             f"(expected a finite number; the model's weights may contain NaN)")
+            raise ValueError(
+                f"{self.name} returned a non-finite reward for response {bad[0]}: {scores[bad[0]]} "
+                f"(expected a finite number; the model's weights may contain NaN)"
+            )
         return scores
 
 
@@ -317,9 +339,17 @@ def pairwise_accuracy(judge, rows: Any) -> float:
 def _distribution(values: list[float]) -> dict:
     t = torch.tensor(values, dtype=torch.float64)
     q = torch.quantile(t, torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95], dtype=torch.float64)).tolist()
-    return {"mean": float(t.mean()), "std": float(t.std()) if len(values) > 1 else 0.0,
-            "min": float(t.min()), "q05": q[0], "q25": q[1], "median": q[2], "q75": q[3], "q95": q[4],
-            "max": float(t.max())}
+    return {
+        "mean": float(t.mean()),
+        "std": float(t.std()) if len(values) > 1 else 0.0,
+        "min": float(t.min()),
+        "q05": q[0],
+        "q25": q[1],
+        "median": q[2],
+        "q75": q[3],
+        "q95": q[4],
+        "max": float(t.max()),
+    }
 
 
 def _quiet_new_head():
@@ -341,9 +371,16 @@ def _text_of(value: Any) -> str:
 # --- the stage ---------------------------------------------------------------------------------------------------
 
 
-def train_reward_model(model: str | os.PathLike | Any, data: Any, settings: RewardSettings | None = None,
-                       run_dir: str | os.PathLike = "runs/reward", *, resume: bool = False,
-                       callbacks: Sequence = (), eval_data: Any = None) -> RunData:
+def train_reward_model(
+    model: str | os.PathLike | Any,
+    data: Any,
+    settings: RewardSettings | None = None,
+    run_dir: str | os.PathLike = "runs/reward",
+    *,
+    resume: bool = False,
+    callbacks: Sequence = (),
+    eval_data: Any = None,
+) -> RunData:
     """Train a reward model on preference pairs and write the run into `run_dir`.
 
     `model`: a causal LM (usually the SFT model's folder; its language-model head is replaced by a new one-output
@@ -373,8 +410,9 @@ def train_reward_model(model: str | os.PathLike | Any, data: Any, settings: Rewa
         if settings.lora is not None:
             from peft import get_peft_model
 
-            lora = LoraSettings(**{**settings.lora.__dict__,
-                                   "modules_to_save": settings.lora.modules_to_save or ["score"]})
+            lora = LoraSettings(
+                **{**settings.lora.__dict__, "modules_to_save": settings.lora.modules_to_save or ["score"]}
+            )
             reward_model = get_peft_model(reward_model, lora.to_peft("SEQ_CLS"))
     has_template = bool(getattr(tokenizer, "chat_template", None))
     chat = has_template if settings.chat is None else settings.chat
@@ -387,35 +425,62 @@ def train_reward_model(model: str | os.PathLike | Any, data: Any, settings: Rewa
     else:
         train_rows, heldout_rows = _split_heldout(rows, settings.heldout_fraction, settings.seed)
     if not train_rows:
-        raise ValueError("no preference pairs left to train on after holding out; lower heldout_fraction or pass "
-                         "eval_data")
+        raise ValueError(
+            "no preference pairs left to train on after holding out; lower heldout_fraction or pass eval_data"
+        )
 
-    run = Run(run_dir, stage="reward", seed=settings.seed, resume=resume,
-              config={"model": str(name), **asdict(settings), "chat": chat, "n_pairs": len(rows),
-                      "n_train": len(train_rows), "n_heldout": len(heldout_rows), "eval_data": eval_data is not None})
+    run = Run(
+        run_dir,
+        stage="reward",
+        seed=settings.seed,
+        resume=resume,
+        config={
+            "model": str(name),
+            **asdict(settings),
+            "chat": chat,
+            "n_pairs": len(rows),
+            "n_train": len(train_rows),
+            "n_heldout": len(heldout_rows),
+            "eval_data": eval_data is not None,
+        },
+    )
     if not resume:  # an earlier run's checkpoints must never be resumed into this one, nor its adapter kept
         shutil.rmtree(run.checkpoint_path, ignore_errors=True)
         shutil.rmtree(run.path / "adapter", ignore_errors=True)
 
     fields = dict(
-        max_steps=settings.max_steps, num_train_epochs=settings.epochs, learning_rate=settings.learning_rate,
-        per_device_train_batch_size=settings.batch_size, per_device_eval_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation_steps, max_length=settings.max_length,
-        lr_scheduler_type=settings.lr_scheduler_type, warmup_steps=settings.warmup_steps,
-        weight_decay=settings.weight_decay, center_rewards_coefficient=settings.center_rewards_coefficient,
+        max_steps=settings.max_steps,
+        num_train_epochs=settings.epochs,
+        learning_rate=settings.learning_rate,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        max_length=settings.max_length,
+        lr_scheduler_type=settings.lr_scheduler_type,
+        warmup_steps=settings.warmup_steps,
+        weight_decay=settings.weight_decay,
+        center_rewards_coefficient=settings.center_rewards_coefficient,
         save_steps=settings.save_steps,
         report_to=settings.report_to,
     )
     fields.update(settings.trl_overrides)
     args = trl_args(RewardConfig, run, seed=settings.seed, device=settings.device, **fields)
     uses_trl_eval = args.eval_strategy != "no"
-    trainer = RewardTrainer(model=reward_model, args=args, train_dataset=_dataset(train_rows),
-                            eval_dataset=_dataset(heldout_rows) if uses_trl_eval and heldout_rows else None,
-                            processing_class=tokenizer, callbacks=list(callbacks))
+    trainer = RewardTrainer(
+        model=reward_model,
+        args=args,
+        train_dataset=_dataset(train_rows),
+        eval_dataset=_dataset(heldout_rows) if uses_trl_eval and heldout_rows else None,
+        processing_class=tokenizer,
+        callbacks=list(callbacks),
+    )
     dropped = len(train_rows) - len(trainer.train_dataset)
     if dropped:  # TRL filters these silently; say so
-        warnings.warn(f"{dropped} of {len(train_rows)} training pairs are longer than max_length="
-                      f"{settings.max_length} tokens and were left out by TRL's RewardTrainer", stacklevel=2)
+        warnings.warn(
+            f"{dropped} of {len(train_rows)} training pairs are longer than max_length="
+            f"{settings.max_length} tokens and were left out by TRL's RewardTrainer",
+            stacklevel=2,
+        )
     started = time.perf_counter()
     train_into_run(trainer, run, resume=resume, tokenizer=tokenizer)
     seconds = time.perf_counter() - started
@@ -426,8 +491,11 @@ def train_reward_model(model: str | os.PathLike | Any, data: Any, settings: Rewa
         run.save_model(trained, tokenizer, name="adapter")
         trained = copy.deepcopy(trained).merge_and_unload()
         run.save_model(trained, tokenizer)
-    meta = {"chat": chat, "max_length": settings.max_length, "trl_tokenization": "conversational" if chat else
-            "standard (prompt + response + eos)"}
+    meta = {
+        "chat": chat,
+        "max_length": settings.max_length,
+        "trl_tokenization": "conversational" if chat else "standard (prompt + response + eos)",
+    }
     (run.model_path / REWARD_META).write_text(json.dumps(meta, indent=2))
 
     step = trainer.state.global_step
@@ -449,8 +517,9 @@ def train_reward_model(model: str | os.PathLike | Any, data: Any, settings: Rewa
         "heldout_accuracy": None,
     }
     if heldout_rows:
-        judge = RewardModelJudge(trained, tokenizer, batch_size=settings.eval_batch_size, chat=chat,
-                                 max_length=settings.max_length)
+        judge = RewardModelJudge(
+            trained, tokenizer, batch_size=settings.eval_batch_size, chat=chat, max_length=settings.max_length
+        )
         prompts = [r["prompt"] for r in heldout_rows]
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*kept only their last.*")
@@ -458,20 +527,36 @@ def train_reward_model(model: str | os.PathLike | Any, data: Any, settings: Rewa
             rejected = judge(prompts, [r["rejected"] for r in heldout_rows])
         margins = [c - r for c, r in zip(chosen, rejected)]
         accuracy = sum(m > 0 for m in margins) / len(margins)
-        summary.update({
-            "heldout_accuracy": accuracy,
-            "heldout_margin_mean": sum(margins) / len(margins),
-            "rewards_chosen": _distribution(chosen),
-            "rewards_rejected": _distribution(rejected),
-        })
-        run.log(step, {"eval_accuracy": accuracy, "eval_margin": summary["heldout_margin_mean"],
-                       "eval_mean_reward": (sum(chosen) + sum(rejected)) / (2 * len(chosen)),
-                       "eval_min_reward": min(chosen + rejected), "eval_max_reward": max(chosen + rejected)})
+        summary.update(
+            {
+                "heldout_accuracy": accuracy,
+                "heldout_margin_mean": sum(margins) / len(margins),
+                "rewards_chosen": _distribution(chosen),
+                "rewards_rejected": _distribution(rejected),
+            }
+        )
+        run.log(
+            step,
+            {
+                "eval_accuracy": accuracy,
+                "eval_margin": summary["heldout_margin_mean"],
+                "eval_mean_reward": (sum(chosen) + sum(rejected)) / (2 * len(chosen)),
+                "eval_min_reward": min(chosen + rejected),
+                "eval_max_reward": max(chosen + rejected),
+            },
+        )
         samples = []
-        for i, row in enumerate(heldout_rows[:settings.n_samples]):
+        for i, row in enumerate(heldout_rows[: settings.n_samples]):
             for role, reward in (("chosen", chosen[i]), ("rejected", rejected[i])):
-                samples.append({"pair": i, "prompt": _text_of(row["prompt"]), "response": _text_of(row[role]),
-                                "label": role, "reward": reward})
+                samples.append(
+                    {
+                        "pair": i,
+                        "prompt": _text_of(row["prompt"]),
+                        "response": _text_of(row[role]),
+                        "label": role,
+                        "reward": reward,
+                    }
+                )
         run.log_samples(step, samples)
     run.finish(summary)
     if not settings.keep_checkpoints:

@@ -124,16 +124,23 @@ def sft_rows(data: Task | Any, *, chat: bool) -> tuple[list[dict], str]:
         elif isinstance(data, (list, tuple)):
             rows = list(data)
         else:
-            raise TypeError(f"train_sft data must be a rlhfkit.data.Task, a datasets.Dataset or a list of dicts with "
-                            f"'prompt' and 'completion', got {type(data).__name__}")
+            raise TypeError(
+                f"train_sft data must be a rlhfkit.data.Task, a datasets.Dataset or a list of dicts with "
+                f"'prompt' and 'completion', got {type(data).__name__}"
+            )
         source = f"{'dataset' if is_dataset else 'list'} ({len(rows)} rows)"
     if not rows:
         raise DataValidationError("<memory>", None, None, "no rows", expected="at least one prompt-completion pair")
     out = []
     for i, row in enumerate(rows, start=1):
         if not isinstance(row, dict):
-            raise DataValidationError("<memory>", i, None, f"a {type(row).__name__}, not a dict",
-                                      expected="a dict with 'prompt' and 'completion'")
+            raise DataValidationError(
+                "<memory>",
+                i,
+                None,
+                f"a {type(row).__name__}, not a dict",
+                expected="a dict with 'prompt' and 'completion'",
+            )
         clean = {}
         for key, role in (("prompt", "user"), ("completion", "assistant")):
             value = row.get(key)
@@ -143,14 +150,22 @@ def sft_rows(data: Task | Any, *, chat: bool) -> tuple[list[dict], str]:
                 clean[key] = [{"role": role, "content": value}] if chat else value
             elif _is_messages(value):
                 if not chat:
-                    raise DataValidationError("<memory>", i, key, "message list without a chat template",
-                                              expected="a string (the tokenizer has no chat template, or "
-                                                       "conversational=False was set)")
+                    raise DataValidationError(
+                        "<memory>",
+                        i,
+                        key,
+                        "message list without a chat template",
+                        expected="a string (the tokenizer has no chat template, or conversational=False was set)",
+                    )
                 clean[key] = [{"role": str(m["role"]), "content": str(m.get("content", ""))} for m in value]
             else:
-                raise DataValidationError("<memory>", i, key, "missing" if value is None else
-                                          f"wrong type {type(value).__name__}",
-                                          expected="a non-empty string or a list of {role, content} messages")
+                raise DataValidationError(
+                    "<memory>",
+                    i,
+                    key,
+                    "missing" if value is None else f"wrong type {type(value).__name__}",
+                    expected="a non-empty string or a list of {role, content} messages",
+                )
         out.append(clean)
     return out, source
 
@@ -165,17 +180,33 @@ def _prompt_of(row_prompt: Any) -> str | list:
 # --- samples -----------------------------------------------------------------------------------------------------
 
 
-def _sample_rows(model, tokenizer, prompts: list, settings: SFTSettings, chat: bool, gold, held_out: bool,
-                 label: str) -> list[dict]:
+def _sample_rows(
+    model, tokenizer, prompts: list, settings: SFTSettings, chat: bool, gold, held_out: bool, label: str
+) -> list[dict]:
     """Greedy (or seeded stochastic) answers to `prompts`, with the gold judge's score when there is one."""
     from rlhfkit.sampling import SamplingConfig, sample_candidates
 
     greedy = settings.sample_temperature <= 0
-    config = SamplingConfig(k=1, do_sample=not greedy, temperature=settings.sample_temperature if not greedy else 1.0,
-                            max_new_tokens=settings.sample_max_new_tokens, seed=settings.seed, chat=chat)
+    config = SamplingConfig(
+        k=1,
+        do_sample=not greedy,
+        temperature=settings.sample_temperature if not greedy else 1.0,
+        max_new_tokens=settings.sample_max_new_tokens,
+        seed=settings.seed,
+        chat=chat,
+    )
     table = sample_candidates(model, tokenizer, prompts, config, progress=False)
-    rows = [{"model": label, "prompt": r.prompt, "response": r.response, "n_tokens": int(r.n_tokens),
-             "finish_reason": r.finish_reason, "held_out": held_out} for r in table.itertuples()]
+    rows = [
+        {
+            "model": label,
+            "prompt": r.prompt,
+            "response": r.response,
+            "n_tokens": int(r.n_tokens),
+            "finish_reason": r.finish_reason,
+            "held_out": held_out,
+        }
+        for r in table.itertuples()
+    ]
     if gold is not None:
         scores = gold([r["prompt"] for r in rows], [r["response"] for r in rows])
         for row, score in zip(rows, scores):
@@ -186,8 +217,10 @@ def _sample_rows(model, tokenizer, prompts: list, settings: SFTSettings, chat: b
 def _sample_summary(rows: list[dict]) -> dict:
     if not rows:
         return {}
-    out = {"samples_eos_rate": sum(r["finish_reason"] == "eos" for r in rows) / len(rows),
-           "samples_mean_tokens": sum(r["n_tokens"] for r in rows) / len(rows)}
+    out = {
+        "samples_eos_rate": sum(r["finish_reason"] == "eos" for r in rows) / len(rows),
+        "samples_mean_tokens": sum(r["n_tokens"] for r in rows) / len(rows),
+    }
     if "gold" in rows[0]:
         out["samples_mean_gold"] = sum(r["gold"] for r in rows) / len(rows)
     return out
@@ -196,9 +229,15 @@ def _sample_summary(rows: list[dict]) -> dict:
 # --- the stage ---------------------------------------------------------------------------------------------------
 
 
-def train_sft(model: str | os.PathLike | Any, data: Task | Any, settings: SFTSettings | None = None,
-              run_dir: str | os.PathLike = "runs/sft", *, resume: bool = False,
-              callbacks: Sequence = ()) -> RunData:
+def train_sft(
+    model: str | os.PathLike | Any,
+    data: Task | Any,
+    settings: SFTSettings | None = None,
+    run_dir: str | os.PathLike = "runs/sft",
+    *,
+    resume: bool = False,
+    callbacks: Sequence = (),
+) -> RunData:
     """Fine-tune `model` (a name such as "tiny", a folder, a Hub id, or an already loaded causal LM) on the
     prompt-completion pairs of `data` and write the run into `run_dir`:
 
@@ -221,18 +260,26 @@ def train_sft(model: str | os.PathLike | Any, data: Task | Any, settings: SFTSet
         name = getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", "")
         tokenizer = load_tokenizer(name)
         policy = model
-    chat = bool(getattr(tokenizer, "chat_template", None)) if settings.conversational is None \
-        else settings.conversational
+    chat = (
+        bool(getattr(tokenizer, "chat_template", None)) if settings.conversational is None else settings.conversational
+    )
     if chat and not getattr(tokenizer, "chat_template", None):
-        raise ValueError(f"conversational=True but the tokenizer of {name!r} has no chat template; pass "
-                         f"conversational=False (plain prompt + completion + EOS text) or a model with a template")
+        raise ValueError(
+            f"conversational=True but the tokenizer of {name!r} has no chat template; pass "
+            f"conversational=False (plain prompt + completion + EOS text) or a model with a template"
+        )
     rows, source = sft_rows(data, chat=chat)
     import datasets
 
     dataset = datasets.Dataset.from_list(rows)
 
-    run = Run(run_dir, stage="sft", seed=settings.seed, resume=resume,
-              config={"model": str(name), "data": source, "chat": chat, **asdict(settings)})
+    run = Run(
+        run_dir,
+        stage="sft",
+        seed=settings.seed,
+        resume=resume,
+        config={"model": str(name), "data": source, "chat": chat, **asdict(settings)},
+    )
     if not resume:  # an earlier run's checkpoints must never be resumed into this one, nor its adapter kept
         shutil.rmtree(run.checkpoint_path, ignore_errors=True)
         shutil.rmtree(run.path / "adapter", ignore_errors=True)
@@ -240,9 +287,9 @@ def train_sft(model: str | os.PathLike | Any, data: Task | Any, settings: SFTSet
     # Prompts for before/after samples: held out when the task has them.
     gold = getattr(data, "gold_judge", None) if isinstance(data, Task) else None
     if settings.sample_prompts is not None:
-        sample_prompts, held_out = list(settings.sample_prompts)[:settings.n_samples], True
+        sample_prompts, held_out = list(settings.sample_prompts)[: settings.n_samples], True
     elif isinstance(data, Task) and data.eval_prompts:
-        sample_prompts, held_out = data.eval_prompts[:settings.n_samples], True
+        sample_prompts, held_out = data.eval_prompts[: settings.n_samples], True
     else:
         seen: list = []
         for row in rows:
@@ -260,18 +307,24 @@ def train_sft(model: str | os.PathLike | Any, data: Task | Any, settings: SFTSet
 
         policy = get_peft_model(policy, settings.lora.to_peft("CAUSAL_LM"))
     fields = dict(
-        max_steps=settings.max_steps, num_train_epochs=settings.epochs, learning_rate=settings.learning_rate,
+        max_steps=settings.max_steps,
+        num_train_epochs=settings.epochs,
+        learning_rate=settings.learning_rate,
         per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation_steps, max_length=settings.max_length,
-        lr_scheduler_type=settings.lr_scheduler_type, warmup_steps=settings.warmup_steps,
-        weight_decay=settings.weight_decay, completion_only_loss=settings.completion_only_loss,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        max_length=settings.max_length,
+        lr_scheduler_type=settings.lr_scheduler_type,
+        warmup_steps=settings.warmup_steps,
+        weight_decay=settings.weight_decay,
+        completion_only_loss=settings.completion_only_loss,
         save_steps=settings.save_steps,
         report_to=settings.report_to,
     )
     fields.update(settings.trl_overrides)
     args = trl_args(SFTConfig, run, seed=settings.seed, device=settings.device, **fields)
-    trainer = SFTTrainer(model=policy, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         callbacks=list(callbacks))
+    trainer = SFTTrainer(
+        model=policy, args=args, train_dataset=dataset, processing_class=tokenizer, callbacks=list(callbacks)
+    )
     started = time.perf_counter()
     train_into_run(trainer, run, resume=resume, tokenizer=tokenizer)
     seconds = time.perf_counter() - started

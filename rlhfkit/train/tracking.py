@@ -25,8 +25,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TRACKERS", "report_to_names", "tensorboard_dir", "claim_tracker_folder", "send_trainer_trackers_to_run",
-           "accelerate_trackers", "start_accelerate_trackers", "tracker_metrics"]
+__all__ = [
+    "TRACKERS",
+    "report_to_names",
+    "tensorboard_dir",
+    "claim_tracker_folder",
+    "send_trainer_trackers_to_run",
+    "accelerate_trackers",
+    "start_accelerate_trackers",
+    "tracker_metrics",
+]
 
 TRACKERS = ("tensorboard", "wandb", "trackio", "mlflow", "comet_ml", "clearml", "dvclive", "swanlab")
 """Trackers every stage can report to (supported by both transformers' callbacks and accelerate's trackers)."""
@@ -49,8 +57,9 @@ def report_to_names(value: Any, field: str = "report_to") -> list[str]:
     names = list(dict.fromkeys(names))  # in order, without repeats
     expected = f"expected 'none', 'all' or any of {', '.join(TRACKERS)}"
     if ("none" in names or "all" in names) and len(names) > 1:
-        raise ValueError(f"{field}: {value!r} mixes {'none' if 'none' in names else 'all'!r} with other names; "
-                         f"{expected}")
+        raise ValueError(
+            f"{field}: {value!r} mixes {'none' if 'none' in names else 'all'!r} with other names; {expected}"
+        )
     if names == ["none"]:
         return []
     unknown = [n for n in names if n not in TRACKERS and n != "all"]
@@ -63,8 +72,10 @@ def report_to_names(value: Any, field: str = "report_to") -> list[str]:
         return [n for n in TRACKERS if n in installed]
     missing = [n for n in names if n not in installed]
     if missing:
-        raise ValueError(f"{field}: the tracker {missing[0]!r} is not installed; pip install "
-                         f"{_PACKAGES.get(missing[0], missing[0])}, or leave it out")
+        raise ValueError(
+            f"{field}: the tracker {missing[0]!r} is not installed; pip install "
+            f"{_PACKAGES.get(missing[0], missing[0])}, or leave it out"
+        )
     return names
 
 
@@ -114,8 +125,10 @@ def accelerate_trackers(report_to: Any, run_path: str | os.PathLike) -> list:
     `tensorboard_dir`, the others by name."""
     from accelerate.tracking import TensorBoardTracker
 
-    return [TensorBoardTracker("", tensorboard_dir(run_path)) if name == "tensorboard" else name
-            for name in report_to_names(report_to)]
+    return [
+        TensorBoardTracker("", tensorboard_dir(run_path)) if name == "tensorboard" else name
+        for name in report_to_names(report_to)
+    ]
 
 
 def start_accelerate_trackers(accelerator, run_path: str | os.PathLike, config: dict[str, Any]) -> None:
@@ -127,8 +140,13 @@ def start_accelerate_trackers(accelerator, run_path: str | os.PathLike, config: 
     name = Path(run_path).resolve().name
     accelerator.init_trackers(
         os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT,
-        init_kwargs={"wandb": {"name": name}, "trackio": {"name": name}, "mlflow": {"run_name": name},
-                     "swanlab": {"experiment_name": name}})
+        init_kwargs={
+            "wandb": {"name": name},
+            "trackio": {"name": name},
+            "mlflow": {"run_name": name},
+            "swanlab": {"experiment_name": name},
+        },
+    )
     for tracker in accelerator.trackers:  # empty on the other processes
         if tracker.name == "tensorboard":
             tracker.writer.add_text("config", json.dumps(config, indent=2, default=str))
@@ -139,5 +157,7 @@ def start_accelerate_trackers(accelerator, run_path: str | os.PathLike, config: 
 def _scalars(config: dict[str, Any]) -> dict[str, bool | int | float | str]:
     """Hyperparameters as trackers store them: scalars as they are, anything else (None, lists, nested settings)
     as its JSON text."""
-    return {key: value if isinstance(value, (bool, int, float, str)) else json.dumps(value, default=str)
-            for key, value in config.items()}
+    return {
+        key: value if isinstance(value, (bool, int, float, str)) else json.dumps(value, default=str)
+        for key, value in config.items()
+    }

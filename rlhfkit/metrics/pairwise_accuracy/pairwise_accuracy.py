@@ -45,13 +45,16 @@ class PairwiseAccuracy(evaluate.Metric):
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({
-                "chosen_scores": datasets.Value("float64"),
-                "rejected_scores": datasets.Value("float64"),
-            }),
+            features=datasets.Features(
+                {
+                    "chosen_scores": datasets.Value("float64"),
+                    "rejected_scores": datasets.Value("float64"),
+                }
+            ),
         )
 
     # **_ swallows the inputs of other modules when this one runs inside evaluate.combine([...]).
     def _compute(self, chosen_scores, rejected_scores, n_bootstrap=1000, confidence=0.95, seed=0, **_):
-        return pairwise_accuracy(chosen_scores, rejected_scores, n_bootstrap=n_bootstrap, confidence=confidence,
-                                 seed=seed)
+        return pairwise_accuracy(
+            chosen_scores, rejected_scores, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
+        )

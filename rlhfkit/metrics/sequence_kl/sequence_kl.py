@@ -46,14 +46,18 @@ class SequenceKL(evaluate.Metric):
             inputs_description=_KWARGS_DESCRIPTION,
             # Either one summed log-prob per sample or the per-token lists; evaluate picks the matching format.
             features=[
-                datasets.Features({
-                    "policy_logprobs": datasets.Value("float64"),
-                    "ref_logprobs": datasets.Value("float64"),
-                }),
-                datasets.Features({
-                    "policy_logprobs": datasets.Sequence(datasets.Value("float64")),
-                    "ref_logprobs": datasets.Sequence(datasets.Value("float64")),
-                }),
+                datasets.Features(
+                    {
+                        "policy_logprobs": datasets.Value("float64"),
+                        "ref_logprobs": datasets.Value("float64"),
+                    }
+                ),
+                datasets.Features(
+                    {
+                        "policy_logprobs": datasets.Sequence(datasets.Value("float64")),
+                        "ref_logprobs": datasets.Sequence(datasets.Value("float64")),
+                    }
+                ),
             ],
         )
 

@@ -46,10 +46,12 @@ class WinRate(evaluate.Metric):
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({
-                "policy_scores": datasets.Value("float64"),
-                "reference_scores": datasets.Value("float64"),
-            }),
+            features=datasets.Features(
+                {
+                    "policy_scores": datasets.Value("float64"),
+                    "reference_scores": datasets.Value("float64"),
+                }
+            ),
         )
 
     # **_ swallows the inputs of other modules when this one runs inside evaluate.combine([...]).
