@@ -80,6 +80,8 @@ def _pipeline(args: argparse.Namespace) -> int:
     options = dict(
         model=args.model,
         task=args.task,
+        judge=args.judge,
+        labels_from=args.labels_from,
         out_dir=args.out,
         seed=args.seed,
         methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
@@ -154,7 +156,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pipeline.add_argument("--out", default="runs/pipeline", help="output folder (default: runs/pipeline)")
     pipeline.add_argument("--model", default="tiny", help="'tiny' (the embedded default), a local folder or a Hub id")
-    pipeline.add_argument("--task", default="reviews", help="task name or prompts file (default: reviews)")
+    pipeline.add_argument(
+        "--task",
+        default="reviews",
+        help="task name, prompts file (.jsonl/.csv/.json/.parquet with a 'prompt' column, and 'completion' for SFT "
+        "demonstrations) or dataset folder (default: reviews)",
+    )
+    pipeline.add_argument(
+        "--judge",
+        help="the gold judge, for a task without one or to replace its own: a builtin judge (vader, length) or "
+        "module:function, a function f(prompts, responses) -> list of floats in a module Python can import (the "
+        "current folder included)",
+    )
+    pipeline.add_argument(
+        "--labels-from",
+        metavar="SOURCE",
+        help="who labels the preference pairs instead of the simulated annotator (gold judge plus noise): a label "
+        "store (.sqlite) filled in the labeling widgets, a preferences file, or a judge (builtin name or "
+        "module:function) as an AI labeller",
+    )
     pipeline.add_argument("--methods", default="ppo,dpo,rloo", help="comma-separated subset of ppo,dpo,rloo")
     pipeline.add_argument("--seed", type=int, default=0)
     pipeline.add_argument("--quick", action="store_true", help="smoke-test budgets (about 2 minutes on a CPU)")

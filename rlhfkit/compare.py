@@ -25,8 +25,10 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from rlhfkit.conclusions import versus_baseline
 from rlhfkit.figures import plotly_text, step_axis
 from rlhfkit.metrics.core import win_rate
+from rlhfkit.results import policy_rows
 from rlhfkit.runs import RunData
 
 __all__ = [
@@ -147,50 +149,39 @@ def samples_side_by_side(samples: pd.DataFrame, policies: list[str], n_prompts: 
 
 
 def summary_table(summary: dict[str, dict], baseline: str = "sft") -> pd.DataFrame:
-    """The headline numbers per policy, with a verdict on whether each beats the baseline on gold reward (its
-    CI above the baseline's mean and its gold-judged win rate CI above 0.5)."""
-    rows = []
-    base = summary.get(baseline)
-    for name, row in summary.items():
-        verdict = ""
-        if base is not None and name != baseline:
-            lo = row["gold_reward_ci"][0]
-            win_lo = (row.get("win_rate_vs_sft_ci") or [None])[0]
-            if lo > base["gold_reward_mean"] and (win_lo is None or win_lo > 0.5):
-                verdict = f"beats {baseline}"
-            elif row["gold_reward_mean"] > base["gold_reward_mean"]:
-                verdict = f"above {baseline}, not significantly"
-            else:
-                verdict = f"does NOT beat {baseline}"
-        rows.append(
+    """The headline numbers per policy, with a verdict on whether each beats the baseline on gold reward
+    (`rlhfkit.conclusions.versus_baseline`: its CI above the baseline's mean and its gold-judged win rate CI above
+    0.5). `summary`: policy rows (`rlhfkit.results`), or a whole summary.json's content."""
+    rows = policy_rows(summary)
+    base = rows.get(baseline)
+    words = {
+        "beats": f"beats {baseline}",
+        "above, not significant": f"above {baseline}, not significantly",
+        "does not beat": f"does NOT beat {baseline}",
+        "unmeasured": "no gold judge",
+    }
+    table = []
+    for name, row in rows.items():
+        verdict = "" if name == baseline or base is None else words[versus_baseline(row, base, name=name).verdict]
+        gold_ci = row.get("gold_reward_ci")
+        table.append(
             {
                 "policy": name,
-                "gold reward": row["gold_reward_mean"],
-                "gold 95% CI": f"[{row['gold_reward_ci'][0]:.3f}, {row['gold_reward_ci'][1]:.3f}]",
+                "gold reward": row.get("gold_reward_mean"),
+                "gold 95% CI": f"[{gold_ci[0]:.3f}, {gold_ci[1]:.3f}]" if gold_ci else "",
                 "proxy reward": row.get("proxy_reward_mean"),
                 "KL to SFT": row["kl_to_ref"],
-                "win rate vs SFT": row.get("win_rate_vs_sft"),
+                "win rate vs SFT": row.get("win_rate_vs_ref"),
                 "mean length": row.get("mean_length"),
                 "verdict": verdict,
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(table)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Gold reward against KL: one frontier per method over a sweep of snapshots
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def _policy_rows(evaluation: Any) -> dict[str, dict]:
-    """{policy: {gold_reward_mean, gold_reward_ci, proxy_reward_mean, kl_to_ref, ...}} from an EvaluationResult
-    (its to_dict()) or such a dict itself (the pipeline's summary["policies"] has the same keys)."""
-    rows = (
-        evaluation.to_dict() if hasattr(evaluation, "to_dict") and not isinstance(evaluation, Mapping) else evaluation
-    )
-    if not isinstance(rows, Mapping):
-        raise TypeError(f"expected an EvaluationResult or a dict {{policy: row}}, got {type(evaluation).__name__}")
-    return dict(rows)
 
 
 def frontier_points(
@@ -207,7 +198,7 @@ def frontier_points(
     Returns one row per point: method, policy, kl (k1 sequence KL to the reference, on the policy's own samples),
     gold, gold_lo, gold_hi (bootstrap CI), and `on_frontier`: True for the reference and for every point whose gold
     reward is above that of every point of its method at lower KL (the upper envelope the curve follows)."""
-    rows = _policy_rows(evaluation)
+    rows = policy_rows(evaluation)
     reference = reference or getattr(evaluation, "reference_name", None) or "sft"
     if reference not in rows:
         raise ValueError(

@@ -47,6 +47,7 @@ from rlhfkit.metrics.core import (
     win_rate,
 )
 from rlhfkit.models import load_reference, load_tokenizer
+from rlhfkit.results import SUMMARY_KEYS
 from rlhfkit.sampling import SamplingConfig, render_prompts, sample_candidates
 from rlhfkit.threads import cpu_threads
 
@@ -67,27 +68,6 @@ __all__ = [
     "SUMMARY_KEYS",
     "METRIC_NAMES",
 ]
-
-# Keys of EvaluationResult.to_dict()[policy]; the comparison views and reports rely on them.
-SUMMARY_KEYS = (
-    "gold_reward_mean",
-    "gold_reward_ci",
-    "proxy_reward_mean",
-    "proxy_reward_ci",
-    "kl_to_ref",
-    "kl_to_ref_ci",
-    "kl_k3",
-    "kl_estimator",
-    "win_rate_vs_ref",
-    "win_rate_ci",
-    "distinct_1",
-    "distinct_2",
-    "mean_length",
-    "mean_length_words",
-    "eos_rate",
-    "n_samples",
-    "n_prompts",
-)
 
 
 @dataclass
@@ -151,7 +131,7 @@ class EvaluationResult:
     reference_name: str = "reference"
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        """`{policy: {key: value}}` with the keys in `SUMMARY_KEYS`; intervals as `[lo, hi]`, missing values
+        """`{policy: {key: value}}` with the keys in `SUMMARY_KEYS` (`rlhfkit.results`, the one policy-row schema); intervals as `[lo, hi]`, missing values
         (no proxy reward model, no gold judge) as None. JSON-serialisable."""
         out = {}
         for row in self.summary.to_dict("records"):

@@ -14,6 +14,7 @@ same way as for human labels.
 from __future__ import annotations
 
 import math
+import os
 import random
 import warnings
 from dataclasses import dataclass
@@ -109,18 +110,55 @@ class FunctionJudge(Judge):
         return [self.fn(p, r) for p, r in zip(prompts, responses)]
 
 
+BUILTIN_JUDGES = {"vader": VaderJudge, "length": LengthJudge}
+
+
 def as_judge(judge: Judge | Callable | str) -> Judge:
-    """A `Judge` from a judge, a builtin name ("vader", "length") or a per-item callable."""
+    """A `Judge` from a judge, a per-item callable `fn(prompt, response) -> float`, or a name: a builtin judge
+    ("vader", "length") or "module:attribute", where the attribute is a `Judge`, a `Judge` class (made with no
+    arguments) or a batched function `fn(prompts, responses) -> list[float]` (TRL's reward-function signature).
+    The module is imported as Python imports any other: from the working directory or an installed package."""
     if isinstance(judge, Judge):
         return judge
     if isinstance(judge, str):
-        builtins = {"vader": VaderJudge, "length": LengthJudge}
-        if judge not in builtins:
-            raise ValueError(f"unknown judge {judge!r}; builtin judges are {sorted(builtins)}")
-        return builtins[judge]()
+        if ":" in judge:
+            return _imported_judge(judge)
+        if judge not in BUILTIN_JUDGES:
+            raise ValueError(
+                f"unknown judge {judge!r}; builtin judges are {sorted(BUILTIN_JUDGES)}, or name your own as "
+                f"'module:function'"
+            )
+        return BUILTIN_JUDGES[judge]()
     if callable(judge):
         return FunctionJudge(judge)
     raise TypeError(f"cannot use {type(judge).__name__} as a judge: expected a Judge, a name or a callable")
+
+
+def _imported_judge(spec: str) -> Judge:
+    """The judge named by "module:attribute" (see `as_judge`)."""
+    import importlib
+    import sys
+
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"judge {spec!r}: expected 'module:function' (e.g. 'my_judges:politeness')")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # a console script's sys.path lacks the working directory python -m has
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"judge {spec!r}: cannot import module {module_name!r} ({err})") from err
+    try:
+        target = getattr(module, attribute)
+    except AttributeError:
+        raise ValueError(f"judge {spec!r}: module {module_name!r} has no attribute {attribute!r}") from None
+    if isinstance(target, type) and issubclass(target, Judge):
+        return target()
+    if isinstance(target, Judge):
+        return target
+    if callable(target):
+        return FunctionJudge(target, name=attribute, batched=True)
+    raise ValueError(f"judge {spec!r}: {attribute} is a {type(target).__name__}, not a Judge or a function")
 
 
 @dataclass

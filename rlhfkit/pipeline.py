@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+import hashlib
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
 
+from rlhfkit import stages
 from rlhfkit.compare import (
     overoptimization_figure,
     overoptimization_fits,
@@ -37,24 +39,25 @@ from rlhfkit.compare import (
     win_rate_table,
     write_report,
 )
-from rlhfkit.data import load_preferences, load_task
-from rlhfkit.evaluation import EvalSettings, evaluate_policies
-from rlhfkit.judges import SimulatedAnnotator
-from rlhfkit.models import load_policy, load_tokenizer, resolve_model
-from rlhfkit.runs import Manifest, check_ours_to_write, jsonable, read_manifest, remove_written
+from rlhfkit.data import Task, load_task
+from rlhfkit.evaluation import EvalSettings
+from rlhfkit.judges import as_judge
+from rlhfkit.models import resolve_model
+from rlhfkit.results import SCHEMA_VERSION, read_summary
+from rlhfkit.runs import Manifest, check_ours_to_write, jsonable, remove_written
 from rlhfkit.runs import load as load_run
-from rlhfkit.sampling import SamplingConfig, candidate_pairs, sample_candidates
 from rlhfkit.threads import cpu_threads
-from rlhfkit.train.dpo import DPOSettings, train_dpo
-from rlhfkit.train.online import OnlineSettings, train_online
-from rlhfkit.train.ppo import PPOSettings, train_ppo
-from rlhfkit.train.reward import RewardModelJudge, RewardSettings, pairwise_accuracy, train_reward_model
-from rlhfkit.train.sft import SFTSettings, train_sft
+from rlhfkit.train.dpo import DPOSettings
+from rlhfkit.train.online import OnlineSettings
+from rlhfkit.train.ppo import PPOSettings
+from rlhfkit.train.reward import RewardModelJudge, RewardSettings
+from rlhfkit.train.reward import pairwise_accuracy as reward_accuracy
+from rlhfkit.train.sft import SFTSettings
 
 __all__ = ["PipelineSettings", "run_pipeline", "open_output_folder", "METHODS"]
 
 METHODS = ("ppo", "dpo", "rloo")
-PREFERENCES, REWARD_CHECK, SUMMARY, REPORT = "preferences.jsonl", "reward_check.jsonl", "summary.json", "report.html"
+SUMMARY, REPORT = "summary.json", "report.html"
 
 
 @dataclass
@@ -64,8 +67,18 @@ class PipelineSettings:
 
     model: str = "tiny"
     """Starting model: "tiny" (the embedded default), a local folder or a Hub id."""
-    task: str = "reviews"
-    """Task name or prompts file; its gold judge labels pairs and scores the evaluation."""
+    task: str | Task = "reviews"
+    """The task: a builtin name ("reviews"), a prompts file (JSONL/CSV/JSON/parquet with a "prompt" column, and a
+    "completion" column for SFT demonstrations), a dataset folder or Hub id, or a `Task` object. Its gold judge
+    labels the simulated preferences and scores the evaluation."""
+    judge: str | None = None
+    """The gold judge, when the task has none or to replace its own: a builtin judge ("vader", "length") or
+    "module:function" (a `Judge`, or `fn(prompts, responses) -> list[float]`). Without any gold judge the pipeline
+    needs `labels_from` and leaves out the numbers that need one (gold reward, win rate), saying so."""
+    labels_from: str | None = None
+    """Who labels the preference pairs instead of the simulated annotator (the gold judge plus `flip_rate` noise):
+    a label store (.sqlite) people filled in the labeling widgets, a preferences file, or a judge (a builtin name or
+    "module:function": an AI labeller)."""
     out_dir: str = "runs/pipeline"
     """Where every stage's run directory, report.html and summary.json go."""
     seed: int = 0
@@ -104,6 +117,26 @@ class PipelineSettings:
             for stage in ("sft", "reward", "ppo", "dpo", "rloo"):
                 setattr(self, stage, replace(getattr(self, stage), report_to=self.report_to))
 
+    def load_task(self) -> Task:
+        """The task, with `judge` as its gold judge when one is named."""
+        task = load_task(self.task)
+        if self.judge is not None:
+            task = replace(task, gold_judge=as_judge(self.judge))
+        return task
+
+    def label_settings(self) -> stages.LabelSettings:
+        """The labelling stage's settings, from this class's flat fields."""
+        return stages.LabelSettings(
+            n_prompts=self.n_label_prompts,
+            k=self.k,
+            max_pairs_per_prompt=self.max_pairs_per_prompt,
+            temperature=self.candidate_temperature,
+            flip_rate=self.flip_rate,
+            n_check_prompts=self.n_rm_check_prompts,
+            check_k=self.rm_check_k,
+            seed=self.seed,
+        )
+
     @classmethod
     def quick(cls, **overrides: Any) -> "PipelineSettings":
         """A smoke-test budget (CI): every stage runs, each for a fraction of its default steps."""
@@ -132,20 +165,36 @@ def _scaled_steps(settings: Any, factor: float) -> dict[str, int]:
     return out
 
 
-def _separate_value(ppo: PPOSettings) -> bool:
-    """Whether PPO uses a separate value model (started from the reward model); with LoRA the default is a head
-    on the policy's shared backbone, which takes no value-model path."""
-    return (ppo.value_model or ("shared" if ppo.lora is not None else "separate")) == "separate"
-
-
 # --- the output folder ------------------------------------------------------------------------------------------
 
 
-def _settings_record(settings: PipelineSettings) -> dict:
-    """The settings as the manifest stores them (JSON values), without `out_dir`: the same job may be named by
-    another path to the same folder."""
-    record = json.loads(json.dumps(jsonable(asdict(settings))))
-    record.pop("out_dir", None)
+def _task_record(task: str | Task) -> Any:
+    """A task as the manifest and summary.json store it: its name, or for a `Task` object what identifies it (name,
+    sizes, gold judge, and a hash of its prompts and demonstrations)."""
+    if not isinstance(task, Task):
+        return str(task)
+    digest = hashlib.sha256(
+        json.dumps([task.train_prompts, task.eval_prompts, task.demonstrations], sort_keys=True).encode()
+    ).hexdigest()[:16]
+    judge = None if task.gold_judge is None else getattr(task.gold_judge, "name", type(task.gold_judge).__name__)
+    return {
+        "name": task.name,
+        "train_prompts": len(task.train_prompts),
+        "eval_prompts": len(task.eval_prompts),
+        "demonstrations": len(task.demonstrations),
+        "gold_judge": judge,
+        "sha256": digest,
+    }
+
+
+def _settings_record(settings: PipelineSettings, *, keep_out_dir: bool = False) -> dict:
+    """The settings as JSON values (a `Task` as `_task_record`). Without `out_dir` unless `keep_out_dir`: the same
+    job may be named by another path to the same folder."""
+    values = {f.name: getattr(settings, f.name) for f in fields(settings)}
+    values["task"] = _task_record(settings.task)
+    record = json.loads(json.dumps(jsonable({k: asdict(v) if is_dataclass(v) else v for k, v in values.items()})))
+    if not keep_out_dir:
+        record.pop("out_dir", None)
     return record
 
 
@@ -172,11 +221,11 @@ def open_output_folder(settings: PipelineSettings, *, overwrite: bool = False) -
     (with `stages`, the stages an earlier run of the same settings finished). Raises FileExistsError, naming the
     folder and what is in it, when the folder is not the pipeline's to write."""
     out = Path(settings.out_dir)
-    planned = {PREFERENCES, REWARD_CHECK, SUMMARY, REPORT, "sft", "reward", *settings.methods}
+    planned = {stages.PREFERENCES, stages.REWARD_CHECK, SUMMARY, REPORT, "sft", "reward", *settings.methods}
     existing = check_ours_to_write(out, "pipeline", "pipeline output folder", planned)
     owned = set(existing["files"]) if existing else set()
     record = _settings_record(settings)
-    stages: dict = {}
+    finished: dict = {}
     if existing is not None and owned:
         if overwrite:
             remove_written(out)
@@ -189,29 +238,10 @@ def open_output_folder(settings: PipelineSettings, *, overwrite: bool = False) -
                     f"--overwrite (overwrite=True) to replace rlhfkit's files there by a new run (files you added "
                     f"are kept), or choose another output folder"
                 )
-            stages = dict(existing.get("stages") or {})
+            finished = dict(existing.get("stages") or {})
     manifest = Manifest(out, "pipeline")
-    manifest.update(settings=record, stages=stages)
+    manifest.update(settings=record, stages=finished)
     return manifest
-
-
-def _finished_run(path: Path) -> bool:
-    if read_manifest(path) is None or not (path / "config.json").exists():
-        return False
-    run = load_run(path)
-    return run.status.get("state") == "finished" and run.model_path is not None
-
-
-def _resumable_run(path: Path) -> bool:
-    """An unfinished run (interrupted, or killed while running) that left a checkpoint to continue from."""
-    if read_manifest(path) is None or not (path / "config.json").exists():
-        return False
-    checkpoints = path / "checkpoints"
-    return (
-        load_run(path).status.get("state") in ("running", "interrupted")
-        and checkpoints.is_dir()
-        and any(checkpoints.iterdir())
-    )
 
 
 def _print(message: str, echo: bool) -> None:
@@ -238,277 +268,266 @@ def run_pipeline(
     (one thread for the embedded default; `RLHFKIT_THREADS` or `rlhfkit --threads N` to choose)."""
     settings = settings or PipelineSettings()
     with cpu_threads(model=settings.model):
-        return _run_stages(settings, echo=echo, callbacks=callbacks, overwrite=overwrite)
+        return _run_stages(settings, echo=echo, callbacks=callbacks or {}, overwrite=overwrite)
 
 
-def _run_stages(settings: PipelineSettings, *, echo: bool, callbacks: dict[str, Any] | None, overwrite: bool) -> dict:
-    """`run_pipeline`'s body, once the thread count is set."""
+class _Progress:
+    """The pipeline's record of its stages: timing, what was reused, and the rule that once a stage upstream is
+    (re)done nothing downstream of it may be reused. Finished stages are written to the output's manifest."""
+
+    def __init__(self, manifest: Manifest, echo: bool) -> None:
+        self.manifest, self.echo = manifest, echo
+        self.finished: dict = manifest.data["stages"]
+        self.seconds: dict[str, float] = {}
+        self.reused: list[str] = []
+        self.redone = False
+
+    def may_reuse(self, name: str) -> bool:
+        return name in self.finished and not self.redone
+
+    def run(self, name: str, step: Callable[[bool], Any], *, upstream: bool = True, always: bool = False) -> Any:
+        """`step(reuse)`, timed. A reused stage keeps the seconds it took when it ran. `always`: a step that is
+        redone every time (loading the model, evaluation) and is not recorded as finished."""
+        reuse = not always and self.may_reuse(name)
+        _print(f"[{name}] ...", self.echo)
+        start = time.perf_counter()
+        result = step(reuse)
+        if reuse:
+            self.seconds[name] = self.finished[name].get("seconds", 0.0)
+            self.reused.append(name)
+            return result
+        self.seconds[name] = round(time.perf_counter() - start, 2)
+        _print(f"[{name}] done in {self.seconds[name]:.1f} s", self.echo)
+        if not always:
+            self.redone = self.redone or upstream
+            self.finished[name] = {"seconds": self.seconds[name], "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            self.manifest.update(stages=self.finished)
+        return result
+
+
+def _run_stages(settings: PipelineSettings, *, echo: bool, callbacks: dict[str, Any], overwrite: bool) -> dict:
+    """`run_pipeline`'s body, once the thread count is set: the stages of `rlhfkit.stages`, in order."""
     unknown = set(settings.methods) - set(METHODS)
     if unknown:
         raise ValueError(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
-    callbacks = callbacks or {}
+    task = settings.load_task()
+    if task.gold_judge is None and settings.labels_from is None:
+        raise ValueError(
+            f"task {task.name!r} has no gold judge, so nothing can label preferences: name one with --judge (a "
+            f"builtin judge or module:function; PipelineSettings.judge), or give labels people or an AI judge made "
+            f"with --labels-from (a label store, a preferences file or a judge; PipelineSettings.labels_from)"
+        )
     out = Path(settings.out_dir)
     manifest = open_output_folder(settings, overwrite=overwrite)
-    finished = manifest.data["stages"]
-    if finished:
+    progress = _Progress(manifest, echo)
+    if progress.finished:
         _print(
-            f"continuing the pipeline in {out}: stages finished earlier ({', '.join(finished)}) are reused "
-            f"(--overwrite starts over)",
+            f"continuing the pipeline in {out}: stages finished earlier ({', '.join(progress.finished)}) are "
+            f"reused (--overwrite starts over)",
             echo,
         )
-    seconds: dict[str, float] = {}
-    reused: list[str] = []
-    redone = False  # once a stage upstream is (re)done, nothing downstream of it may be reused
 
-    def record(name: str) -> None:
-        finished[name] = {"seconds": seconds[name], "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        manifest.update(stages=finished)
-
-    def reuse(name: str) -> bool:
-        if name in finished and not redone:
-            seconds[name] = finished[name].get("seconds", 0.0)
-            reused.append(name)
-            _print(f"[{name}] reused: finished earlier", echo)
-            return True
-        return False
-
-    def stage(name: str, train: Callable[[bool], Any], *, upstream: bool) -> Any:
-        """A training stage in `out/name`: reused when finished earlier, resumed when interrupted with a
-        checkpoint, else run afresh (rlhfkit's files of an earlier attempt removed, anyone else's kept)."""
-        nonlocal redone
-        path = out / name
-        if _finished_run(path) and reuse(name):
-            return load_run(path)
-        redone = redone or upstream
-        resume = _resumable_run(path)
-        if resume:
-            _print(f"[{name}] resuming the interrupted run in {path}", echo)
-        elif read_manifest(path) is not None:
-            remove_written(path)
+    def stage_dir(name: str) -> Path:
         manifest.claim(name)
-        run = timed(name, lambda: train(resume))
-        record(name)
-        return run
+        return out / name
 
-    def timed(name: str, fn: Callable[[], Any]) -> Any:
-        _print(f"[{name}] ...", echo)
-        start = time.perf_counter()
-        result = fn()
-        seconds[name] = round(time.perf_counter() - start, 2)
-        _print(f"[{name}] done in {seconds[name]:.1f} s", echo)
-        return result
+    def seeded(stage_settings):
+        return replace(stage_settings, seed=settings.seed)
 
     # 1. The starting model and the task.
-    base = timed("model", lambda: resolve_model(settings.model))
-    task = load_task(settings.task)
+    base = progress.run("model", lambda reuse: resolve_model(settings.model), always=True)
 
-    # 2. Supervised fine-tuning on the task's demonstrations.
-    sft_run = stage(
-        "sft",
-        lambda resume: train_sft(
-            base,
-            task,
-            replace(settings.sft, seed=settings.seed),
-            out / "sft",
-            resume=resume,
-            callbacks=callbacks.get("sft", ()),
-        ),
-        upstream=True,
-    )
-    sft_path = str(sft_run.model_path)
-    tokenizer = load_tokenizer(sft_path)
-
-    # 3. Candidates from the SFT model, labelled by a noisy simulated annotator into preference pairs.
-    def label() -> tuple[pd.DataFrame, pd.DataFrame]:
-        policy = load_policy(sft_path)
-        sampling = SamplingConfig(k=settings.k, temperature=settings.candidate_temperature, seed=settings.seed)
-        train_table = sample_candidates(
-            policy, tokenizer, task.train_prompts[: settings.n_label_prompts], sampling, progress=echo
+    # 2. Supervised fine-tuning on the task's demonstrations (none: the starting model is the reference).
+    sft_run = None
+    if task.demonstrations:
+        sft_run = progress.run(
+            "sft",
+            lambda reuse: stages.sft(
+                base,
+                task,
+                seeded(settings.sft),
+                stage_dir("sft"),
+                reuse=reuse,
+                callbacks=callbacks.get("sft", ()),
+                echo=echo,
+            ),
         )
-        # An empty response is not a preference a person could state; drop it before pairing (counted).
-        empty = train_table.response.str.strip() == ""
-        if empty.any():
-            _print(f"  dropped {int(empty.sum())} empty candidates of {len(train_table)}", echo)
-        pairs = candidate_pairs(train_table[~empty], settings.max_pairs_per_prompt, seed=settings.seed)
-        annotator = SimulatedAnnotator(task.gold_judge, noise="flip", flip_rate=settings.flip_rate, seed=settings.seed)
-        labelled = pd.DataFrame(
-            annotator.label_pairs(
-                [p["prompt"] for p in pairs], [p["response_a"] for p in pairs], [p["response_b"] for p in pairs]
-            )
-        )
-        # Held-out check pairs: eval prompts, labelled by the gold judge itself (no noise, ties dropped).
-        check_sampling = replace(sampling, k=settings.rm_check_k, seed=settings.seed + 1)
-        check_table = sample_candidates(
-            policy, tokenizer, task.eval_prompts[: settings.n_rm_check_prompts], check_sampling, progress=echo
-        )
-        check_pairs = candidate_pairs(check_table[check_table.response.str.strip() != ""])
-        gold = SimulatedAnnotator(task.gold_judge, noise="none", seed=settings.seed)
-        check = pd.DataFrame(
-            gold.label_pairs(
-                [p["prompt"] for p in check_pairs],
-                [p["response_a"] for p in check_pairs],
-                [p["response_b"] for p in check_pairs],
-            )
-        )
-        return labelled, check[~check.judge_tie]
-
-    if (out / PREFERENCES).exists() and (out / REWARD_CHECK).exists() and reuse("label"):
-        labelled, gold_check = (
-            pd.read_json(out / name, lines=True, dtype=False) for name in (PREFERENCES, REWARD_CHECK)
-        )
+        sft_path = str(sft_run.model_path)
     else:
-        redone = True
-        labelled, gold_check = timed("label", label)
-        labelled.to_json(manifest.claim(PREFERENCES), orient="records", lines=True, force_ascii=False)
-        gold_check.to_json(manifest.claim(REWARD_CHECK), orient="records", lines=True, force_ascii=False)
-        record("label")
-    preferences = load_preferences(out / PREFERENCES)  # validated, as a user's file would be
+        sft_path = base
+        _print(f"task {task.name!r} has no demonstrations: SFT skipped, {settings.model} is the reference", echo)
+
+    # 3. Preference pairs on the SFT model's candidates (a noisy simulated annotator by default), and held-out
+    # pairs labelled by the gold judge that test the reward model.
+    labels = progress.run(
+        "label",
+        lambda reuse: stages.label_preferences(
+            sft_path,
+            task,
+            settings.label_settings(),
+            out,
+            labels_from=settings.labels_from,
+            reuse=reuse,
+            echo=echo,
+            manifest=manifest,
+        ),
+    )
+    agreement = labels.agreement_with_gold
     _print(
-        f"  {len(preferences)} preference pairs; annotator agrees with the gold judge on "
-        f"{labelled.agrees_with_judge.mean():.1%}",
+        f"  {len(labels.preferences)} preference pairs"
+        + (
+            f"; annotator agrees with the gold judge on {agreement:.1%}"
+            if agreement is not None
+            else f" from {labels.source}"
+        ),
         echo,
     )
 
     # 4. Reward model on the preferences, initialised from the SFT model.
-    rm_run = stage(
+    rm_run = progress.run(
         "reward",
-        lambda resume: train_reward_model(
+        lambda reuse: stages.reward_model(
             sft_path,
-            preferences,
-            replace(settings.reward, seed=settings.seed),
-            out / "reward",
-            resume=resume,
+            labels,
+            seeded(settings.reward),
+            stage_dir("reward"),
+            reuse=reuse,
             callbacks=callbacks.get("reward", ()),
+            echo=echo,
         ),
-        upstream=True,
     )
     rm_path = str(rm_run.model_path)
     reward_judge = RewardModelJudge(rm_path)
-    rm_gold_accuracy = pairwise_accuracy(reward_judge, gold_check.to_dict("records"))
-    _print(
-        f"  reward model: held-out accuracy against gold preferences {rm_gold_accuracy:.3f} on {len(gold_check)} pairs",
-        echo,
-    )
+    rm_gold_accuracy = reward_accuracy(reward_judge, labels.check.to_dict("records")) if len(labels.check) else None
+    if rm_gold_accuracy is not None:
+        _print(
+            f"  reward model: held-out accuracy against gold preferences {rm_gold_accuracy:.3f} on {len(labels.check)} pairs",
+            echo,
+        )
 
     # 5. The RLHF methods, each from the same SFT model.
     method_runs = {}
     if "ppo" in settings.methods:
-        method_runs["ppo"] = stage(
+        method_runs["ppo"] = progress.run(
             "ppo",
-            lambda resume: train_ppo(
+            lambda reuse: stages.ppo(
                 sft_path,
                 reward_judge,
                 task.train_prompts,
-                replace(settings.ppo, seed=settings.seed),
-                out / "ppo",
-                reference=sft_path,
-                value_model=rm_path if _separate_value(settings.ppo) else None,
-                resume=resume,
+                seeded(settings.ppo),
+                stage_dir("ppo"),
+                reward_model_path=rm_path,
+                reuse=reuse,
                 callbacks=callbacks.get("ppo", ()),
+                echo=echo,
             ),
             upstream=False,
         )
     if "dpo" in settings.methods:
-        method_runs["dpo"] = stage(
+        method_runs["dpo"] = progress.run(
             "dpo",
-            lambda resume: train_dpo(
+            lambda reuse: stages.dpo(
                 sft_path,
-                preferences,
-                replace(settings.dpo, seed=settings.seed),
-                out / "dpo",
-                reference=sft_path,
-                resume=resume,
+                labels,
+                seeded(settings.dpo),
+                stage_dir("dpo"),
+                reuse=reuse,
                 callbacks=callbacks.get("dpo", ()),
+                echo=echo,
             ),
             upstream=False,
         )
     if "rloo" in settings.methods:
-        method_runs["rloo"] = stage(
+        method_runs["rloo"] = progress.run(
             "rloo",
-            lambda resume: train_online(
+            lambda reuse: stages.online(
                 sft_path,
                 reward_judge,
                 task.train_prompts,
-                replace(settings.rloo, seed=settings.seed),
-                out / "rloo",
-                resume=resume,
+                seeded(settings.rloo),
+                stage_dir("rloo"),
+                reuse=reuse,
                 callbacks=callbacks.get("rloo", ()),
+                echo=echo,
             ),
             upstream=False,
         )
 
     # 6. Evaluation on held-out prompts: gold and proxy reward, KL to SFT, win rate, diversity, length.
     # SFT is the reference: its row is measured once (KL 0, win rate 0.5 by definition), not sampled twice.
-    policies = {name: str(run.model_path) for name, run in method_runs.items()}
-    result = timed(
+    result = progress.run(
         "evaluation",
-        lambda: evaluate_policies(
-            policies,
+        lambda reuse: stages.evaluate(
+            method_runs,
             task,
+            seeded(settings.evaluation),
             reference=sft_path,
             reference_name="sft",
             reward_model=reward_judge,
-            settings=replace(settings.evaluation, seed=settings.seed),
         ),
+        always=True,  # cheap, and it reads every run as it is now
     )
-    per_policy = result.to_dict()
 
     # 7. Summary and report.
     summary = {
-        "policies": {
-            name: {
-                "gold_reward_mean": row["gold_reward_mean"],
-                "gold_reward_ci": row["gold_reward_ci"],
-                "proxy_reward_mean": row["proxy_reward_mean"],
-                "kl_to_ref": row["kl_to_ref"],
-                "kl_estimator": row["kl_estimator"],
-                "win_rate_vs_sft": row["win_rate_vs_ref"],
-                "win_rate_vs_sft_ci": row["win_rate_ci"],
-                "mean_length": row["mean_length"],
-                "distinct_2": row["distinct_2"],
-                "eos_rate": row["eos_rate"],
-                "n_samples": row["n_samples"],
-            }
-            for name, row in per_policy.items()
-        },
+        "schema_version": SCHEMA_VERSION,
+        "reference": "sft",
+        "policies": result.to_dict(),
         "reward_model": {
             "heldout_accuracy": rm_gold_accuracy,
-            "heldout_pairs": len(gold_check),
+            "heldout_pairs": len(labels.check),
             "heldout_labels": "gold judge, no noise, eval prompts",
             "train_summary": rm_run.summary,
         },
         "preferences": {
-            "pairs": len(preferences),
-            "flip_rate": settings.flip_rate,
-            "annotator_agreement_with_gold": float(labelled.agrees_with_judge.mean()),
+            "pairs": len(labels.preferences),
+            "source": labels.source,
+            "flip_rate": settings.flip_rate if settings.labels_from is None else None,
+            "annotator_agreement_with_gold": agreement,
         },
-        "seconds": {**seconds, "total": round(sum(seconds.values()), 2)},
-        "reused_stages": reused,
-        "settings": asdict(settings),
+        "not_measured": _not_measured(task),
+        "seconds": {**progress.seconds, "total": round(sum(progress.seconds.values()), 2)},
+        "reused_stages": progress.reused,
+        "settings": _settings_record(settings, keep_out_dir=True),
         "runs": {
-            "sft": str(out / "sft"),
+            **({"sft": str(out / "sft")} if sft_run else {}),
             "reward": str(out / "reward"),
             **{name: str(out / name) for name in method_runs},
         },
     }
     manifest.claim(SUMMARY).write_text(json.dumps(summary, indent=2, default=str))
-    runs_for_report = {"sft": sft_run, **method_runs}
+    runs_for_report = {**({"sft": sft_run} if sft_run else {}), **method_runs}
     write_report(
         manifest.claim(REPORT),
-        title=f"rlhfkit pipeline: {settings.task} on {settings.model}",
+        title=f"rlhfkit pipeline: {task.name} on {settings.model}",
         summary=summary["policies"],
         runs=runs_for_report,
         samples=result.samples,
         extra={"reward_model": summary["reward_model"], "seconds": summary["seconds"]},
-        win_rates=win_rate_table(result.samples, n_bootstrap=settings.evaluation.n_bootstrap, seed=settings.seed),
-        **_overoptimization_view(method_runs.get("ppo"), per_policy.get("sft"), task.gold_judge),
+        win_rates=win_rate_table(result.samples, n_bootstrap=settings.evaluation.n_bootstrap, seed=settings.seed)
+        if task.gold_judge is not None
+        else None,
+        **_overoptimization_view(method_runs.get("ppo"), summary["policies"].get("sft"), task.gold_judge),
     )
     if echo:
         print_summary(summary)
-        if reused:
-            print(f"reused from the earlier run in {out} (seconds as measured then): {', '.join(reused)}")
+        if progress.reused:
+            print(f"reused from the earlier run in {out} (seconds as measured then): {', '.join(progress.reused)}")
         print(f"report: {out / REPORT}\nsummary: {out / SUMMARY}")
     return summary
+
+
+def _not_measured(task) -> list[str]:
+    """The numbers a task without a gold judge cannot give (the summary says so instead of leaving gaps)."""
+    if task.gold_judge is not None:
+        return []
+    return [
+        "gold reward",
+        "gold win rate against SFT",
+        "whether a method beats SFT",
+        "the reward model's accuracy against gold preferences",
+        "over-optimisation (proxy against gold)",
+    ]
 
 
 def _overoptimization_view(ppo_run, sft_row: dict | None, gold_judge) -> dict:
@@ -551,14 +570,16 @@ def print_summary(summary: dict) -> None:
     with pd.option_context("display.width", 200, "display.float_format", "{:.3f}".format):
         print(table.to_string(index=False))
     rm = summary["reward_model"]
-    print(
-        f"reward model held-out accuracy vs gold preferences: {rm['heldout_accuracy']:.3f} "
-        f"({rm['heldout_pairs']} pairs)"
-    )
+    if rm["heldout_accuracy"] is not None:
+        print(
+            f"reward model held-out accuracy vs gold preferences: {rm['heldout_accuracy']:.3f} "
+            f"({rm['heldout_pairs']} pairs)"
+        )
+    if summary.get("not_measured"):
+        print(f"not measured (the task has no gold judge): {', '.join(summary['not_measured'])}")
     print("seconds per stage: " + ", ".join(f"{k} {v:.0f}" for k, v in summary["seconds"].items()))
 
 
 def reload_runs(out_dir: str | Path) -> dict:
     """The run directories of a finished pipeline, read back (for notebooks after a restart)."""
-    summary = json.loads((Path(out_dir) / "summary.json").read_text())
-    return {name: load_run(path) for name, path in summary["runs"].items()}
+    return {name: load_run(path) for name, path in read_summary(out_dir)["runs"].items()}

@@ -232,6 +232,13 @@ class PPOSettings:
     """Settings under TRL PPOConfig names (there is no TRL config to forward to: TRL has no PPO any more), applied
     over the fields above, e.g. {"response_length": 64, "lam": 0.9, "kl_coef": 0.1}. Unknown names raise."""
 
+    @property
+    def separate_value_model(self) -> bool:
+        """Whether the value function is a separate network (started from a path given to train_ppo: the reward
+        model in the pipeline) rather than a head on the policy's backbone. The one place the rule is decided:
+        `value_model`, else "shared" with LoRA (policy, value and reference share one backbone), else "separate"."""
+        return (self.value_model or ("shared" if self.lora is not None else "separate")) == "separate"
+
     def __post_init__(self) -> None:
         if self.trl_overrides:
             for key, value in self.trl_overrides.items():
@@ -871,7 +878,7 @@ def train_ppo(
             f"reward_fn must be callable as reward_fn(prompts, responses) -> list[float], got "
             f"{type(reward_fn).__name__}"
         )
-    mode = settings.value_model or ("shared" if settings.lora is not None else "separate")
+    mode = "separate" if settings.separate_value_model else "shared"
     if mode == "shared" and not settings.train_value_backbone:  # shared by default with LoRA
         raise ValueError(
             "train_value_backbone=False freezes the backbone of a separate value model, but this run's "
