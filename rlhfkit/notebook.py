@@ -15,14 +15,14 @@ runs. torch, the task loader and the run reader are imported when first used, so
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 if TYPE_CHECKING:
     import torch
 
     from rlhfkit.data import Task
 
-__all__ = ["NotebookSetup", "finished_run", "project_path", "setup", "sft_run_or_train"]
+__all__ = ["NotebookSetup", "earlier_run_or", "finished_run", "project_path", "setup", "sft_run_or_train"]
 
 
 def project_path(path: str | Path) -> Path:
@@ -53,26 +53,35 @@ def finished_run(path: str | Path) -> bool:
     return _run_state(path) == "finished" and (path / "model").exists()
 
 
+def earlier_run_or(earlier: str | Path, train: Callable[[], Any], *, what: str, made_by: str = "an earlier notebook"):
+    """The finished run at `earlier` (another notebook's run folder, through `project_path`) when there is one;
+    otherwise `train()` (a call of `rlhfkit.stages` that trains one into this notebook's folder), saying why.
+    Returns the run (`rlhfkit.runs.RunData`)."""
+    from rlhfkit.runs import load as load_run
+
+    path = project_path(earlier)
+    if finished_run(path):
+        run = load_run(path)
+        print(f"{what}: {made_by}'s, {run.model_path}")
+        return run
+    state = _run_state(path)
+    reason = "no run there" if state is None else f"its state is {state!r}" if state != "finished" else "no model/"
+    print(f"no finished {what} at {path} ({reason}): training one here. Run {made_by} first to reuse its run instead.")
+    return train()
+
+
 def sft_run_or_train(sft_run: str | Path, out_dir: Path, *, model: str, task, settings):
     """Notebook 01's SFT run at `sft_run` (through `project_path`) when it finished with a model; otherwise train
     one with `settings` (an `SFTSettings`) from `model` on `task` into `out_dir / "sft"`, saying why. Returns the
     run (`rlhfkit.runs.RunData`)."""
-    from rlhfkit.models import resolve_model
-    from rlhfkit.runs import load as load_run
-    from rlhfkit.train.sft import train_sft
+    from rlhfkit import stages
 
-    path = project_path(sft_run)
-    if finished_run(path):
-        run = load_run(path)
-        print(f"SFT model: notebook 01's, {run.model_path}")
-        return run
-    state = _run_state(path)
-    reason = "no run there" if state is None else f"its state is {state!r}" if state != "finished" else "no model/"
-    print(
-        f"no finished SFT run at {path} ({reason}): training one now ({settings.max_steps} steps) into "
-        f"{out_dir / 'sft'}. Run notebook 01 first to reuse its model instead."
+    return earlier_run_or(
+        sft_run,
+        lambda: stages.sft(model, task, settings, Path(out_dir) / "sft", echo=False),
+        what="SFT model",
+        made_by="notebook 01",
     )
-    return train_sft(resolve_model(model), task, settings, out_dir / "sft")
 
 
 class NotebookSetup(NamedTuple):

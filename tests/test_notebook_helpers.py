@@ -108,7 +108,7 @@ def test_sft_run_or_train_reuses_a_finished_run_and_otherwise_trains_into_the_ou
     from rlhfkit.train.sft import SFTSettings
 
     calls = []
-    monkeypatch.setattr(sft_module, "train_sft", lambda *args: calls.append(args) or "trained")
+    monkeypatch.setattr(sft_module, "train_sft", lambda *args, **kwargs: calls.append(args) or "trained")
     settings = SFTSettings(max_steps=7)
 
     done = Run(tmp_path / "done", stage="sft", config={"steps": 1}, seed=0)
@@ -124,7 +124,7 @@ def test_sft_run_or_train_reuses_a_finished_run_and_otherwise_trains_into_the_ou
         == "trained"
     )
     assert calls == [("some/model", "task", settings, tmp_path / "out" / "sft")]
-    assert "(its state is 'running'): training one now (7 steps)" in capsys.readouterr().out
+    assert "(its state is 'running'): training one here. Run notebook 01 first" in capsys.readouterr().out
 
     sft_run_or_train(tmp_path / "missing", tmp_path / "out", model="some/model", task="task", settings=settings)
     assert "(no run there)" in capsys.readouterr().out and len(calls) == 2
