@@ -103,7 +103,9 @@ def gold_vs_kl_figure(summary: dict[str, dict]):
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    for name, row in summary.items():
+    for name, row in policy_rows(summary).items():
+        if row.get("gold_reward_mean") is None:  # no gold judge: nothing to place on this axis
+            continue
         lo, hi = row["gold_reward_ci"]
         fig.add_trace(
             go.Scatter(
@@ -644,7 +646,10 @@ def write_report(
     policies = list(summary)
     notes = notes or {}
     curves = training_curves_figure(runs).to_html(full_html=False, include_plotlyjs=True)
-    frontier = gold_vs_kl_figure(summary).to_html(full_html=False, include_plotlyjs=False)
+    if any(row.get("gold_reward_mean") is not None for row in policy_rows(summary).values()):
+        frontier = gold_vs_kl_figure(summary).to_html(full_html=False, include_plotlyjs=False)
+    else:
+        frontier = '<p class="note">Not measured: the task has no gold judge.</p>'
 
     def section(heading: str, body: str) -> str:
         note = f'<p class="note">{html.escape(notes[heading])}</p>' if heading in notes else ""

@@ -119,7 +119,7 @@ class PipelineSettings:
 
     def load_task(self) -> Task:
         """The task, with `judge` as its gold judge when one is named."""
-        task = load_task(self.task)
+        task = self.task if isinstance(self.task, Task) else load_task(self.task)
         if self.judge is not None:
             task = replace(task, gold_judge=as_judge(self.judge))
         return task
@@ -273,7 +273,7 @@ def run_pipeline(
 
 class _Progress:
     """The pipeline's record of its stages: timing, what was reused, and the rule that once a stage upstream is
-    (re)done nothing downstream of it may be reused. Finished stages are written to the output's manifest."""
+    (re)done nothing downstream of it may be reused or resumed. Finished stages go into the output's manifest."""
 
     def __init__(self, manifest: Manifest, echo: bool) -> None:
         self.manifest, self.echo = manifest, echo
@@ -282,20 +282,27 @@ class _Progress:
         self.reused: list[str] = []
         self.redone = False
 
-    def may_reuse(self, name: str) -> bool:
-        return name in self.finished and not self.redone
-
-    def run(self, name: str, step: Callable[[bool], Any], *, upstream: bool = True, always: bool = False) -> Any:
-        """`step(reuse)`, timed. A reused stage keeps the seconds it took when it ran. `always`: a step that is
-        redone every time (loading the model, evaluation) and is not recorded as finished."""
-        reuse = not always and self.may_reuse(name)
+    def run(
+        self,
+        name: str,
+        step: Callable[[bool], Any],
+        *,
+        done: Callable[[], bool] | None = None,
+        upstream: bool = True,
+        always: bool = False,
+    ) -> Any:
+        """`step(reuse)`, timed. `done()` says whether the stage's result is already there to reuse (a reused stage
+        keeps the seconds it took when it ran); `always`: a step redone every time (loading the model, evaluation),
+        not recorded as finished."""
+        reuse = not always and not self.redone
+        if reuse and done is not None and done():
+            result = step(True)
+            self.seconds[name] = self.finished.get(name, {}).get("seconds", 0.0)
+            self.reused.append(name)
+            return result
         _print(f"[{name}] ...", self.echo)
         start = time.perf_counter()
         result = step(reuse)
-        if reuse:
-            self.seconds[name] = self.finished[name].get("seconds", 0.0)
-            self.reused.append(name)
-            return result
         self.seconds[name] = round(time.perf_counter() - start, 2)
         _print(f"[{name}] done in {self.seconds[name]:.1f} s", self.echo)
         if not always:
@@ -342,7 +349,8 @@ def _run_stages(settings: PipelineSettings, *, echo: bool, callbacks: dict[str, 
     if task.demonstrations:
         sft_run = progress.run(
             "sft",
-            lambda reuse: stages.sft(
+            done=lambda: stages.finished_run(out / "sft"),
+            step=lambda reuse: stages.sft(
                 base,
                 task,
                 seeded(settings.sft),
@@ -361,7 +369,8 @@ def _run_stages(settings: PipelineSettings, *, echo: bool, callbacks: dict[str, 
     # pairs labelled by the gold judge that test the reward model.
     labels = progress.run(
         "label",
-        lambda reuse: stages.label_preferences(
+        done=lambda: stages.labels_done(out),
+        step=lambda reuse: stages.label_preferences(
             sft_path,
             task,
             settings.label_settings(),
@@ -386,7 +395,8 @@ def _run_stages(settings: PipelineSettings, *, echo: bool, callbacks: dict[str, 
     # 4. Reward model on the preferences, initialised from the SFT model.
     rm_run = progress.run(
         "reward",
-        lambda reuse: stages.reward_model(
+        done=lambda: stages.finished_run(out / "reward"),
+        step=lambda reuse: stages.reward_model(
             sft_path,
             labels,
             seeded(settings.reward),
@@ -410,7 +420,8 @@ def _run_stages(settings: PipelineSettings, *, echo: bool, callbacks: dict[str, 
     if "ppo" in settings.methods:
         method_runs["ppo"] = progress.run(
             "ppo",
-            lambda reuse: stages.ppo(
+            done=lambda: stages.finished_run(out / "ppo"),
+            step=lambda reuse: stages.ppo(
                 sft_path,
                 reward_judge,
                 task.train_prompts,
@@ -426,7 +437,8 @@ def _run_stages(settings: PipelineSettings, *, echo: bool, callbacks: dict[str, 
     if "dpo" in settings.methods:
         method_runs["dpo"] = progress.run(
             "dpo",
-            lambda reuse: stages.dpo(
+            done=lambda: stages.finished_run(out / "dpo"),
+            step=lambda reuse: stages.dpo(
                 sft_path,
                 labels,
                 seeded(settings.dpo),
@@ -440,7 +452,8 @@ def _run_stages(settings: PipelineSettings, *, echo: bool, callbacks: dict[str, 
     if "rloo" in settings.methods:
         method_runs["rloo"] = progress.run(
             "rloo",
-            lambda reuse: stages.online(
+            done=lambda: stages.finished_run(out / "rloo"),
+            step=lambda reuse: stages.online(
                 sft_path,
                 reward_judge,
                 task.train_prompts,

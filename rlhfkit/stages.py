@@ -35,6 +35,7 @@ __all__ = [
     "candidates",
     "label_pairs",
     "label_preferences",
+    "labels_done",
     "reward_model",
     "ppo",
     "dpo",
@@ -76,7 +77,7 @@ def _training_step(
     """Reuse a finished run in `out`, resume an interrupted one, or train afresh (`train(resume)`)."""
     out = Path(out)
     if reuse and finished_run(out):
-        _say(f"[{name}] reusing the finished run in {out} (reuse=False trains a new one)", echo)
+        _say(f"[{name}] reused: the finished run in {out} (reuse=False trains a new one)", echo)
         return load_run(out)
     resume = reuse and resumable_run(out)
     if resume:
@@ -336,6 +337,11 @@ class Labels:
         return float(self.labelled.agrees_with_judge.mean())
 
 
+def labels_done(out: str | os.PathLike) -> bool:
+    """Whether `out` holds finished labels (reward_check.jsonl is written last, each file whole or not at all)."""
+    return (Path(out) / PREFERENCES).exists() and (Path(out) / REWARD_CHECK).exists()
+
+
 def _labeller(labels_from: Any, task, settings: LabelSettings):
     """(kind, what) for `label_preferences`' `labels_from`: ("file", path) for collected labels, ("store", store)
     for a LabelStore, else ("annotator", SimulatedAnnotator)."""
@@ -406,8 +412,8 @@ def label_preferences(
         manifest = Manifest(out, "labels")
     kind, labeller = _labeller(labels_from, task, settings)
     source = {"annotator": getattr(labeller, "name", "annotator"), "store": "label store", "file": str(labeller)}[kind]
-    if reuse and (out / PREFERENCES).exists() and (out / REWARD_CHECK).exists():
-        _say(f"[label] reusing the labels in {out} (reuse=False labels again)", echo)
+    if reuse and labels_done(out):
+        _say(f"[label] reused: the labels in {out} (reuse=False labels again)", echo)
         labelled, check = (pd.read_json(out / name, lines=True, dtype=False) for name in (PREFERENCES, REWARD_CHECK))
         return Labels(load_preferences(out / PREFERENCES), labelled, check, source, out)
     sampling = SamplingSettings(k=settings.k, temperature=settings.temperature, seed=settings.seed)

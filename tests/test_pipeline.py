@@ -76,12 +76,13 @@ def test_quick_pipeline_writes_report_and_summary(tmp_path):
             "gold_reward_ci",
             "proxy_reward_mean",
             "kl_to_ref",
-            "win_rate_vs_sft",
+            "win_rate_vs_ref",
             "mean_length",
         ):
             assert row[key] is not None, (policy, key)
         assert row["gold_reward_ci"][0] <= row["gold_reward_mean"] <= row["gold_reward_ci"][1]
     assert summary["policies"]["sft"]["kl_to_ref"] == 0
+    assert summary["schema_version"] == 2 and summary["reference"] == "sft" and summary["not_measured"] == []
     # Even the smoke budget moves gold reward the right way (seed 0: sft 0.28, ppo 0.60, dpo 0.70 when written).
     for method in ("ppo", "dpo"):
         assert summary["policies"][method]["gold_reward_mean"] > summary["policies"]["sft"]["gold_reward_mean"]
@@ -110,17 +111,16 @@ def test_quick_pipeline_writes_report_and_summary(tmp_path):
     }
 
 
-def test_pipeline_gives_ppo_the_reward_model_as_value_start_only_for_a_separate_value_model():
+def test_the_value_model_rule_is_decided_once_on_the_ppo_settings():
     # With LoRA, PPO defaults to a value head on the shared backbone and refuses a value-model path (the pipeline
-    # used to pass one anyway and failed).
+    # used to pass one anyway and failed); stages.ppo passes the reward model only for a separate value model.
     from rlhfkit.models import LoraSettings
-    from rlhfkit.pipeline import _separate_value
     from rlhfkit.train.ppo import PPOSettings
 
-    assert _separate_value(PPOSettings())
-    assert not _separate_value(PPOSettings(lora=LoraSettings(r=4)))
-    assert _separate_value(PPOSettings(lora=LoraSettings(r=4), value_model="separate"))
-    assert not _separate_value(PPOSettings(value_model="shared"))
+    assert PPOSettings().separate_value_model
+    assert not PPOSettings(lora=LoraSettings(r=4)).separate_value_model
+    assert PPOSettings(lora=LoraSettings(r=4), value_model="separate").separate_value_model
+    assert not PPOSettings(value_model="shared").separate_value_model
 
 
 # --- the output folder: only rlhfkit's own files are ever replaced; an earlier output is continued ---------------
@@ -218,3 +218,25 @@ def test_an_earlier_output_with_other_settings_is_replaced_only_with_overwrite_a
     assert (out / "my notes.txt").read_text() == "keep me"
     assert (out / "sft" / "my plot.png").read_bytes() == b"png"
     assert (out / "sft" / "model" / "model.safetensors").exists()
+
+
+def test_a_task_without_a_gold_judge_runs_what_needs_none_and_says_what_it_cannot_measure(tmp_path, tiny_path):
+    from rlhfkit.data import Task
+    from rlhfkit.pipeline import run_pipeline
+
+    prompts = [f"Write a short review of product number {i}." for i in range(12)]
+    task = Task("no judge", prompts[:9], prompts[9:], [])  # no demonstrations either: SFT is skipped
+    pairs = [{"prompt": p, "chosen": "Great, I loved it.", "rejected": "Awful."} for p in prompts[:9]]
+    (tmp_path / "mine.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    with pytest.raises(ValueError, match="has no gold judge, so nothing can label preferences: name one with --judge"):
+        run_pipeline(_tiny_settings(tmp_path / "refused", task=task), echo=False)
+
+    summary = run_pipeline(_tiny_settings(tmp_path / "out", task=task, labels_from=str(tmp_path / "mine.jsonl")))
+    assert set(summary["policies"]) == {"sft", "dpo"} and "sft" not in summary["runs"]
+    assert summary["settings"]["task"]["name"] == "no judge" and summary["settings"]["task"]["gold_judge"] is None
+    for row in summary["policies"].values():
+        assert row["gold_reward_mean"] is None and row["win_rate_vs_ref"] is None
+        assert row["proxy_reward_mean"] is not None and row["kl_to_ref"] is not None
+    assert summary["reward_model"]["heldout_accuracy"] is None and summary["preferences"]["pairs"] == 9
+    assert "gold reward" in summary["not_measured"]
+    assert "no gold judge" in (tmp_path / "out" / "report.html").read_text()
