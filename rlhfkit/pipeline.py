@@ -32,12 +32,7 @@ import pandas as pd
 
 from rlhfkit import stages
 from rlhfkit.compare import (
-    overoptimization_figure,
-    overoptimization_fits,
-    rl_overoptimization_points,
     summary_table,
-    win_rate_table,
-    write_report,
 )
 from rlhfkit.data import Task, load_task
 from rlhfkit.evaluation import EvalSettings
@@ -509,18 +504,13 @@ def _run_stages(settings: PipelineSettings, *, echo: bool, callbacks: dict[str, 
         },
     }
     manifest.claim(SUMMARY).write_text(json.dumps(summary, indent=2, default=str))
-    runs_for_report = {**({"sft": sft_run} if sft_run else {}), **method_runs}
-    write_report(
+    stages.report(
         manifest.claim(REPORT),
+        result,
+        {**({"sft": sft_run} if sft_run else {}), **method_runs},
         title=f"rlhfkit pipeline: {task.name} on {settings.model}",
-        summary=summary["policies"],
-        runs=runs_for_report,
-        samples=result.samples,
+        gold_judge=task.gold_judge,
         extra={"reward_model": summary["reward_model"], "seconds": summary["seconds"]},
-        win_rates=win_rate_table(result.samples, n_bootstrap=settings.evaluation.n_bootstrap, seed=settings.seed)
-        if task.gold_judge is not None
-        else None,
-        **_overoptimization_view(method_runs.get("ppo"), summary["policies"].get("sft"), task.gold_judge),
     )
     if echo:
         print_summary(summary)
@@ -541,40 +531,6 @@ def _not_measured(task) -> list[str]:
         "the reward model's accuracy against gold preferences",
         "over-optimisation (proxy against gold)",
     ]
-
-
-def _overoptimization_view(ppo_run, sft_row: dict | None, gold_judge) -> dict:
-    """The report's over-optimisation section, from data the pipeline already has: the samples PPO logged while
-    training (proxy score and k1 KL per sample; the gold judge scores them here) in bins of steps, measured from
-    SFT's evaluation row (d = 0). Empty when there is no PPO run or too little to fit."""
-    if (
-        ppo_run is None
-        or ppo_run.samples.empty
-        or sft_row is None
-        or gold_judge is None
-        or sft_row.get("proxy_reward_mean") is None
-    ):
-        return {}
-    points = rl_overoptimization_points(
-        ppo_run.samples, gold_judge=gold_judge, baseline=(sft_row["proxy_reward_mean"], sft_row["gold_reward_mean"])
-    )
-    if (points.d > 0).sum() < 2:
-        return {}
-    figure = "Over-optimisation: PPO's proxy and gold reward against sqrt(KL)"
-    table = "Over-optimisation fit (Gao et al. 2022), PPO"
-    return {
-        "figures": {figure: overoptimization_figure(rl=points)},
-        "tables": {table: overoptimization_fits(points, "rl")},
-        "notes": {
-            figure: "Points: PPO's logged training samples (train prompts) in bins of consecutive steps; "
-            "proxy = the reward model's score PPO optimised, gold = the task's gold judge, KL = k1 "
-            "sequence KL to SFT of each sample. d = 0 is SFT's evaluation row (held-out prompts). "
-            "Dashed: R(d) = d (a - b log d) fitted by least squares to each reward minus its value "
-            "at d = 0. Few samples per bin: read the trend, not single points.",
-            table: "a: initial slope per unit of sqrt(KL); b > 0 means the reward bends down as KL grows; "
-            "start: the reward at d = 0.",
-        },
-    }
 
 
 def print_summary(summary: dict) -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "dpo",
     "online",
     "evaluate",
+    "report",
 ]
 
 
@@ -482,3 +483,73 @@ def evaluate(
         settings=settings,
         progress=progress,
     )
+
+
+# --- report -----------------------------------------------------------------------------------------------------
+
+
+def report(
+    path: str | os.PathLike,
+    evaluation,
+    runs: Mapping[str, RunData],
+    *,
+    title: str,
+    gold_judge: Callable | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """report.html at `path` (self-contained, model text escaped; `rlhfkit.compare.write_report`): the summary table
+    with verdicts, gold win rates between every pair of policies, training curves of `runs`, gold reward against KL,
+    PPO's over-optimisation curves (when `runs` has "ppo" and there is a gold judge) and samples side by side."""
+    from rlhfkit.compare import win_rate_table, write_report
+
+    rows = evaluation.to_dict()
+    reference = rows.get(evaluation.reference_name)
+    settings = evaluation.settings
+    return write_report(
+        path,
+        title=title,
+        summary=rows,
+        runs=dict(runs),
+        samples=evaluation.samples,
+        extra=dict(extra) if extra else None,
+        win_rates=win_rate_table(evaluation.samples, n_bootstrap=settings.n_bootstrap, seed=settings.seed)
+        if gold_judge is not None
+        else None,
+        **_overoptimization_view(runs.get("ppo"), reference, gold_judge),
+    )
+
+
+def _overoptimization_view(ppo_run, sft_row: dict | None, gold_judge) -> dict:
+    """The report's over-optimisation section, from data the pipeline already has: the samples PPO logged while
+    training (proxy score and k1 KL per sample; the gold judge scores them here) in bins of steps, measured from
+    SFT's evaluation row (d = 0). Empty when there is no PPO run or too little to fit."""
+    from rlhfkit import compare as _compare
+
+    if (
+        ppo_run is None
+        or ppo_run.samples.empty
+        or sft_row is None
+        or gold_judge is None
+        or sft_row.get("proxy_reward_mean") is None
+    ):
+        return {}
+    points = _compare.rl_overoptimization_points(
+        ppo_run.samples, gold_judge=gold_judge, baseline=(sft_row["proxy_reward_mean"], sft_row["gold_reward_mean"])
+    )
+    if (points.d > 0).sum() < 2:
+        return {}
+    figure = "Over-optimisation: PPO's proxy and gold reward against sqrt(KL)"
+    table = "Over-optimisation fit (Gao et al. 2022), PPO"
+    return {
+        "figures": {figure: _compare.overoptimization_figure(rl=points)},
+        "tables": {table: _compare.overoptimization_fits(points, "rl")},
+        "notes": {
+            figure: "Points: PPO's logged training samples (train prompts) in bins of consecutive steps; "
+            "proxy = the reward model's score PPO optimised, gold = the task's gold judge, KL = k1 "
+            "sequence KL to SFT of each sample. d = 0 is SFT's evaluation row (held-out prompts). "
+            "Dashed: R(d) = d (a - b log d) fitted by least squares to each reward minus its value "
+            "at d = 0. Few samples per bin: read the trend, not single points.",
+            table: "a: initial slope per unit of sqrt(KL); b > 0 means the reward bends down as KL grows; "
+            "start: the reward at d = 0.",
+        },
+    }
