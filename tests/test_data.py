@@ -466,7 +466,7 @@ def test_missing_local_file_is_not_sent_to_the_hub(tmp_path):
 
 
 def test_builtin_registry_is_lazy(monkeypatch):
-    monkeypatch.setitem(data._BUILTIN_TASKS, "fake", "rlhfkit.nonexistent_module:task")
+    monkeypatch.setitem(data.tasks._BUILTIN_TASKS, "fake", "rlhfkit.nonexistent_module:task")
     with pytest.raises(ImportError, match="fake"):
         load_task("fake")
 

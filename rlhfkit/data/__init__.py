@@ -1,0 +1,36 @@
+"""Data for RLHF: tasks, prompt sets, demonstrations and preference pairs.
+
+This package sits on the lowest floor of rlhfkit: it imports only the standard library (pandas, pyarrow and
+``datasets`` load when first used), never other rlhfkit modules. One concept per module:
+
+- `rlhfkit.data.errors`       ``DataValidationError`` (every problem names source, row and field), ``SkippedRow``,
+                              and the value checks (text, messages, margin, missing values) the loaders share.
+- `rlhfkit.data.tables`       ``read_records`` / ``write_jsonl``: local JSONL, JSON, CSV, Parquet, plus in-memory
+                              lists, DataFrames, ``datasets.Dataset``, dataset folders and hub ids, read into rows.
+- `rlhfkit.data.preferences`  ``load_preferences`` -> ``PreferenceData`` in TRL's preference format, with the
+                              importers for HH-RLHF transcripts, message-list pairs and UltraFeedback's layout.
+- `rlhfkit.data.rankings`     ``ranking_to_pairs`` / ``rankings_to_preferences`` (InstructGPT style).
+- `rlhfkit.data.tasks`        ``Task`` (prompts, demonstrations, gold judge) and ``load_task``.
+
+Every public name is importable from here, e.g. ``from rlhfkit.data import load_preferences, Task``.
+"""
+
+from rlhfkit.data.errors import DataValidationError, SkippedRow
+from rlhfkit.data.preferences import PreferenceData, load_preferences
+from rlhfkit.data.rankings import RankingPairs, ranking_to_pairs, rankings_to_preferences
+from rlhfkit.data.tables import read_records, write_jsonl
+from rlhfkit.data.tasks import Task, load_task
+
+__all__ = [
+    "DataValidationError",
+    "SkippedRow",
+    "PreferenceData",
+    "load_preferences",
+    "RankingPairs",
+    "ranking_to_pairs",
+    "rankings_to_preferences",
+    "Task",
+    "load_task",
+    "read_records",
+    "write_jsonl",
+]
