@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from rlhfkit.data import load_task
 from rlhfkit.models import load_policy, load_tokenizer
 from rlhfkit.sampling import SamplingConfig, sample_candidates
+from rlhfkit.tasks import load_task
 
 
 def main() -> None:

@@ -1,11 +1,14 @@
 """Tasks: what a policy is trained to do. `Task` holds train and eval prompts (never overlapping), demonstrations
-for SFT and optionally a gold judge; `Task.from_files` and `Task.from_hub` build one from data, `load_task` by name,
-path or hub id.
+for SFT and optionally a gold judge. `Task.from_files` and `Task.from_hub` build one from data, and
+`task_from_source` picks between them for a path or a hub id.
+
+Loading a task by name (``load_task("reviews")``) is the job of the task registry, `rlhfkit.tasks`, which sits
+above the modules that define tasks; this module knows no task names.
 """
 
 from __future__ import annotations
 
-import importlib
+import os
 import random
 import warnings
 from dataclasses import dataclass
@@ -18,13 +21,7 @@ from rlhfkit.data.tables import _finish_table, _load_dataset, _looks_like_file, 
 if TYPE_CHECKING:  # pragma: no cover - typing only; datasets is imported lazily
     import datasets
 
-__all__ = ["Task", "load_task"]
-
-# Builtin task names -> "module:attribute". Resolved at call time so this module never
-# imports the rest of rlhfkit. The attribute may be a Task or a callable returning one.
-_BUILTIN_TASKS: dict[str, str] = {
-    "reviews": "rlhfkit.tiny.task:reviews_task",
-}
+__all__ = ["Task", "task_from_source"]
 
 
 @dataclass
@@ -39,6 +36,11 @@ class Task:
     description: str = ""
 
     def __post_init__(self) -> None:
+        if self.gold_judge is not None and not callable(self.gold_judge):
+            raise TypeError(
+                f"Task {self.name!r}: gold_judge is {type(self.gold_judge).__name__} (expected a Judge or a callable "
+                "(prompts, responses) -> list[float])"
+            )
         self.train_prompts = list(self.train_prompts)
         self.eval_prompts = list(self.eval_prompts)
         self.demonstrations = [dict(d) if isinstance(d, dict) else d for d in self.demonstrations]
@@ -228,53 +230,30 @@ def _split_prompts(prompts: list[str], eval_fraction: float, seed: int) -> tuple
     return train, held_out
 
 
-def load_task(name_or_path: str | Path, **kwargs: Any) -> Task:
-    """Load a task by builtin name, local file path, or hub dataset id.
+def task_from_source(source: Task | str | os.PathLike, **kwargs: Any) -> Task:
+    """A task from data: everything `rlhfkit.tasks.load_task` accepts except a registered task name.
 
-    * a name in ``_BUILTIN_TASKS`` imports its ``"module:attribute"`` (a Task, or a
-      callable called with ``kwargs`` that returns one);
+    * a `Task` is returned unchanged (it takes no options);
     * a local folder (a ``save_to_disk`` folder or a folder of data files, as ``str`` or
       ``Path`` alike) goes to ``Task.from_hub(name=<folder name>, dataset_id=path, **kwargs)``;
     * an existing file (or a name ending in ``.jsonl``/``.json``/``.csv``/``.parquet``)
       goes to ``Task.from_files(name=<file stem>, prompts=path, **kwargs)``;
     * anything else to ``Task.from_hub(name=id, dataset_id=id, **kwargs)``.
     """
-    key = str(name_or_path)
-    if key in _BUILTIN_TASKS:
-        return _load_builtin(key, kwargs)
+    if isinstance(source, Task):
+        if kwargs:
+            raise TypeError(
+                f"load_task got a Task object ({source.name!r}), which takes no options (got {sorted(kwargs)})"
+            )
+        return source
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(
+            f"cannot load a task from {type(source).__name__} (expected a Task, a task name, a file or folder path, "
+            "or a hub dataset id)"
+        )
+    key = str(source)
     if Path(key).is_dir():
         return Task.from_hub(Path(key).name, key, **kwargs)
-    if isinstance(name_or_path, Path) or _looks_like_file(key):
+    if isinstance(source, os.PathLike) or _looks_like_file(key):
         return Task.from_files(Path(key).stem, key, **kwargs)
-    try:
-        return Task.from_hub(key, key, **kwargs)
-    except DataValidationError as err:
-        if err.reason != "could not load dataset id":
-            raise
-        known = ", ".join(sorted(_BUILTIN_TASKS)) or "none"
-        raise DataValidationError(
-            key,
-            None,
-            None,
-            "unknown task",
-            detail=f"not a builtin task (known: {known}), not a local file, and the hub "
-            f"dataset could not be loaded ({err.detail})",
-            expected=err.expected,
-        ) from err
-
-
-def _load_builtin(name: str, kwargs: dict) -> Task:
-    target = _BUILTIN_TASKS[name]
-    module_name, _, attr = target.partition(":")
-    try:
-        obj = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ImportError(f"builtin task {name!r} points to {target!r}, which could not be imported: {exc}") from exc
-    if isinstance(obj, Task):
-        if kwargs:
-            raise TypeError(f"builtin task {name!r} is a fixed Task and takes no options (got {sorted(kwargs)})")
-        return obj
-    task = obj(**kwargs)
-    if not isinstance(task, Task):
-        raise TypeError(f"builtin task {name!r} ({target}) returned {type(task).__name__}, not a Task")
-    return task
+    return Task.from_hub(key, key, **kwargs)
