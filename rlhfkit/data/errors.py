@@ -113,11 +113,12 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _check_text(record: dict, name: str) -> str:
-    """Return record[name] if it is a non-empty string, else raise _RowProblem."""
+def _check_text(record: dict, name: str, *, what: str = "record") -> str:
+    """Return record[name] if it is a non-empty string, else raise _RowProblem. ``what`` names a record in the
+    message ("this record has no 'prompt' key"; the label store says "row")."""
     if name not in record:
         raise _RowProblem(
-            name, "missing column", detail=f"this record has no {name!r} key", expected="a non-empty string"
+            name, "missing column", detail=f"this {what} has no {name!r} key", expected="a non-empty string"
         )
     return _text_value(record[name], name)
 
