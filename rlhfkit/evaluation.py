@@ -47,7 +47,7 @@ from rlhfkit.metrics.core import (
     win_rate,
 )
 from rlhfkit.models import load_reference, load_tokenizer
-from rlhfkit.sampling import SamplingConfig, render_prompts, sample_candidates
+from rlhfkit.sampling import SamplingSettings, render_prompts, sample_candidates
 from rlhfkit.threads import cpu_threads
 
 __all__ = [
@@ -449,7 +449,7 @@ class _Evaluator:
 
     def sample_and_score(self, name: str, model):
         s = self.settings
-        config = SamplingConfig(
+        config = SamplingSettings(
             k=s.samples_per_prompt,
             do_sample=True,
             temperature=s.temperature,

@@ -43,7 +43,7 @@ from rlhfkit.judges import SimulatedAnnotator
 from rlhfkit.models import load_policy, load_tokenizer, resolve_model
 from rlhfkit.runs import Manifest, check_ours_to_write, jsonable, read_manifest, remove_written
 from rlhfkit.runs import load as load_run
-from rlhfkit.sampling import SamplingConfig, candidate_pairs, sample_candidates
+from rlhfkit.sampling import SamplingSettings, candidate_pairs, sample_candidates
 from rlhfkit.threads import cpu_threads
 from rlhfkit.train.dpo import DPOSettings, train_dpo
 from rlhfkit.train.online import OnlineSettings, train_online
@@ -321,7 +321,7 @@ def _run_stages(settings: PipelineSettings, *, echo: bool, callbacks: dict[str, 
     # 3. Candidates from the SFT model, labelled by a noisy simulated annotator into preference pairs.
     def label() -> tuple[pd.DataFrame, pd.DataFrame]:
         policy = load_policy(sft_path)
-        sampling = SamplingConfig(k=settings.k, temperature=settings.candidate_temperature, seed=settings.seed)
+        sampling = SamplingSettings(k=settings.k, temperature=settings.candidate_temperature, seed=settings.seed)
         train_table = sample_candidates(
             policy, tokenizer, task.train_prompts[: settings.n_label_prompts], sampling, progress=echo
         )

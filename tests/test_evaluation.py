@@ -29,7 +29,7 @@ from rlhfkit.evaluation import (
 from rlhfkit.judges import FunctionJudge
 from rlhfkit.metrics import METRIC_NAMES, metric_path
 from rlhfkit.metrics.core import K1_ESTIMATOR, distinct_n
-from rlhfkit.sampling import SamplingConfig, render_prompts, sample_candidates
+from rlhfkit.sampling import SamplingSettings, render_prompts, sample_candidates
 from rlhfkit.tiny import reviews_task
 
 REQUIRED_KEYS = {
@@ -201,7 +201,7 @@ def test_sequence_kl_estimators():
 def test_response_logprobs_equal_a_direct_forward_pass(tiny_model, tiny_tokenizer):
     prompts = reviews_task().eval_prompts[:3]
     table = sample_candidates(
-        tiny_model, tiny_tokenizer, prompts, SamplingConfig(k=2, seed=5, max_new_tokens=24), progress=False
+        tiny_model, tiny_tokenizer, prompts, SamplingSettings(k=2, seed=5, max_new_tokens=24), progress=False
     )
     eos = (table.finish_reason == "eos").tolist()
     row_prompts = [prompts[i] for i in table.prompt_index]
@@ -400,7 +400,7 @@ def test_rewards_lengths_and_eos_rate_match_the_sampled_table(evaluated, sharp_m
         assert rows.loc[name, "distinct_1"] == distinct(frame.response.tolist())["distinct_1"]
     # Sampling the sharp policy again with the recorded seed reproduces its table exactly.
     sharp = samples[samples.policy == "sharp"]
-    config = SamplingConfig(
+    config = SamplingSettings(
         k=1, seed=int(sharp.seed.iloc[0]), max_new_tokens=SETTINGS.max_new_tokens, batch_size=SETTINGS.batch_size
     )
     table = sample_candidates(sharp_model, tiny_tokenizer, length_task.eval_prompts[:24], config, progress=False)
