@@ -34,13 +34,14 @@ import pandas as pd
 import torch
 
 from rlhfkit.judges import FunctionJudge, Judge
-from rlhfkit.metrics import METRIC_NAMES, metric_path
+from rlhfkit._renamed import renamed
+from rlhfkit.metrics import METRIC_MODULES, metric_path
 from rlhfkit.metrics.core import (
     K1_ESTIMATOR,
     K3_ESTIMATOR,
     bootstrap_ci,
     distinct,
-    pairwise_accuracy,
+    pairwise_accuracy_stats,
     pairwise_outcomes,
     per_sample_kl,
     sequence_kl,
@@ -58,14 +59,14 @@ __all__ = [
     "load_metric",
     "bootstrap_ci",
     "win_rate",
-    "pairwise_accuracy",
+    "pairwise_accuracy_stats",
     "distinct",
     "sequence_kl",
     "per_sample_kl",
     "K1_ESTIMATOR",
     "K3_ESTIMATOR",
     "SUMMARY_KEYS",
-    "METRIC_NAMES",
+    "METRIC_MODULES",
 ]
 
 # Keys of EvaluationResult.to_dict()[policy]; the comparison views and reports rely on them.
@@ -586,3 +587,6 @@ class _Evaluator:
             "n_samples": int(len(frame)),
             "n_prompts": int(frame["prompt_index"].nunique()),
         }
+
+
+__getattr__ = renamed(__name__, {"pairwise_accuracy": "pairwise_accuracy_stats", "METRIC_NAMES": "METRIC_MODULES"})

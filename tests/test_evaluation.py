@@ -20,14 +20,14 @@ from rlhfkit.evaluation import (
     distinct,
     evaluate_policies,
     load_metric,
-    pairwise_accuracy,
+    pairwise_accuracy_stats,
     per_sample_kl,
     response_logprobs,
     sequence_kl,
     win_rate,
 )
 from rlhfkit.judges import FunctionJudge
-from rlhfkit.metrics import METRIC_NAMES, metric_path
+from rlhfkit.metrics import METRIC_MODULES, metric_path
 from rlhfkit.metrics.core import K1_ESTIMATOR, distinct_n
 from rlhfkit.sampling import SamplingSettings, render_prompts, sample_candidates
 from rlhfkit.tiny import reviews_task
@@ -156,12 +156,25 @@ def test_win_rate_matches_a_hand_calculation():
         win_rate([1, 2], [1, 2, 3])
 
 
-def test_pairwise_accuracy_counts_ties_as_half():
-    result = pairwise_accuracy([1.0, 0.2, 0.5, 3.0], [0.0, 0.4, 0.5, 1.0])
+def test_pairwise_accuracy_stats_counts_ties_as_half():
+    result = pairwise_accuracy_stats([1.0, 0.2, 0.5, 3.0], [0.0, 0.4, 0.5, 1.0])
     assert result["accuracy"] == pytest.approx((1 + 0 + 0.5 + 1) / 4)
     assert result["mean_margin"] == pytest.approx((1.0 - 0.2 + 0.0 + 2.0) / 4)
     assert result["ties"] == 1 and result["n"] == 4
-    assert pairwise_accuracy([0.0] * 5, [0.0] * 5)["accuracy"] == 0.5  # a constant scorer knows nothing
+    assert pairwise_accuracy_stats([0.0] * 5, [0.0] * 5)["accuracy"] == 0.5  # a constant scorer knows nothing
+
+
+def test_old_metric_names_still_work_and_warn():
+    import rlhfkit.evaluation
+    import rlhfkit.metrics
+    import rlhfkit.metrics.core
+
+    for module in (rlhfkit.evaluation, rlhfkit.metrics.core):
+        with pytest.warns(DeprecationWarning, match="pairwise_accuracy was renamed .*pairwise_accuracy_stats"):
+            assert module.pairwise_accuracy is pairwise_accuracy_stats
+    for module in (rlhfkit.evaluation, rlhfkit.metrics):
+        with pytest.warns(DeprecationWarning, match="METRIC_NAMES was renamed .*METRIC_MODULES"):
+            assert module.METRIC_NAMES is METRIC_MODULES
 
 
 def test_distinct_n_on_hand_made_strings():
@@ -246,7 +259,7 @@ def test_metric_modules_load_offline_from_the_package_and_agree_with_the_functio
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    modules = {name: load_metric(name) for name in METRIC_NAMES}
+    modules = {name: load_metric(name) for name in METRIC_MODULES}
     for name, module in modules.items():
         assert isinstance(module, evaluate.Metric) and module.name == name
         assert module.description and module.inputs_description
@@ -262,9 +275,9 @@ def test_metric_modules_load_offline_from_the_package_and_agree_with_the_functio
     assert modules["distinct_n"].compute(predictions=texts) == distinct(texts)
     assert by_file.compute(predictions=texts, orders=[1, 3]) == distinct(texts, [1, 3])
     chosen, rejected = [1.0, 0.2, 0.5, 2.0], [0.0, 0.4, 0.5, 1.0]
-    assert modules["pairwise_accuracy"].compute(chosen_scores=chosen, rejected_scores=rejected) == pairwise_accuracy(
-        chosen, rejected
-    )
+    assert modules["pairwise_accuracy"].compute(
+        chosen_scores=chosen, rejected_scores=rejected
+    ) == pairwise_accuracy_stats(chosen, rejected)
     pol_tokens, ref_tokens = [[-1.0, -2.0, -0.5], [-0.2]], [[-1.5, -2.0, -0.1], [-0.9]]
     per_token = modules["sequence_kl"].compute(policy_logprobs=pol_tokens, ref_logprobs=ref_tokens)
     assert per_token == pytest.approx(sequence_kl(pol_tokens, ref_tokens))
