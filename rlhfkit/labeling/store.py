@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from rlhfkit.data.errors import DataValidationError, _check_text, _is_missing, _RowProblem, _text_value
+from rlhfkit.data.rankings import ranking_to_pairs
 
 __all__ = ["LabelStore", "LabelStoreError", "SchemaVersionError", "CHOICES", "KINDS", "STATUSES"]
 
@@ -749,8 +750,6 @@ class LabelStore:
         Counts: {"pairs" (rows), "judgments", "pair_judgments", "rankings", "ties", "both_bad", "skipped",
         "annotators"}.
         """
-        from rlhfkit.data import ranking_to_pairs
-
         kinds = tuple(kinds)
         for k in kinds:
             if _check_kind(k) == "demonstration":
