@@ -541,7 +541,7 @@ class LabelStore:
         now = time.time()
         with self._write(f"recording judgments in {self.path}") as conn:
             for j in judgments:
-                unknown = set(j) - _RECORD_FIELDS
+                unknown = set(j).difference(_RECORD_FIELDS)
                 if unknown:
                     raise TypeError(
                         f"record: unknown fields {sorted(unknown)}; expected some of {sorted(_RECORD_FIELDS)}"
@@ -894,7 +894,8 @@ class LabelStore:
         return f"LabelStore({str(self.path)!r})"
 
 
-_RECORD_FIELDS = {
+# The fields of one judgment that record() takes (and record_many's rows), in the judgments table's column order.
+_RECORD_FIELDS = (
     "item_id",
     "annotator",
     "choice",
@@ -904,25 +905,8 @@ _RECORD_FIELDS = {
     "display_order",
     "seconds",
     "event_id",
-}
-_JUDGMENT_COLUMNS = (
-    "id",
-    "item_id",
-    "annotator",
-    "choice",
-    "ranking",
-    "text",
-    "rationale",
-    "display_order",
-    "seconds",
-    "event_id",
-    "status",
-    "supersedes",
-    "created",
-    "changed",
-    "kind",
-    "prompt",
 )
+_JUDGMENT_COLUMNS = ("id", *_RECORD_FIELDS, "status", "supersedes", "created", "changed", "kind", "prompt")
 _PREFERENCE_COLUMNS = (
     "prompt",
     "chosen",
