@@ -155,7 +155,7 @@ def build_reward_model(args, policy_path: str, task) -> tuple[Path, dict]:
 
     from rlhfkit.judges import VaderJudge
     from rlhfkit.models import load_policy, load_reward_model, load_tokenizer
-    from rlhfkit.sampling import SamplingConfig, sample_candidates
+    from rlhfkit.sampling import SamplingSettings, sample_candidates
 
     # The model folder's name is its build recipe's hash: the same model wherever the cache lives.
     recipe = {
@@ -182,7 +182,7 @@ def build_reward_model(args, policy_path: str, task) -> tuple[Path, dict]:
         policy,
         tokenizer,
         task.train_prompts[: args.reward_prompts],
-        SamplingConfig(k=4, max_new_tokens=args.response_length, seed=args.seed, batch_size=64),
+        SamplingSettings(k=4, max_new_tokens=args.response_length, seed=args.seed, batch_size=64),
         progress=False,
     )
     demos = task.demonstrations[: recipe["demonstrations"]]

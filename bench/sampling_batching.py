@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from rlhfkit.data import load_task
 from rlhfkit.models import load_policy, load_tokenizer
-from rlhfkit.sampling import SamplingConfig, sample_candidates
+from rlhfkit.sampling import SamplingSettings, sample_candidates
+from rlhfkit.tasks import load_task
 
 
 def main() -> None:
@@ -33,10 +33,10 @@ def main() -> None:
     arms = {"batched": args.batch_size, "one_at_a_time": 1}
     seconds = {name: [] for name in arms}
     tokens = {}
-    sample_candidates(model, tokenizer, prompts[:2], SamplingConfig(k=args.k, seed=0), progress=False)  # warm-up
+    sample_candidates(model, tokenizer, prompts[:2], SamplingSettings(k=args.k, seed=0), progress=False)  # warm-up
     for _ in range(args.repeats):
         for name, batch_size in arms.items():  # interleaved, so machine noise hits both arms alike
-            config = SamplingConfig(k=args.k, max_new_tokens=args.max_new_tokens, batch_size=batch_size, seed=0)
+            config = SamplingSettings(k=args.k, max_new_tokens=args.max_new_tokens, batch_size=batch_size, seed=0)
             start = time.perf_counter()
             table = sample_candidates(model, tokenizer, prompts, config, progress=False)
             seconds[name].append(time.perf_counter() - start)

@@ -91,7 +91,7 @@ from rlhfkit.compare import gold_vs_kl_figure, summary_table, training_curves_fi
 from rlhfkit.models import LoraSettings, load_policy, load_tokenizer
 from rlhfkit.notebook import setup
 from rlhfkit.pipeline import PipelineSettings, reload_runs, run_pipeline
-from rlhfkit.sampling import SamplingConfig, sample_candidates
+from rlhfkit.sampling import SamplingSettings, sample_candidates
 
 # Relative paths are taken from the project folder (the parent of notebooks/), so every notebook finds the others'
 # runs wherever Jupyter was started. `setup` also picks the device and loads the task.
@@ -213,7 +213,7 @@ gold_vs_kl_figure(summary["policies"]).show()
 # %%
 show_prompts = task.eval_prompts[:N_SHOW]
 tokenizer = load_tokenizer(runs["sft"].model_path)
-greedy = SamplingConfig(k=1, do_sample=False, max_new_tokens=64, seed=SEED)
+greedy = SamplingSettings(k=1, do_sample=False, max_new_tokens=64, seed=SEED)
 side = pd.DataFrame({"prompt": show_prompts})
 for name in ["sft", *[m for m in METHODS if m in runs]]:
     model = load_policy(runs[name].model_path, device=DEVICE)

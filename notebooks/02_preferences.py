@@ -96,7 +96,7 @@ from rlhfkit.labeling import (
 from rlhfkit.live import has_frontend
 from rlhfkit.models import load_policy, load_tokenizer
 from rlhfkit.notebook import setup, sft_run_or_train
-from rlhfkit.sampling import SamplingConfig, candidate_pairs, sample_candidates
+from rlhfkit.sampling import SamplingSettings, candidate_pairs, sample_candidates
 from rlhfkit.train.sft import SFTSettings
 
 notebook_started = time.perf_counter()
@@ -140,13 +140,17 @@ policy, tokenizer = load_policy(sft_path, device=DEVICE), load_tokenizer(sft_pat
 # %%
 prompt = task.train_prompts[0]
 greedy = sample_candidates(
-    policy, tokenizer, [prompt] * 3, SamplingConfig(k=1, do_sample=False, max_new_tokens=MAX_NEW_TOKENS), progress=False
+    policy,
+    tokenizer,
+    [prompt] * 3,
+    SamplingSettings(k=1, do_sample=False, max_new_tokens=MAX_NEW_TOKENS),
+    progress=False,
 )
 sampled = sample_candidates(
     policy,
     tokenizer,
     [prompt],
-    SamplingConfig(k=K, temperature=TEMPERATURE, max_new_tokens=MAX_NEW_TOKENS, seed=SEED),
+    SamplingSettings(k=K, temperature=TEMPERATURE, max_new_tokens=MAX_NEW_TOKENS, seed=SEED),
     progress=False,
 )
 demo = pd.concat([greedy.assign(decoding="greedy"), sampled.assign(decoding=f"sampled, T={TEMPERATURE:g}")])
@@ -203,7 +207,7 @@ rows = [
             policy,
             tokenizer,
             diversity_prompts,
-            SamplingConfig(k=1, do_sample=False, max_new_tokens=MAX_NEW_TOKENS),
+            SamplingSettings(k=1, do_sample=False, max_new_tokens=MAX_NEW_TOKENS),
             progress=False,
         ),
     )
@@ -213,7 +217,7 @@ for temperature in TEMPERATURES:
         policy,
         tokenizer,
         diversity_prompts,
-        SamplingConfig(k=DIVERSITY_K, temperature=temperature, max_new_tokens=MAX_NEW_TOKENS, seed=SEED),
+        SamplingSettings(k=DIVERSITY_K, temperature=temperature, max_new_tokens=MAX_NEW_TOKENS, seed=SEED),
         progress=False,
     )
     rows.append(diversity_row("sampled", temperature, table))
@@ -303,7 +307,7 @@ table = sample_candidates(
     policy,
     tokenizer,
     task.train_prompts[:N_PROMPTS],
-    SamplingConfig(k=K, temperature=TEMPERATURE, max_new_tokens=MAX_NEW_TOKENS, seed=SEED),
+    SamplingSettings(k=K, temperature=TEMPERATURE, max_new_tokens=MAX_NEW_TOKENS, seed=SEED),
     progress=False,
 )
 sample_seconds = time.perf_counter() - started

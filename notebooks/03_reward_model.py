@@ -81,7 +81,7 @@ from plotly.subplots import make_subplots
 from rlhfkit.judges import SimulatedAnnotator
 from rlhfkit.models import LoraSettings, load_policy, load_tokenizer
 from rlhfkit.notebook import project_path, setup, sft_run_or_train
-from rlhfkit.sampling import SamplingConfig, candidate_pairs, sample_candidates
+from rlhfkit.sampling import SamplingSettings, candidate_pairs, sample_candidates
 from rlhfkit.train.reward import RewardModelJudge, RewardSettings, pairwise_accuracy, train_reward_model
 from rlhfkit.train.sft import SFTSettings
 
@@ -153,7 +153,7 @@ def sample_pairs(prompts, seed):
         policy,
         tokenizer,
         prompts,
-        SamplingConfig(k=K, temperature=1.0, max_new_tokens=MAX_NEW_TOKENS, seed=seed),
+        SamplingSettings(k=K, temperature=1.0, max_new_tokens=MAX_NEW_TOKENS, seed=seed),
         progress=False,
     )
     table = table[table.response.str.strip() != ""]

@@ -98,7 +98,7 @@ from rlhfkit.live import Dashboard, from_run
 from rlhfkit.models import LoraSettings, load_policy, load_tokenizer
 from rlhfkit.notebook import finished_run, project_path, setup, sft_run_or_train
 from rlhfkit.runs import load as load_run
-from rlhfkit.sampling import SamplingConfig, candidate_pairs, sample_candidates
+from rlhfkit.sampling import SamplingSettings, candidate_pairs, sample_candidates
 from rlhfkit.train.ppo import PPOSettings, kl_penalty, policy_loss, train_ppo
 from rlhfkit.train.reward import RewardModelJudge, RewardSettings, train_reward_model
 from rlhfkit.train.sft import SFTSettings
@@ -140,7 +140,7 @@ else:
         source = f"notebook 02's preferences ({prefs_path})"
     else:
         table = sample_candidates(
-            policy, tokenizer, task.train_prompts[:N_LABEL_PROMPTS], SamplingConfig(k=4, seed=SEED), progress=False
+            policy, tokenizer, task.train_prompts[:N_LABEL_PROMPTS], SamplingSettings(k=4, seed=SEED), progress=False
         )
         pairs = candidate_pairs(table[table.response.str.strip() != ""], seed=SEED)
         with warnings.catch_warnings():
@@ -415,7 +415,7 @@ check = sample_candidates(
     policy,
     tokenizer,
     task.eval_prompts[:N_CHECK_PROMPTS],
-    SamplingConfig(k=4, max_new_tokens=MAX_NEW_TOKENS, seed=SEED + 1),
+    SamplingSettings(k=4, max_new_tokens=MAX_NEW_TOKENS, seed=SEED + 1),
     progress=False,
 )
 check = check[check.response.str.strip() != ""].reset_index(drop=True)

@@ -80,7 +80,7 @@ from rlhfkit.judges import SimulatedAnnotator
 from rlhfkit.live import Dashboard, from_run
 from rlhfkit.models import LoraSettings, load_policy, load_reference, load_tokenizer
 from rlhfkit.notebook import project_path, setup, sft_run_or_train
-from rlhfkit.sampling import SamplingConfig, candidate_pairs, sample_candidates
+from rlhfkit.sampling import SamplingSettings, candidate_pairs, sample_candidates
 from rlhfkit.train.dpo import DPOSettings, train_dpo
 from rlhfkit.train.sft import SFTSettings
 
@@ -118,7 +118,7 @@ if prefs_path.exists():
 else:
     policy = load_policy(sft_path, device=DEVICE)
     table = sample_candidates(
-        policy, tokenizer, task.train_prompts[:N_LABEL_PROMPTS], SamplingConfig(k=4, seed=SEED), progress=False
+        policy, tokenizer, task.train_prompts[:N_LABEL_PROMPTS], SamplingSettings(k=4, seed=SEED), progress=False
     )
     pairs = candidate_pairs(table[table.response.str.strip() != ""], seed=SEED)
     with warnings.catch_warnings():

@@ -106,7 +106,7 @@ from rlhfkit.live import from_run
 from rlhfkit.models import load_policy, load_tokenizer
 from rlhfkit.notebook import finished_run, project_path, setup, sft_run_or_train
 from rlhfkit.runs import load as load_run
-from rlhfkit.sampling import SamplingConfig, candidate_pairs, sample_candidates
+from rlhfkit.sampling import SamplingSettings, candidate_pairs, sample_candidates
 from rlhfkit.train.dpo import DPOSettings, train_dpo
 from rlhfkit.train.online import OnlineSettings, train_online
 from rlhfkit.train.ppo import PPOSettings, train_ppo
@@ -150,7 +150,7 @@ def get_preferences():
         return load_preferences(prefs_path).dataset.select_columns(["prompt", "chosen", "rejected"]).to_list()
     policy = load_policy(sft_path, device=DEVICE)
     table = sample_candidates(
-        policy, tokenizer, task.train_prompts[:N_LABEL_PROMPTS], SamplingConfig(k=4, seed=SEED), progress=False
+        policy, tokenizer, task.train_prompts[:N_LABEL_PROMPTS], SamplingSettings(k=4, seed=SEED), progress=False
     )
     pairs = candidate_pairs(table[table.response.str.strip() != ""], seed=SEED)
     with warnings.catch_warnings():
@@ -317,7 +317,7 @@ bon_table = sample_candidates(
     policy,
     tokenizer,
     task.eval_prompts[:BON_PROMPTS],
-    SamplingConfig(k=BON_K, max_new_tokens=MAX_NEW_TOKENS, seed=SEED + 7),
+    SamplingSettings(k=BON_K, max_new_tokens=MAX_NEW_TOKENS, seed=SEED + 7),
     progress=False,
 )
 bon_table["proxy"] = reward_model(bon_table.prompt.tolist(), bon_table.response.tolist())

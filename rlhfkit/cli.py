@@ -33,7 +33,7 @@ def _sample(args: argparse.Namespace) -> int:
 
     from rlhfkit.data import load_task
     from rlhfkit.models import load_policy, load_tokenizer
-    from rlhfkit.sampling import SamplingConfig, sample_candidates
+    from rlhfkit.sampling import SamplingSettings, sample_candidates
 
     if args.out and Path(args.out).suffix not in (".jsonl", ".csv", ".parquet"):
         raise ValueError(f"--out {args.out}: expected a file ending in .jsonl, .csv or .parquet")
@@ -42,7 +42,7 @@ def _sample(args: argparse.Namespace) -> int:
     else:
         task = load_task(args.task)
         prompts = task.eval_prompts[: args.n_prompts]
-    config = SamplingConfig(
+    config = SamplingSettings(
         k=1 if args.greedy else args.k,
         do_sample=not args.greedy,
         temperature=args.temperature,

@@ -34,13 +34,14 @@ import pandas as pd
 import torch
 
 from rlhfkit.judges import FunctionJudge, Judge
-from rlhfkit.metrics import METRIC_NAMES, metric_path
+from rlhfkit._renamed import renamed
+from rlhfkit.metrics import METRIC_MODULES, metric_path
 from rlhfkit.metrics.core import (
     K1_ESTIMATOR,
     K3_ESTIMATOR,
     bootstrap_ci,
     distinct,
-    pairwise_accuracy,
+    pairwise_accuracy_stats,
     pairwise_outcomes,
     per_sample_kl,
     sequence_kl,
@@ -48,7 +49,7 @@ from rlhfkit.metrics.core import (
 )
 from rlhfkit.models import load_reference, load_tokenizer
 from rlhfkit.results import SUMMARY_KEYS
-from rlhfkit.sampling import SamplingConfig, render_prompts, sample_candidates
+from rlhfkit.sampling import SamplingSettings, render_prompts, sample_candidates
 from rlhfkit.threads import cpu_threads
 
 __all__ = [
@@ -59,14 +60,14 @@ __all__ = [
     "load_metric",
     "bootstrap_ci",
     "win_rate",
-    "pairwise_accuracy",
+    "pairwise_accuracy_stats",
     "distinct",
     "sequence_kl",
     "per_sample_kl",
     "K1_ESTIMATOR",
     "K3_ESTIMATOR",
     "SUMMARY_KEYS",
-    "METRIC_NAMES",
+    "METRIC_MODULES",
 ]
 
 
@@ -429,7 +430,7 @@ class _Evaluator:
 
     def sample_and_score(self, name: str, model):
         s = self.settings
-        config = SamplingConfig(
+        config = SamplingSettings(
             k=s.samples_per_prompt,
             do_sample=True,
             temperature=s.temperature,
@@ -566,3 +567,6 @@ class _Evaluator:
             "n_samples": int(len(frame)),
             "n_prompts": int(frame["prompt_index"].nunique()),
         }
+
+
+__getattr__ = renamed(__name__, {"pairwise_accuracy": "pairwise_accuracy_stats", "METRIC_NAMES": "METRIC_MODULES"})

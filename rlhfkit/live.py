@@ -43,6 +43,7 @@ from typing import Any, Iterable, Sequence
 
 from transformers import TrainerCallback
 
+from rlhfkit.data.errors import _is_missing
 from rlhfkit.figures import plotly_text, step_axis, step_dtick
 from rlhfkit.runs import CONFIG, SAMPLES, load, record_written
 
@@ -898,10 +899,6 @@ def from_run(
     dash.stage = dash._runs[0].stage
     dash._closed = True
     return dash
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _run_names(paths: list[Path]) -> list[str]:

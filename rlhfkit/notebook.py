@@ -110,13 +110,13 @@ def setup(
     - `threads`: torch CPU threads for this kernel. None follows `rlhfkit.threads`' rule: `RLHFKIT_THREADS` if
       set, else 1 for the embedded default (`model == "tiny"`), whose matrices are too small to gain from a
       second thread, else torch's own default. Only a CPU device changes the setting.
-    - `task` is loaded with `rlhfkit.data.load_task`. With `need_gold` a task without a gold judge raises
+    - `task` is loaded with `rlhfkit.tasks.load_task`. With `need_gold` a task without a gold judge raises
       ValueError("task ... has no gold judge: <purpose>"): `purpose` says why the notebook needs one.
 
     Prints the task's summary and a line with the device, the torch threads and the output folder."""
     import torch
 
-    from rlhfkit.data import load_task
+    from rlhfkit.tasks import load_task
     from rlhfkit.models import pick_device
     from rlhfkit.threads import choose_threads
 

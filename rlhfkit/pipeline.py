@@ -34,13 +34,13 @@ from rlhfkit import stages
 from rlhfkit.compare import (
     summary_table,
 )
-from rlhfkit.data import Task, load_task
+from rlhfkit.data import Task
 from rlhfkit.evaluation import EvalSettings
-from rlhfkit.judges import as_judge
 from rlhfkit.models import resolve_model
 from rlhfkit.results import SCHEMA_VERSION, read_summary
 from rlhfkit.runs import Manifest, check_ours_to_write, jsonable, remove_written
 from rlhfkit.runs import load as load_run
+from rlhfkit.tasks import load_task
 from rlhfkit.threads import cpu_threads
 from rlhfkit.train.dpo import DPOSettings
 from rlhfkit.train.online import OnlineSettings
@@ -113,11 +113,8 @@ class PipelineSettings:
                 setattr(self, stage, replace(getattr(self, stage), report_to=self.report_to))
 
     def load_task(self) -> Task:
-        """The task, with `judge` as its gold judge when one is named."""
-        task = self.task if isinstance(self.task, Task) else load_task(self.task)
-        if self.judge is not None:
-            task = replace(task, gold_judge=as_judge(self.judge))
-        return task
+        """The task (`rlhfkit.tasks.load_task`), with `judge` as its gold judge when one is named."""
+        return load_task(self.task, gold_judge=self.judge)
 
     def label_settings(self) -> stages.LabelSettings:
         """The labelling stage's settings, from this class's flat fields."""

@@ -20,10 +20,11 @@ from typing import Any, Sequence
 import pandas as pd
 import torch
 
+from rlhfkit._renamed import renamed
 from rlhfkit.threads import cpu_threads
 
 __all__ = [
-    "SamplingConfig",
+    "SamplingSettings",
     "render_prompts",
     "sample_candidates",
     "candidate_pairs",
@@ -33,7 +34,7 @@ __all__ = [
 
 
 @dataclass
-class SamplingConfig:
+class SamplingSettings:
     """How candidates are drawn."""
 
     k: int = 4
@@ -150,14 +151,14 @@ def generate_neutral(model, config, **inputs):
 
 @torch.no_grad()
 def sample_candidates(
-    model, tokenizer, prompts: Sequence[Any], config: SamplingConfig | None = None, progress: bool = True
+    model, tokenizer, prompts: Sequence[Any], config: SamplingSettings | None = None, progress: bool = True
 ) -> pd.DataFrame:
     """K candidates for every prompt, one row each: prompt_index, prompt, candidate, response, response_ids (the
     sampled token ids, EOS excluded), n_tokens (excluding EOS), sum_logprob (including EOS when generated), finish_reason ("eos" or "length"), and the
     decoding settings."""
     from tqdm.auto import tqdm
 
-    config = config or SamplingConfig()
+    config = config or SamplingSettings()
     if not prompts:
         raise ValueError("sample_candidates needs at least one prompt")
     texts = render_prompts(tokenizer, prompts, config.chat)
@@ -273,3 +274,6 @@ def candidate_pairs(table: pd.DataFrame, max_pairs_per_prompt: int | None = None
         prompt = group.prompt.iloc[0]
         pairs.extend({"prompt": prompt, "response_a": a, "response_b": b} for a, b in combos)
     return pairs
+
+
+__getattr__ = renamed(__name__, {"SamplingConfig": "SamplingSettings"})  # the old name, for one release

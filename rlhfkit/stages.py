@@ -404,7 +404,7 @@ def label_preferences(
     records the two files; else `out` gets its own."""
     from rlhfkit.data import load_preferences
     from rlhfkit.judges import SimulatedAnnotator
-    from rlhfkit.sampling import SamplingConfig as SamplingSettings  # renamed SamplingSettings on fix/data
+    from rlhfkit.sampling import SamplingSettings
 
     settings = settings or LabelSettings()
     out = Path(out)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import datasets
 import pandas as pd
 import pytest
 
+import rlhfkit.tasks
 from rlhfkit import data
 from rlhfkit.data import (
     DataValidationError,
@@ -20,6 +23,8 @@ from rlhfkit.data import (
     read_records,
     write_jsonl,
 )
+from rlhfkit.judges import FunctionJudge, VaderJudge
+from rlhfkit.tasks import builtin_tasks, register_task
 
 ROWS = [
     {"prompt": "Say hi", "chosen": "Hi!", "rejected": "Go away.", "margin": 1.5, "id": "a"},
@@ -465,10 +470,85 @@ def test_missing_local_file_is_not_sent_to_the_hub(tmp_path):
         load_preferences(str(tmp_path / "typo.jsonl"))
 
 
-def test_builtin_registry_is_lazy(monkeypatch):
-    monkeypatch.setitem(data._BUILTIN_TASKS, "fake", "rlhfkit.nonexistent_module:task")
-    with pytest.raises(ImportError, match="fake"):
-        load_task("fake")
+def test_data_load_task_is_the_registrys():
+    assert data.load_task is load_task is rlhfkit.tasks.load_task
+    assert "load_task" in dir(data)
+
+
+def test_load_task_returns_a_task_object_unchanged():
+    task = Task("t", ["a", "b"], ["c"], [])
+    assert load_task(task) is task
+    with pytest.raises(TypeError, match="takes no options"):
+        load_task(task, eval_fraction=0.5)
+
+
+def test_load_task_gold_judge_for_a_prompts_file_and_a_task(tmp_path):
+    path = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": f"q{i}"} for i in range(10)])
+    judge = FunctionJudge(lambda prompt, response: float(len(response)))
+    task = load_task(path, gold_judge=judge)
+    assert task.gold_judge is judge and task.gold_judge(["q"], ["abc"]) == [3.0]
+    batched = lambda prompts, responses: [1.0] * len(responses)  # noqa: E731 - any batched callable will do
+    wrapped = load_task(str(path), gold_judge=batched).gold_judge  # a plain function is a batched judge, wrapped once
+    assert isinstance(wrapped, FunctionJudge) and wrapped.fn is batched and wrapped.batched
+    assert wrapped(["p", "p"], ["a", "b"]) == [1.0, 1.0]
+    assert isinstance(load_task(path, gold_judge="vader").gold_judge, VaderJudge)
+    with_judge = load_task(task, gold_judge=batched)  # a copy with the judge; the task given stays as it was
+    assert with_judge.gold_judge.fn is batched and task.gold_judge is judge
+    assert with_judge.train_prompts == task.train_prompts
+    with pytest.raises(TypeError, match="gold_judge is int"):
+        load_task(path, gold_judge=3)
+    with pytest.raises(TypeError, match="gold_judge is str"):
+        Task("t", ["a"], [], [], gold_judge="vader")  # Task itself takes only callables
+
+
+def test_registered_task_names(monkeypatch):
+    monkeypatch.setattr(rlhfkit.tasks, "_REGISTRY", dict(rlhfkit.tasks._REGISTRY))
+    fixed = Task("fixed", ["a"], ["b"], [])
+    register_task("fixed", fixed)
+    register_task("sized", lambda n=2: Task("sized", [f"p{i}" for i in range(n)], [], []))
+    assert builtin_tasks() == ["fixed", "reviews", "sized"]
+    assert load_task("fixed") is fixed
+    assert len(load_task("sized", n=5).train_prompts) == 5
+    judge = FunctionJudge(len)
+    assert load_task("fixed", gold_judge=judge).gold_judge is judge and fixed.gold_judge is None
+    with pytest.raises(TypeError, match="fixed Task and takes no options"):
+        load_task("fixed", n=1)
+    with pytest.raises(ValueError, match="already registered"):
+        register_task("fixed", fixed)
+    register_task("fixed", lambda: "not a task", replace=True)
+    with pytest.raises(TypeError, match="'fixed': its factory returned str, not a Task"):
+        load_task("fixed")
+    with pytest.raises(TypeError, match="expected a Task or a callable"):
+        register_task("bad", 42)
+
+
+def test_unknown_task_name_lists_the_registered_names(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(rlhfkit.tasks, "_REGISTRY", dict(rlhfkit.tasks._REGISTRY))
+    register_task("my_task", lambda: Task("my_task", ["a"], [], []))
+    with pytest.raises(DataValidationError, match=r"unknown task.*not a builtin task \(known: my_task, reviews\)"):
+        load_task("no-such-task")
+
+
+def test_importing_data_imports_no_higher_floor_and_no_heavy_library():
+    # rlhfkit.data sits on the lowest floor: it must not import the task registry or rlhfkit.tiny (which imports
+    # rlhfkit.data), and it loads pandas, pyarrow and datasets only when used.
+    code = (
+        "import sys, rlhfkit.data, rlhfkit.tasks; from rlhfkit.data import load_task; "
+        "print(sorted(m for m in sys.modules if m.startswith('rlhfkit.tiny') or m.split('.')[0] in "
+        "('pandas', 'pyarrow', 'datasets', 'torch')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    code = "import sys, rlhfkit.data; print(sorted(m for m in sys.modules if m.startswith('rlhfkit.') ))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert all(name.startswith("rlhfkit.data") for name in eval(out)), out
+
+
+def test_load_task_reviews_by_name():
+    task = load_task("reviews", n_train_prompts=8, n_eval_prompts=4, n_demonstrations=6)
+    assert task.name == "reviews" and len(task.train_prompts) == 8 and len(task.demonstrations) == 6
+    assert isinstance(task.gold_judge, VaderJudge)
 
 
 def test_file_of_only_broken_json_lines_reports_the_first_line(tmp_path):

@@ -20,16 +20,16 @@ from rlhfkit.evaluation import (
     distinct,
     evaluate_policies,
     load_metric,
-    pairwise_accuracy,
+    pairwise_accuracy_stats,
     per_sample_kl,
     response_logprobs,
     sequence_kl,
     win_rate,
 )
 from rlhfkit.judges import FunctionJudge
-from rlhfkit.metrics import METRIC_NAMES, metric_path
+from rlhfkit.metrics import METRIC_MODULES, metric_path
 from rlhfkit.metrics.core import K1_ESTIMATOR, distinct_n
-from rlhfkit.sampling import SamplingConfig, render_prompts, sample_candidates
+from rlhfkit.sampling import SamplingSettings, render_prompts, sample_candidates
 from rlhfkit.tiny import reviews_task
 
 REQUIRED_KEYS = {
@@ -156,12 +156,25 @@ def test_win_rate_matches_a_hand_calculation():
         win_rate([1, 2], [1, 2, 3])
 
 
-def test_pairwise_accuracy_counts_ties_as_half():
-    result = pairwise_accuracy([1.0, 0.2, 0.5, 3.0], [0.0, 0.4, 0.5, 1.0])
+def test_pairwise_accuracy_stats_counts_ties_as_half():
+    result = pairwise_accuracy_stats([1.0, 0.2, 0.5, 3.0], [0.0, 0.4, 0.5, 1.0])
     assert result["accuracy"] == pytest.approx((1 + 0 + 0.5 + 1) / 4)
     assert result["mean_margin"] == pytest.approx((1.0 - 0.2 + 0.0 + 2.0) / 4)
     assert result["ties"] == 1 and result["n"] == 4
-    assert pairwise_accuracy([0.0] * 5, [0.0] * 5)["accuracy"] == 0.5  # a constant scorer knows nothing
+    assert pairwise_accuracy_stats([0.0] * 5, [0.0] * 5)["accuracy"] == 0.5  # a constant scorer knows nothing
+
+
+def test_old_metric_names_still_work_and_warn():
+    import rlhfkit.evaluation
+    import rlhfkit.metrics
+    import rlhfkit.metrics.core
+
+    for module in (rlhfkit.evaluation, rlhfkit.metrics.core):
+        with pytest.warns(DeprecationWarning, match="pairwise_accuracy was renamed .*pairwise_accuracy_stats"):
+            assert module.pairwise_accuracy is pairwise_accuracy_stats
+    for module in (rlhfkit.evaluation, rlhfkit.metrics):
+        with pytest.warns(DeprecationWarning, match="METRIC_NAMES was renamed .*METRIC_MODULES"):
+            assert module.METRIC_NAMES is METRIC_MODULES
 
 
 def test_distinct_n_on_hand_made_strings():
@@ -201,7 +214,7 @@ def test_sequence_kl_estimators():
 def test_response_logprobs_equal_a_direct_forward_pass(tiny_model, tiny_tokenizer):
     prompts = reviews_task().eval_prompts[:3]
     table = sample_candidates(
-        tiny_model, tiny_tokenizer, prompts, SamplingConfig(k=2, seed=5, max_new_tokens=24), progress=False
+        tiny_model, tiny_tokenizer, prompts, SamplingSettings(k=2, seed=5, max_new_tokens=24), progress=False
     )
     eos = (table.finish_reason == "eos").tolist()
     row_prompts = [prompts[i] for i in table.prompt_index]
@@ -246,7 +259,7 @@ def test_metric_modules_load_offline_from_the_package_and_agree_with_the_functio
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    modules = {name: load_metric(name) for name in METRIC_NAMES}
+    modules = {name: load_metric(name) for name in METRIC_MODULES}
     for name, module in modules.items():
         assert isinstance(module, evaluate.Metric) and module.name == name
         assert module.description and module.inputs_description
@@ -262,9 +275,9 @@ def test_metric_modules_load_offline_from_the_package_and_agree_with_the_functio
     assert modules["distinct_n"].compute(predictions=texts) == distinct(texts)
     assert by_file.compute(predictions=texts, orders=[1, 3]) == distinct(texts, [1, 3])
     chosen, rejected = [1.0, 0.2, 0.5, 2.0], [0.0, 0.4, 0.5, 1.0]
-    assert modules["pairwise_accuracy"].compute(chosen_scores=chosen, rejected_scores=rejected) == pairwise_accuracy(
-        chosen, rejected
-    )
+    assert modules["pairwise_accuracy"].compute(
+        chosen_scores=chosen, rejected_scores=rejected
+    ) == pairwise_accuracy_stats(chosen, rejected)
     pol_tokens, ref_tokens = [[-1.0, -2.0, -0.5], [-0.2]], [[-1.5, -2.0, -0.1], [-0.9]]
     per_token = modules["sequence_kl"].compute(policy_logprobs=pol_tokens, ref_logprobs=ref_tokens)
     assert per_token == pytest.approx(sequence_kl(pol_tokens, ref_tokens))
@@ -400,7 +413,7 @@ def test_rewards_lengths_and_eos_rate_match_the_sampled_table(evaluated, sharp_m
         assert rows.loc[name, "distinct_1"] == distinct(frame.response.tolist())["distinct_1"]
     # Sampling the sharp policy again with the recorded seed reproduces its table exactly.
     sharp = samples[samples.policy == "sharp"]
-    config = SamplingConfig(
+    config = SamplingSettings(
         k=1, seed=int(sharp.seed.iloc[0]), max_new_tokens=SETTINGS.max_new_tokens, batch_size=SETTINGS.batch_size
     )
     table = sample_candidates(sharp_model, tiny_tokenizer, length_task.eval_prompts[:24], config, progress=False)

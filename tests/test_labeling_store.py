@@ -3,6 +3,8 @@
 import hashlib
 import json
 import sqlite3
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -96,6 +98,33 @@ def test_bad_rows_of_other_shapes(store):
     with pytest.raises(TypeError, match="single string"):
         store.add_prompts("one prompt")
     assert store.count("ranking") == store.count("demonstration") == 0
+
+
+def test_text_errors_read_word_for_word_as_before(store):
+    # The store checks text with rlhfkit.data's checks; its messages say "row", as they always did.
+    cases = [
+        ({"response_a": "x", "response_b": "y"}, "field 'prompt': missing column: this row has no 'prompt' key"),
+        ({"prompt": None, "response_a": "x", "response_b": "y"}, "field 'prompt': missing value: None"),
+        ({"prompt": float("nan"), "response_a": "x", "response_b": "y"}, "field 'prompt': missing value: nan"),
+        ({"prompt": 3, "response_a": "x", "response_b": "y"}, "field 'prompt': wrong type: got int"),
+        ({"prompt": " ", "response_a": "x", "response_b": "y"}, "field 'prompt': empty text"),
+    ]
+    for row, message in cases:
+        with pytest.raises(DataValidationError) as err:
+            store.add_pairs([row])
+        assert str(err.value) == f"add_pairs, row 1, {message} (expected a non-empty string)"
+    with pytest.raises(DataValidationError) as err:
+        store.add_rankings([{"prompt": "p", "responses": ["x", ""]}], source="r.jsonl")
+    assert str(err.value) == "r.jsonl, row 1, field 'responses': empty text (expected a non-empty string)"
+
+
+def test_importing_the_store_loads_no_heavy_library():
+    code = (
+        "import sys, rlhfkit.labeling.store, rlhfkit.labeling; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'pyarrow', 'datasets', 'numpy', 'torch'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_rankings_and_prompts(store):

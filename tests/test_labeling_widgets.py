@@ -49,6 +49,20 @@ def active(store, annotator="alice", kind=None):
     return store.judgments(annotator=annotator, kind=kind).set_index("item_id")
 
 
+def test_constructor_options_per_kind(store):
+    store.add_pairs(pairs(1))
+    assert PairwiseLabeler(store, "alice").rationale is True
+    assert PairwiseLabeler(store, "alice", rationale=0).rationale is False  # coerced, as the trait is synced
+    with pytest.raises(
+        TypeError, match=r"RankingLabeler: unknown options \['rationale'\] \(its options: markdown, window\)"
+    ):
+        RankingLabeler(store, "alice", rationale=False)
+    with pytest.raises(TypeError, match=r"options: markdown, window, rationale\)"):
+        PairwiseLabeler(store, "alice", colour="red")
+    with pytest.raises(ValueError, match="annotator must be a non-empty string"):
+        DemonstrationWriter(store, " ")
+
+
 # -- pairwise -----------------------------------------------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ from rlhfkit.models import (
     pick_dtype,
     resolve_model,
 )
-from rlhfkit.sampling import SamplingConfig, sample_candidates
+from rlhfkit.sampling import SamplingSettings, sample_candidates
 
 
 def _save_random(kind, folder, tiny_tokenizer, chat_template=True):
@@ -67,7 +67,7 @@ def test_other_architectures_load_and_sample(kind, chat, tmp_path, tiny_tokenize
     model = load_policy(folder)
     assert model.config.model_type == kind and next(model.parameters()).dtype == torch.float32
     prompts = ["Write a short review of the film The Quiet Harbor.", "Review the Lumo kettle."]
-    table = sample_candidates(model, tok, prompts, SamplingConfig(k=2, max_new_tokens=8, seed=0), progress=False)
+    table = sample_candidates(model, tok, prompts, SamplingSettings(k=2, max_new_tokens=8, seed=0), progress=False)
     assert len(table) == 4 and set(table.prompt) == set(prompts)
     assert (table.n_tokens <= 8).all() and table.sum_logprob.lt(0).all()
     reward_model = load_reward_model(folder)

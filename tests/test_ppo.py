@@ -220,14 +220,14 @@ def test_rollouts_ignore_the_models_own_generation_config(task, tiny_model, medd
 def _eval_score(model_path, prompts, seed=123):
     """Mean VADER score of seeded samples (temperature 1) on held-out prompts."""
     from rlhfkit.models import load_policy, load_tokenizer
-    from rlhfkit.sampling import SamplingConfig, sample_candidates
+    from rlhfkit.sampling import SamplingSettings, sample_candidates
 
     model = load_policy(model_path, device="cpu")
     table = sample_candidates(
         model,
         load_tokenizer(model_path),
         prompts,
-        SamplingConfig(k=2, seed=seed, max_new_tokens=48, batch_size=64),
+        SamplingSettings(k=2, seed=seed, max_new_tokens=48, batch_size=64),
         progress=False,
     )
     return float(np.mean(VaderJudge()(table.prompt.tolist(), table.response.tolist())))

@@ -42,7 +42,7 @@ def test_the_readme_own_task_example_runs_as_written(tmp_path):
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     task_record = json.loads(done.stdout.strip().splitlines()[-1])
-    assert task_record["name"] == "notes" and task_record["gold_judge"] == "warmth"
+    assert task_record["name"] == "my_prompts" and task_record["gold_judge"] == "warmth"
     py_summary = json.loads((tmp_path / "runs" / "my_task_py" / "summary.json").read_text())
     # The same prompts, demonstrations, judge and seed by either route: the same numbers.
     for name in ("sft", "dpo"):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from rlhfkit.sampling import SamplingConfig, render_prompts, sample_candidates
+from rlhfkit.sampling import SamplingSettings, render_prompts, sample_candidates
 
 PROMPTS = [
     "Write a short review of the film The Quiet Harbor.",
@@ -13,7 +13,7 @@ PROMPTS = [
 
 
 def test_seeded_sampling_is_reproducible_and_unseeded_is_diverse(tiny_model, tiny_tokenizer):
-    config = SamplingConfig(k=4, seed=11, max_new_tokens=32)
+    config = SamplingSettings(k=4, seed=11, max_new_tokens=32)
     a = sample_candidates(tiny_model, tiny_tokenizer, PROMPTS, config, progress=False)
     b = sample_candidates(tiny_model, tiny_tokenizer, PROMPTS, config, progress=False)
     assert a.response.tolist() == b.response.tolist()
@@ -21,7 +21,7 @@ def test_seeded_sampling_is_reproducible_and_unseeded_is_diverse(tiny_model, tin
     assert len(a) == 12 and a.groupby("prompt_index").candidate.apply(list).tolist() == [[0, 1, 2, 3]] * 3
     # Within a prompt the candidates differ; without a seed two calls differ.
     assert a.groupby("prompt_index").response.nunique().min() >= 3
-    free = SamplingConfig(k=4, max_new_tokens=32)
+    free = SamplingSettings(k=4, max_new_tokens=32)
     c = sample_candidates(tiny_model, tiny_tokenizer, PROMPTS, free, progress=False)
     d = sample_candidates(tiny_model, tiny_tokenizer, PROMPTS, free, progress=False)
     assert c.response.tolist() != d.response.tolist()
@@ -34,7 +34,7 @@ def test_seeded_sampling_is_reproducible_and_unseeded_is_diverse(tiny_model, tin
 
 
 def test_batched_left_padded_greedy_matches_one_prompt_at_a_time(tiny_model, tiny_tokenizer):
-    greedy = SamplingConfig(k=1, do_sample=False, max_new_tokens=24, batch_size=8)
+    greedy = SamplingSettings(k=1, do_sample=False, max_new_tokens=24, batch_size=8)
     batched = sample_candidates(tiny_model, tiny_tokenizer, PROMPTS, greedy, progress=False)
     for i, prompt in enumerate(PROMPTS):
         alone = sample_candidates(tiny_model, tiny_tokenizer, [prompt], greedy, progress=False)
@@ -45,7 +45,7 @@ def test_batched_left_padded_greedy_matches_one_prompt_at_a_time(tiny_model, tin
 
 def test_sum_logprob_is_the_models_own_log_likelihood(tiny_model, tiny_tokenizer):
     # Sampled at a low temperature with top-p, but scored under the untempered model.
-    config = SamplingConfig(k=2, temperature=0.7, top_p=0.9, seed=3, max_new_tokens=40)
+    config = SamplingSettings(k=2, temperature=0.7, top_p=0.9, seed=3, max_new_tokens=40)
     table = sample_candidates(tiny_model, tiny_tokenizer, PROMPTS[:1], config, progress=False)
     prompt_text = render_prompts(tiny_tokenizer, PROMPTS[:1])[0]
     for _, row in table.iterrows():
@@ -64,13 +64,13 @@ def test_sum_logprob_is_the_models_own_log_likelihood(tiny_model, tiny_tokenizer
 
 def test_finish_reason_and_settings_are_recorded(tiny_model, tiny_tokenizer):
     table = sample_candidates(
-        tiny_model, tiny_tokenizer, PROMPTS, SamplingConfig(k=2, max_new_tokens=3, seed=0, top_k=50), progress=False
+        tiny_model, tiny_tokenizer, PROMPTS, SamplingSettings(k=2, max_new_tokens=3, seed=0, top_k=50), progress=False
     )
     assert (table.finish_reason == "length").all() and (table.n_tokens == 3).all()
     assert {"temperature", "top_p", "top_k", "max_new_tokens", "do_sample", "seed"} <= set(table.columns)
     assert (table.top_k == 50).all()
     long = sample_candidates(
-        tiny_model, tiny_tokenizer, PROMPTS, SamplingConfig(k=2, max_new_tokens=120, seed=0), progress=False
+        tiny_model, tiny_tokenizer, PROMPTS, SamplingSettings(k=2, max_new_tokens=120, seed=0), progress=False
     )
     assert (long.finish_reason == "eos").mean() > 0.8  # the model learned to end its reviews
 
@@ -81,7 +81,7 @@ def test_temperature_controls_diversity(tiny_model, tiny_tokenizer):
             tiny_model,
             tiny_tokenizer,
             PROMPTS,
-            SamplingConfig(k=6, temperature=temperature, seed=5, max_new_tokens=40),
+            SamplingSettings(k=6, temperature=temperature, seed=5, max_new_tokens=40),
             progress=False,
         )
         words = [r.split() for r in table.response]
@@ -93,11 +93,11 @@ def test_temperature_controls_diversity(tiny_model, tiny_tokenizer):
 
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="greedy decoding returns the same response"):
-        SamplingConfig(k=4, do_sample=False)
+        SamplingSettings(k=4, do_sample=False)
     with pytest.raises(ValueError, match="temperature must be > 0"):
-        SamplingConfig(temperature=0)
+        SamplingSettings(temperature=0)
     with pytest.raises(ValueError, match="top_p"):
-        SamplingConfig(top_p=1.5)
+        SamplingSettings(top_p=1.5)
 
 
 def test_message_list_prompts_use_the_chat_template(tiny_tokenizer):
@@ -128,7 +128,7 @@ def test_candidate_pairs_cover_distinct_responses_per_prompt():
 def test_sampling_ignores_the_models_own_generation_config(tiny_model, meddling_model, tiny_tokenizer):
     # A checkpoint's generation_config (n-gram blocking, repetition penalty, min_new_tokens, top-k) must not reshape
     # the samples: sum_logprob is the model's own log-likelihood only if the tokens were drawn from the model.
-    config = SamplingConfig(k=4, seed=5, max_new_tokens=40)
+    config = SamplingSettings(k=4, seed=5, max_new_tokens=40)
     plain = sample_candidates(tiny_model, tiny_tokenizer, PROMPTS, config, progress=False)
     meddled = sample_candidates(meddling_model, tiny_tokenizer, PROMPTS, config, progress=False)
     assert meddled.response_ids.tolist() == plain.response_ids.tolist()
@@ -143,3 +143,13 @@ def test_sampling_ignores_the_models_own_generation_config(tiny_model, meddling_
     torch.manual_seed(0)
     out = meddling_model.generate(**enc, max_new_tokens=30, pad_token_id=tiny_tokenizer.pad_token_id)
     assert (out[:, enc["input_ids"].shape[1] :][:, :20] != tiny_tokenizer.eos_token_id).all()
+
+
+def test_the_old_name_sampling_config_still_works_and_warns():
+    import rlhfkit.sampling
+
+    with pytest.warns(DeprecationWarning, match=r"SamplingConfig was renamed rlhfkit\.sampling\.SamplingSettings"):
+        from rlhfkit.sampling import SamplingConfig
+    assert SamplingConfig is SamplingSettings
+    with pytest.raises(AttributeError, match="no attribute 'SamplingConfigs'"):
+        rlhfkit.sampling.SamplingConfigs

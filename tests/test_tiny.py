@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rlhfkit.judges import VaderJudge
-from rlhfkit.tiny import TinyConfig, build_info, corpus, reviews_task
+from rlhfkit.tiny import TinySettings, build_info, corpus, reviews_task
 from rlhfkit.tiny.build import _pack, eval_loss, make_documents
 from rlhfkit.tiny.cache import MANIFEST, default_model_path, is_complete, version_hash
 
@@ -23,7 +23,7 @@ def test_corpus_is_deterministic_and_varied():
 
     assert reviews(3) == reviews(3)
     assert reviews(3) != reviews(4)
-    train_docs, _ = make_documents(TinyConfig())
+    train_docs, _ = make_documents(TinySettings())
     sentences = {s for doc in train_docs for s in corpus.sentence_split(doc.split("<|assistant|>")[-1][:-7])}
     assert len(sentences) > 20_000, len(sentences)
     assert {item.domain for item in corpus.all_items()} == {"film", "book", "restaurant", "product"}
@@ -76,7 +76,7 @@ def test_model_loads_like_any_model_and_beats_the_unigram_baseline(tiny_path):
     tok = AutoTokenizer.from_pretrained(tiny_path)
     assert model.config.model_type == "llama"
     assert (tiny_path / "model.safetensors").exists()
-    config = TinyConfig()
+    config = TinySettings()
     _, eval_docs = make_documents(config)
     assert eval_loss(model, _pack(tok, eval_docs, config.block_size)) == pytest.approx(info["eval_loss"], abs=1e-3)
     assert len(info["samples"]) == 4 and all(len(s["response"].split()) >= 3 for s in info["samples"])
@@ -100,15 +100,15 @@ def _build_in(cache):
     import os
 
     os.environ["RLHFKIT_CACHE"] = str(cache)
-    return str(default_model_path(TinyConfig(**TINY), progress=False))
+    return str(default_model_path(TinySettings(**TINY), progress=False))
 
 
 def test_cache_rebuilds_a_missing_or_corrupt_build(tmp_path, monkeypatch):
     monkeypatch.setenv("RLHFKIT_CACHE", str(tmp_path))
-    config = TinyConfig(**TINY)
+    config = TinySettings(**TINY)
     path = default_model_path(config, progress=False)
     assert path.name == f"tiny-{version_hash(config)}" and is_complete(path)
-    assert version_hash(TinyConfig(**{**TINY, "seed": 1})) != version_hash(config)
+    assert version_hash(TinySettings(**{**TINY, "seed": 1})) != version_hash(config)
     first = (path / "model.safetensors").read_bytes()
 
     # A truncated weight file fails the checksum: the build is redone, never half-used.
@@ -134,3 +134,13 @@ def test_concurrent_first_use_builds_once(tmp_path):
     folders = [p.name for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert folders == [paths[0].split("/")[-1]]
     assert len((tmp_path / "builds.log").read_text().splitlines()) == 1  # the second process waited and reused it
+
+
+def test_the_old_name_tiny_config_still_works_and_warns():
+    import rlhfkit.tiny.build
+
+    with pytest.warns(DeprecationWarning, match=r"rlhfkit\.tiny\.TinyConfig was renamed rlhfkit\.tiny\.TinySettings"):
+        from rlhfkit.tiny import TinyConfig
+    assert TinyConfig is TinySettings
+    with pytest.warns(DeprecationWarning, match=r"rlhfkit\.tiny\.build\.TinyConfig was renamed"):
+        assert rlhfkit.tiny.build.TinyConfig is TinySettings

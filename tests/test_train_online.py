@@ -145,7 +145,7 @@ def test_lora_trains_the_adapter_and_saves_merged_weights(tiny_path, tmp_path):
 
 @pytest.mark.slow
 def test_rloo_raises_the_vader_reward(tiny_path, tiny_model, tiny_tokenizer, tmp_path):
-    from rlhfkit.sampling import SamplingConfig, sample_candidates
+    from rlhfkit.sampling import SamplingSettings, sample_candidates
 
     task = reviews_task()
     # The starting policy's mean VADER score on training prompts, sampled the way RLOO samples.
@@ -153,7 +153,7 @@ def test_rloo_raises_the_vader_reward(tiny_path, tiny_model, tiny_tokenizer, tmp
         tiny_model,
         tiny_tokenizer,
         task.train_prompts[:64],
-        SamplingConfig(k=2, seed=0, max_new_tokens=48, batch_size=64),
+        SamplingSettings(k=2, seed=0, max_new_tokens=48, batch_size=64),
         progress=False,
     )
     start_reward = sum(VaderJudge()(start.prompt.tolist(), start.response.tolist())) / len(start)

@@ -55,6 +55,19 @@ function isTyping(event) {
   return !!t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.isContentEditable);
 }
 
+/** The widget's keyboard shortcuts, on its root. `handle(event)` returns true for a key it used: that key then goes
+ * no further (not to the page, where JupyterLab's shortcuts live). Keys typed into a text box, and keys pressed
+ * with Ctrl, Cmd or Alt, never reach `handle`. */
+function onShortcut(root, handle) {
+  root.addEventListener("keydown", (event) => {
+    if (isTyping(event) || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (handle(event)) {
+      event.preventDefault();
+      event.stopPropagation();
+    }
+  });
+}
+
 function newEventId() {
   if (globalThis.crypto && crypto.randomUUID) return crypto.randomUUID();
   return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
@@ -355,9 +368,13 @@ function showState(root, model, sender, status, history) {
   history.update(model.get("history"));
 }
 
-/** Redraw on every change of `traits`, and every half second while a judgment waits (to say it is waiting);
- * returns the clean-up for anywidget. */
-function follow(model, traits, sender, update) {
+/** The synced traits every widget redraws on (see rlhfkit/labeling/widgets.py). */
+const FOLLOWED_TRAITS = ["items", "progress", "history", "ack", "error", "notice", "markdown"];
+
+/** Redraw on every change of a followed trait (and of the widget's own `extraTraits`), and every half second while
+ * a judgment waits (to say it is waiting); returns the clean-up for anywidget. */
+function follow(model, sender, update, extraTraits = []) {
+  const traits = [...FOLLOWED_TRAITS, ...extraTraits];
   for (const name of traits) model.on(`change:${name}`, update);
   const slow = setInterval(() => sender.pending && update(), 500);
   update();

@@ -83,9 +83,7 @@ function render({ model, el }) {
     }
   });
 
-  root.addEventListener("keydown", (event) => {
-    if (isTyping(event) || event.ctrlKey || event.metaKey || event.altKey) return;
-    let handled = true;
+  onShortcut(root, (event) => {
     if (event.key === "z" || event.key === "Backspace") {
       if (!event.repeat) undo();
     } else if (event.key === "Enter") {
@@ -93,15 +91,12 @@ function render({ model, el }) {
     } else if (event.key === "Escape" && cursor.editing) {
       cancelEdit();
     } else {
-      handled = false;
+      return false;
     }
-    if (handled) {
-      event.preventDefault();
-      event.stopPropagation();
-    }
+    return true;
   });
 
-  return follow(model, ["items", "progress", "history", "ack", "error", "notice", "markdown"], sender, update);
+  return follow(model, sender, update);
 }
 
 export default { render };

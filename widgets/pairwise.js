@@ -113,9 +113,7 @@ function render({ model, el }) {
     }
   });
 
-  root.addEventListener("keydown", (event) => {
-    if (isTyping(event) || event.ctrlKey || event.metaKey || event.altKey) return;
-    let handled = true;
+  onShortcut(root, (event) => {
     const side = KEY_TO_SIDE[event.key];
     if (side) {
       if (!event.repeat) choose(side); // a held key decides once
@@ -126,16 +124,12 @@ function render({ model, el }) {
     } else if (event.key === "Escape" && cursor.editing) {
       cancelEdit();
     } else {
-      handled = false;
+      return false;
     }
-    if (handled) {
-      event.preventDefault();
-      event.stopPropagation();
-    }
+    return true;
   });
 
-  return follow(model, ["items", "progress", "history", "ack", "error", "notice", "markdown", "rationale"], sender,
-    update);
+  return follow(model, sender, update, ["rationale"]);
 }
 
 export default { render };

@@ -162,9 +162,7 @@ function render({ model, el }) {
     root.focus({ preventScroll: true });
   }
 
-  root.addEventListener("keydown", (event) => {
-    if (isTyping(event) || event.ctrlKey || event.metaKey || event.altKey) return;
-    let handled = true;
+  onShortcut(root, (event) => {
     if (/^[1-9]$/.test(event.key)) {
       if (!event.repeat && cursor.current()) pick(Number(event.key) - 1);
     } else if (event.key === "Enter") {
@@ -176,15 +174,12 @@ function render({ model, el }) {
     } else if (event.key === "Escape") {
       reset();
     } else {
-      handled = false;
+      return false;
     }
-    if (handled) {
-      event.preventDefault();
-      event.stopPropagation();
-    }
+    return true;
   });
 
-  return follow(model, ["items", "progress", "history", "ack", "error", "notice", "markdown"], sender, update);
+  return follow(model, sender, update);
 }
 
 export default { render };

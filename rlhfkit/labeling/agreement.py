@@ -17,13 +17,11 @@ import math
 from collections import Counter, defaultdict
 from typing import Any, Hashable, Iterable, Sequence
 
+from rlhfkit.data.errors import _is_missing
+
 __all__ = ["cohen_kappa", "krippendorff_alpha", "agreement", "agreement_with_judge", "position_bias", "wilson_interval"]
 
 _Z95 = 1.959963984540054  # two-sided 95% normal quantile
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def wilson_interval(successes: int, n: int, z: float = _Z95) -> tuple[float, float]:
@@ -47,7 +45,7 @@ def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float:
     everything), where kappa is undefined."""
     if len(a) != len(b):
         raise ValueError(f"cohen_kappa: {len(a)} labels from the first annotator but {len(b)} from the second")
-    pairs = [(x, y) for x, y in zip(a, b) if not _missing(x) and not _missing(y)]
+    pairs = [(x, y) for x, y in zip(a, b) if not _is_missing(x) and not _is_missing(y)]
     if not pairs:
         raise ValueError("cohen_kappa: no item has labels from both annotators")
     n = len(pairs)
@@ -74,7 +72,7 @@ def krippendorff_alpha(data: Any, level: str = "nominal") -> float:
     # Coincidence matrix: every ordered pair of labels within an item, weighted 1 / (labels in item - 1).
     coincidence: dict[tuple, float] = defaultdict(float)
     for row in rows:
-        values = [v for v in row if not _missing(v)]
+        values = [v for v in row if not _is_missing(v)]
         m = len(values)
         if m < 2:
             continue

@@ -13,8 +13,9 @@ Why SQLite, and how it is kept safe:
   judgment per (annotator, event_id), which turns a double click into a no-op.
 - The ``meta`` table holds the schema version; a file written by a newer rlhfkit is refused, not misread.
 
-This module imports only the standard library at import time (pandas, datasets and rlhfkit.data load on first
-use), so a labeling process starts fast.
+This module imports only the standard library and rlhfkit.data, whose modules load pandas and datasets only when
+used, so a labeling process starts fast. Rows are checked by the same value checks as every data loader
+(`rlhfkit.data.errors`), and a bad row raises the same `DataValidationError`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+from rlhfkit.data.errors import DataValidationError, _check_text, _is_missing, _RowProblem, _text_value
+from rlhfkit.data.rankings import ranking_to_pairs
 
 __all__ = ["LabelStore", "LabelStoreError", "SchemaVersionError", "CHOICES", "KINDS", "STATUSES"]
 
@@ -97,13 +101,6 @@ class SchemaVersionError(LabelStoreError):
     """The file was written by a newer rlhfkit whose schema this version cannot read."""
 
 
-def _lazy_data_error():
-    # rlhfkit.data imports pandas; loading it only when a row is bad keeps `import` of the store light.
-    from rlhfkit.data import DataValidationError
-
-    return DataValidationError
-
-
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
@@ -153,10 +150,6 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def _rows_of(rows: Any, what: str) -> list[Any]:
     """Records from a list/iterable of dicts, a pandas DataFrame or a datasets.Dataset."""
     if hasattr(rows, "to_dict") and hasattr(rows, "columns"):  # pandas DataFrame
@@ -176,7 +169,7 @@ class _RowChecker:
         self.where = where
 
     def fail(self, row: int, field: str | None, reason: str, detail: str | None = None, expected: str | None = None):
-        return _lazy_data_error()(self.where, row, field, reason, detail=detail, expected=expected)
+        return DataValidationError(self.where, row, field, reason, detail=detail, expected=expected)
 
     def record(self, row: int, value: Any, required: tuple[str, ...]) -> dict:
         if not isinstance(value, dict):
@@ -190,18 +183,16 @@ class _RowChecker:
         return value
 
     def text(self, row: int, record: dict, field: str) -> str:
-        if field not in record:
-            raise self.fail(row, field, "missing column", f"this row has no {field!r} key", "a non-empty string")
-        return self.text_value(row, record[field], field)
+        try:
+            return _check_text(record, field, what="row")
+        except _RowProblem as problem:
+            raise problem.at(self.where, row) from None
 
     def text_value(self, row: int, value: Any, field: str) -> str:
-        if _is_missing(value):
-            raise self.fail(row, field, "missing value", repr(value), "a non-empty string")
-        if not isinstance(value, str):
-            raise self.fail(row, field, "wrong type", f"got {type(value).__name__}", "a non-empty string")
-        if not value.strip():
-            raise self.fail(row, field, "empty text", None, "a non-empty string")
-        return value
+        try:
+            return _text_value(value, field)
+        except _RowProblem as problem:
+            raise problem.at(self.where, row) from None
 
     def meta(self, row: int, record: dict, known: tuple[str, ...]) -> str:
         """The item's meta as JSON: the row's "meta" dict plus any extra columns (kept, not dropped)."""
@@ -550,7 +541,7 @@ class LabelStore:
         now = time.time()
         with self._write(f"recording judgments in {self.path}") as conn:
             for j in judgments:
-                unknown = set(j) - _RECORD_FIELDS
+                unknown = set(j).difference(_RECORD_FIELDS)
                 if unknown:
                     raise TypeError(
                         f"record: unknown fields {sorted(unknown)}; expected some of {sorted(_RECORD_FIELDS)}"
@@ -759,8 +750,6 @@ class LabelStore:
         Counts: {"pairs" (rows), "judgments", "pair_judgments", "rankings", "ties", "both_bad", "skipped",
         "annotators"}.
         """
-        from rlhfkit.data import ranking_to_pairs
-
         kinds = tuple(kinds)
         for k in kinds:
             if _check_kind(k) == "demonstration":
@@ -905,7 +894,8 @@ class LabelStore:
         return f"LabelStore({str(self.path)!r})"
 
 
-_RECORD_FIELDS = {
+# The fields of one judgment that record() takes (and record_many's rows), in the judgments table's column order.
+_RECORD_FIELDS = (
     "item_id",
     "annotator",
     "choice",
@@ -915,25 +905,8 @@ _RECORD_FIELDS = {
     "display_order",
     "seconds",
     "event_id",
-}
-_JUDGMENT_COLUMNS = (
-    "id",
-    "item_id",
-    "annotator",
-    "choice",
-    "ranking",
-    "text",
-    "rationale",
-    "display_order",
-    "seconds",
-    "event_id",
-    "status",
-    "supersedes",
-    "created",
-    "changed",
-    "kind",
-    "prompt",
 )
+_JUDGMENT_COLUMNS = ("id", *_RECORD_FIELDS, "status", "supersedes", "created", "changed", "kind", "prompt")
 _PREFERENCE_COLUMNS = (
     "prompt",
     "chosen",

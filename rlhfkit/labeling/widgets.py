@@ -34,7 +34,7 @@ from typing import Any
 import anywidget
 import traitlets
 
-from rlhfkit.labeling.store import LabelStore
+from rlhfkit.labeling.store import LabelStore, _check_annotator
 
 __all__ = ["PairwiseLabeler", "RankingLabeler", "DemonstrationWriter"]
 
@@ -83,6 +83,13 @@ class _Labeler(anywidget.AnyWidget):
     notice = traitlets.Unicode("").tag(sync=True)
     markdown = traitlets.Bool(False).tag(sync=True)
 
+    # This kind's keyword options besides markdown and window: name -> default. Each sets the synced trait of
+    # that name (PairwiseLabeler's rationale).
+    _options: dict[str, Any] = {}
+    # Whether close() closes the store; False until __init__ opens one (a widget whose __init__ raised is still
+    # closed by its __del__).
+    _owns_store = False
+
     def __init__(
         self,
         store: LabelStore | str | os.PathLike,
@@ -90,10 +97,13 @@ class _Labeler(anywidget.AnyWidget):
         *,
         markdown: bool = False,
         window: int = 20,
-        **kwargs: Any,
+        **options: Any,
     ):
-        if not isinstance(annotator, str) or not annotator.strip():
-            raise ValueError(f"annotator must be a non-empty string (a name or id), got {annotator!r}")
+        unknown = sorted(set(options) - set(self._options))
+        if unknown:
+            known = ", ".join(["markdown", "window", *self._options])
+            raise TypeError(f"{type(self).__name__}: unknown options {unknown} (its options: {known})")
+        _check_annotator(annotator)
         if int(window) < 1:
             raise ValueError(f"window must be at least 1 (the current item), got {window!r}")
         self._owns_store = not isinstance(store, LabelStore)
@@ -103,7 +113,8 @@ class _Labeler(anywidget.AnyWidget):
         self._seen: OrderedDict[str, dict] = OrderedDict()  # event id -> result, for re-sent messages
         self._item_cache: OrderedDict[int, dict] = OrderedDict()  # items shown in the history list
         self.last_seconds = 0.0  # Python-side time of the last message (the "feels instant" budget is 50 ms)
-        super().__init__(annotator=annotator, markdown=bool(markdown), **kwargs)
+        traits = {name: type(default)(options.get(name, default)) for name, default in self._options.items()}
+        super().__init__(annotator=annotator, markdown=bool(markdown), **traits)
         self._window = self.store.pending(annotator, self.kind, limit=self.window)
         self._publish()
         self.on_msg(self._on_custom_message)
@@ -172,15 +183,7 @@ class _Labeler(anywidget.AnyWidget):
     def _decide(self, msg: dict, event_id: str | None) -> dict:
         """choose / rank / submit_text on an item: record it, then move the window on."""
         item = self._item(msg.get("item_id"))
-        fields = self._judgment_fields(msg, item)
-        judgment_id = self.store.record(
-            item["id"],
-            self.annotator,
-            display_order=item["display_order"] or None,
-            seconds=_seconds(msg),
-            event_id=event_id,
-            **fields,
-        )
+        judgment_id = self._record(msg, item, event_id)
         self._advance_past(item["id"])
         return {"ok": True, "judgment_id": judgment_id, "item_id": item["id"]}
 
@@ -198,15 +201,7 @@ class _Labeler(anywidget.AnyWidget):
         item = self.store.item(old["item_id"])
         # Decode with the order the person saw when making the decision being edited.
         item["display_order"] = old["display_order"] or self.store.display_order(item["id"], self.annotator)
-        fields = self._judgment_fields(msg, item)
-        judgment_id = self.store.record(
-            item["id"],
-            self.annotator,
-            display_order=item["display_order"] or None,
-            seconds=_seconds(msg),
-            event_id=event_id,
-            **fields,
-        )
+        judgment_id = self._record(msg, item, event_id)
         self._window = [it for it in self._window if it["id"] != item["id"]]  # an edited item is judged
         return {"ok": True, "judgment_id": judgment_id, "item_id": item["id"], "supersedes": old["id"]}
 
@@ -223,6 +218,17 @@ class _Labeler(anywidget.AnyWidget):
         return (
             {"ok": True, "judgment_id": undone["id"], "item_id": item["id"]},
             f"Undid your decision on item #{item['id']}.",
+        )
+
+    def _record(self, msg: dict, item: dict, event_id: str | None) -> int:
+        """Store the message's decision on `item` with the display order it was shown in; returns the judgment id."""
+        return self.store.record(
+            item["id"],
+            self.annotator,
+            display_order=item["display_order"] or None,
+            seconds=_seconds(msg),
+            event_id=event_id,
+            **self._judgment_fields(msg, item),
         )
 
     def _judgment_fields(self, msg: dict, item: dict) -> dict:
@@ -323,23 +329,14 @@ class PairwiseLabeler(_Labeler):
     ``PairwiseLabeler(store_or_path, "alice")`` shows the annotator's first pending pair item. Which stored
     response shows on the left is shuffled per item and annotator and recorded with the judgment. Keys: 1 / 2 /
     3 / 4, left / right arrows, s (skip), z or Backspace (undo), r (rationale box); clicking works too.
+    ``rationale=False`` hides the rationale box.
     """
 
     kind = "pair"
     _esm = _module("pairwise.js")
     _actions = ("choose",)
+    _options = {"rationale": True}
     rationale = traitlets.Bool(True).tag(sync=True)
-
-    def __init__(
-        self,
-        store: LabelStore | str | os.PathLike,
-        annotator: str,
-        *,
-        markdown: bool = False,
-        window: int = 20,
-        rationale: bool = True,
-    ):
-        super().__init__(store, annotator, markdown=markdown, window=window, rationale=bool(rationale))
 
     def _fields(self, msg: dict, item: dict) -> dict:
         side = msg.get("side")
@@ -372,11 +369,6 @@ class RankingLabeler(_Labeler):
     _esm = _module("ranking.js")
     _actions = ("rank", "choose")  # "choose" only for {"side": "skip"}
 
-    def __init__(
-        self, store: LabelStore | str | os.PathLike, annotator: str, *, markdown: bool = False, window: int = 20
-    ):
-        super().__init__(store, annotator, markdown=markdown, window=window)
-
     def _fields(self, msg: dict, item: dict) -> dict:
         order, shown = msg.get("order"), item["display_order"]
         if not (
@@ -403,11 +395,6 @@ class DemonstrationWriter(_Labeler):
     kind = "demonstration"
     _esm = _module("demonstration.js")
     _actions = ("submit_text", "choose")  # "choose" only for {"side": "skip"}
-
-    def __init__(
-        self, store: LabelStore | str | os.PathLike, annotator: str, *, markdown: bool = False, window: int = 20
-    ):
-        super().__init__(store, annotator, markdown=markdown, window=window)
 
     def _fields(self, msg: dict, item: dict) -> dict:
         text = msg.get("text")

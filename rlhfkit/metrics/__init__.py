@@ -13,16 +13,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["METRIC_NAMES", "metric_path"]
+from rlhfkit._renamed import renamed
 
-METRIC_NAMES = ("win_rate", "distinct_n", "sequence_kl", "pairwise_accuracy")
+__all__ = ["METRIC_MODULES", "metric_path"]
+
+METRIC_MODULES = ("win_rate", "distinct_n", "sequence_kl", "pairwise_accuracy")
+"""The names of rlhfkit's `evaluate` modules (not the metric names a training run logs, such as
+`rlhfkit.train.ppo.METRIC_NAMES`)."""
 
 
 def metric_path(name: str) -> Path:
     """The folder of one of rlhfkit's `evaluate` modules (pass it to `evaluate.load`)."""
-    if name not in METRIC_NAMES:
-        raise ValueError(f"unknown rlhfkit metric {name!r}; the metrics are {list(METRIC_NAMES)}")
+    if name not in METRIC_MODULES:
+        raise ValueError(f"unknown rlhfkit metric {name!r}; the metrics are {list(METRIC_MODULES)}")
     folder = Path(__file__).resolve().parent / name
     if not (folder / f"{name}.py").is_file():
         raise FileNotFoundError(f"the script of metric {name!r} is missing: expected {folder / (name + '.py')}")
     return folder
+
+
+__getattr__ = renamed(__name__, {"METRIC_NAMES": "METRIC_MODULES"})  # the old name, for one release

@@ -2,7 +2,10 @@
 
 `rlhfkit.evaluation.evaluate_policies` and the `evaluate` modules in the sibling folders (win_rate, distinct_n,
 sequence_kl, pairwise_accuracy) both call these, so a number can never differ between the two routes.
-Nothing here imports torch or the rest of rlhfkit.
+
+`pairwise_accuracy_stats` (scores in, ties count 0.5, a bootstrap interval out) is not
+`rlhfkit.train.reward.pairwise_accuracy` (a judge and preference rows in, ties count as wrong, one float out).
+Nothing here imports torch or the rest of rlhfkit (only its helper for renamed names, `rlhfkit._renamed`).
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from rlhfkit._renamed import renamed
+
 __all__ = [
     "K1_ESTIMATOR",
     "K3_ESTIMATOR",
     "bootstrap_ci",
     "pairwise_outcomes",
     "win_rate",
-    "pairwise_accuracy",
+    "pairwise_accuracy_stats",
     "distinct_n",
     "distinct",
     "per_sample_kl",
@@ -147,7 +152,7 @@ def win_rate(
     }
 
 
-def pairwise_accuracy(
+def pairwise_accuracy_stats(
     chosen_scores: Sequence[float],
     rejected_scores: Sequence[float],
     *,
@@ -230,3 +235,6 @@ def sequence_kl(policy_logprobs: Sequence[Any], ref_logprobs: Sequence[Any]) -> 
     if k1.size == 0:
         raise ValueError("sequence_kl needs at least one sample")
     return {"kl_k1": float(k1.mean()), "kl_k3": float(k3.mean()), "kl_estimator": K1_ESTIMATOR, "n": int(k1.size)}
+
+
+__getattr__ = renamed(__name__, {"pairwise_accuracy": "pairwise_accuracy_stats"})  # the old name, for one release

@@ -2,7 +2,7 @@
 
 The result is an ordinary Hugging Face model folder (safetensors + tokenizer files + chat template), so
 `AutoModelForCausalLM.from_pretrained(path)` and `AutoTokenizer.from_pretrained(path)` load it like any model.
-The build is deterministic for a given `TinyConfig`; it runs on one torch thread (see `rlhfkit.threads`).
+The build is deterministic for a given `TinySettings`; it runs on one torch thread (see `rlhfkit.threads`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from rlhfkit._renamed import renamed
 from rlhfkit.threads import cpu_threads
 from rlhfkit.tiny import corpus
 
@@ -39,7 +40,7 @@ CHAT_TEMPLATE = (
 
 
 @dataclass(frozen=True)
-class TinyConfig:
+class TinySettings:
     """Everything that decides the embedded default. Changing any field changes the cache key."""
 
     seed: int = 0
@@ -102,7 +103,7 @@ def train_tokenizer(texts: list[str], vocab_size: int):
     return tokenizer
 
 
-def make_documents(config: TinyConfig) -> tuple[list[str], list[str]]:
+def make_documents(config: TinySettings) -> tuple[list[str], list[str]]:
     """Train and eval documents as text with the special tokens written out.
 
     Eval documents only review held-out items, so the eval loss measures generalisation to unseen names."""
@@ -150,7 +151,7 @@ def eval_loss(model, blocks: torch.Tensor, batch_size: int = 32) -> float:
     return total / count
 
 
-def build(config: TinyConfig, out_dir: Path, progress: bool = True) -> dict:
+def build(config: TinySettings, out_dir: Path, progress: bool = True) -> dict:
     """Train the tokenizer and the model and save both into `out_dir`. Returns the build report, which is also
     written to `out_dir/build_info.json`."""
     from tqdm.auto import tqdm
@@ -249,3 +250,6 @@ def _samples(model, tokenizer, seed: int, n: int = 4) -> list[dict]:
         response = tokenizer.decode(generated[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
         out.append({"prompt": prompt, "response": response})
     return out
+
+
+__getattr__ = renamed(__name__, {"TinyConfig": "TinySettings"})  # the old name, for one release

@@ -1,7 +1,7 @@
 """Where the embedded default lives on disk: built on first use, cached, verified, rebuilt when broken.
 
 The cache folder is `$RLHFKIT_CACHE` if set, else `$XDG_CACHE_HOME/rlhfkit`, else `~/.cache/rlhfkit`. Each build
-sits in a sub-folder named by a version hash of the generator and its `TinyConfig`, with a `manifest.json` listing
+sits in a sub-folder named by a version hash of the generator and its `TinySettings`, with a `manifest.json` listing
 the sha256 of every file. A folder without a manifest, or whose files do not match it, is never used: it is
 deleted and rebuilt. Builds happen in a temporary folder that is renamed into place only when complete, under a
 file lock, so two processes (say, two `accelerate launch` ranks) never build the same thing twice or read half of it.
@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-from rlhfkit.tiny.build import TinyConfig, build
+from rlhfkit.tiny.build import TinySettings, build
 
 # Bump when the corpus generator or the build changes in a way the config does not capture.
 BUILD_VERSION = "1"
@@ -35,7 +35,7 @@ def cache_root() -> Path:
     return Path(base) / "rlhfkit"
 
 
-def version_hash(config: TinyConfig) -> str:
+def version_hash(config: TinySettings) -> str:
     """A short hash of everything that decides the build."""
     payload = json.dumps({"build": BUILD_VERSION, "config": asdict(config)}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -74,11 +74,11 @@ def _locked(lock_path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def default_model_path(config: TinyConfig | None = None, *, force: bool = False, progress: bool = True) -> Path:
+def default_model_path(config: TinySettings | None = None, *, force: bool = False, progress: bool = True) -> Path:
     """The folder of the embedded default model and tokenizer, building it first if needed.
 
     `force=True` rebuilds even when a valid build is cached."""
-    config = config or TinyConfig()
+    config = config or TinySettings()
     root = cache_root()
     folder = root / f"tiny-{version_hash(config)}"
     if not force and is_complete(folder):

@@ -234,7 +234,7 @@ def log_policy_samples(
 ) -> float | None:
     """Sample one response per prompt, score it with the gold judge if any, append the rows to samples.jsonl and
     return the mean gold score (None without a judge or prompts)."""
-    from rlhfkit.sampling import SamplingConfig, sample_candidates
+    from rlhfkit.sampling import SamplingSettings, sample_candidates
 
     if not prompts:
         return None
@@ -242,7 +242,7 @@ def log_policy_samples(
         model,
         tokenizer,
         list(prompts),
-        SamplingConfig(k=1, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed, batch_size=64),
+        SamplingSettings(k=1, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed, batch_size=64),
         progress=False,
     )
     rows = [

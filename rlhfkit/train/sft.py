@@ -67,7 +67,7 @@ class SFTSettings:
     """Loss on completion tokens only (the prompt is context, not a target)."""
     conversational: bool | None = None
     """Render rows through the tokenizer's chat template. None = when the tokenizer has one. False trains on plain
-    `prompt + completion + EOS` text; sample such a model with `SamplingConfig(chat=False)`."""
+    `prompt + completion + EOS` text; sample such a model with `SamplingSettings(chat=False)`."""
     lora: LoraSettings | None = None
     """Train a LoRA adapter instead of all weights (None = full fine-tuning)."""
     n_samples: int = 8
@@ -184,10 +184,10 @@ def _sample_rows(
     model, tokenizer, prompts: list, settings: SFTSettings, chat: bool, gold, held_out: bool, label: str
 ) -> list[dict]:
     """Greedy (or seeded stochastic) answers to `prompts`, with the gold judge's score when there is one."""
-    from rlhfkit.sampling import SamplingConfig, sample_candidates
+    from rlhfkit.sampling import SamplingSettings, sample_candidates
 
     greedy = settings.sample_temperature <= 0
-    config = SamplingConfig(
+    config = SamplingSettings(
         k=1,
         do_sample=not greedy,
         temperature=settings.sample_temperature if not greedy else 1.0,

@@ -3,7 +3,7 @@
 import datasets
 import evaluate
 
-from rlhfkit.metrics.core import pairwise_accuracy
+from rlhfkit.metrics.core import pairwise_accuracy_stats
 
 _DESCRIPTION = """\
 Pairwise accuracy: how often a scorer (typically a reward model) gives the chosen response of a preference pair
@@ -55,6 +55,6 @@ class PairwiseAccuracy(evaluate.Metric):
 
     # **_ swallows the inputs of other modules when this one runs inside evaluate.combine([...]).
     def _compute(self, chosen_scores, rejected_scores, n_bootstrap=1000, confidence=0.95, seed=0, **_):
-        return pairwise_accuracy(
+        return pairwise_accuracy_stats(
             chosen_scores, rejected_scores, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
         )
