@@ -31,7 +31,7 @@ def _build_default(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from rlhfkit.data import load_task
+    from rlhfkit.tasks import load_task
     from rlhfkit.models import load_policy, load_tokenizer
     from rlhfkit.sampling import SamplingSettings, sample_candidates
 

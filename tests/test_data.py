@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 
 import rlhfkit.tasks
+from rlhfkit.tasks import load_task
 from rlhfkit import data
 from rlhfkit.data import (
     DataValidationError,
     PreferenceData,
     Task,
     load_preferences,
-    load_task,
     ranking_to_pairs,
     rankings_to_preferences,
     read_records,
@@ -470,9 +470,9 @@ def test_missing_local_file_is_not_sent_to_the_hub(tmp_path):
         load_preferences(str(tmp_path / "typo.jsonl"))
 
 
-def test_data_load_task_is_the_registrys():
-    assert data.load_task is load_task is rlhfkit.tasks.load_task
-    assert "load_task" in dir(data)
+def test_data_load_task_is_the_registrys_under_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match="rlhfkit.data.load_task moved to rlhfkit.tasks.load_task"):
+        assert data.load_task is load_task is rlhfkit.tasks.load_task
 
 
 def test_load_task_returns_a_task_object_unchanged():

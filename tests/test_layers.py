@@ -39,8 +39,8 @@ FLOORS = {
 
 # Imports that go up a floor on purpose, each inside a function and run only when asked for.
 ALLOWED_UPWARD = {
-    # `from rlhfkit.data import load_task` keeps working: the package re-exports the registry's function on first
-    # use (its module __getattr__); nothing in rlhfkit.data calls it.
+    # `from rlhfkit.data import load_task`, its old place, keeps working for one release with a DeprecationWarning
+    # (the package's module __getattr__); nothing in rlhfkit.data calls it.
     ("rlhfkit.data", "rlhfkit.tasks"),
 }
 

@@ -13,9 +13,9 @@ This package sits on the lowest floor of rlhfkit: it imports only the standard l
 - `rlhfkit.data.tasks`        ``Task`` (prompts, demonstrations, gold judge), built from files or a hub dataset.
 
 Every public name is importable from here, e.g. ``from rlhfkit.data import load_preferences, Task``. ``load_task``
-too, though it lives one floor up in `rlhfkit.tasks` (the task registry, which knows the task names, the embedded
-"reviews" task among them): it is imported from there on first use, so importing rlhfkit.data never imports a
-higher floor.
+lives one floor up in `rlhfkit.tasks` (the task registry, which knows the task names, the embedded "reviews" task
+among them); its old name here still works for one release, with a DeprecationWarning, and importing rlhfkit.data
+never imports a higher floor.
 """
 
 from rlhfkit.data.errors import DataValidationError, SkippedRow
@@ -33,16 +33,23 @@ __all__ = [
     "ranking_to_pairs",
     "rankings_to_preferences",
     "Task",
-    "load_task",
     "read_records",
     "write_jsonl",
 ]
 
 
 def __getattr__(name: str):
-    if name == "load_task":  # re-exported from the task registry, above this floor, when first asked for
+    if name == "load_task":  # moved up to the task registry, above this floor; the old name for one release
+        import warnings
+
         from rlhfkit.tasks import load_task
 
+        warnings.warn(
+            "rlhfkit.data.load_task moved to rlhfkit.tasks.load_task (the task registry); the old name will be "
+            "removed in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return load_task
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
