@@ -16,20 +16,22 @@ people through a `LabelStore`), which value model PPO starts from.
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
-from rlhfkit.runs import Manifest, RunData, check_ours_to_write, read_manifest, remove_written
+from rlhfkit.runs import Manifest, RunData, check_ours_to_write, jsonable, read_manifest, remove_written
 from rlhfkit.runs import load as load_run
 
 __all__ = [
     "LabelSettings",
     "Labels",
     "finished_run",
+    "settings_differences",
     "resumable_run",
     "sft",
     "candidates",
@@ -72,14 +74,45 @@ def resumable_run(path: str | os.PathLike) -> bool:
     return state in ("running", "interrupted") and checkpoints.is_dir() and any(checkpoints.iterdir())
 
 
+# Settings that say where or how a run is logged, not what it learns: a finished run is reused whatever they were.
+_NOT_COMPARED = ("device", "report_to")
+
+
+def settings_differences(run_dir: str | os.PathLike, settings: Any, model: Any = None) -> list[str]:
+    """How the finished run in `run_dir` differs from what is asked now: each setting (a dataclass such as
+    `SFTSettings`) whose recorded value is another, and the starting model when `model` is a path or name, as
+    "name: then -> now". Empty when they agree."""
+    config = load_run(run_dir).config
+    now = jsonable(asdict(settings)) if is_dataclass(settings) else {}
+    differ = [
+        f"{key}: {config[key]!r} then, {value!r} now"
+        for key, value in now.items()
+        if key in config and key not in _NOT_COMPARED and json.dumps(config[key]) != json.dumps(value)
+    ]
+    if isinstance(model, (str, os.PathLike)) and isinstance(config.get("model"), str) and config["model"] != str(model):
+        differ.append(f"model: {config['model']!r} then, {str(model)!r} now")
+    return differ
+
+
 def _training_step(
-    name: str, out: str | os.PathLike, train: Callable[[bool], RunData], *, reuse: bool, echo: bool
+    name: str,
+    out: str | os.PathLike,
+    train: Callable[[bool], RunData],
+    *,
+    reuse: bool,
+    echo: bool,
+    settings: Any = None,
+    model: Any = None,
 ) -> RunData:
-    """Reuse a finished run in `out`, resume an interrupted one, or train afresh (`train(resume)`)."""
+    """Reuse a finished run in `out` trained with the same settings from the same model, resume an interrupted one,
+    or train afresh (`train(resume)`); a finished run with other settings is replaced, saying what differed."""
     out = Path(out)
     if reuse and finished_run(out):
-        _say(f"[{name}] reused: the finished run in {out} (reuse=False trains a new one)", echo)
-        return load_run(out)
+        differ = settings_differences(out, settings, model) if settings is not None else []
+        if not differ:
+            _say(f"[{name}] reused: the finished run in {out} (reuse=False trains a new one)", echo)
+            return load_run(out)
+        _say(f"[{name}] the finished run in {out} had other settings ({'; '.join(differ[:4])}): training anew", echo)
     resume = reuse and resumable_run(out)
     if resume:
         _say(f"[{name}] resuming the interrupted run in {out}", echo)
@@ -106,12 +139,15 @@ def sft(
     from rlhfkit.models import resolve_model
     from rlhfkit.train.sft import train_sft
 
+    start = resolve_model(model)
     return _training_step(
         "sft",
         out,
-        lambda resume: train_sft(resolve_model(model), task, settings, out, resume=resume, callbacks=callbacks),
+        lambda resume: train_sft(start, task, settings, out, resume=resume, callbacks=callbacks),
         reuse=reuse,
         echo=echo,
+        settings=settings,
+        model=start,
     )
 
 
@@ -136,6 +172,8 @@ def reward_model(
         lambda resume: train_reward_model(model, data, settings, out, resume=resume, callbacks=callbacks),
         reuse=reuse,
         echo=echo,
+        settings=settings,
+        model=model,
     )
 
 
@@ -185,6 +223,8 @@ def ppo(
         ),
         reuse=reuse,
         echo=echo,
+        settings=settings,
+        model=policy,
     )
 
 
@@ -213,6 +253,8 @@ def dpo(
         ),
         reuse=reuse,
         echo=echo,
+        settings=settings,
+        model=policy,
     )
 
 
@@ -239,6 +281,8 @@ def online(
         ),
         reuse=reuse,
         echo=echo,
+        settings=settings,
+        model=policy,
     )
 
 

@@ -168,3 +168,33 @@ def test_a_judge_named_module_function_is_imported_from_the_working_folder(tmp_p
         as_judge("my_judges_for_test:not_callable")
     with pytest.raises(ValueError, match="builtin judges are \\['length', 'vader'\\], or name your own"):
         as_judge("vaderr")
+
+
+def test_a_finished_run_with_other_settings_or_another_start_is_trained_anew(tmp_path, capsys):
+    from dataclasses import asdict
+
+    from rlhfkit.train.sft import SFTSettings
+
+    out = tmp_path / "sft"
+    run = Run(out, stage="sft", config={"model": "/models/a", **asdict(SFTSettings(max_steps=5))}, seed=0)
+    run.claim("model").mkdir()
+    run.finish({})
+    calls = []
+    same = stages._training_step(
+        "sft",
+        out,
+        calls.append,
+        reuse=True,
+        echo=True,
+        settings=SFTSettings(max_steps=5, device="cpu"),
+        model="/models/a",
+    )
+    assert same.path == out and calls == []  # the device is where, not what: still the same run
+    assert stages.settings_differences(out, SFTSettings(max_steps=7), "/models/b") == [
+        "max_steps: 5 then, 7 now",
+        "model: '/models/a' then, '/models/b' now",
+    ]
+    capsys.readouterr()
+    stages._training_step("sft", out, calls.append, reuse=True, echo=True, settings=SFTSettings(max_steps=7))
+    assert calls == [False]
+    assert "had other settings (max_steps: 5 then, 7 now): training anew" in capsys.readouterr().out
