@@ -44,7 +44,7 @@ MODEL = "tiny"  # "tiny" = the embedded default (built offline on first use, ~1 
 TASK = "reviews"  # a builtin task, a prompts file, or a Hub dataset id
 OUT = "runs/notebooks/00_quickstart"  # run directory; relative paths are relative to the project folder
 DEVICE = None  # None = CUDA when present, else CPU; or "cpu", "cuda:1", ...
-THREADS = None  # torch CPU threads; None = 1 for the tiny default on a CPU, else torch's default
+THREADS = None  # torch CPU threads; None = rlhfkit.threads' rule (1 for the embedded default on a CPU)
 SEED = 0
 METHODS = ["ppo", "dpo"]  # any of "ppo", "dpo", "rloo"
 LORA_R = None  # None = train all weights; a rank (e.g. 16) trains LoRA adapters instead

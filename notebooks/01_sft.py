@@ -33,7 +33,7 @@ MODEL = "tiny"  # "tiny" = the embedded default (built offline on first use, ~1 
 TASK = "reviews"  # a builtin task, a prompts file with demonstrations, or a Hub dataset id
 OUT = "runs/notebooks/01_sft"  # run directory; relative paths are relative to the project folder
 DEVICE = None  # None = CUDA when present, else CPU
-THREADS = None  # torch CPU threads; None = 1 for the tiny default on a CPU, else torch's default
+THREADS = None  # torch CPU threads; None = rlhfkit.threads' rule (1 for the embedded default on a CPU)
 SEED = 0
 LORA_R = None  # None = full fine-tuning; a rank (e.g. 16) trains LoRA adapters only
 SFT_STEPS = 200  # optimizer steps

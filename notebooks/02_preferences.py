@@ -40,7 +40,7 @@ OUT = "runs/notebooks/02_preferences"  # label store and exports; relative paths
 SFT_RUN = "runs/notebooks/01_sft/sft"  # notebook 01's SFT run; rebuilt into OUT/sft when missing
 SFT_STEPS = 200  # only when the SFT model must be rebuilt
 DEVICE = None  # None = CUDA when present, else CPU; or "cpu", "cuda:1", ...
-THREADS = None  # torch CPU threads; None = 1 for the tiny default on a CPU, else torch's default
+THREADS = None  # torch CPU threads; None = rlhfkit.threads' rule (1 for the embedded default on a CPU)
 SEED = 0
 N_PROMPTS = 512  # train prompts whose candidates go into the label store (03's own fallback uses 512 too)
 K = 4  # candidates per prompt

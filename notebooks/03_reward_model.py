@@ -39,7 +39,7 @@ OUT = "runs/notebooks/03_reward_model"  # run directory; relative paths are rela
 SFT_RUN = "runs/notebooks/01_sft/sft"  # notebook 01's SFT run; rebuilt into OUT/sft when missing
 LABELS = "runs/notebooks/02_preferences/labels.db"  # a label store with your pairwise labels (notebook 02), if any
 DEVICE = None  # None = CUDA when present, else CPU
-THREADS = None  # torch CPU threads; None = 1 for the tiny default on a CPU, else torch's default
+THREADS = None  # torch CPU threads; None = rlhfkit.threads' rule (1 for the embedded default on a CPU)
 SEED = 0
 LORA_R = None  # None = train all weights; a rank (e.g. 16) trains LoRA adapters plus the score head
 SFT_STEPS = 200  # only when the SFT model must be rebuilt
