@@ -44,10 +44,8 @@ MODEL = "tiny"  # "tiny" = the embedded default (built offline on first use, ~1 
 TASK = "reviews"  # a builtin task, a prompts file, or a Hub dataset id
 OUT = "runs/notebooks/00_quickstart"  # run directory; relative paths are relative to the project folder
 DEVICE = None  # None = CUDA when present, else CPU; or "cpu", "cuda:1", ...
+THREADS = None  # torch CPU threads; None = rlhfkit.threads' rule (1 for the embedded default on a CPU)
 SEED = 0
-THREADS = None  # torch CPU threads; None = 1 for the embedded default on a CPU (its matrices are too small
-# to gain from a second thread, and one competing with any other busy process made
-# training steps several times slower here), else torch's own default
 METHODS = ["ppo", "dpo"]  # any of "ppo", "dpo", "rloo"
 LORA_R = None  # None = train all weights; a rank (e.g. 16) trains LoRA adapters instead
 # Budgets
@@ -77,25 +75,15 @@ SHOW_REPORT = True  # show report.html inside the notebook
 # ## 1. Set-up
 #
 # Everything below is a thin layer over `rlhfkit`: the notebook holds the teaching, the package holds the code.
-# Each stage writes a **run directory** (config, metrics stream, samples, model) under `OUT`.
+# Each stage writes a **run directory** (config, metrics stream, samples, model) under `OUT`. Relative paths are
+# taken from the project folder (the parent of notebooks/), so every notebook finds the others' runs wherever
+# Jupyter was started; `setup` also picks the device and loads the task and its gold judge.
 
 # %%
-import html
-import time
-from dataclasses import replace
-
-import pandas as pd
-from IPython.display import HTML, Markdown, display
-
-from rlhfkit.compare import gold_vs_kl_figure, summary_table, training_curves_figure
-from rlhfkit.models import LoraSettings, load_policy, load_tokenizer
+from rlhfkit import stages
 from rlhfkit.notebook import setup
-from rlhfkit.pipeline import PipelineSettings, reload_runs, run_pipeline
-from rlhfkit.sampling import SamplingSettings, sample_candidates
 
-# Relative paths are taken from the project folder (the parent of notebooks/), so every notebook finds the others'
-# runs wherever Jupyter was started. `setup` also picks the device and loads the task.
-out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL, need_gold=False)
+out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL)
 
 # %% [markdown]
 # ## 2. The pipeline's settings
@@ -105,8 +93,21 @@ out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, m
 # each, fewer PPO and DPO steps, a smaller evaluation.
 
 # %%
+from dataclasses import replace
+
+import pandas as pd
+
+from rlhfkit.models import LoraSettings
+from rlhfkit.pipeline import PipelineSettings
+
 lora = LoraSettings(r=LORA_R, alpha=2 * LORA_R) if LORA_R else None
-# With LoRA the learning rates below are common starting points for adapters on real models, not tuned here.
+
+
+def adapters(learning_rate, **more):
+    """With LoRA: learning rates that are common starting points for adapters on real models (not tuned here)."""
+    return {"lora": lora, "learning_rate": learning_rate, **more} if lora else {}
+
+
 base = PipelineSettings(
     model=MODEL,
     task=TASK,
@@ -120,50 +121,48 @@ base = PipelineSettings(
 )
 settings = replace(
     base,
-    sft=replace(base.sft, max_steps=SFT_STEPS, device=DEVICE, lora=lora, **({"learning_rate": 2e-4} if lora else {})),
-    reward=replace(base.reward, device=DEVICE, lora=lora, **({"learning_rate": 1e-4} if lora else {})),
-    # run_pipeline starts PPO's value function from the reward model, which needs a separate value model (with
+    sft=replace(base.sft, max_steps=SFT_STEPS, device=DEVICE, **adapters(2e-4)),
+    reward=replace(base.reward, device=DEVICE, **adapters(1e-4)),
+    # The pipeline starts PPO's value function from the reward model, which needs a separate value model (with
     # LoRA, PPO would otherwise put a value head on the policy).
     ppo=replace(
         base.ppo,
         total_steps=PPO_STEPS,
         batch_size=PPO_BATCH_SIZE,
         device=DEVICE,
-        lora=lora,
-        **({"learning_rate": 1e-5, "value_model": "separate"} if lora else {}),
+        **adapters(1e-5, value_model="separate"),
     ),
-    dpo=replace(base.dpo, max_steps=DPO_STEPS, device=DEVICE, lora=lora, **({"learning_rate": 5e-6} if lora else {})),
+    dpo=replace(base.dpo, max_steps=DPO_STEPS, device=DEVICE, **adapters(5e-6)),
     rloo=replace(base.rloo, device=DEVICE, lora=lora),
     evaluation=replace(base.evaluation, n_prompts=N_EVAL_PROMPTS, device=DEVICE),
 )
-pd.DataFrame(
-    [
-        (
-            "SFT",
-            f"{settings.sft.max_steps} steps x {settings.sft.batch_size} demonstrations, "
-            f"lr {settings.sft.learning_rate:g}",
-        ),
-        ("labels", f"{settings.n_label_prompts} prompts x {settings.k} candidates, flip rate {settings.flip_rate}"),
-        ("reward model", f"{settings.reward.epochs:g} epoch over the pairs, lr {settings.reward.learning_rate:g}"),
-        (
-            "PPO",
-            f"{settings.ppo.total_steps} iterations x {settings.ppo.batch_size} prompts, beta {settings.ppo.kl_coef}",
-        ),
-        ("DPO", f"{settings.dpo.max_steps} steps x {settings.dpo.batch_size} pairs, beta {settings.dpo.beta}"),
-        ("evaluation", f"{settings.evaluation.n_prompts} held-out prompts"),
-    ],
-    columns=["stage", "budget"],
-)
+s = settings
+pd.Series(
+    {
+        "SFT": f"{s.sft.max_steps} steps x {s.sft.batch_size} demonstrations, lr {s.sft.learning_rate:g}",
+        "labels": f"{s.n_label_prompts} prompts x {s.k} candidates, flip rate {s.flip_rate}",
+        "reward model": f"{s.reward.epochs:g} epoch over the pairs, lr {s.reward.learning_rate:g}",
+        "PPO": f"{s.ppo.total_steps} iterations x {s.ppo.batch_size} prompts, beta {s.ppo.kl_coef}",
+        "DPO": f"{s.dpo.max_steps} steps x {s.dpo.batch_size} pairs, beta {s.dpo.beta}",
+        "evaluation": f"{s.evaluation.n_prompts} held-out prompts",
+    },
+    name="budget",
+).to_frame()
 
 # %% [markdown]
 # ## 3. Run it
 #
 # One call: SFT → candidates → simulated labels → reward model → PPO and DPO → evaluation on held-out prompts →
-# `report.html` and `summary.json`. Each stage prints when it starts and how long it took. `overwrite=True` starts
-# over in `OUT` every time this cell runs, replacing only rlhfkit's own files there; without it, a run with the
-# same settings continues an interrupted one and reuses the stages it finished.
+# `report.html` and `summary.json`. `run_pipeline` is the stages of `rlhfkit.stages` in order, the same functions
+# notebooks 01-06 call one at a time. Each stage prints when it starts and how long it took. `overwrite=True`
+# starts over in `OUT` every time this cell runs, replacing only rlhfkit's own files there; without it, a run with
+# the same settings continues an interrupted one and reuses the stages it finished.
 
 # %%
+import time
+
+from rlhfkit.pipeline import run_pipeline
+
 started = time.perf_counter()
 summary = run_pipeline(settings, echo=True, overwrite=True)
 wall = time.perf_counter() - started
@@ -182,10 +181,12 @@ print(f"\npipeline wall time: {wall:.0f} s")
 #   above 0.5.
 
 # %%
-table = summary_table(summary["policies"])
-display(table.round(3))
-rm = summary["reward_model"]
-prefs = summary["preferences"]
+from IPython.display import display
+
+from rlhfkit.compare import summary_table
+
+display(summary_table(summary).round(3))
+prefs, rm = summary["preferences"], summary["reward_model"]
 print(
     f"preference pairs: {prefs['pairs']}, annotator agreement with gold: {prefs['annotator_agreement_with_gold']:.1%}"
 )
@@ -200,6 +201,9 @@ pd.Series(summary["seconds"], name="seconds").to_frame().T
 # Below: gold reward against KL, one point per policy. Up and to the left is better: more reward for less drift.
 
 # %%
+from rlhfkit.compare import gold_vs_kl_figure, training_curves_figure
+from rlhfkit.pipeline import reload_runs
+
 runs = reload_runs(out_dir)  # the run directories, read back from disk (works after a kernel restart too)
 training_curves_figure({name: run for name, run in runs.items() if name in METHODS}).show()
 gold_vs_kl_figure(summary["policies"]).show()
@@ -207,22 +211,23 @@ gold_vs_kl_figure(summary["policies"]).show()
 # %% [markdown]
 # ## 6. Samples side by side
 #
-# Greedy answers of each model to a few held-out prompts, with the gold judge's score. Model output is untrusted
-# text: it is shown as plain table cells (pandas escapes HTML).
+# Greedy answers of each model to a few held-out prompts (`stages.candidates`, the sampler that draws the
+# candidates people label), with the gold judge's score. Model output is untrusted text: it is shown as plain table
+# cells (pandas escapes HTML).
 
 # %%
-show_prompts = task.eval_prompts[:N_SHOW]
-tokenizer = load_tokenizer(runs["sft"].model_path)
+from rlhfkit.compare import samples_side_by_side
+from rlhfkit.sampling import SamplingSettings
+
 greedy = SamplingSettings(k=1, do_sample=False, max_new_tokens=64, seed=SEED)
-side = pd.DataFrame({"prompt": show_prompts})
-for name in ["sft", *[m for m in METHODS if m in runs]]:
-    model = load_policy(runs[name].model_path, device=DEVICE)
-    answers = sample_candidates(model, tokenizer, show_prompts, greedy, progress=False).response.tolist()
-    side[name] = answers
-    side[f"{name} gold"] = gold(show_prompts, answers)
-    del model
+shown = ["sft", *[m for m in METHODS if m in runs]]
+answers = pd.concat(
+    stages.candidates(runs[name].model_path, task.eval_prompts[:N_SHOW], greedy, progress=False).assign(policy=name)
+    for name in shown
+)
+answers["gold"] = gold(answers.prompt.tolist(), answers.response.tolist())
 with pd.option_context("display.max_colwidth", 200):
-    display(side.round(3))
+    display(samples_side_by_side(answers, shown, N_SHOW).dropna(axis=1, how="all").round(3))
 
 # %% [markdown]
 # ## 7. The report
@@ -231,6 +236,10 @@ with pd.option_context("display.max_colwidth", 200):
 # here in a sandboxed frame.
 
 # %%
+import html
+
+from IPython.display import HTML
+
 report = out_dir / "report.html"
 print(f"report: {report} ({report.stat().st_size / 1e6:.1f} MB)")
 if SHOW_REPORT:
@@ -244,76 +253,35 @@ if SHOW_REPORT:
 # %% [markdown]
 # ## 8. What this run says
 #
-# The conclusions below are computed from this run's numbers, not written in advance: rerun with another seed
-# or budget and they change with the evidence.
+# The conclusions below are computed from this run's numbers by `rlhfkit.conclusions` (the rules live there, with
+# tests), not written in advance: rerun with another seed or budget and they change with the evidence.
 
 # %%
+from IPython.display import Markdown
+
+from rlhfkit.conclusions import length_effect, markdown, method_comparison, reward_model_accuracy, versus_baseline
+
 pol = summary["policies"]
-sft_row = pol["sft"]
-lines = []
-acc, agree = rm["heldout_accuracy"], prefs["annotator_agreement_with_gold"]
-lines.append(
-    f"- **Reward model.** It ranks {acc:.1%} of {rm['heldout_pairs']} held-out pairs the way the gold judge does "
-    f"(chance is 50%; the annotator it learned from agreed with gold on {agree:.1%} of its labels). "
-    + (
-        "A good proxy on these pairs."
-        if acc >= 0.85
-        else "A usable but noisy proxy: PPO optimises its mistakes along with its signal."
-        if acc >= 0.7
-        else "A weak proxy: much of what PPO optimises is the reward model's error."
-        if acc >= 0.6
-        else "Barely better than chance: PPO has little real signal to follow."
-    )
-)
+agreement = prefs["annotator_agreement_with_gold"]
+says = [reward_model_accuracy(rm["heldout_accuracy"], rm["heldout_pairs"], label_agreement=agreement)]
 for name in [m for m in METHODS if m in pol]:
-    row = pol[name]
-    verdict = table.set_index("policy").loc[name, "verdict"]
-    gain = row["gold_reward_mean"] - sft_row["gold_reward_mean"]
-    lo, hi = row["gold_reward_ci"]
-    wl, wh = row["win_rate_vs_sft_ci"]
-    length = row["mean_length"] / sft_row["mean_length"] - 1
-    text = (
-        f"- **{name.upper()}** ({verdict}): gold reward {row['gold_reward_mean']:.3f} [{lo:.3f}, {hi:.3f}] vs "
-        f"SFT {sft_row['gold_reward_mean']:.3f} ({gain:+.3f}), gold win rate vs SFT {row['win_rate_vs_sft']:.2f} "
-        f"[{wl:.2f}, {wh:.2f}], at KL {row['kl_to_ref']:.1f} nats."
-    )
-    if length > 0.2:
-        text += (
-            f" Its answers are {length:.0%} longer than SFT's (EOS rate {row['eos_rate']:.2f} vs "
-            f"{sft_row['eos_rate']:.2f}); on this task more positive sentences also raise VADER, so part of "
-            f"the gain may be length."
-        )
-    elif length < -0.2:
-        text += f" Its answers are {-length:.0%} shorter than SFT's: the gain is not bought with length."
-    lines.append(text)
-ranked = sorted([m for m in METHODS if m in pol], key=lambda m: pol[m]["gold_reward_mean"], reverse=True)
-if len(ranked) > 1:
-    a, b = ranked[0], ranked[1]
-    overlap = pol[b]["gold_reward_ci"][1] >= pol[a]["gold_reward_ci"][0]
-    lines.append(
-        f"- **{a.upper()} vs {b.upper()}.** {a.upper()} has the higher gold reward "
-        f"({pol[a]['gold_reward_mean']:.3f} vs {pol[b]['gold_reward_mean']:.3f}) "
-        + (
-            "but the intervals overlap: on this budget the two are not distinguishable on gold reward. "
-            if overlap
-            else "and the intervals do not overlap. "
-        )
-        + f"{a.upper()} moved {pol[a]['kl_to_ref']:.1f} nats from SFT, {b.upper()} {pol[b]['kl_to_ref']:.1f}"
-        + (
-            f": {a.upper()} got at least as much reward for less drift."
-            if pol[a]["kl_to_ref"] <= pol[b]["kl_to_ref"]
-            else ": the two sit at different KL, so the fair comparison is at equal KL (notebook 06)."
-        )
-    )
-lines.append(
-    f"- One seed, {pol['sft']['n_samples']} evaluation samples per policy, {wall:.0f} s of compute: "
-    f"treat these as a first look, not a benchmark."
+    says += [
+        versus_baseline(pol[name], pol["sft"], name=name.upper()),
+        length_effect(pol[name], pol["sft"], name=name.upper()),
+    ]
+says.append(method_comparison(pol, METHODS))
+says.append(
+    f"One seed, {pol['sft']['n_samples']} evaluation samples per policy, {wall:.0f} s of compute: treat these as a "
+    "first look, not a benchmark."
 )
-display(Markdown("\n".join(lines)))
+display(Markdown(markdown([c for c in says if c is not None])))
 
 # %% [markdown]
 # ## Next
 #
 # - `01_sft`: what supervised fine-tuning changes, with before/after samples.
+# - `02_preferences`: candidates, labelling them yourself, simulated and AI annotators, and how far labels can be
+#   trusted.
 # - `03_reward_model`: the pairwise loss, accuracy against gold, and what annotator noise costs.
-# - `02_preferences`, `04_ppo`, `05_dpo`, `06_compare`: coming (see `notebooks/README.md`).
+# - `04_ppo`, `05_dpo`, `06_compare`: PPO with reward hacking made visible, DPO and its variants, and the methods
+#   compared honestly (see `notebooks/README.md`).

@@ -33,10 +33,8 @@ MODEL = "tiny"  # "tiny" = the embedded default (built offline on first use, ~1 
 TASK = "reviews"  # a builtin task, a prompts file with demonstrations, or a Hub dataset id
 OUT = "runs/notebooks/01_sft"  # run directory; relative paths are relative to the project folder
 DEVICE = None  # None = CUDA when present, else CPU
+THREADS = None  # torch CPU threads; None = rlhfkit.threads' rule (1 for the embedded default on a CPU)
 SEED = 0
-THREADS = None  # torch CPU threads; None = 1 for the embedded default on a CPU (its matrices are too small
-# to gain from a second thread, and one competing with any other busy process made
-# training steps several times slower here), else torch's own default
 LORA_R = None  # None = full fine-tuning; a rank (e.g. 16) trains LoRA adapters only
 SFT_STEPS = 200  # optimizer steps
 BATCH_SIZE = 16  # demonstrations per step
@@ -48,6 +46,7 @@ MAX_NEW_TOKENS = 64  # longest sampled answer
 DEMO_STORE = None  # label store for demonstrations you write (section 3); None = OUT/labels.db
 ANNOTATOR = "me"  # your name in the label store
 N_WRITE = 5  # train prompts offered to you in the demonstration writer
+REUSE = False  # True: keep a finished SFT run already in OUT/sft instead of training again
 
 # A real model on a GPU (not run here: this machine has no Hub access). Starting points, not tuned settings:
 # MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
@@ -58,29 +57,15 @@ N_WRITE = 5  # train prompts offered to you in the demonstration writer
 
 # %% [markdown]
 # ## 1. Set-up
+#
+# Relative paths (`OUT`, `DEMO_STORE`) are taken from the project folder, the parent of notebooks/. The gold judge
+# scores demonstrations and answers; SFT itself never sees it.
 
 # %%
-import re
-from dataclasses import replace
+from rlhfkit import stages
+from rlhfkit.notebook import setup
 
-import pandas as pd
-import plotly.graph_objects as go
-import torch
-from IPython.display import Markdown, display
-from plotly.subplots import make_subplots
-
-from rlhfkit.evaluation import response_logprobs
-from rlhfkit.labeling import DemonstrationWriter, LabelStore
-from rlhfkit.live import has_frontend
-from rlhfkit.models import LoraSettings, load_policy, load_tokenizer, resolve_model
-from rlhfkit.notebook import project_path, setup
-from rlhfkit.train.sft import SFTSettings, train_sft
-
-# Relative paths (OUT, DEMO_STORE) are taken from the project folder, the parent of notebooks/. SFT needs no gold
-# judge (`gold` is None without one); with one, the notebook also scores demonstrations and answers.
-out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL, need_gold=False)
-base_model = resolve_model(MODEL)  # the embedded default is built here on first use
-print(f"model: {base_model}")
+out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL)
 
 # %% [markdown]
 # ## 2. The demonstrations
@@ -91,22 +76,19 @@ print(f"model: {base_model}")
 # demonstrations themselves: that is roughly where imitation alone should land.
 
 # %%
+import pandas as pd
+from IPython.display import Markdown, display
+
 demos = task.demonstrations[:N_DEMOS] if N_DEMOS else list(task.demonstrations)
 val_demos, train_demos = demos[:N_VAL_DEMOS], demos[N_VAL_DEMOS:]
-demo_gold = gold([d["prompt"] for d in demos], [d["completion"] for d in demos]) if gold else None
 frame = pd.DataFrame(demos)
-if demo_gold is not None:
-    frame["gold"] = demo_gold
+frame["gold"] = gold(frame.prompt.tolist(), frame.completion.tolist())
 frame["words"] = frame.completion.str.split().str.len()
+print(f"{len(train_demos)} demonstrations to train on, {len(val_demos)} held out; {frame.words.mean():.1f} words each")
 print(
-    f"{len(train_demos)} demonstrations to train on, {len(val_demos)} held out; "
-    f"{frame.words.mean():.1f} words per response on average"
+    f"gold score of the demonstrations: mean {frame.gold.mean():.3f}; "
+    f"positive (> 0.05) {(frame.gold > 0.05).mean():.0%}, negative (< -0.05) {(frame.gold < -0.05).mean():.0%}"
 )
-if demo_gold is not None:
-    print(
-        f"gold score of the demonstrations: mean {frame.gold.mean():.3f}; "
-        f"positive (> 0.05) {(frame.gold > 0.05).mean():.0%}, negative (< -0.05) {(frame.gold < -0.05).mean():.0%}"
-    )
 with pd.option_context("display.max_colwidth", 160):
     display(frame.head(6).round(3))
 
@@ -124,6 +106,12 @@ with pd.option_context("display.max_colwidth", 160):
 # ones written by people who know the domain are the usual start (InstructGPT's SFT set had about 13,000).
 
 # %%
+from dataclasses import replace
+
+from rlhfkit.labeling import DemonstrationWriter, LabelStore
+from rlhfkit.live import has_frontend
+from rlhfkit.notebook import project_path
+
 store = LabelStore(project_path(DEMO_STORE) if DEMO_STORE else out_dir / "labels.db")
 store.add_prompts(task.train_prompts[:N_WRITE])  # prompts for you to answer (already stored ones are kept)
 writer = DemonstrationWriter(store, ANNOTATOR)
@@ -133,21 +121,23 @@ writer
 
 # %%
 mine = [{"prompt": d["prompt"], "completion": d["completion"]} for d in store.demonstrations(ANNOTATOR)]
-print(
-    f"{len(mine)} demonstrations of your own ({ANNOTATOR!r}) in {store.path}"
-    + ("" if mine else ": training on the task's demonstrations only")
-)
+print(f"{len(mine)} demonstrations of your own ({ANNOTATOR!r}) in {store.path}")
 train_task = replace(task, demonstrations=train_demos + mine)
 
 # %% [markdown]
 # ## 4. Train
 #
-# `train_sft` wraps TRL's `SFTTrainer` (completion-only loss, the chat template the sampler uses). Before and
-# after training it answers the first `N_HELDOUT` **held-out** prompts (items never seen in training) greedily and
-# writes them, with their gold scores, to `samples.jsonl`. The run directory also gets `metrics.jsonl` (a row per
-# step), `summary.json` and the model in `OUT/sft/model`.
+# `stages.sft`, the pipeline's SFT stage, wraps TRL's `SFTTrainer` (completion-only loss, the chat template the
+# sampler uses). Before and after training it answers the first `N_HELDOUT` **held-out** prompts (items never
+# seen in training) greedily and writes them, with their gold scores, to `samples.jsonl`. The run directory also
+# gets `metrics.jsonl` (a row per step), `summary.json` and the model in `OUT/sft/model`. This notebook is about
+# training, so it trains again each time it runs (and picks up new demonstrations) unless `REUSE` is set.
 
 # %%
+from rlhfkit.models import LoraSettings, resolve_model
+from rlhfkit.train.sft import SFTSettings
+
+base_model = resolve_model(MODEL)  # the embedded default is built here on first use
 settings = SFTSettings(
     max_steps=SFT_STEPS,
     batch_size=BATCH_SIZE,
@@ -158,29 +148,20 @@ settings = SFTSettings(
     n_samples=N_HELDOUT,
     sample_max_new_tokens=MAX_NEW_TOKENS,
 )
-run = train_sft(base_model, train_task, settings, out_dir / "sft")
+run = stages.sft(base_model, train_task, settings, out_dir / "sft", reuse=REUSE)
 print(f"{run.summary['steps']} steps in {run.summary['seconds']:.0f} s; model saved in {run.model_path}")
 
 # %% [markdown]
 # ## 5. The loss curve
 #
-# Read back from the run's `metrics.jsonl` (the same stream the live dashboard reads). The loss is the mean
-# negative log-likelihood per response token; `mean_token_accuracy` is how often the model's most likely next token
-# is the demonstrated one.
+# Read back from the run's `metrics.jsonl` (the same stream the live dashboard reads, and drawn by the same
+# `rlhfkit.live.from_run`). The loss is the mean negative log-likelihood per response token;
+# `mean_token_accuracy` is how often the model's most likely next token is the demonstrated one.
 
 # %%
-metrics = run.metrics
-fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss (nats per token)", "mean token accuracy"))
-fig.add_trace(go.Scatter(x=metrics.step, y=metrics["loss"], mode="lines+markers", name="loss"), row=1, col=1)
-if "mean_token_accuracy" in metrics:
-    fig.add_trace(
-        go.Scatter(x=metrics.step, y=metrics["mean_token_accuracy"], mode="lines+markers", name="token accuracy"),
-        row=1,
-        col=2,
-    )
-fig.update_xaxes(title_text="step")
-fig.update_layout(height=340, showlegend=False, margin=dict(t=40, b=40, l=40, r=10))
-fig.show()
+from rlhfkit.live import from_run
+
+from_run(run.path).figure().show()
 
 # %% [markdown]
 # The training loss is measured on the batch being trained on. The honest number is the loss on demonstrations
@@ -189,18 +170,18 @@ fig.show()
 
 
 # %%
+import torch
+
+from rlhfkit.evaluation import response_logprobs
+from rlhfkit.models import load_policy, load_tokenizer
+
+
 def heldout_nll(model_path) -> float:
     if not val_demos:
         return float("nan")
-    model = load_policy(model_path, device=DEVICE)
-    tokenizer = load_tokenizer(model_path)
-    logprobs = response_logprobs(
-        model,
-        tokenizer,
-        [d["prompt"] for d in val_demos],
-        [d["completion"] for d in val_demos],
-        eos_mask=[True] * len(val_demos),
-    )
+    model, tokenizer = load_policy(model_path, device=DEVICE), load_tokenizer(model_path)
+    prompts, completions = [d["prompt"] for d in val_demos], [d["completion"] for d in val_demos]
+    logprobs = response_logprobs(model, tokenizer, prompts, completions, eos_mask=[True] * len(val_demos))
     return float(-torch.cat(logprobs).mean())
 
 
@@ -216,97 +197,25 @@ print(f"held-out NLL per token: before SFT {nll_before:.3f}, after {nll_after:.3
 # (other than the first word of a sentence); prompts without such names are left blank. Plain table cells: model
 # text is escaped, never rendered as HTML.
 
-
 # %%
-def names_in(prompt):
-    sentences = re.split(r"(?<=[.?!])\s+", prompt)
-    return {w for s in sentences for w in re.findall(r"[A-Z][\w']+", s)[1:] if w not in ("The", "A", "An", "I")}
+from rlhfkit.compare import before_after_table
 
-
-def names_it(prompt, response):
-    names = names_in(prompt)
-    return None if not names else sum(w in response for w in names) >= len(names) / 2
-
-
-samples = run.samples
-before = samples[samples.model == "before"].reset_index(drop=True)
-after = samples[samples.model == "after"].reset_index(drop=True)
-side = pd.DataFrame(
-    {
-        "prompt": before.prompt,
-        "before SFT": before.response,
-        "finish before": before.finish_reason,
-        "names it before": [names_it(p, r) for p, r in zip(before.prompt, before.response)],
-        "after SFT": after.response,
-        "finish after": after.finish_reason,
-        "names it after": [names_it(p, r) for p, r in zip(after.prompt, after.response)],
-    }
-)
-if "gold" in samples:
-    side.insert(4, "gold before", before.gold.round(3))
-    side["gold after"] = after.gold.round(3)
 with pd.option_context("display.max_colwidth", 200):
-    display(side)
+    display(before_after_table(run.samples))
 
 # %% [markdown]
 # ## 7. What changed
 #
-# Computed from this run's numbers.
-
+# Computed from this run's numbers by `rlhfkit.conclusions` (the rules are there, with tests).
 
 # %%
-def eos_rate(rows):
-    return float((rows.finish_reason == "eos").mean())
+from rlhfkit.conclusions import markdown, sft_answers, sft_gold_change, sft_loss
 
-
-def rate(column):
-    known = side[column].dropna()
-    return f"{known.astype(bool).mean():.0%} of {len(known)}" if len(known) else "n/a"
-
-
-lines = [
-    f"- **Loss.** The training loss went from {run.summary['first_train_loss']:.3f} at the first step to "
-    f"{run.summary['train_loss']:.3f} at step {run.summary['steps']}; on {len(val_demos)} held-out demonstrations "
-    f"from {nll_before:.3f} to {nll_after:.3f} nats per token"
-    + (
-        " (the model learned the demonstrations' language, not just the batches it saw)."
-        if nll_after < nll_before
-        else ": no improvement on unseen text, so this run did not generalise."
-    ),
-    f"- **Answering what was asked.** {before.response.nunique()} distinct answers to {len(before)} different "
-    f"prompts before SFT, {after.response.nunique()} after (an answer that ignores its prompt repeats itself). "
-    f"Answers that name the prompt's subject: {rate('names it before')} before, {rate('names it after')} after"
-    + (
-        ". The held-out items' names never appeared in training; a model this small does not learn to copy them, "
-        "so read the table for whether the answers at least talk about the right kind of thing."
-        if side["names it after"].dropna().astype(bool).mean() < 0.5
-        else "."
-    ),
-    f"- **Stopping.** {eos_rate(before):.0%} of the answers before SFT ended by themselves, {eos_rate(after):.0%} "
-    f"after; mean length {before.n_tokens.mean():.0f} → {after.n_tokens.mean():.0f} tokens.",
-]
-if "gold" in samples:
-    paired = after.gold - before.gold
-    diff = paired.mean()
-    half_width = 1.96 * paired.std() / len(paired) ** 0.5 if len(paired) > 1 else float("nan")
-    demo_mean = frame.gold.mean()
-    lines.append(
-        f"- **Gold score.** The mean gold score of the {len(after)} held-out answers went from "
-        f"{before.gold.mean():.3f} to {after.gold.mean():.3f} ({diff:+.3f} ± {half_width:.3f}, a normal 95% interval "
-        f"of the paired difference; better on {(paired > 0).sum()}, worse on {(paired < 0).sum()} prompts). "
-        + ("The change is within noise. " if abs(diff) <= half_width else "")
-        + f"The demonstrations average {demo_mean:.3f}, and the SFT answers land "
-        + (
-            "close to that"
-            if abs(after.gold.mean() - demo_mean) < 0.1
-            else "above it"
-            if after.gold.mean() > demo_mean
-            else "below it"
-        )
-        + ": SFT imitates the demonstrations, sentiment mix included; it does not aim at the gold judge."
-    )
-lines.append(
-    "- Raising the gold score is the job of the later stages: preferences (02), a reward model (03), "
-    "then PPO (04) or DPO (05)."
+before, after = (run.samples[run.samples.model == m].reset_index(drop=True) for m in ("before", "after"))
+says = [sft_loss(run.summary, nll_before, nll_after, len(val_demos)), *sft_answers(before, after)]
+says.append(sft_gold_change(before.gold, after.gold, frame.gold.mean()))
+says.append(
+    "Raising the gold score is the job of the later stages: preferences (02), a reward model (03), then PPO (04) "
+    "or DPO (05)."
 )
-display(Markdown("\n".join(lines)))
+display(Markdown(markdown(says)))

@@ -38,12 +38,10 @@ MODEL = "tiny"  # used only when the SFT run below is missing and must be rebuil
 TASK = "reviews"  # a builtin task, a prompts file, or a Hub dataset id
 OUT = "runs/notebooks/02_preferences"  # label store and exports; relative paths are relative to the project folder
 SFT_RUN = "runs/notebooks/01_sft/sft"  # notebook 01's SFT run; rebuilt into OUT/sft when missing
-DEVICE = None  # None = CUDA when present, else CPU; or "cpu", "cuda:1", ...
-SEED = 0
-THREADS = None  # torch CPU threads; None = 1 for the embedded default on a CPU (its matrices are too small
-# to gain from a second thread, and one competing with any other busy process made
-# training steps several times slower here), else torch's own default
 SFT_STEPS = 200  # only when the SFT model must be rebuilt
+DEVICE = None  # None = CUDA when present, else CPU; or "cpu", "cuda:1", ...
+THREADS = None  # torch CPU threads; None = rlhfkit.threads' rule (1 for the embedded default on a CPU)
+SEED = 0
 N_PROMPTS = 512  # train prompts whose candidates go into the label store (03's own fallback uses 512 too)
 K = 4  # candidates per prompt
 TEMPERATURE = 1.0  # sampling temperature of the candidates that get labelled
@@ -69,42 +67,13 @@ EXPORT_ANNOTATORS = None  # whose labels go into preferences.jsonl; None = you (
 # ## 1. Set-up
 #
 # Everything below is a thin layer over `rlhfkit`. The label store and the exports go to `OUT`; notebook 03 reads
-# `OUT/labels.db`, notebook 05 reads `OUT/preferences.jsonl`.
+# `OUT/labels.db`, notebook 05 reads `OUT/preferences.jsonl`. The simulated annotators need the task's gold judge.
 
 # %%
-import sqlite3
-import time
-from pathlib import Path
+from rlhfkit import stages
+from rlhfkit.notebook import setup
 
-import pandas as pd
-import plotly.graph_objects as go
-from IPython.display import Markdown, display
-from plotly.subplots import make_subplots
-
-from rlhfkit.data import load_preferences
-from rlhfkit.evaluation import distinct
-from rlhfkit.judges import FunctionJudge, SimulatedAnnotator
-from rlhfkit.labeling import (
-    LabelStore,
-    PairwiseLabeler,
-    RankingLabeler,
-    agreement,
-    agreement_with_judge,
-    annotate_with_judge,
-    position_bias,
-)
-from rlhfkit.live import has_frontend
-from rlhfkit.models import load_policy, load_tokenizer
-from rlhfkit.notebook import setup, sft_run_or_train
-from rlhfkit.sampling import SamplingSettings, candidate_pairs, sample_candidates
-from rlhfkit.train.sft import SFTSettings
-
-notebook_started = time.perf_counter()
-# Relative paths are taken from the project folder (the parent of notebooks/).
-out_dir, device, task, gold = setup(
-    OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL, purpose="the simulated annotators of this notebook need one"
-)
-out_dir.mkdir(parents=True, exist_ok=True)
+out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL)
 
 # %% [markdown]
 # ## 2. The SFT model
@@ -113,15 +82,24 @@ out_dir.mkdir(parents=True, exist_ok=True)
 # comparisons are made between *its* answers. Notebook 01 saved one; if it is not there, we train one now.
 
 # %%
-sft_run = sft_run_or_train(
-    SFT_RUN,
-    out_dir,
-    model=MODEL,
-    task=task,
-    settings=SFTSettings(max_steps=SFT_STEPS, seed=SEED, device=DEVICE, n_samples=0),
-)
-sft_path = sft_run.model_path
+import time
+
+from rlhfkit.models import load_policy, load_tokenizer
+from rlhfkit.notebook import sft_run_or_train
+from rlhfkit.sampling import SamplingSettings
+from rlhfkit.train.sft import SFTSettings
+
+notebook_started = time.perf_counter()
+sft_settings = SFTSettings(max_steps=SFT_STEPS, seed=SEED, device=DEVICE, n_samples=0)
+sft_path = sft_run_or_train(SFT_RUN, out_dir, model=MODEL, task=task, settings=sft_settings).model_path
 policy, tokenizer = load_policy(sft_path, device=DEVICE), load_tokenizer(sft_path)
+
+
+def draw(prompts, **sampling):
+    """The SFT model's candidates, drawn as the pipeline draws them (`stages.candidates`: empty answers dropped)."""
+    config = SamplingSettings(max_new_tokens=MAX_NEW_TOKENS, **sampling)
+    return stages.candidates(policy, prompts, config, tokenizer=tokenizer, progress=False)
+
 
 # %% [markdown]
 # ## 3. Greedy vs stochastic decoding
@@ -138,28 +116,20 @@ policy, tokenizer = load_policy(sft_path, device=DEVICE), load_tokenizer(sft_pat
 # token under the model's own ($T = 1$) distribution: how typical the model finds its own answer.
 
 # %%
+import pandas as pd
+from IPython.display import Markdown, display
+
+from rlhfkit.compare import logprob_per_token
+
 prompt = task.train_prompts[0]
-greedy = sample_candidates(
-    policy,
-    tokenizer,
-    [prompt] * 3,
-    SamplingSettings(k=1, do_sample=False, max_new_tokens=MAX_NEW_TOKENS),
-    progress=False,
-)
-sampled = sample_candidates(
-    policy,
-    tokenizer,
-    [prompt],
-    SamplingSettings(k=K, temperature=TEMPERATURE, max_new_tokens=MAX_NEW_TOKENS, seed=SEED),
-    progress=False,
-)
+greedy = draw([prompt] * 3, k=1, do_sample=False)
+sampled = draw([prompt], k=K, temperature=TEMPERATURE, seed=SEED)
 demo = pd.concat([greedy.assign(decoding="greedy"), sampled.assign(decoding=f"sampled, T={TEMPERATURE:g}")])
-demo["logprob/token"] = demo.sum_logprob / (demo.n_tokens + (demo.finish_reason == "eos"))
+demo["logprob/token"] = logprob_per_token(demo)
 demo["gold"] = gold(demo.prompt.tolist(), demo.response.tolist())
 print(f"prompt: {prompt}")
 print(
-    f"greedy gave {greedy.response.nunique()} distinct answer(s) in 3 calls; sampling gave "
-    f"{sampled.response.nunique()} distinct answers in {K}"
+    f"greedy: {greedy.response.nunique()} distinct answer(s) in 3 calls; sampling: {sampled.response.nunique()} in {K}"
 )
 with pd.option_context("display.max_colwidth", 200):
     display(demo[["decoding", "response", "n_tokens", "logprob/token", "gold"]].reset_index(drop=True).round(3))
@@ -176,118 +146,27 @@ with pd.option_context("display.max_colwidth", 200):
 # - **gold spread within a prompt**: the standard deviation of the gold score among one prompt's answers. Pairs of
 #   answers that differ in quality are what teaches a reward model; identical-quality pairs teach nothing;
 # - **logprob/token** under the model at $T = 1$: higher temperature buys diversity with less likely text.
+#
+# Like every candidate here, empty answers are left out (nobody can prefer one).
 
 # %%
-diversity_prompts = task.eval_prompts[:N_DIVERSITY_PROMPTS]
-
-
-def diversity_row(label, temperature, table):
-    table = table.assign(gold=gold(table.prompt.tolist(), table.response.tolist()))
-    per_prompt = table.groupby("prompt_index")
-    return {
-        "decoding": label,
-        "temperature": temperature,
-        "unique answers per prompt": per_prompt.response.nunique().mean(),
-        **distinct(table.response.tolist(), (1, 2)),
-        "gold mean": table.gold.mean(),
-        "gold spread within prompt": per_prompt.gold.std().fillna(0).mean(),
-        "logprob/token": (table.sum_logprob / (table.n_tokens + (table.finish_reason == "eos"))).mean(),
-        "EOS rate": (table.finish_reason == "eos").mean(),
-        "mean tokens": table.n_tokens.mean(),
-    }
-
+from rlhfkit.compare import decoding_diversity, temperature_sweep_figure
+from rlhfkit.conclusions import markdown, temperature_effect
 
 started = time.perf_counter()
+prompts = task.eval_prompts[:N_DIVERSITY_PROMPTS]
 # Greedy: one answer per prompt (repeating the call gives the same answer, so it is sampled once).
-rows = [
-    diversity_row(
-        "greedy",
-        0.0,
-        sample_candidates(
-            policy,
-            tokenizer,
-            diversity_prompts,
-            SamplingSettings(k=1, do_sample=False, max_new_tokens=MAX_NEW_TOKENS),
-            progress=False,
-        ),
-    )
-]
-for temperature in TEMPERATURES:
-    table = sample_candidates(
-        policy,
-        tokenizer,
-        diversity_prompts,
-        SamplingSettings(k=DIVERSITY_K, temperature=temperature, max_new_tokens=MAX_NEW_TOKENS, seed=SEED),
-        progress=False,
-    )
-    rows.append(diversity_row("sampled", temperature, table))
+rows = [decoding_diversity(draw(prompts, k=1, do_sample=False), gold, decoding="greedy", temperature=0.0)]
+for t in TEMPERATURES:
+    table = draw(prompts, k=DIVERSITY_K, temperature=t, seed=SEED)
+    rows.append(decoding_diversity(table, gold, decoding="sampled", temperature=t))
 sweep = pd.DataFrame(rows)
 print(
-    f"{len(TEMPERATURES) * N_DIVERSITY_PROMPTS * DIVERSITY_K + N_DIVERSITY_PROMPTS} answers sampled in "
-    f"{time.perf_counter() - started:.1f} s"
+    f"{len(TEMPERATURES) * len(prompts) * DIVERSITY_K + len(prompts)} answers in {time.perf_counter() - started:.1f} s"
 )
 display(sweep.round(3))
-
-fig = make_subplots(
-    rows=1,
-    cols=3,
-    subplot_titles=(
-        f"unique answers per prompt (of {DIVERSITY_K})",
-        "distinct-n",
-        "gold: mean and spread within a prompt",
-    ),
-)
-sampled_rows = sweep[sweep.decoding == "sampled"]
-fig.add_trace(
-    go.Scatter(
-        x=sampled_rows.temperature,
-        y=sampled_rows["unique answers per prompt"],
-        mode="lines+markers",
-        name="unique answers",
-    ),
-    row=1,
-    col=1,
-)
-for key in ("distinct_1", "distinct_2"):
-    fig.add_trace(go.Scatter(x=sweep.temperature, y=sweep[key], mode="lines+markers", name=key), row=1, col=2)
-for key in ("gold mean", "gold spread within prompt"):
-    fig.add_trace(go.Scatter(x=sweep.temperature, y=sweep[key], mode="lines+markers", name=key), row=1, col=3)
-fig.update_xaxes(title_text="temperature (0 = greedy)")
-fig.update_layout(height=340, margin=dict(t=40, b=40, l=40, r=10), legend=dict(orientation="h", y=-0.25))
-fig.show()
-
-# %%
-lo, hi = sampled_rows.iloc[0], sampled_rows.iloc[-1]
-at_t = sweep[(sweep.decoding == "sampled") & (sweep.temperature == TEMPERATURE)]
-lines = [
-    f"- From T = {lo.temperature:g} to T = {hi.temperature:g}, distinct-2 went from {lo.distinct_2:.3f} to "
-    f"{hi.distinct_2:.3f} and unique answers per prompt from {lo['unique answers per prompt']:.2f} to "
-    f"{hi['unique answers per prompt']:.2f} (of {DIVERSITY_K}); greedy decoding has one answer per prompt and "
-    f"distinct-2 {sweep.iloc[0].distinct_2:.3f}.",
-    f"- The price: the answers' log-probability per token under the model went from "
-    f"{lo['logprob/token']:.2f} to {hi['logprob/token']:.2f} nats"
-    + (" (hotter samples are less typical of the model)." if hi["logprob/token"] < lo["logprob/token"] else "."),
-    f"- Gold spread within a prompt went from {lo['gold spread within prompt']:.3f} to "
-    f"{hi['gold spread within prompt']:.3f}: "
-    + (
-        "hotter sampling gives pairs that differ more in quality."
-        if hi["gold spread within prompt"] > lo["gold spread within prompt"]
-        else "on this model temperature did not widen the quality spread."
-    ),
-]
-if not at_t.empty:
-    unique_at_t = at_t.iloc[0]["unique answers per prompt"]
-    lines.append(
-        f"- We label candidates sampled at T = {TEMPERATURE:g} ({unique_at_t:.2f} unique of {DIVERSITY_K}): "
-        + (
-            "the model's own distribution, the one PPO samples from, so the reward model is trained on the "
-            "answers it will have to judge."
-            if TEMPERATURE == 1.0
-            else "note that PPO samples at T = 1, so the reward model will judge answers from a different "
-            "distribution than it learned on."
-        )
-    )
-display(Markdown("\n".join(lines)))
+temperature_sweep_figure(sweep, DIVERSITY_K).show()
+display(Markdown(markdown(temperature_effect(sweep, TEMPERATURE, DIVERSITY_K))))
 
 # %% [markdown]
 # ## 5. Candidates into the label store
@@ -302,33 +181,22 @@ display(Markdown("\n".join(lines)))
 # one.
 
 # %%
+from rlhfkit.labeling import LabelStore
+from rlhfkit.sampling import candidate_pairs
+
 started = time.perf_counter()
-table = sample_candidates(
-    policy,
-    tokenizer,
-    task.train_prompts[:N_PROMPTS],
-    SamplingSettings(k=K, temperature=TEMPERATURE, max_new_tokens=MAX_NEW_TOKENS, seed=SEED),
-    progress=False,
-)
-sample_seconds = time.perf_counter() - started
-empty = table.response.str.strip() == ""
-table = table[~empty]
-store_path = out_dir / "labels.db"
-store = LabelStore(store_path)
-pair_ids = store.add_pairs(
-    candidate_pairs(table[table.prompt_index >= N_RANK_PROMPTS], seed=SEED), source=f"sft candidates, T={TEMPERATURE:g}"
-)
-rankings = [
-    {"prompt": group.prompt.iloc[0], "responses": list(dict.fromkeys(group.response))}
-    for _, group in table[table.prompt_index < N_RANK_PROMPTS].groupby("prompt_index")
-]
-rank_ids = store.add_rankings(
-    [r for r in rankings if len(r["responses"]) >= 2], source=f"sft candidates, T={TEMPERATURE:g}"
-)
+table = draw(task.train_prompts[:N_PROMPTS], k=K, temperature=TEMPERATURE, seed=SEED)
 print(
-    f"{len(table)} candidates for {N_PROMPTS} prompts sampled in {sample_seconds:.1f} s "
-    f"({int(empty.sum())} empty ones dropped)"
+    f"{len(table)} candidates for {N_PROMPTS} prompts in {time.perf_counter() - started:.1f} s "
+    f"({table.attrs['dropped_empty']} empty ones dropped)"
 )
+out_dir.mkdir(parents=True, exist_ok=True)
+store_path, source = out_dir / "labels.db", f"sft candidates, T={TEMPERATURE:g}"
+store = LabelStore(store_path)
+pair_ids = store.add_pairs(candidate_pairs(table[table.prompt_index >= N_RANK_PROMPTS], seed=SEED), source=source)
+ranked = table[table.prompt_index < N_RANK_PROMPTS].groupby("prompt_index")
+rankings = [{"prompt": g.prompt.iloc[0], "responses": list(dict.fromkeys(g.response))} for _, g in ranked]
+rank_ids = store.add_rankings([r for r in rankings if len(r["responses"]) >= 2], source=source)
 print(
     f"label store {store_path}: {store.count('pair')} pair items, {store.count('ranking')} ranking items "
     f"(this run added {len(set(pair_ids))} pairs and {len(set(rank_ids))} rankings; duplicates share an id)"
@@ -348,12 +216,13 @@ print(f"\nitem {example['id']}: {example['prompt']}\n  a: {example['candidates']
 # Run headless (nbclient, papermill, CI), no front end draws the widget: the cell still runs and records nothing.
 
 # %%
+from rlhfkit.labeling import PairwiseLabeler, RankingLabeler
+from rlhfkit.live import has_frontend
+
 pairwise = PairwiseLabeler(store, ANNOTATOR)
 if not has_frontend():
-    print(
-        f"no interactive front end: the widget is created but not drawn; {ANNOTATOR!r} has "
-        f"{store.progress(ANNOTATOR, 'pair')['done']} pair labels so far"
-    )
+    done = store.progress(ANNOTATOR, "pair")["done"]
+    print(f"no interactive front end: the widget is created but not drawn; {ANNOTATOR!r} has {done} pair labels")
 pairwise
 
 # %% [markdown]
@@ -387,6 +256,9 @@ pd.DataFrame(mine).T[["done", "total", "skipped", "per_minute"]]
 # you label nothing yourself.
 
 # %%
+from rlhfkit.judges import SimulatedAnnotator
+from rlhfkit.labeling import annotate_with_judge
+
 sim = SimulatedAnnotator(gold, noise="flip", flip_rate=FLIP_RATE, seed=SEED)
 started = time.perf_counter()
 written = {kind: annotate_with_judge(store, sim, kind=kind, seed=SEED, progress=False) for kind in ("pair", "ranking")}
@@ -415,57 +287,25 @@ print(f"annotators in {store_path.name}: {store.annotators()}")
 #   left $b + (1 - b)/2$ of the time.
 
 # %%
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+from rlhfkit.compare import annotator_figure, annotator_table
+from rlhfkit.judges import FunctionJudge
+from rlhfkit.labeling import agreement
+
 study_path = out_dir / "annotator_study.db"
 for suffix in ("", "-wal", "-shm"):
     Path(f"{study_path}{suffix}").unlink(missing_ok=True)
-source, target = sqlite3.connect(store_path), sqlite3.connect(study_path)
-source.backup(target)  # a consistent snapshot, even while the widgets write to the original
-source.close()
-target.close()
+with closing(sqlite3.connect(store_path)) as original, closing(sqlite3.connect(study_path)) as copy:
+    original.backup(copy)  # a consistent snapshot, even while the widgets write to the original
 study = LabelStore(study_path)
 
-POSITIVE = {
-    "good",
-    "great",
-    "excellent",
-    "lovely",
-    "delight",
-    "wonderful",
-    "enjoyable",
-    "remarkable",
-    "clever",
-    "fantastic",
-    "terrific",
-    "triumph",
-    "best",
-    "pleasant",
-    "solid",
-    "charming",
-    "gem",
-    "loved",
-    "joy",
-}
-NEGATIVE = {
-    "bad",
-    "poor",
-    "awful",
-    "terrible",
-    "boring",
-    "dull",
-    "lazy",
-    "messy",
-    "painful",
-    "weak",
-    "worst",
-    "forgettable",
-    "frustrating",
-    "lifeless",
-    "bland",
-    "chore",
-    "waste",
-    "disappointing",
-    "flat",
-}
+POSITIVE = set("good great excellent lovely delight wonderful enjoyable remarkable clever fantastic".split())
+POSITIVE |= set("terrific triumph best pleasant solid charming gem loved joy".split())
+NEGATIVE = set("bad poor awful terrible boring dull lazy messy painful weak worst forgettable".split())
+NEGATIVE |= set("frustrating lifeless bland chore waste disappointing flat".split())
 
 
 def word_count_judge(prompts, responses):
@@ -474,86 +314,39 @@ def word_count_judge(prompts, responses):
     return [float(sum(w in POSITIVE for w in ws) - sum(w in NEGATIVE for w in ws)) for ws in words]
 
 
-study_annotators = [
-    FunctionJudge(word_count_judge, name="wordcount", batched=True),
-    SimulatedAnnotator(gold, noise="bradley_terry", temperature=0.2, seed=SEED + 1),
-    SimulatedAnnotator(gold, noise="flip", flip_rate=FLIP_RATE, position_bias=POSITION_BIAS, seed=SEED + 2),
-]
-for judge in study_annotators:
+bt = SimulatedAnnotator(gold, noise="bradley_terry", temperature=0.2, seed=SEED + 1)
+biased = SimulatedAnnotator(gold, noise="flip", flip_rate=FLIP_RATE, position_bias=POSITION_BIAS, seed=SEED + 2)
+for judge in (FunctionJudge(word_count_judge, name="wordcount", batched=True), bt, biased):
     annotate_with_judge(study, judge, kind="pair", seed=SEED + 3, progress=False)
-names = study.annotators()
-print(f"annotators on the copy: {names}")
-
 kappas = agreement(study, kind="pair")
+print(f"annotators on the copy: {study.annotators()}; Krippendorff's alpha {kappas.attrs['alpha']:.2f}")
 display(kappas.round(3))
-
-rows = []
-for name in names:
-    with_gold = agreement_with_judge(study, gold, name)
-    bias = position_bias(study, name)
-    rows.append(
-        {
-            "annotator": name,
-            "pairs decided": with_gold["n"],
-            "agrees with gold": with_gold["agreement"],
-            "gold 95% CI": f"[{with_gold['ci'][0]:.3f}, {with_gold['ci'][1]:.3f}]",
-            "ties": with_gold["ties"],
-            "left wins": bias["left_rate"],
-            "left 95% CI": f"[{bias['ci'][0]:.3f}, {bias['ci'][1]:.3f}]",
-            "biased?": not bias["ci"][0] <= 0.5 <= bias["ci"][1],
-        }
-    )
-trust = pd.DataFrame(rows)
+trust = annotator_table(study, gold)
 display(trust.round(3))
+annotator_figure(trust).show()
 
-fig = make_subplots(rows=1, cols=2, subplot_titles=("agreement with the gold judge", "share of left answers chosen"))
-for col, key in enumerate(("agrees with gold", "left wins"), start=1):
-    fig.add_trace(go.Bar(x=trust.annotator, y=trust[key], showlegend=False), row=1, col=col)
-fig.add_hline(y=0.5, line_dash="dot", row=1, col=2, annotation_text="no bias")
-fig.update_layout(height=340, margin=dict(t=40, b=80, l=40, r=10))
-fig.show()
+# %% [markdown]
+# Read the kappa table against the prediction above (two independent 10%-flip annotators: $\kappa \approx 0.64$),
+# and the word-count AI judge's row in the trust table: the pairs it calls a tie and its agreement with gold show
+# that a cheap judge is a weaker annotator, and agreement statistics are how you find out before training on it.
+# Your own row, when you labelled, says the same about you.
 
 # %%
+from rlhfkit.conclusions import label_agreement, position_bias_found
+
 by_name = trust.set_index("annotator")
-pairs_k = kappas[kappas.statistic == "cohen_kappa"].set_index(["annotator_a", "annotator_b"])
-biased_name = study_annotators[2].name
-bt_name = study_annotators[1].name
-
-
-def kappa(a, b):
-    key = (a, b) if (a, b) in pairs_k.index else (b, a)
-    return pairs_k.loc[key, "value"] if key in pairs_k.index else float("nan")
-
-
-expected_left = POSITION_BIAS + (1 - POSITION_BIAS) / 2
-lines = [
-    f"- **{sim.name}** agrees with the gold judge on {by_name.loc[sim.name, 'agrees with gold']:.1%} of "
-    f"{by_name.loc[sim.name, 'pairs decided']} pairs {by_name.loc[sim.name, 'gold 95% CI']} (its flip rate "
-    f"{FLIP_RATE:g} predicts {1 - FLIP_RATE:.0%}).",
-    f"- **Bradley-Terry noise** ({bt_name}): {by_name.loc[bt_name, 'agrees with gold']:.1%} agreement with gold; "
-    f"its mistakes fall on pairs whose gold scores are close.",
-    f"- **Position bias** ({biased_name}): it chose the left answer {by_name.loc[biased_name, 'left wins']:.1%} of "
-    f"the time {by_name.loc[biased_name, 'left 95% CI']} (the formula predicts {expected_left:.1%}); "
-    + (
-        "the interval excludes 0.5, so the bias is detectable from its labels alone, without knowing the truth."
-        if by_name.loc[biased_name, "biased?"]
-        else "the interval still contains 0.5: too few labels to detect it."
-    )
-    + f" {sim.name}, with no bias, chose left {by_name.loc[sim.name, 'left wins']:.1%} of the time.",
-    f"- **Cohen's kappa** between {sim.name} and the BT annotator: {kappa(sim.name, bt_name):.2f}; between "
-    f"{sim.name} and the word-count AI judge: {kappa(sim.name, 'judge:wordcount'):.2f}. Krippendorff's alpha over "
-    f"all {len(names)} annotators: {kappas.attrs['alpha']:.2f} on {kappas.attrs['n_units']} items.",
-    f"- The word-count AI judge agrees with gold on {by_name.loc['judge:wordcount', 'agrees with gold']:.1%} of the "
-    f"pairs it decided and calls {by_name.loc['judge:wordcount', 'ties']} pairs a tie (same count): a cheap judge is "
-    f"a weaker annotator, and agreement statistics are how you find out before training on it.",
+sim_row, biased_row = by_name.loc[sim.name], by_name.loc[biased.name]
+says = [
+    label_agreement(sim.name, sim_row["agrees with gold"], sim_row["gold 95% CI"], sim_row["pairs decided"], FLIP_RATE),
+    position_bias_found(
+        biased.name,
+        biased_row["left wins"],
+        biased_row["left 95% CI"],
+        bias=POSITION_BIAS,
+        unbiased=(sim.name, sim_row["left wins"]),
+    ),
 ]
-if ANNOTATOR in names:
-    lines.append(
-        f"- **You** agree with the gold judge on {by_name.loc[ANNOTATOR, 'agrees with gold']:.1%} of "
-        f"{by_name.loc[ANNOTATOR, 'pairs decided']} pairs, and with {sim.name} at kappa "
-        f"{kappa(ANNOTATOR, sim.name):.2f}."
-    )
-display(Markdown("\n".join(lines)))
+display(Markdown(markdown(says)))
 
 # %% [markdown]
 # ## 9. Export to TRL's preference format
@@ -564,6 +357,8 @@ display(Markdown("\n".join(lines)))
 # back with full validation, as notebooks 03 and 05 will: any bad row would fail here with its row and field named.
 
 # %%
+from rlhfkit.data import load_preferences
+
 have_mine = ANNOTATOR in store.annotators()
 export_annotators = EXPORT_ANNOTATORS or ([ANNOTATOR] if have_mine else []) + [sim.name]
 rows, counts = store.to_preferences(annotators=export_annotators)
@@ -577,36 +372,19 @@ print(
     f"({counts['ties']} ties, {counts['both_bad']} both bad, {counts['skipped']} skips left out); "
     f"{counts['rankings']} rankings -> {from_rankings} pairs"
 )
+n_mine = sum(r["annotator"] == ANNOTATOR for r in rows)
+print(f"  {n_mine} of them yours" if have_mine else "  none yours yet: label in section 6, then rerun sections 8-9")
 print(
     f"validated by load_preferences: {len(prefs)} rows, format {prefs.format!r}; "
     f"Dataset columns: {dataset.column_names[:3]} + {len(dataset.column_names) - 3} more"
 )
+print(f"this notebook took {time.perf_counter() - notebook_started:.0f} s")
 with pd.option_context("display.max_colwidth", 100):
     display(pd.DataFrame(rows)[["prompt", "chosen", "rejected", "annotator", "source_kind", "chosen_position"]].head(5))
 
 # %% [markdown]
-# ## 10. What this run says
+# ## Next
 #
-# Computed from this run's numbers.
-
-# %%
-label_agreement = by_name.loc[sim.name, "agrees with gold"]
-lines = [
-    f"- **Data.** {store.count('pair')} pair items and {store.count('ranking')} ranking items from {N_PROMPTS} "
-    f"prompts x {K} candidates at T = {TEMPERATURE:g}; {counts['pairs']} preference pairs exported, of which "
-    f"{from_rankings} came from {counts['rankings']} rankings ({from_rankings / max(counts['rankings'], 1):.1f} pairs "
-    f"per ranking).",
-    f"- **Your labels.** "
-    + (
-        f"{sum(r['annotator'] == ANNOTATOR for r in rows)} of the exported pairs are yours."
-        if have_mine
-        else "None yet: the export holds the simulated annotator's labels only. Label in section 6 "
-        "and rerun sections 8-10 to add yours."
-    ),
-    f"- **Label quality.** The training labels agree with the gold judge on {label_agreement:.1%}: that is about "
-    f"the ceiling a reward model trained on them can reach if it only imitates them, and notebook 03 measures how "
-    f"close it gets.",
-    f"- Next: notebook 03 trains a reward model on `{store_path}`, notebook 05 runs DPO on `{export_path}`.",
-    f"- This notebook took {time.perf_counter() - notebook_started:.0f} s.",
-]
-display(Markdown("\n".join(lines)))
+# The simulated annotator's labels agree with the gold judge about as often as section 8 measured: that is about
+# the ceiling a reward model trained on them can reach if it only imitates them, and notebook 03 measures how close
+# it gets. Notebook 03 trains a reward model on `OUT/labels.db`, notebook 05 runs DPO on `OUT/preferences.jsonl`.

@@ -696,3 +696,173 @@ bootstrap 95% CI. KL: sum over response tokens of log pi - log pi_SFT on the pol
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
     return path
+
+
+# --- figures for notebooks 00-03 ----------------------------------------------------------------------------------
+
+
+def logprob_per_token(table: pd.DataFrame) -> pd.Series:
+    """Each candidate's mean log-probability per token under the model that sampled it, at T = 1 (a table of
+    `rlhfkit.stages.candidates`): `sum_logprob` over the response's tokens, the EOS token included when it ended
+    by itself. How typical the model finds its own answer."""
+    return table.sum_logprob / (table.n_tokens + (table.finish_reason == "eos"))
+
+
+def decoding_diversity(table: pd.DataFrame, judge: Callable, *, decoding: str, temperature: float) -> dict:
+    """One row of a decoding sweep (notebook 02) over a candidates table (`rlhfkit.stages.candidates`): unique
+    answers per prompt, distinct-1 and distinct-2, the `judge`'s mean score and its spread within a prompt (pairs
+    that differ in quality are what teaches a reward model), `logprob_per_token`, EOS rate and mean tokens."""
+    from rlhfkit.metrics.core import distinct
+
+    table = table.assign(gold=judge(table.prompt.tolist(), table.response.tolist()))
+    per_prompt = table.groupby("prompt_index")
+    return {
+        "decoding": decoding,
+        "temperature": temperature,
+        "unique answers per prompt": per_prompt.response.nunique().mean(),
+        **distinct(table.response.tolist(), (1, 2)),
+        "gold mean": table.gold.mean(),
+        "gold spread within prompt": per_prompt.gold.std().fillna(0).mean(),
+        "logprob/token": logprob_per_token(table).mean(),
+        "EOS rate": (table.finish_reason == "eos").mean(),
+        "mean tokens": table.n_tokens.mean(),
+    }
+
+
+def temperature_sweep_figure(sweep: pd.DataFrame, k: int):
+    """Rows of `decoding_diversity` against temperature (greedy at 0): unique answers per prompt (of `k`), distinct-n,
+    and the gold score's mean and spread within a prompt."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    titles = (f"unique answers per prompt (of {k})", "distinct-n", "gold: mean and spread within a prompt")
+    fig = make_subplots(rows=1, cols=3, subplot_titles=titles)
+    sampled = sweep[sweep.decoding == "sampled"]
+    panels = ((1, sampled, ("unique answers per prompt",)), (2, sweep, ("distinct_1", "distinct_2")))
+    for col, rows, keys in (*panels, (3, sweep, ("gold mean", "gold spread within prompt"))):
+        for key in keys:
+            fig.add_trace(go.Scatter(x=rows.temperature, y=rows[key], mode="lines+markers", name=key), row=1, col=col)
+    fig.update_xaxes(title_text="temperature (0 = greedy)")
+    fig.update_layout(height=340, margin=dict(t=40, b=40, l=40, r=10), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def annotator_table(store, judge, annotators: Sequence[str] | None = None) -> pd.DataFrame:
+    """How far each annotator of a label store can be trusted (pair labels): how many pairs they decided, their
+    agreement with `judge` (the gold judge) and its Wilson 95% interval, the pairs they called a tie, and how often
+    the answer shown on the left won, with its interval and whether that interval excludes 0.5 ("biased?")."""
+    from rlhfkit.labeling import agreement_with_judge, position_bias
+
+    rows = []
+    for name in store.annotators() if annotators is None else annotators:
+        with_gold, bias = agreement_with_judge(store, judge, name), position_bias(store, name)
+        rows.append(
+            {
+                "annotator": name,
+                "pairs decided": with_gold["n"],
+                "agrees with gold": with_gold["agreement"],
+                "gold 95% CI": tuple(round(x, 3) for x in with_gold["ci"]),
+                "ties": with_gold["ties"],
+                "left wins": bias["left_rate"],
+                "left 95% CI": tuple(round(x, 3) for x in bias["ci"]),
+                "biased?": not bias["ci"][0] <= 0.5 <= bias["ci"][1],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def annotator_figure(trust: pd.DataFrame):
+    """Bars per annotator (an `annotator_table`): agreement with the gold judge, and the share of left answers
+    chosen, with 0.5 (no position bias) marked."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    titles = ("agreement with the gold judge", "share of left answers chosen")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=titles)
+    names = [plotly_text(n) for n in trust.annotator]
+    for col, key in enumerate(("agrees with gold", "left wins"), start=1):
+        fig.add_trace(go.Bar(x=names, y=trust[key], showlegend=False), row=1, col=col)
+    fig.add_hline(y=0.5, line_dash="dot", row=1, col=2, annotation_text="no bias")
+    fig.update_layout(height=340, margin=dict(t=40, b=80, l=40, r=10))
+    return fig
+
+
+def accuracy_by_gold_gap(check: pd.DataFrame, bins: int = 3) -> pd.DataFrame:
+    """A reward model's accuracy on gold-labelled pairs (`check`: `score_chosen`, `score_rejected` from the gold
+    judge, `rm_chosen`, `rm_rejected` from the reward model) in `bins` quantile bins of the gold difference,
+    smallest first: pairs the gold judge scores nearly alike are the hard ones."""
+    gap = check.score_chosen - check.score_rejected
+    correct = check.rm_chosen > check.rm_rejected
+    binned = pd.qcut(gap, q=max(1, min(bins, gap.nunique())), duplicates="drop").rename("gold difference")
+    table = correct.groupby(binned, observed=True).agg(["mean", "size"])
+    return table.rename(columns={"mean": "RM accuracy", "size": "pairs"})
+
+
+def reward_check_figure(check: pd.DataFrame, judge_name: str = "gold score"):
+    """The reward model on gold-labelled pairs (`check` as in `accuracy_by_gold_gap`): histograms of its reward for
+    the gold-chosen and gold-rejected answers, and its reward against the gold score, one point per distinct
+    answer."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    titles = ("RM reward: gold-chosen vs gold-rejected", "RM reward against gold score")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=titles)
+    fig.add_trace(go.Histogram(x=check.rm_chosen, name="chosen", opacity=0.6, nbinsx=30), row=1, col=1)
+    fig.add_trace(go.Histogram(x=check.rm_rejected, name="rejected", opacity=0.6, nbinsx=30), row=1, col=1)
+    answers = pd.concat(
+        [
+            pd.DataFrame({"response": check[side], "rm": check[f"rm_{side}"], "gold": check[f"score_{side}"]})
+            for side in ("chosen", "rejected")
+        ]
+    ).drop_duplicates("response")
+    marker = dict(size=5, opacity=0.5)
+    fig.add_trace(
+        go.Scatter(x=answers.gold, y=answers.rm, mode="markers", marker=marker, showlegend=False), row=1, col=2
+    )
+    fig.update_layout(barmode="overlay", height=360, margin=dict(t=40, b=40, l=40, r=10))
+    fig.update_xaxes(title_text="RM reward", row=1, col=1)
+    fig.update_xaxes(title_text=plotly_text(judge_name), row=1, col=2)
+    fig.update_yaxes(title_text="RM reward", row=1, col=2)
+    return fig
+
+
+def noise_sweep_figure(sweep: pd.DataFrame):
+    """Reward models trained on labels with more and more flips (`sweep`: "flip rate", "RM accuracy vs gold",
+    "label agreement with gold", "steps"): each one's accuracy on gold-labelled pairs, beside the labels' own
+    agreement with gold, and chance."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    name = f"RM accuracy vs gold ({sweep.steps.max()} steps each)"
+    fig.add_trace(go.Scatter(x=sweep["flip rate"], y=sweep["RM accuracy vs gold"], mode="lines+markers", name=name))
+    agreement = sweep["label agreement with gold"]
+    dash = dict(dash="dash")
+    label = "labels' agreement with gold"
+    fig.add_trace(go.Scatter(x=sweep["flip rate"], y=agreement, mode="lines+markers", name=label, line=dash))
+    fig.add_hline(y=0.5, line_dash="dot", annotation_text="chance")
+    fig.update_layout(
+        height=340,
+        xaxis_title="annotator flip rate",
+        yaxis_title="accuracy on gold-labelled pairs",
+        margin=dict(t=30, b=40, l=50, r=10),
+    )
+    return fig
+
+
+def before_after_table(samples: pd.DataFrame) -> pd.DataFrame:
+    """An SFT run's held-out answers before and after training side by side (`samples` of the run: `model`
+    "before" / "after", `prompt`, `response`, `finish_reason`, `gold` when scored): one row per prompt, with
+    whether each answer ended by itself and whether it names the prompt's subject
+    (`rlhfkit.conclusions.names_subject`). Raw text: show it as table cells, never as HTML."""
+    from rlhfkit.conclusions import names_subject
+
+    out = pd.DataFrame()
+    for when in ("before", "after"):
+        rows = samples[samples.model == when].reset_index(drop=True)
+        out["prompt"] = rows.prompt
+        out[f"{when} SFT"] = rows.response
+        out[f"finish {when}"] = rows.finish_reason
+        out[f"names it {when}"] = [names_subject(p, r) for p, r in zip(rows.prompt, rows.response)]
+        if "gold" in rows:
+            out[f"gold {when}"] = rows.gold.round(3)
+    return out

@@ -203,3 +203,419 @@ def reward_hacking(
 def unmeasured(numbers: Sequence[str], reason: str = "the task has no gold judge") -> Conclusion:
     """A sentence naming the numbers a run could not give, and why."""
     return Conclusion("unmeasured", f"Not measured ({reason}): {', '.join(numbers)}.", {"numbers": list(numbers)})
+
+
+# --- conclusions of notebooks 00-03 -------------------------------------------------------------------------------
+
+_PROXY_TIERS = (
+    (0.85, "good proxy", "A good proxy on these pairs."),
+    (0.7, "usable proxy", "A usable but noisy proxy: PPO optimises its mistakes along with its signal."),
+    (0.6, "weak proxy", "A weak proxy: much of what PPO optimises is the reward model's error."),
+    (-math.inf, "near chance", "Little better than chance: do not optimise a policy against it."),
+)
+
+
+def _wilson(successes: float, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    if n <= 0:
+        return (math.nan, math.nan)
+    p = successes / n
+    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - half / (1 + z * z / n), centre + half / (1 + z * z / n))
+
+
+def reward_model_accuracy(accuracy: float | None, n_pairs: int, *, label_agreement: float | None = None) -> Conclusion:
+    """How good a proxy a reward model is: `accuracy`, the fraction of `n_pairs` held-out pairs (labelled by the gold
+    judge, without noise) it orders as the gold judge does, against chance (0.5, with a Wilson 95% interval) and,
+    given `label_agreement` (how often the labels it learned from agreed with gold), against its own labels.
+
+    Verdicts by accuracy: "good proxy" (0.85 or more), "usable proxy" (0.7), "weak proxy" (0.6), "near chance"
+    (below); "unmeasured" without check pairs."""
+    if accuracy is None or not n_pairs:
+        return unmeasured(["the reward model's accuracy against gold"], "no held-out pairs labelled by a gold judge")
+    verdict, says = next((v, s) for t, v, s in _PROXY_TIERS if accuracy >= t)
+    lo, hi = _wilson(accuracy * n_pairs, n_pairs)
+    chance = "above chance" if lo > 0.5 else "not distinguishable from chance on these pairs"
+    text = (
+        f"**Reward model.** It ranks {accuracy:.1%} of {n_pairs} held-out pairs the way the gold judge does "
+        f"(95% interval [{lo:.1%}, {hi:.1%}]: {chance}"
+    )
+    if label_agreement is None:
+        text += "). "
+    elif accuracy > label_agreement:
+        text += (
+            f"; its labels agreed with gold on {label_agreement:.1%}). It ranks better than its own labels: "
+            "averaging over many noisy pairs cancels part of the noise. "
+        )
+    else:
+        text += (
+            f"; its labels agreed with gold on {label_agreement:.1%}). It has not learned the judge as well as its "
+            "labels describe it; more pairs or steps may help. "
+        )
+    evidence = {"accuracy": accuracy, "ci": [lo, hi], "n_pairs": n_pairs, "label_agreement": label_agreement}
+    return Conclusion(verdict, text + says, evidence)
+
+
+def length_effect(
+    row: Mapping, baseline_row: Mapping, *, name: str = "policy", baseline: str = "sft", threshold: float = 0.2
+) -> Conclusion:
+    """Whether a policy's answers are much longer or shorter than the baseline's (policy rows of `rlhfkit.results`):
+    "longer" / "shorter" when the mean length differs by more than `threshold` (a fraction), else "similar". A
+    longer answer can hold more of what the gold judge rewards, so a gain may be partly length."""
+    change = row["mean_length"] / baseline_row["mean_length"] - 1
+    evidence = {
+        "length_change": change,
+        "eos_rate": row.get("eos_rate"),
+        "baseline_eos_rate": baseline_row.get("eos_rate"),
+    }
+    if change > threshold:
+        return Conclusion(
+            "longer",
+            f"**{name}**'s answers are {change:.0%} longer than {baseline}'s (EOS rate {row['eos_rate']:.2f} vs "
+            f"{baseline_row['eos_rate']:.2f}): a longer answer can hold more of what the gold judge rewards, so part "
+            "of any gain may be length.",
+            evidence,
+        )
+    if change < -threshold:
+        return Conclusion(
+            "shorter",
+            f"**{name}**'s answers are {-change:.0%} shorter than {baseline}'s: its gold reward is not bought with "
+            "length.",
+            evidence,
+        )
+    return Conclusion("similar", f"**{name}**'s answers are about as long as {baseline}'s ({change:+.0%}).", evidence)
+
+
+def method_comparison(rows: Mapping[str, Mapping], methods: Sequence[str]) -> Conclusion | None:
+    """The two methods (of `methods` present in `rows`, policy rows) with the highest gold reward, compared:
+    "separated" when their gold intervals do not overlap, else "indistinguishable"; and whether the better one
+    also moved less far from the reference (KL). None with fewer than two methods."""
+    present = [m for m in methods if m in rows]
+    if len(present) < 2:
+        return None
+    if any(rows[m].get("gold_reward_mean") is None for m in present):
+        return unmeasured([f"gold reward of {', '.join(present)}"])
+    a, b = sorted(present, key=lambda m: rows[m]["gold_reward_mean"], reverse=True)[:2]
+    ra, rb = rows[a], rows[b]
+    overlap = rb["gold_reward_ci"][1] >= ra["gold_reward_ci"][0]
+    text = (
+        f"**{a.upper()} vs {b.upper()}.** {a.upper()} has the higher gold reward ({ra['gold_reward_mean']:.3f} vs "
+        f"{rb['gold_reward_mean']:.3f}) "
+        + (
+            "but the intervals overlap: on this budget the two are not distinguishable on gold reward. "
+            if overlap
+            else "and the intervals do not overlap. "
+        )
+        + f"{a.upper()} moved {ra['kl_to_ref']:.1f} nats from the reference, {b.upper()} {rb['kl_to_ref']:.1f}"
+        + (
+            f": {a.upper()} got at least as much reward for less drift."
+            if ra["kl_to_ref"] <= rb["kl_to_ref"]
+            else ": the two sit at different KL, so the fair comparison is at equal KL (notebook 06)."
+        )
+    )
+    evidence = {"best": a, "second": b, "kl_best": ra["kl_to_ref"], "kl_second": rb["kl_to_ref"]}
+    return Conclusion("indistinguishable" if overlap else "separated", text, evidence)
+
+
+def sft_loss(summary: Mapping, heldout_before: float, heldout_after: float, n_heldout: int) -> Conclusion:
+    """What SFT did to the loss: the training loss from the run's `summary` (`first_train_loss`, `train_loss`,
+    `steps`) and the per-token loss on `n_heldout` held-out demonstrations before and after. "generalised" when the
+    held-out loss fell, "did not generalise" when it did not, "unmeasured" without held-out demonstrations."""
+    text = (
+        f"**Loss.** The training loss went from {summary['first_train_loss']:.3f} at the first step to "
+        f"{summary['train_loss']:.3f} at step {summary['steps']}"
+    )
+    evidence = {"heldout_before": heldout_before, "heldout_after": heldout_after, "n_heldout": n_heldout}
+    if not n_heldout or math.isnan(heldout_before) or math.isnan(heldout_after):
+        return Conclusion("unmeasured", text + "; no demonstrations were held out to test it on unseen text.", evidence)
+    text += f"; on {n_heldout} held-out demonstrations from {heldout_before:.3f} to {heldout_after:.3f} nats per token"
+    if heldout_after < heldout_before:
+        return Conclusion(
+            "generalised",
+            text + " (the model learned the demonstrations' language, not just the batches it saw).",
+            evidence,
+        )
+    return Conclusion(
+        "did not generalise", text + ": no improvement on unseen text, so this run did not generalise.", evidence
+    )
+
+
+_NOT_NAMES = ("The", "A", "An", "I")
+
+
+def names_subject(prompt: str, response: str) -> bool | None:
+    """A rough check that an answer is about what was asked: it repeats at least half of the capitalised names in
+    the prompt (words other than the first of a sentence, and not "The", "A", "An", "I"). None when the prompt
+    has no such names."""
+    import re
+
+    sentences = re.split(r"(?<=[.?!])\s+", prompt)
+    names = {w for s in sentences for w in re.findall(r"[A-Z][\w']+", s)[1:] if w not in _NOT_NAMES}
+    return None if not names else sum(w in response for w in names) >= len(names) / 2
+
+
+def _named_rate(frame: pd.DataFrame) -> tuple[float, int]:
+    known = [v for v in map(names_subject, frame.prompt, frame.response) if v is not None]
+    return (sum(known) / len(known) if known else math.nan), len(known)
+
+
+def sft_answers(before: pd.DataFrame, after: pd.DataFrame) -> list[Conclusion]:
+    """What SFT changed in the answers to the same held-out prompts (`before` and `after`: one row per prompt, with
+    `prompt`, `response`, `finish_reason`, `n_tokens`): whether they answer what was asked ("names the subject"
+    when at least half the answers after SFT name the prompt's subject, `names_subject`; "does not name the
+    subject"; "no names" when no prompt has names) and whether they stop by themselves ("stops more" when the
+    share ending with EOS rose, else "does not stop more")."""
+    (rate_before, n_before), (rate_after, n_after) = _named_rate(before), _named_rate(after)
+    text = (
+        f"**Answering what was asked.** {before.response.nunique()} distinct answers to {len(before)} different "
+        f"prompts before SFT, {after.response.nunique()} after (an answer that ignores its prompt repeats itself)."
+    )
+    if not n_after:
+        topic = Conclusion("no names", text + " No prompt names a subject to check the answers against.")
+    else:
+        text += (
+            f" Answers that name the prompt's subject: {rate_before:.0%} of {n_before} before, {rate_after:.0%} of "
+            f"{n_after} after"
+        )
+        if rate_after >= 0.5:
+            topic = Conclusion(
+                "names the subject", text + ".", {"named_before": rate_before, "named_after": rate_after}
+            )
+        else:
+            topic = Conclusion(
+                "does not name the subject",
+                text + ". The held-out items' names never appeared in training; a model this small does not learn to "
+                "copy them, so read the table for whether the answers at least talk about the right kind of thing.",
+                {"named_before": rate_before, "named_after": rate_after},
+            )
+    eos_before, eos_after = (float((f.finish_reason == "eos").mean()) for f in (before, after))
+    stop_text = (
+        f"**Stopping.** {eos_before:.0%} of the answers before SFT ended by themselves, {eos_after:.0%} after; mean "
+        f"length {before.n_tokens.mean():.0f} → {after.n_tokens.mean():.0f} tokens."
+    )
+    evidence = {"eos_before": eos_before, "eos_after": eos_after}
+    return [topic, Conclusion("stops more" if eos_after > eos_before else "does not stop more", stop_text, evidence)]
+
+
+def sft_gold_change(before: Sequence[float], after: Sequence[float], demonstrations_mean: float) -> Conclusion:
+    """The gold score of the same prompts' answers before and after SFT, paired: the mean difference with a normal
+    95% interval. "within noise" when the interval holds 0, else "higher" / "lower"; `evidence["versus_demos"]`
+    says whether the answers after SFT land "close" to (within 0.1), "above" or "below" the demonstrations' mean,
+    which is where imitation alone should land."""
+    before, after = pd.Series(list(before), dtype=float), pd.Series(list(after), dtype=float)
+    paired = after - before
+    diff = float(paired.mean())
+    half = 1.96 * float(paired.std()) / math.sqrt(len(paired)) if len(paired) > 1 else math.nan
+    gap = float(after.mean()) - demonstrations_mean
+    where = "close" if abs(gap) < 0.1 else "above" if gap > 0 else "below"
+    verdict = "within noise" if abs(diff) <= half else "higher" if diff > 0 else "lower"
+    text = (
+        f"**Gold score.** The mean gold score of the {len(after)} held-out answers went from {before.mean():.3f} to "
+        f"{after.mean():.3f} ({diff:+.3f} ± {half:.3f}, a normal 95% interval of the paired difference; better on "
+        f"{int((paired > 0).sum())}, worse on {int((paired < 0).sum())} prompts). "
+        + ("The change is within noise. " if verdict == "within noise" else "")
+        + f"The demonstrations average {demonstrations_mean:.3f}, and the SFT answers land "
+        + {"close": "close to that", "above": "above it", "below": "below it"}[where]
+        + ": SFT imitates the demonstrations, sentiment mix included; it does not aim at the gold judge."
+    )
+    return Conclusion(verdict, text, {"difference": diff, "half_width": half, "versus_demos": where})
+
+
+def temperature_effect(sweep: pd.DataFrame, temperature: float, k: int) -> list[Conclusion]:
+    """What the temperature sweep of notebook 02 shows (`sweep`: rows of `rlhfkit.compare.decoding_diversity` with
+    `decoding` "greedy" or "sampled" and `temperature`), from its coldest to its hottest sampled row: diversity
+    ("more diverse" when distinct-2 rose), its price ("less typical" when the log-probability per token fell), the
+    quality spread within a prompt ("wider" / "not wider"), and what sampling the candidates at `temperature`
+    means ("the policy's own distribution" at T = 1, else "another distribution")."""
+    sampled = sweep[sweep.decoding == "sampled"].sort_values("temperature")
+    greedy = sweep[sweep.decoding == "greedy"]
+    lo, hi = sampled.iloc[0], sampled.iloc[-1]
+    unique = "unique answers per prompt"
+    text = (
+        f"From T = {lo.temperature:g} to T = {hi.temperature:g}, distinct-2 went from {lo.distinct_2:.3f} to "
+        f"{hi.distinct_2:.3f} and unique answers per prompt from {lo[unique]:.2f} to {hi[unique]:.2f} (of {k})"
+    )
+    if not greedy.empty:
+        text += f"; greedy decoding has one answer per prompt and distinct-2 {greedy.iloc[0].distinct_2:.3f}"
+    out = [Conclusion("more diverse" if hi.distinct_2 > lo.distinct_2 else "not more diverse", text + ".")]
+    cheaper = hi["logprob/token"] < lo["logprob/token"]
+    out.append(
+        Conclusion(
+            "less typical" if cheaper else "not less typical",
+            f"The price: the answers' log-probability per token under the model went from {lo['logprob/token']:.2f} "
+            f"to {hi['logprob/token']:.2f} nats"
+            + (" (hotter samples are less typical of the model)." if cheaper else "."),
+        )
+    )
+    spread = "gold spread within prompt"
+    wider = hi[spread] > lo[spread]
+    out.append(
+        Conclusion(
+            "wider" if wider else "not wider",
+            f"Gold spread within a prompt went from {lo[spread]:.3f} to {hi[spread]:.3f}: "
+            + (
+                "hotter sampling gives pairs that differ more in quality."
+                if wider
+                else "on this model temperature did not widen the quality spread."
+            ),
+        )
+    )
+    at_t = sampled[sampled.temperature == temperature]
+    if not at_t.empty:
+        own = temperature == 1.0
+        out.append(
+            Conclusion(
+                "the policy's own distribution" if own else "another distribution",
+                f"We label candidates sampled at T = {temperature:g} ({at_t.iloc[0][unique]:.2f} unique of {k}): "
+                + (
+                    "the model's own distribution, the one PPO samples from, so the reward model is trained on the "
+                    "answers it will have to judge."
+                    if own
+                    else "note that PPO samples at T = 1, so the reward model will judge answers from a different "
+                    "distribution than it learned on."
+                ),
+            )
+        )
+    return out
+
+
+def label_agreement(name: str, agreement: float, ci: Sequence[float], n: int, flip_rate: float) -> Conclusion:
+    """A simulated annotator that flips the gold judge's preference with probability `flip_rate` should agree with
+    gold on about 1 - flip_rate of the pairs: "as predicted" when that is inside its agreement's interval `ci`,
+    else "off prediction". This agreement is also about the ceiling a reward model that only imitates these labels
+    reaches."""
+    predicted = 1 - flip_rate
+    inside = ci[0] <= predicted <= ci[1]
+    text = (
+        f"**{name}** agrees with the gold judge on {agreement:.1%} of {n} pairs [{ci[0]:.3f}, {ci[1]:.3f}] (its flip "
+        f"rate {flip_rate:g} predicts {predicted:.0%}: "
+        + ("inside the interval)." if inside else "outside the interval: more or fewer flips than asked for).")
+    )
+    return Conclusion(
+        "as predicted" if inside else "off prediction", text, {"agreement": agreement, "predicted": predicted}
+    )
+
+
+def position_bias_found(
+    name: str, left_rate: float, ci: Sequence[float], *, bias: float | None = None, unbiased: tuple | None = None
+) -> Conclusion:
+    """Whether an annotator's labels show position bias: "detected" when the interval `ci` of its left-win rate
+    excludes 0.5, else "not detected". With `bias` (it picks the left answer with that probability regardless of
+    content) the text gives the predicted rate, bias + (1 - bias) / 2; `unbiased` = (name, left_rate) of an
+    annotator without bias, for contrast."""
+    detected = not ci[0] <= 0.5 <= ci[1]
+    text = (
+        f"**Position bias** ({name}): it chose the left answer {left_rate:.1%} of the time [{ci[0]:.3f}, {ci[1]:.3f}]"
+    )
+    if bias is not None:
+        text += f" (the formula predicts {bias + (1 - bias) / 2:.1%})"
+    text += (
+        "; the interval excludes 0.5, so the bias is detectable from its labels alone, without knowing the truth."
+        if detected
+        else "; the interval still contains 0.5: too few labels to detect it."
+    )
+    if unbiased is not None:
+        text += f" {unbiased[0]}, with no bias, chose left {unbiased[1]:.1%} of the time."
+    return Conclusion("detected" if detected else "not detected", text, {"left_rate": left_rate, "ci": list(ci)})
+
+
+def loss_starts_at_ln2(first_loss: float, tolerance: float = 0.1) -> Conclusion:
+    """A reward model's first logged pairwise loss against ln 2, the loss at zero margin (a fresh score head gives
+    both answers of a pair about the same reward): "at ln 2" within `tolerance`, else "away from ln 2"."""
+    near = abs(first_loss - math.log(2)) < tolerance
+    text = f"**The loss starts at ln 2.** The first logged loss was {first_loss:.3f} (ln 2 = {math.log(2):.3f}): " + (
+        "the untrained head gave both answers of a pair about the same reward, as expected."
+        if near
+        else "further from ln 2 than expected: the new head's initial scores already differ between answers."
+    )
+    return Conclusion("at ln 2" if near else "away from ln 2", text, {"first_loss": first_loss})
+
+
+def hard_pairs(by_gap: pd.DataFrame) -> Conclusion | None:
+    """Whether pairs the gold judge scores nearly alike are harder for the reward model (`by_gap`: the table of
+    `rlhfkit.compare.accuracy_by_gold_gap`, smallest gold difference first): "harder when close" when accuracy on
+    the first bin is below the last, else "not harder". None with fewer than two bins."""
+    if len(by_gap) < 2:
+        return None
+    first, last = float(by_gap["RM accuracy"].iloc[0]), float(by_gap["RM accuracy"].iloc[-1])
+    text = (
+        f"**Hard pairs.** Accuracy is {first:.1%} on the pairs with the smallest gold difference and {last:.1%} on "
+        "those with the largest"
+    )
+    if first < last:
+        return Conclusion(
+            "harder when close", text + ": close calls are where the reward model errs.", {"first": first, "last": last}
+        )
+    return Conclusion(
+        "not harder", text + ": on these pairs close calls were not harder.", {"first": first, "last": last}
+    )
+
+
+def reward_gold_correlation(check: pd.DataFrame) -> Conclusion:
+    """How the reward model's scores rank answers against the gold judge's, over the distinct answers of held-out
+    pairs (`check`: `chosen`, `rejected`, their gold scores `score_chosen`, `score_rejected` and reward-model
+    scores `rm_chosen`, `rm_rejected`): Spearman's rank correlation. "ranks with gold" when it is positive, else
+    "does not rank with gold"."""
+    scores = pd.concat(
+        [
+            pd.DataFrame({"response": check.chosen, "rm": check.rm_chosen, "gold": check.score_chosen}),
+            pd.DataFrame({"response": check.rejected, "rm": check.rm_rejected, "gold": check.score_rejected}),
+        ]
+    ).drop_duplicates("response")
+    rho = float(scores.rm.rank().corr(scores.gold.rank()))
+    text = (
+        f"**Rewards vs gold.** Spearman correlation {rho:.2f} over {len(scores)} answers; mean reward "
+        f"{check.rm_chosen.mean():+.2f} for gold-chosen and {check.rm_rejected.mean():+.2f} for gold-rejected answers."
+    )
+    return Conclusion(
+        "ranks with gold" if rho > 0 else "does not rank with gold", text, {"spearman": rho, "answers": len(scores)}
+    )
+
+
+def annotator_noise_effect(sweep: pd.DataFrame, n_check: int) -> Conclusion | None:
+    """What annotator noise cost the reward model (`sweep`: one row per flip rate with "flip rate", "label agreement
+    with gold" and "RM accuracy vs gold", measured on `n_check` held-out pairs), from the lowest flip rate to the
+    highest: "no clear decline" (accuracy fell by less than 2 points), "costs less than labels" (it fell less than
+    the labels' own agreement), "costs as much as labels". The text also flags a non-monotone curve and how far
+    the accuracy at flip rate 0.5 (no information) is from chance. None with fewer than two points."""
+    if len(sweep) < 2:
+        return None
+    sweep = sweep.sort_values("flip rate")
+    acc, agree = sweep["RM accuracy vs gold"].tolist(), sweep["label agreement with gold"].tolist()
+    flips = sweep["flip rate"].tolist()
+    drop, label_drop = acc[0] - acc[-1], agree[0] - agree[-1]
+    se = 100 * math.sqrt(0.25 / n_check)  # points, near 50% (a lower bound: check pairs share prompts)
+    if drop < 0.02:
+        verdict, says = "no clear decline", "The sweep shows no clear decline. "
+    elif drop < label_drop:
+        verdict, says = "costs less than labels", "Noise costs the RM accuracy, but less than it costs the labels. "
+    else:
+        verdict, says = (
+            "costs as much as labels",
+            "Noise costs the RM as much accuracy as it costs the labels, or more. ",
+        )
+    text = (
+        f"**Noise.** From flip rate {flips[0]:g} to {flips[-1]:g}, accuracy against gold went from {acc[0]:.1%} to "
+        f"{acc[-1]:.1%} ({100 * drop:.1f} points lost) while the labels' own agreement with gold fell from "
+        f"{agree[0]:.1%} to {agree[-1]:.1%}. " + says
+    )
+    bumps = [(flips[i], flips[i + 1]) for i in range(len(acc) - 1) if acc[i + 1] > acc[i] + 0.01]
+    if bumps:
+        a, b = bumps[0]
+        text += (
+            f"The curve is not monotone (higher at {b:g} than at {a:g}): each point is one training run, and on "
+            f"{n_check} check pairs one accuracy has a standard error of at least {se:.1f} points. "
+        )
+    if 0.5 in flips:
+        at_half = acc[flips.index(0.5)]
+        z = abs(at_half - 0.5) * 100 / se
+        text += (
+            f"At flip rate 0.5 the labels carry no information, and the RM's {at_half:.1%} is {z:.1f} of those "
+            "standard errors from chance"
+            + (
+                ": the check pairs share prompts and answers, so the real uncertainty is larger; rerun with another "
+                "SEED before reading anything into it."
+                if z >= 2
+                else "."
+            )
+        )
+    return Conclusion(verdict, text.strip(), {"drop": drop, "label_drop": label_drop, "non_monotone": bool(bumps)})
