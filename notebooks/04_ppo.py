@@ -36,15 +36,13 @@
 # %% tags=["parameters"]
 MODEL = "tiny"  # used only when the SFT run below is missing and must be rebuilt; or a Hub id / folder
 TASK = "reviews"
-OUT = "runs/notebooks/04_ppo"  # run directories; relative paths are relative to the project folder
+OUT = "runs/notebooks/04_ppo"  # run directories (finished runs there are reused: delete one to train it again)
 SFT_RUN = "runs/notebooks/01_sft/sft"  # notebook 01's SFT run; rebuilt into OUT/sft when missing
 RM_RUN = "runs/notebooks/03_reward_model/reward"  # notebook 03's reward model; rebuilt into OUT/reward when missing
 PREFERENCES = "runs/notebooks/02_preferences/preferences.jsonl"  # to rebuild the reward model (else simulated labels)
 DEVICE = None  # None = CUDA when present, else CPU
 SEED = 0
-THREADS = None  # torch CPU threads; None = 1 for the embedded default on a CPU (its matrices are too small
-# to gain from a second thread, and one competing with any other busy process made
-# training steps several times slower here), else torch's own default
+THREADS = None  # torch CPU threads; None = rlhfkit.threads' rule (1 for the embedded default on a CPU)
 LORA_R = None  # None = train all weights; a rank (e.g. 16) trains LoRA adapters (value head shared)
 SFT_STEPS = 200  # only when the SFT model must be rebuilt
 N_LABEL_PROMPTS = 256  # only when the reward model must be rebuilt without notebook 02's preferences
@@ -53,12 +51,12 @@ PPO_STEPS = 24  # PPO iterations; each samples BATCH_SIZE prompts, one answer ea
 BATCH_SIZE = 32
 LEARNING_RATE = 2e-4  # suits the 1M-parameter default; real models want ~1e-6 to 1e-5 (or ~1e-5 with LoRA)
 MAX_NEW_TOKENS = 48  # longest answer during training
-KL_COEFS = [0.05, 0.3]  # beta of the main run, then of the comparison run (section 5)
-HACK_BONUS = 15.0  # the flawed proxy of section 6: reward model score + HACK_BONUS / (words + 1)
+KL_COEFS = [0.05, 0.3]  # beta of the main run, then of the comparison run (section 4)
+HACK_BONUS = 15.0  # the flawed proxy of section 5: reward model score + HACK_BONUS / (words + 1)
 HACK_KL_COEF = 0.01  # and almost no KL penalty
 HACK_STEPS = 40
 HACK_BATCH_SIZE = 16
-N_CHECK_PROMPTS = 48  # held-out prompts whose SFT answers test the proxies against gold (section 6)
+N_CHECK_PROMPTS = 48  # held-out prompts whose SFT answers test the proxies against gold (section 5)
 N_EVAL_PROMPTS = 64  # held-out prompts for the evaluation of the trained policies
 
 # A real model on a GPU (not run here: this machine has no Hub access). Starting points, not tuned settings:
@@ -70,48 +68,14 @@ N_EVAL_PROMPTS = 64  # held-out prompts for the evaluation of the trained polici
 # HACK_STEPS, HACK_BATCH_SIZE = 200, 32
 # N_CHECK_PROMPTS, N_EVAL_PROMPTS = 128, 128
 
-# %% [markdown]
-# ## 1. Set-up
-
 # %%
-import math
-import time
-import warnings
+from rlhfkit import stages
+from rlhfkit.notebook import setup
 
-import numpy as np
-import pandas as pd
-import plotly.graph_objects as go
-import torch
-from IPython.display import Markdown, display
-from plotly.subplots import make_subplots
-
-from rlhfkit.compare import (
-    gold_vs_kl_figure,
-    overoptimization_figure,
-    overoptimization_fits,
-    rl_overoptimization_points,
-)
-from rlhfkit.data import load_preferences
-from rlhfkit.evaluation import EvalSettings, evaluate_policies
-from rlhfkit.judges import FunctionJudge, SimulatedAnnotator
-from rlhfkit.live import Dashboard, from_run
-from rlhfkit.models import LoraSettings, load_policy, load_tokenizer
-from rlhfkit.notebook import finished_run, project_path, setup, sft_run_or_train
-from rlhfkit.runs import load as load_run
-from rlhfkit.sampling import SamplingSettings, candidate_pairs, sample_candidates
-from rlhfkit.train.ppo import PPOSettings, kl_penalty, policy_loss, train_ppo
-from rlhfkit.train.reward import RewardModelJudge, RewardSettings, train_reward_model
-from rlhfkit.train.sft import SFTSettings
-
-notebook_started = time.perf_counter()
-# Relative paths are taken from the project folder (the parent of notebooks/).
-out_dir, device, task, gold = setup(
-    OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL, purpose="this notebook measures every policy against one"
-)
-lora = LoraSettings(r=LORA_R, alpha=2 * LORA_R) if LORA_R else None
+out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL)
 
 # %% [markdown]
-# ## 2. The SFT model and the reward model
+# ## 1. The SFT model and the reward model
 #
 # PPO starts from the SFT model (notebook 01), which is also the frozen reference of the KL penalty, and optimises
 # the reward model of notebook 03. Whatever is missing is rebuilt here, and the notebook says so: the reward model
@@ -119,55 +83,33 @@ lora = LoraSettings(r=LORA_R, alpha=2 * LORA_R) if LORA_R else None
 # over the SFT model's candidates.
 
 # %%
-sft_run = sft_run_or_train(
-    SFT_RUN,
-    out_dir,
-    model=MODEL,
-    task=task,
-    settings=SFTSettings(max_steps=SFT_STEPS, seed=SEED, device=DEVICE, lora=lora, n_samples=0),
-)
-sft_path = str(sft_run.model_path)
-policy, tokenizer = load_policy(sft_path, device=DEVICE), load_tokenizer(sft_path)
+import time
 
-rm_dir = project_path(RM_RUN)
-if finished_run(rm_dir):
-    rm_run = load_run(rm_dir)
-    print(f"reward model: notebook 03's, {rm_run.model_path}")
-else:
-    prefs_path = project_path(PREFERENCES)
-    if prefs_path.exists():
-        rows = load_preferences(prefs_path).dataset.select_columns(["prompt", "chosen", "rejected"]).to_list()
-        source = f"notebook 02's preferences ({prefs_path})"
-    else:
-        table = sample_candidates(
-            policy, tokenizer, task.train_prompts[:N_LABEL_PROMPTS], SamplingSettings(k=4, seed=SEED), progress=False
-        )
-        pairs = candidate_pairs(table[table.response.str.strip() != ""], seed=SEED)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*identical.*")
-            rows = SimulatedAnnotator(gold, noise="flip", flip_rate=0.1, seed=SEED).label_pairs(
-                [p["prompt"] for p in pairs], [p["response_a"] for p in pairs], [p["response_b"] for p in pairs]
-            )
-        source = "a simulated annotator (gold judge, 10% flips) over SFT candidates"
-    print(
-        f"no finished reward model at {rm_dir}: training one now on {len(rows)} pairs from {source}, into "
-        f"{out_dir / 'reward'}"
-    )
-    rm_run = train_reward_model(
-        sft_path,
-        [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows],
-        RewardSettings(max_steps=RM_STEPS, seed=SEED, device=DEVICE, lora=lora, n_samples=0),
-        out_dir / "reward",
-    )
+import pandas as pd
+from IPython.display import Markdown, display
+
+from rlhfkit import conclusions
+from rlhfkit.models import LoraSettings, load_policy, load_tokenizer
+from rlhfkit.notebook import reward_run_or_train, sft_run_or_train
+from rlhfkit.train.reward import RewardModelJudge, RewardSettings
+from rlhfkit.train.sft import SFTSettings
+
+notebook_started = time.perf_counter()
+lora = LoraSettings(r=LORA_R, alpha=2 * LORA_R) if LORA_R else None
+sft_settings = SFTSettings(max_steps=SFT_STEPS, seed=SEED, device=DEVICE, lora=lora, n_samples=0)
+sft_path = str(sft_run_or_train(SFT_RUN, out_dir, model=MODEL, task=task, settings=sft_settings).model_path)
+labels = stages.LabelSettings(n_prompts=N_LABEL_PROMPTS, k=4, max_pairs_per_prompt=None, n_check_prompts=0, seed=SEED)
+rm_settings = RewardSettings(max_steps=RM_STEPS, seed=SEED, device=DEVICE, lora=lora, n_samples=0)
+rm_run = reward_run_or_train(
+    RM_RUN, out_dir, sft_path, task, preferences=PREFERENCES, labels=labels, settings=rm_settings
+)
 rm_path = str(rm_run.model_path)
 reward_model = RewardModelJudge(rm_path, device=DEVICE)
-print(
-    f"reward model held-out accuracy (on its annotator's labels): "
-    f"{rm_run.summary.get('heldout_accuracy', float('nan')):.3f}"
-)
+accuracy = rm_run.summary.get("heldout_accuracy", float("nan"))
+print(f"reward model held-out accuracy (on its annotator's labels): {accuracy:.3f}")
 
 # %% [markdown]
-# ## 3. PPO, piece by piece
+# ## 2. PPO, piece by piece
 #
 # **The reward of every token.** The reward model scores a whole answer, so its score arrives at the last token
 # $T$. The KL penalty is paid at every token, with the per-token estimate $\log \pi_\theta(y_t) - \log
@@ -193,6 +135,10 @@ print(
 # the update has already moved that token's probability as far as one batch may.
 
 # %%
+import torch
+
+from rlhfkit.train.ppo import PPOSettings, kl_penalty, policy_loss
+
 ratios = torch.tensor([0.5, 0.8, 0.9, 1.0, 1.1, 1.2, 1.5])
 rows = []
 for advantage in (1.0, -1.0):
@@ -226,9 +172,9 @@ print(
 )
 
 # %% [markdown]
-# ## 4. Training with the live dashboard
+# ## 3. Training with the live dashboard
 #
-# `Dashboard` is passed to `train_ppo` as a callback. In JupyterLab it draws the metrics as they arrive, in TRL's
+# `Dashboard` is passed to `stages.ppo` as a callback. In JupyterLab it draws the metrics as they arrive, in TRL's
 # names: `objective/scores` (the reward model's score of the step's samples), `objective/rlhf_reward` (score minus
 # β·KL, what PPO actually maximises), `objective/kl` (sequence KL to the SFT model, k1, in nats), entropy, the
 # policy and value losses, the clip fraction; below them, a pageable table of sampled answers with their scores.
@@ -236,13 +182,18 @@ print(
 # `dashboard.html` into the run directory at the end. `from_run` redraws any run from disk, after a kernel restart
 # too.
 #
-# The value model starts from the reward model (it already knows which answers are good), as in the pipeline.
+# The value model starts from the reward model (it already knows which answers are good), as in the pipeline:
+# `stages.ppo` decides that from `PPOSettings` (with LoRA, a value head on the policy instead).
 
 
 # %%
-def ppo_settings(kl_coef, steps=PPO_STEPS, batch_size=BATCH_SIZE, num_samples=16):
-    """`num_samples` answers of every step go to samples.jsonl (the dashboard's table; notebook 06 reads them)."""
-    return PPOSettings(
+from rlhfkit.live import Dashboard, from_run
+
+
+def ppo(name, reward, kl_coef, steps=PPO_STEPS, batch_size=BATCH_SIZE, num_samples=16):
+    """PPO from the SFT model against `reward`, into OUT/name, with the live dashboard. `num_samples` answers of
+    every step go to samples.jsonl (the dashboard's table; notebook 06 reads them)."""
+    settings = PPOSettings(
         total_steps=steps,
         batch_size=batch_size,
         learning_rate=LEARNING_RATE,
@@ -251,60 +202,36 @@ def ppo_settings(kl_coef, steps=PPO_STEPS, batch_size=BATCH_SIZE, num_samples=16
         seed=SEED,
         device=DEVICE,
         lora=lora,
-        value_model="shared" if lora else "separate",
         num_samples=min(num_samples, batch_size),
     )
-
-
-def run_ppo(name, reward_fn, settings):
-    run_dir = out_dir / name
-    with Dashboard(run_dir=run_dir, title=f"PPO {name}") as dash:
-        run = train_ppo(
-            sft_path,
-            reward_fn,
-            task.train_prompts,
-            settings,
-            run_dir,
-            reference=sft_path,
-            value_model=None if lora else rm_path,
-            callbacks=[dash],
+    with Dashboard(run_dir=out_dir / name, title=f"PPO {name}") as dash:
+        run = stages.ppo(
+            sft_path, reward, task.train_prompts, settings, out_dir / name, reward_model_path=rm_path, callbacks=[dash]
         )
-    note = f", dashboard: {run_dir / 'dashboard.html'}" if not dash.live else ""
+    note = f", dashboard: {out_dir / name / 'dashboard.html'}" if not dash.live else ""
     print(f"{name}: {run.summary['steps']} steps in {run.summary['seconds']:.0f} s{note}")
     return run
 
 
-beta_main = KL_COEFS[0]
-runs = {}
-runs[f"beta={beta_main:g}"] = run_ppo(f"ppo_beta_{beta_main:g}", reward_model, ppo_settings(beta_main))
+runs = {f"beta={beta:g}": ppo(f"ppo_beta_{beta:g}", reward_model, beta) for beta in KL_COEFS[:1]}
 
 # %% [markdown]
 # The run's metrics stream, read back from disk: the same numbers the dashboard drew.
 
 # %%
-main = runs[f"beta={beta_main:g}"]
+main = runs[f"beta={KL_COEFS[0]:g}"]
 m = main.metrics
-cols = [
-    "step",
-    "objective/scores",
-    "objective/kl",
-    "objective/rlhf_reward",
-    "objective/entropy",
-    "policy/clipfrac_avg",
-    "objective/response_length",
-]
-display(m[[c for c in cols if c in m]].iloc[sorted({0, len(m) // 2, len(m) - 1})].round(3))
-samples = main.samples
-first, last = samples[samples.step == samples.step.min()], samples[samples.step == samples.step.max()]
+cols = ["step", "objective/scores", "objective/kl", "objective/rlhf_reward", "objective/entropy", "policy/clipfrac_avg"]
+display(
+    m[[c for c in cols + ["objective/response_length"] if c in m]].iloc[sorted({0, len(m) // 2, len(m) - 1})].round(3)
+)
+samples = main.samples  # the first and the last step's samples
+ends = samples[samples.step.isin([samples.step.min(), samples.step.max()])]
 with pd.option_context("display.max_colwidth", 160):
-    display(
-        pd.concat([first.assign(when="first step"), last.assign(when="last step")])[
-            ["when", "step", "prompt", "response", "score", "kl"]
-        ].round(3)
-    )
+    display(ends[["step", "prompt", "response", "score", "kl"]].round(3))
 
 # %% [markdown]
-# ## 5. What the KL penalty does
+# ## 4. What the KL penalty does
 #
 # Same SFT model, same reward model, same prompts and seed; only β differs. A larger β makes every nat of drift
 # from the SFT model cost more, so the policy should move less, and gain less reward. Whether it also gains less
@@ -315,75 +242,32 @@ with pd.option_context("display.max_colwidth", 160):
 # to SFT (k1, on the policy's own samples), and the gold win rate against SFT.
 
 # %%
-for beta in KL_COEFS[1:]:
-    runs[f"beta={beta:g}"] = run_ppo(f"ppo_beta_{beta:g}", reward_model, ppo_settings(beta))
+runs.update({f"beta={beta:g}": ppo(f"ppo_beta_{beta:g}", reward_model, beta) for beta in KL_COEFS[1:]})
 from_run([run.path for run in runs.values()], title="PPO: two values of beta")
 
 # %%
-evaluation = evaluate_policies(
+from rlhfkit.compare import gold_vs_kl_figure, summary_table
+from rlhfkit.evaluation import EvalSettings
+
+evaluation = stages.evaluate(
     {f"ppo {name}": run for name, run in runs.items()},
     task,
+    EvalSettings(n_prompts=N_EVAL_PROMPTS, max_new_tokens=MAX_NEW_TOKENS, seed=SEED, device=DEVICE),
     reference=sft_path,
-    reference_name="sft",
     reward_model=reward_model,
     progress=False,
-    settings=EvalSettings(n_prompts=N_EVAL_PROMPTS, max_new_tokens=MAX_NEW_TOKENS, seed=SEED, device=DEVICE),
 )
-table = evaluation.summary.set_index("policy")
-display(
-    table[
-        [
-            "gold_reward_mean",
-            "gold_reward_ci_lo",
-            "gold_reward_ci_hi",
-            "proxy_reward_mean",
-            "kl_to_ref",
-            "win_rate_vs_ref",
-            "win_rate_ci_lo",
-            "win_rate_ci_hi",
-            "mean_length",
-            "distinct_2",
-            "eos_rate",
-        ]
-    ].round(3)
-)
-gold_vs_kl_figure(evaluation.to_dict()).show()
+rows = evaluation.to_dict()
+display(summary_table(rows).assign(**{"eos rate": [r["eos_rate"] for r in rows.values()]}).round(3))
+gold_vs_kl_figure(rows).show()
 
 # %%
-low, high = f"ppo beta={KL_COEFS[0]:g}", f"ppo beta={KL_COEFS[-1]:g}"
-lines = []
-if len(KL_COEFS) > 1:
-    a, b = table.loc[low], table.loc[high]
-    overlap = not (a.gold_reward_ci_lo > b.gold_reward_ci_hi or b.gold_reward_ci_lo > a.gold_reward_ci_hi)
-    lines += [
-        f"- **KL.** With β = {KL_COEFS[0]:g} the policy ended {a.kl_to_ref:.2f} nats from SFT, with β = "
-        f"{KL_COEFS[-1]:g} {b.kl_to_ref:.2f} nats"
-        + (
-            f": the {KL_COEFS[-1] / KL_COEFS[0]:.0f}x larger penalty kept it "
-            f"{a.kl_to_ref / max(b.kl_to_ref, 1e-9):.1f}x closer."
-            if b.kl_to_ref < a.kl_to_ref
-            else ": the larger penalty did not keep it closer in this run."
-        ),
-        f"- **Proxy reward** (the reward model, on held-out prompts): {a.proxy_reward_mean:+.3f} vs "
-        f"{b.proxy_reward_mean:+.3f} (SFT {table.loc['sft'].proxy_reward_mean:+.3f}).",
-        f"- **Gold reward:** {a.gold_reward_mean:.3f} [{a.gold_reward_ci_lo:.3f}, {a.gold_reward_ci_hi:.3f}] vs "
-        f"{b.gold_reward_mean:.3f} [{b.gold_reward_ci_lo:.3f}, {b.gold_reward_ci_hi:.3f}] (SFT "
-        f"{table.loc['sft'].gold_reward_mean:.3f}). "
-        + (
-            "The intervals overlap: on this budget the two βs are not distinguishable on gold reward."
-            if overlap
-            else f"The intervals do not overlap: β = "
-            f"{KL_COEFS[0] if a.gold_reward_mean > b.gold_reward_mean else KL_COEFS[-1]:g} reached more gold reward."
-        ),
-        f"- **Gold per nat:** {(a.gold_reward_mean - table.loc['sft'].gold_reward_mean) / max(a.kl_to_ref, 1e-9):.3f} "
-        f"vs {(b.gold_reward_mean - table.loc['sft'].gold_reward_mean) / max(b.kl_to_ref, 1e-9):.3f} gold gained per "
-        f"nat of KL: the penalty trades reward for staying close, and the exchange rate is what notebook 06 compares "
-        f"across methods.",
-    ]
-display(Markdown("\n".join(lines) or "Only one β was given: nothing to compare."))
+low, high = (rows[f"ppo beta={beta:g}"] for beta in (KL_COEFS[0], KL_COEFS[-1]))
+effect = conclusions.kl_penalty_effect(low, high, KL_COEFS[0], KL_COEFS[-1], rows["sft"]) if len(KL_COEFS) > 1 else []
+display(Markdown(conclusions.markdown(effect) or "Only one β was given: nothing to compare."))
 
 # %% [markdown]
-# ## 6. Reward hacking, made visible
+# ## 5. Reward hacking, made visible
 #
 # The reward model is a **proxy** for what we want. Gao et al. (2022) measured what happens when a policy is
 # optimised against a proxy: the proxy keeps rising with the KL spent, while the gold reward rises, peaks, and
@@ -404,51 +288,29 @@ display(Markdown("\n".join(lines) or "Only one β was given: nothing to compare.
 
 
 # %%
+from rlhfkit.compare import pairwise_agreement
+from rlhfkit.judges import FunctionJudge
+from rlhfkit.sampling import SamplingSettings
+
+
 def rm_plus_brevity(prompts, responses):
     scores = reward_model(prompts, responses)
     return [s + HACK_BONUS / (len(r.split()) + 1) for s, r in zip(scores, responses)]
 
 
 flawed = FunctionJudge(rm_plus_brevity, name="rm_plus_brevity_bonus", batched=True)
-
-check = sample_candidates(
-    policy,
-    tokenizer,
-    task.eval_prompts[:N_CHECK_PROMPTS],
-    SamplingSettings(k=4, max_new_tokens=MAX_NEW_TOKENS, seed=SEED + 1),
-    progress=False,
-)
-check = check[check.response.str.strip() != ""].reset_index(drop=True)
-check_prompts, check_responses = check.prompt.tolist(), check.response.tolist()
-check["gold"], check["rm"], check["flawed"] = (
-    gold(check_prompts, check_responses),
-    reward_model(check_prompts, check_responses),
-    flawed(check_prompts, check_responses),
-)
-
-
-def pair_agreement(frame, column):
-    """Fraction of answer pairs (same prompt, different gold score) that `column` orders as gold does."""
-    hits = []
-    for _, group in frame.groupby("prompt_index"):
-        g, s = group.gold.to_numpy(), group[column].to_numpy()
-        i, j = np.triu_indices(len(group), k=1)
-        keep = g[i] != g[j]
-        hits.extend(((s[i] > s[j]) == (g[i] > g[j]))[keep])
-    return float(np.mean(hits)) if hits else float("nan"), len(hits)
-
-
-agree_rm, n_pairs = pair_agreement(check, "rm")
-agree_flawed, _ = pair_agreement(check, "flawed")
+policy, tokenizer = load_policy(sft_path, device=DEVICE), load_tokenizer(sft_path)
+sampling = SamplingSettings(k=4, max_new_tokens=MAX_NEW_TOKENS, seed=SEED + 1)
+check = stages.candidates(policy, task.eval_prompts[:N_CHECK_PROMPTS], sampling, tokenizer=tokenizer, progress=False)
+for column, judge in (("gold", gold), ("rm", reward_model), ("flawed", flawed)):
+    check[column] = judge(check.prompt.tolist(), check.response.tolist())
+(agree_rm, n_pairs), (agree_flawed, _) = pairwise_agreement(check, "rm"), pairwise_agreement(check, "flawed")
 print(
     f"on {n_pairs} pairs of SFT answers to held-out prompts: the reward model orders {agree_rm:.1%} as gold "
     f"does, the flawed proxy {agree_flawed:.1%} (chance: 50%)"
 )
-
-hack = run_ppo(
-    "ppo_hacking",
-    flawed,
-    ppo_settings(HACK_KL_COEF, steps=HACK_STEPS, batch_size=HACK_BATCH_SIZE, num_samples=HACK_BATCH_SIZE),
+hack = ppo(
+    "ppo_hacking", flawed, HACK_KL_COEF, steps=HACK_STEPS, batch_size=HACK_BATCH_SIZE, num_samples=HACK_BATCH_SIZE
 )
 
 # %% [markdown]
@@ -457,53 +319,10 @@ hack = run_ppo(
 # length and KL. Proxy and gold are on different scales; what matters is their direction.
 
 # %%
-hs = hack.samples.copy()
-hs["gold"] = gold(hs.prompt.tolist(), hs.response.tolist())
-hs["words"] = hs.response.str.split().str.len()
-per_step = hs.groupby("step")[["score", "gold", "kl", "words"]].mean()
-smooth = per_step.rolling(4, min_periods=1).mean()
+from rlhfkit.compare import proxy_gold_steps_figure
 
-fig = make_subplots(
-    rows=1,
-    cols=2,
-    specs=[[{"secondary_y": True}, {"secondary_y": True}]],
-    subplot_titles=("proxy (left axis) and gold (right axis)", "words per answer and KL"),
-)
-for key, color, secondary in (("score", "#1f77b4", False), ("gold", "#ff7f0e", True)):
-    name = "flawed proxy" if key == "score" else "gold (never seen by PPO)"
-    fig.add_trace(
-        go.Scatter(
-            x=per_step.index,
-            y=per_step[key],
-            mode="markers",
-            marker=dict(color=color, size=4),
-            opacity=0.35,
-            showlegend=False,
-        ),
-        row=1,
-        col=1,
-        secondary_y=secondary,
-    )
-    fig.add_trace(
-        go.Scatter(x=smooth.index, y=smooth[key], mode="lines", name=name, line=dict(color=color)),
-        row=1,
-        col=1,
-        secondary_y=secondary,
-    )
-fig.add_trace(
-    go.Scatter(x=smooth.index, y=smooth.words, mode="lines", name="words per answer", line=dict(color="#2ca02c")),
-    row=1,
-    col=2,
-)
-fig.add_trace(
-    go.Scatter(x=smooth.index, y=smooth.kl, mode="lines", name="KL to SFT (nats)", line=dict(color="#9467bd")),
-    row=1,
-    col=2,
-    secondary_y=True,
-)
-fig.update_xaxes(title_text="PPO step")
-fig.update_layout(height=360, margin=dict(t=40, b=40, l=50, r=50), legend=dict(orientation="h", y=-0.25))
-fig.show()
+hs = hack.samples.assign(gold=lambda s: gold(s.prompt.tolist(), s.response.tolist()))
+proxy_gold_steps_figure(hs, proxy="score", proxy_name="flawed proxy", gold_name="gold (never seen by PPO)").show()
 
 # %% [markdown]
 # The same samples in bins of consecutive steps, against $d = \sqrt{\mathrm{KL}}$, the x-axis Gao et al. use, with
@@ -512,127 +331,59 @@ fig.show()
 # down as KL grows.
 
 # %%
+from rlhfkit.compare import overoptimization_figure, overoptimization_fits, rl_overoptimization_points
+
 baseline = (float(check.flawed.mean()), float(check.gold.mean()))
 points = rl_overoptimization_points(hs, gold="gold", proxy="score", baseline=baseline, n_bins=min(8, hs.step.nunique()))
 display(points.round(3))
-fits = None
-if (points.d > 0).sum() >= 2:
-    fits = overoptimization_fits(points, "rl")
+fits = overoptimization_fits(points, "rl") if (points.d > 0).sum() >= 2 else None
+if fits is not None:
     display(fits.round(3))
     overoptimization_figure(rl=points, rl_label="PPO on the flawed proxy").show()
 else:
     print("fewer than two bins with positive KL: too few steps to fit the curves")
 
-bins = points[points.first_step.notna()].reset_index(drop=True)
-peak = int(bins.gold.idxmax())
+verdict = conclusions.reward_hacking(hs, points, baseline_gold=baseline[1])
+peak_first, peak_last = verdict.evidence.get("peak_steps", [hs.step.min()] * 2)
 show = {
     "first step": hs.step.min(),
-    f"gold peak (steps {int(bins.first_step[peak])}-{int(bins.last_step[peak])})": int(bins.last_step[peak]),
+    f"gold peak (steps {peak_first}-{peak_last})": peak_last,
     "last step": hs.step.max(),
 }
 with pd.option_context("display.max_colwidth", 160):
     display(
-        pd.concat([hs[hs.step == step].head(3).assign(when=label) for label, step in show.items()])[
+        pd.concat([hs[hs.step == step].head(3).assign(when=label) for label, step in show.items()])
+        .assign(words=lambda s: s.response.str.split().str.len())[
             ["when", "step", "response", "score", "gold", "words", "kl"]
-        ].round(3)
+        ]
+        .round(3)
     )
-
-
-# %%
-def bin_stats(row):
-    part = hs[hs.step.between(row.first_step, row.last_step)]
-    return part.gold.mean(), part.gold.std(ddof=1) / math.sqrt(max(len(part), 1))
-
-
-first_bin, last_bin = bins.iloc[0], bins.iloc[-1]
-(g_peak, se_peak), (g_last, se_last) = bin_stats(bins.iloc[peak]), bin_stats(last_bin)
-drop, se_drop = g_peak - g_last, math.sqrt(se_peak**2 + se_last**2)
-proxy_rose = last_bin.proxy > first_bin.proxy
-gold_fell = peak < len(bins) - 1 and drop > 2 * se_drop
-lines = [
-    f"- **Before optimising**, the flawed proxy ordered {agree_flawed:.1%} of SFT answer pairs as gold does, the "
-    f"reward model {agree_rm:.1%}: "
-    + (
-        "the flaw is visible in that number already, if you look."
-        if agree_flawed < agree_rm - 0.05
-        else "the flaw barely shows on the SFT model's own answers, so a held-out check would not have caught it."
-    )
-    + (
-        " (The reward model itself is a weak proxy on these answers; notebook 03 measures it against gold.)"
-        if agree_rm < 0.65
-        else ""
-    ),
-    f"- **Proxy:** {first_bin.proxy:+.3f} in the first bin of steps, {last_bin.proxy:+.3f} in the last "
-    f"({'rising' if proxy_rose else 'not rising'}), at KL {last_bin.kl:.1f} nats; answers went from "
-    f"{hs[hs.step == hs.step.min()].words.mean():.1f} to {hs[hs.step == hs.step.max()].words.mean():.1f} words.",
-    f"- **Gold:** SFT {baseline[1]:.3f} on the check prompts; {first_bin.gold:.3f} in the first bin, highest "
-    f"{g_peak:.3f} ± {se_peak:.3f} (standard error) in steps {int(bins.first_step[peak])}-{int(bins.last_step[peak])},"
-    f" {g_last:.3f} ± {se_last:.3f} in the last bin.",
-]
-if fits is not None:
-    a_gold, b_gold = fits.set_index("reward").loc["gold", ["a", "b"]]
-    monotone = bool((bins.d.diff().dropna() >= 0).all())
-    text = f"- **Fit:** gold's fitted b = {b_gold:.3f}"
-    if b_gold > 0:
-        d_star = math.exp(a_gold / b_gold - 1)
-        text += (
-            f" > 0: the fitted gold curve bends down, peaking at d = {d_star:.2f} (KL {d_star**2:.1f} nats) "
-            f"where the measured d reaches {bins.d.max():.2f}."
-        )
-    else:
-        text += " (not bending down)."
-    if not monotone:
-        text += (
-            " Note that KL did not grow monotonically over the steps here (a shorter answer has fewer tokens to "
-            "sum KL over), so d is not a clock for this run and the fit describes it loosely."
-        )
-    lines.append(text)
-if proxy_rose and gold_fell:
-    lines.append(
-        f"- **Verdict: reward hacking shown.** The proxy kept rising while gold fell {drop:.3f} from its "
-        f"peak (more than twice the standard error of the difference, {se_drop:.3f})"
-        + (f", to below the SFT model's {baseline[1]:.3f}." if g_last < baseline[1] else ".")
-        + " The samples above show how: the policy found what the proxy over-rewards."
-    )
-elif proxy_rose:
-    lines.append(
-        f"- **Verdict: not shown in this run.** The proxy rose, but gold's fall from its peak ({drop:+.3f}) "
-        f"is within twice its standard error ({se_drop:.3f}), or gold peaked in the last bin. Try more "
-        f"`HACK_STEPS`, a smaller `HACK_KL_COEF` or another seed."
-    )
-else:
-    lines.append(
-        "- **Verdict: not shown in this run.** The proxy itself did not rise: PPO did not optimise it on this budget."
-    )
-display(Markdown("\n".join(lines)))
 
 # %% [markdown]
-# ## 7. What this run says
-#
-# Computed from this run's numbers.
+# What the run shows, computed from its numbers. If the verdict is "not shown", try more `HACK_STEPS`, a smaller
+# `HACK_KL_COEF` or another seed; if it is shown, the samples above show how: the policy found what the proxy
+# over-rewards.
 
 # %%
-sft_row = table.loc["sft"]
-main_row = table.loc[f"ppo beta={beta_main:g}"]
-lines = [
-    f"- **PPO (β = {beta_main:g})** moved the reward model's score of its training samples from "
-    f"{main.summary['initial_score']:+.3f} to {main.summary['final_score']:+.3f} in {main.summary['steps']} steps. "
-    f"On held-out prompts: gold {main_row.gold_reward_mean:.3f} [{main_row.gold_reward_ci_lo:.3f}, "
-    f"{main_row.gold_reward_ci_hi:.3f}] vs SFT {sft_row.gold_reward_mean:.3f} "
-    f"[{sft_row.gold_reward_ci_lo:.3f}, {sft_row.gold_reward_ci_hi:.3f}], gold win rate against SFT "
-    f"{main_row.win_rate_vs_ref:.2f} [{main_row.win_rate_ci_lo:.2f}, {main_row.win_rate_ci_hi:.2f}], at "
-    f"{main_row.kl_to_ref:.1f} nats of KL. "
-    + (
-        "It beats SFT on gold: the win rate's interval is above 0.5."
-        if main_row.win_rate_ci_lo > 0.5
-        else "Not distinguishable from SFT on gold at this budget."
-        if main_row.win_rate_ci_hi >= 0.5
-        else "It is worse than SFT on gold."
-    ),
-    f"- The reward model's score is what PPO maximised; gold is what we wanted. Sections 5 and 6 show the "
-    f"difference: how far the policy may drift (β) decides how much of the proxy's error it can exploit.",
-    f"- One seed, {N_EVAL_PROMPTS} evaluation prompts: differences inside the intervals are noise.",
-    f"- This notebook took {time.perf_counter() - notebook_started:.0f} s. Next: DPO on the same preferences (05), "
-    f"then all methods side by side (06).",
-]
-display(Markdown("\n".join(lines)))
+found = [conclusions.flawed_proxy_check(agree_flawed, agree_rm)]
+found += conclusions.reward_hacking_course(hs, points, baseline_gold=baseline[1], baseline="SFT on the check prompts")
+if fits is not None:
+    found.append(conclusions.overoptimization_peak(fits, points, "rl", label="PPO on the flawed proxy"))
+display(Markdown(conclusions.markdown(found + [verdict])))
+
+# %% [markdown]
+# ## 6. What this run says
+#
+# Computed from this run's numbers. The reward model's score is what PPO maximised; gold is what we wanted.
+# Sections 4 and 5 show the difference: how far the policy may drift (β) decides how much of the proxy's error it
+# can exploit. One seed and `N_EVAL_PROMPTS` evaluation prompts: differences inside the intervals are noise. Next:
+# DPO on the same preferences (05), then all methods side by side (06).
+
+# %%
+name = f"ppo beta={KL_COEFS[0]:g}"
+print(
+    f"PPO (β = {KL_COEFS[0]:g}) moved the reward model's score of its training samples from "
+    f"{main.summary['initial_score']:+.3f} to {main.summary['final_score']:+.3f} in {main.summary['steps']} steps; "
+    f"this notebook took {time.perf_counter() - notebook_started:.0f} s."
+)
+conclusions.versus_baseline(rows[name], rows["sft"], name=f"PPO (β = {KL_COEFS[0]:g})")

@@ -29,20 +29,18 @@
 # %% tags=["parameters"]
 MODEL = "tiny"  # used only when the SFT run below is missing and must be rebuilt; or a Hub id / folder
 TASK = "reviews"
-OUT = "runs/notebooks/05_dpo"  # run directories; relative paths are relative to the project folder
+OUT = "runs/notebooks/05_dpo"  # run directories (finished runs there are reused: delete one to train it again)
 SFT_RUN = "runs/notebooks/01_sft/sft"  # notebook 01's SFT run; rebuilt into OUT/sft when missing
 PREFERENCES = "runs/notebooks/02_preferences/preferences.jsonl"  # notebook 02's export; simulated when missing
 DEVICE = None  # None = CUDA when present, else CPU
 SEED = 0
-THREADS = None  # torch CPU threads; None = 1 for the embedded default on a CPU (its matrices are too small
-# to gain from a second thread, and one competing with any other busy process made
-# training steps several times slower here), else torch's own default
+THREADS = None  # torch CPU threads; None = rlhfkit.threads' rule (1 for the embedded default on a CPU)
 LORA_R = None  # None = train all weights; a rank (e.g. 16) trains LoRA adapters (reference = adapter off)
 SFT_STEPS = 200  # only when the SFT model must be rebuilt
 N_LABEL_PROMPTS = 256  # only when the preferences must be rebuilt: prompts x 4 candidates, simulated annotator
 FLIP_RATE = 0.1  # only when the preferences must be rebuilt
 BETA = 0.1  # DPO's beta: strength of the pull towards the reference (IPO's tau)
-LOSS_TYPES = ["sigmoid", "ipo", "hinge", "robust"]  # the first one trains with the dashboard in section 4
+LOSS_TYPES = ["sigmoid", "ipo", "hinge", "robust"]  # the first one trains with the dashboard in section 3
 DPO_STEPS = 40  # optimizer steps per variant (batch 32 pairs)
 BATCH_SIZE = 32
 LEARNING_RATE = 5e-4  # suits the 1M-parameter default; real models want 5e-7 to 5e-6
@@ -58,8 +56,19 @@ MAX_NEW_TOKENS = 64  # longest sampled answer in the evaluation
 # DPO_STEPS, BATCH_SIZE = 300, 32
 # N_HELDOUT_PAIRS, N_EVAL_PROMPTS, MAX_NEW_TOKENS = 500, 128, 256
 
+# %%
+from rlhfkit import stages
+from rlhfkit.notebook import setup
+
+out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL)
+
 # %% [markdown]
-# ## 1. Set-up
+# ## 1. The SFT model and the preferences
+#
+# DPO starts from the SFT model, which is also its reference $\pi_\text{ref}$, and trains on notebook 02's
+# exported preference pairs (TRL's format: `prompt`, `chosen`, `rejected`). Whatever is missing is rebuilt here,
+# and the notebook says so. We hold out whole prompts' worth of pairs (`N_HELDOUT_PAIRS`): section 4 tests the
+# implicit reward on pairs the policy never trained on.
 
 # %%
 import math
@@ -69,72 +78,26 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 from IPython.display import Markdown, display
-from plotly.subplots import make_subplots
 
-from rlhfkit.compare import gold_vs_kl_figure
-from rlhfkit.data import load_preferences
-from rlhfkit.evaluation import EvalSettings, evaluate_policies, response_logprobs
-from rlhfkit.judges import SimulatedAnnotator
-from rlhfkit.live import Dashboard, from_run
-from rlhfkit.models import LoraSettings, load_policy, load_reference, load_tokenizer
-from rlhfkit.notebook import project_path, setup, sft_run_or_train
-from rlhfkit.sampling import SamplingSettings, candidate_pairs, sample_candidates
-from rlhfkit.train.dpo import DPOSettings, train_dpo
+from rlhfkit import conclusions
+from rlhfkit.models import LoraSettings, load_tokenizer
+from rlhfkit.notebook import earlier_labels_or, sft_run_or_train
 from rlhfkit.train.sft import SFTSettings
 
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # transformers' notice, not ours
 notebook_started = time.perf_counter()
-# Relative paths are taken from the project folder (the parent of notebooks/).
-out_dir, device, task, gold = setup(
-    OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL, purpose="this notebook measures every policy against one"
-)
 lora = LoraSettings(r=LORA_R, alpha=2 * LORA_R) if LORA_R else None
-
-# %% [markdown]
-# ## 2. The SFT model and the preferences
-#
-# DPO starts from the SFT model, which is also its reference $\pi_\text{ref}$, and trains on notebook 02's
-# exported preference pairs (TRL's format: `prompt`, `chosen`, `rejected`). Whatever is missing is rebuilt here,
-# and the notebook says so. We hold out whole prompts' worth of pairs (`N_HELDOUT_PAIRS`): section 5 tests the
-# implicit reward on pairs the policy never trained on.
-
-# %%
-sft_run = sft_run_or_train(
-    SFT_RUN,
-    out_dir,
-    model=MODEL,
-    task=task,
-    settings=SFTSettings(max_steps=SFT_STEPS, seed=SEED, device=DEVICE, lora=lora, n_samples=0),
-)
-sft_path = str(sft_run.model_path)
+sft_settings = SFTSettings(max_steps=SFT_STEPS, seed=SEED, device=DEVICE, lora=lora, n_samples=0)
+sft_path = str(sft_run_or_train(SFT_RUN, out_dir, model=MODEL, task=task, settings=sft_settings).model_path)
 tokenizer = load_tokenizer(sft_path)
-
-prefs_path = project_path(PREFERENCES)
-if prefs_path.exists():
-    prefs = load_preferences(prefs_path).dataset.to_pandas()
-    source = f"notebook 02's export ({prefs_path})"
-else:
-    policy = load_policy(sft_path, device=DEVICE)
-    table = sample_candidates(
-        policy, tokenizer, task.train_prompts[:N_LABEL_PROMPTS], SamplingSettings(k=4, seed=SEED), progress=False
-    )
-    pairs = candidate_pairs(table[table.response.str.strip() != ""], seed=SEED)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*identical.*")
-        prefs = pd.DataFrame(
-            SimulatedAnnotator(gold, noise="flip", flip_rate=FLIP_RATE, seed=SEED).label_pairs(
-                [p["prompt"] for p in pairs], [p["response_a"] for p in pairs], [p["response_b"] for p in pairs]
-            )
-        )
-    source = (
-        f"a simulated annotator (gold judge, {FLIP_RATE:.0%} flips) over SFT candidates, since {prefs_path} is missing"
-    )
-    del policy
+labels = stages.LabelSettings(
+    n_prompts=N_LABEL_PROMPTS, k=4, max_pairs_per_prompt=None, flip_rate=FLIP_RATE, n_check_prompts=0, seed=SEED
+)
+prefs = earlier_labels_or(PREFERENCES, sft_path, task, labels, out_dir / "labels").preferences.dataset.to_pandas()
 prefs = prefs[["prompt", "chosen", "rejected"]]
 
-prompts = list(dict.fromkeys(prefs.prompt))
+prompts = list(dict.fromkeys(prefs.prompt))  # whole prompts' pairs are held out, in a seeded random order
 random.Random(SEED).shuffle(prompts)
 heldout_prompts, n = set(), 0
 for p in prompts:
@@ -147,14 +110,13 @@ train_pairs = prefs[~prefs.prompt.isin(heldout_prompts)].reset_index(drop=True)
 heldout["gold_chosen"] = gold(heldout.prompt.tolist(), heldout.chosen.tolist())
 heldout["gold_rejected"] = gold(heldout.prompt.tolist(), heldout.rejected.tolist())
 label_gold = (heldout.gold_chosen > heldout.gold_rejected)[heldout.gold_chosen != heldout.gold_rejected].mean()
-print(f"{len(prefs)} preference pairs from {source}")
 print(
     f"training on {len(train_pairs)}, holding out {len(heldout)} pairs of {len(heldout_prompts)} prompts; "
     f"the held-out labels agree with the gold judge on {label_gold:.1%} of the pairs gold does not tie"
 )
 
 # %% [markdown]
-# ## 3. From the RLHF objective to the DPO loss
+# ## 2. From the RLHF objective to the DPO loss
 #
 # The KL-regularised objective of notebook 04,
 # $\max_\pi \mathbb{E}[r(x, y)] - \beta\,\mathrm{KL}(\pi \| \pi_\text{ref})$, has a closed-form optimum for any
@@ -188,29 +150,35 @@ print(
 # reward is the higher one). DPO samples nothing while it trains; the run directory gets the policy's answers to a
 # few held-out prompts before and after. Headless, the dashboard writes `dashboard.html` into the run directory.
 
+# %% [markdown]
+# ## 3. Training DPO with the live dashboard
+#
+# `stages.dpo` wraps TRL's `DPOTrainer`; `Dashboard()` is a TRL callback here. It draws TRL's metrics as they are
+# logged: `loss`, `rewards/chosen` and `rewards/rejected` (mean implicit reward of the batch's chosen and rejected
+# answers), `rewards/margins` (their difference) and `rewards/accuracies` (how often the chosen answer's implicit
+# reward is the higher one). DPO samples nothing while it trains; the run directory gets the policy's answers to a
+# few held-out prompts before and after. Headless, the dashboard writes `dashboard.html` into the run directory.
+
 
 # %%
+from rlhfkit.live import Dashboard, from_run
+from rlhfkit.train.dpo import DPOSettings
+
+
 def dpo(loss_type, callbacks=()):
-    run = train_dpo(
-        sft_path,
-        train_pairs.to_dict("records"),
-        DPOSettings(
-            loss_type=loss_type,
-            beta=BETA,
-            max_steps=DPO_STEPS,
-            batch_size=BATCH_SIZE,
-            learning_rate=LEARNING_RATE,
-            seed=SEED,
-            device=DEVICE,
-            lora=lora,
-            n_samples=8,
-            sample_max_new_tokens=MAX_NEW_TOKENS,
-        ),
-        out_dir / f"dpo_{loss_type}",
-        reference=sft_path,
-        task=task,
-        callbacks=callbacks,
+    settings = DPOSettings(
+        loss_type=loss_type,
+        beta=BETA,
+        max_steps=DPO_STEPS,
+        batch_size=BATCH_SIZE,
+        learning_rate=LEARNING_RATE,
+        seed=SEED,
+        device=DEVICE,
+        lora=lora,
+        n_samples=8,
+        sample_max_new_tokens=MAX_NEW_TOKENS,
     )
+    run = stages.dpo(sft_path, train_pairs, settings, out_dir / f"dpo_{loss_type}", task=task, callbacks=callbacks)
     print(f"{loss_type}: {run.summary['steps']} steps in {run.summary['seconds']:.0f} s")
     return run
 
@@ -228,12 +196,12 @@ print(
     + (
         "the sigmoid loss is exactly ln 2 while the policy equals the reference)"
         if LOSS_TYPES[0] == "sigmoid"
-        else f"the {LOSS_TYPES[0]} loss has its own value at step 0, see section 6)"
+        else f"the {LOSS_TYPES[0]} loss has its own value at step 0, see section 5)"
     )
 )
 
 # %% [markdown]
-# ## 5. The implicit reward, computed by hand
+# ## 4. The implicit reward, computed by hand
 #
 # We compute $\hat r(x, y) = \beta\,[\log \pi_\theta(y \mid x) - \log \pi_\text{ref}(y \mid x)]$ ourselves for every
 # held-out pair: the answer's log-probability summed over its tokens (the end-of-turn token included, as DPO
@@ -241,6 +209,10 @@ print(
 # rank the held-out pairs as the annotator did, and as the gold judge does?
 
 # %%
+from rlhfkit.compare import reward_pairs_figure
+from rlhfkit.evaluation import response_logprobs
+from rlhfkit.models import load_policy, load_reference
+
 reference = load_reference(sft_path, device=DEVICE)
 
 
@@ -283,44 +255,22 @@ print(
     f"TRL's last logged training batch: rewards/accuracies {logged.get('rewards/accuracies', float('nan')):.3f}, "
     f"rewards/margins {logged.get('rewards/margins', float('nan')):+.3f} (training pairs, same formula)"
 )
-
 example = heldout.assign(r_chosen=r_chosen, r_rejected=r_rejected).head(5)
 with pd.option_context("display.max_colwidth", 90):
     display(
         example[["prompt", "chosen", "rejected", "r_chosen", "r_rejected", "gold_chosen", "gold_rejected"]].round(3)
     )
-
-answers = pd.DataFrame(
-    {
-        "implicit reward": np.concatenate([r_chosen, r_rejected]),
-        "gold": np.concatenate([heldout.gold_chosen, heldout.gold_rejected]),
-    }
-)
-rank_corr = answers["implicit reward"].rank().corr(answers.gold.rank())  # Spearman: Pearson on ranks
-fig = make_subplots(
-    rows=1,
-    cols=2,
-    subplot_titles=(
-        "implicit reward: chosen vs rejected (held-out)",
-        f"implicit reward against gold (Spearman {rank_corr:.2f})",
-    ),
-)
-fig.add_trace(go.Histogram(x=r_chosen, name="chosen", opacity=0.6, nbinsx=30), row=1, col=1)
-fig.add_trace(go.Histogram(x=r_rejected, name="rejected", opacity=0.6, nbinsx=30), row=1, col=1)
-fig.add_trace(
-    go.Scatter(
-        x=answers.gold, y=answers["implicit reward"], mode="markers", showlegend=False, marker=dict(size=4, opacity=0.5)
-    ),
-    row=1,
-    col=2,
-)
-fig.update_layout(barmode="overlay", height=340, margin=dict(t=40, b=40, l=40, r=10))
-fig.update_xaxes(title_text="beta * log(pi / pi_ref)", row=1, col=1)
-fig.update_xaxes(title_text="gold score", row=1, col=2)
-fig.show()
+reward_pairs_figure(
+    r_chosen,
+    r_rejected,
+    heldout.gold_chosen,
+    heldout.gold_rejected,
+    name="implicit reward (held-out)",
+    axis_title="beta * log(pi / pi_ref)",
+).show()
 
 # %% [markdown]
-# ## 6. Variants of the loss
+# ## 5. Variants of the loss
 #
 # With the implicit reward margin of a pair,
 # $h = \beta \log \frac{\pi_\theta(y_w)}{\pi_\text{ref}(y_w)} - \beta \log \frac{\pi_\theta(y_l)}{\pi_\text{ref}(y_l)}$
@@ -347,103 +297,44 @@ from_run([run.path for run in runs.values()], title=f"DPO variants, beta {BETA:g
 # SFT, length and EOS rate. Beside them, each variant's implicit reward tested on the held-out pairs.
 
 # %%
-evaluation = evaluate_policies(
+from rlhfkit.compare import gold_vs_kl_figure, summary_table
+from rlhfkit.evaluation import EvalSettings
+
+evaluation = stages.evaluate(
     {f"dpo-{name}": run for name, run in runs.items()},
     task,
+    EvalSettings(n_prompts=N_EVAL_PROMPTS, max_new_tokens=MAX_NEW_TOKENS, seed=SEED, device=DEVICE),
     reference=sft_path,
-    reference_name="sft",
     progress=False,
-    settings=EvalSettings(n_prompts=N_EVAL_PROMPTS, max_new_tokens=MAX_NEW_TOKENS, seed=SEED, device=DEVICE),
 )
-table = evaluation.summary.set_index("policy")[
-    [
-        "gold_reward_mean",
-        "gold_reward_ci_lo",
-        "gold_reward_ci_hi",
-        "kl_to_ref",
-        "win_rate_vs_ref",
-        "win_rate_ci_lo",
-        "win_rate_ci_hi",
-        "mean_length",
-        "eos_rate",
-        "distinct_2",
-    ]
-]
-implicit = {f"dpo-{LOSS_TYPES[0]}": hand}
-for name in LOSS_TYPES[1:]:
-    implicit[f"dpo-{name}"] = implicit_accuracy(*implicit_rewards(runs[name]))
-implicit = pd.DataFrame(implicit).T.add_prefix("implicit ")
-table = table.join(implicit)
-display(table.round(3))
-gold_vs_kl_figure(evaluation.to_dict()).show()
+rows = evaluation.to_dict()
+implicit = {f"dpo-{n}": hand if n == LOSS_TYPES[0] else implicit_accuracy(*implicit_rewards(runs[n])) for n in runs}
+table = summary_table(rows).set_index("policy").drop(columns="proxy reward")  # DPO has no reward model
+table["eos rate"] = [row["eos_rate"] for row in rows.values()]
+display(table.join(pd.DataFrame(implicit).T.add_prefix("implicit ")).round(3))
+gold_vs_kl_figure(rows).show()
 
 # %% [markdown]
-# ## 7. What this run says
+# ## 6. What this run says
 #
-# Computed from this run's numbers.
+# Computed from this run's numbers. On this task more positive sentences also raise the gold judge, so a longer
+# answer may gain gold by length alone; answers cut at `MAX_NEW_TOKENS` tokens never ended. One seed, `DPO_STEPS`
+# steps, `N_EVAL_PROMPTS` evaluation prompts.
 
 # %%
-sft_row = table.loc["sft"]
 variants = [f"dpo-{name}" for name in LOSS_TYPES]
-best = max(variants, key=lambda v: table.loc[v, "gold_reward_mean"])
-lines = [
-    f"- **Implicit reward.** After {main.summary['steps']} steps of {LOSS_TYPES[0]} DPO, "
-    f"$\\beta \\log \\pi/\\pi_\\text{{ref}}$ ranks {hand['accuracy vs labels']:.1%} of {len(heldout)} held-out pairs "
-    f"as the annotator did and {hand['accuracy vs gold']:.1%} as the gold judge does (the labels themselves agree "
-    f"with gold on {label_gold:.1%}): "
-    + (
-        "the policy learned a usable reward model without ever training one."
-        if hand["accuracy vs gold"] >= 0.65
-        else "better than chance, but a weak reward model."
-        if hand["accuracy vs gold"] > 0.55
-        else "no better than chance on held-out pairs at this budget."
-    ),
+found = [
+    conclusions.implicit_reward(
+        hand["accuracy vs gold"],
+        hand["accuracy vs labels"],
+        labels_vs_gold=label_gold,
+        n_pairs=len(heldout),
+        steps=main.summary["steps"],
+        loss_type=LOSS_TYPES[0],
+    )
 ]
-for v in variants:
-    r = table.loc[v]
-    verdict = (
-        "beats SFT"
-        if r.win_rate_ci_lo > 0.5
-        else "worse than SFT"
-        if r.win_rate_ci_hi < 0.5
-        else "not distinguishable from SFT"
-    )
-    lines.append(
-        f"- **{v}**: gold {r.gold_reward_mean:.3f} [{r.gold_reward_ci_lo:.3f}, {r.gold_reward_ci_hi:.3f}] "
-        f"vs SFT {sft_row.gold_reward_mean:.3f}, win rate {r.win_rate_vs_ref:.2f} "
-        f"[{r.win_rate_ci_lo:.2f}, {r.win_rate_ci_hi:.2f}] ({verdict}), KL {r.kl_to_ref:.1f} nats, "
-        f"{r.mean_length:.0f} tokens, EOS rate {r.eos_rate:.2f}."
-    )
-others = [v for v in variants if v != best]
-per_nat = {
-    v: (table.loc[v, "gold_reward_mean"] - sft_row.gold_reward_mean) / max(table.loc[v, "kl_to_ref"], 1e-9)
-    for v in variants
-}
-overlapping = [v for v in others if table.loc[v, "gold_reward_ci_hi"] >= table.loc[best, "gold_reward_ci_lo"]]
-if others:
-    lines.append(
-        f"- **Which loss?** {best} has the highest gold reward; "
-        + (
-            f"its interval overlaps those of {', '.join(overlapping)}, so on this budget the data do not separate them."
-            if overlapping
-            else "its interval is above every other variant's."
-        )
-        + f" It sits at {table.loc[best, 'kl_to_ref']:.1f} nats of KL, the others at "
-        f"{min(table.loc[v, 'kl_to_ref'] for v in others):.1f}-"
-        f"{max(table.loc[v, 'kl_to_ref'] for v in others):.1f}: gold per nat is "
-        + ", ".join(f"{v} {per_nat[v]:.3f}" for v in variants)
-        + ". A higher reward bought with much more drift is not the better trade (notebook 06 compares "
-        "methods at matched KL)."
-    )
-longer = [v for v in variants if table.loc[v, "mean_length"] > 1.2 * sft_row.mean_length]
-if longer:
-    lines.append(
-        f"- **Length.** {', '.join(longer)} answer at least 20% longer than SFT ({sft_row.mean_length:.0f} "
-        f"tokens, EOS rate {sft_row.eos_rate:.2f}): on this task more positive sentences also raise the gold "
-        f"judge, so part of the gain may be length, and answers cut at {MAX_NEW_TOKENS} tokens never ended."
-    )
-lines.append(
-    f"- One seed, {DPO_STEPS} steps, {N_EVAL_PROMPTS} evaluation prompts. This notebook took "
-    f"{time.perf_counter() - notebook_started:.0f} s."
-)
-display(Markdown("\n".join(lines)))
+found += [conclusions.versus_baseline(rows[v], rows["sft"], name=v) for v in variants]
+found.append(conclusions.best_variant(rows, rows["sft"], variants, what="loss"))
+found.append(conclusions.longer_answers({v: rows[v] for v in variants}, rows["sft"]))
+display(Markdown(conclusions.markdown(found)))
+print(f"This notebook took {time.perf_counter() - notebook_started:.0f} s.")

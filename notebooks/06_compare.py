@@ -38,25 +38,23 @@
 # %% tags=["parameters"]
 MODEL = "tiny"  # used only when the SFT run below is missing and must be rebuilt; or a Hub id / folder
 TASK = "reviews"
-OUT = "runs/notebooks/06_compare"  # run directories and report.html; relative to the project folder
+OUT = "runs/notebooks/06_compare"  # run directories and report.html (finished runs there are reused)
 SFT_RUN = "runs/notebooks/01_sft/sft"  # notebook 01's SFT run; rebuilt into OUT/sft when missing
 RM_RUN = "runs/notebooks/03_reward_model/reward"  # notebook 03's reward model; rebuilt into OUT/reward when missing
 PREFERENCES = "runs/notebooks/02_preferences/preferences.jsonl"  # notebook 02's export; simulated when missing
-PPO_RUNS = "runs/notebooks/04_ppo"  # notebook 04's folder: its ppo_beta_* runs are the PPO sweep
-DPO_RUNS = "runs/notebooks/05_dpo"  # notebook 05's folder: its dpo_* runs are the DPO points
+PPO_RUNS = "runs/notebooks/04_ppo"  # notebook 04's folder: its ppo_beta_<β> run for each β of PPO_KL_COEFS
+DPO_RUNS = "runs/notebooks/05_dpo"  # notebook 05's folder: its dpo_<loss> run for each loss of DPO_LOSS_TYPES
 DEVICE = None  # None = CUDA when present, else CPU
 SEED = 0
-THREADS = None  # torch CPU threads; None = 1 for the embedded default on a CPU (its matrices are too small
-# to gain from a second thread, and one competing with any other busy process made
-# training steps several times slower here), else torch's own default
-# Trained here only when the runs above are missing (smaller budgets than notebooks 04 and 05 use):
+THREADS = None  # torch CPU threads; None = rlhfkit.threads' rule (1 for the embedded default on a CPU)
+# Each run of notebooks 04 and 05 named here is trained here when missing (smaller budgets than 04 and 05 use):
 SFT_STEPS = 200
 N_LABEL_PROMPTS = 256
 RM_STEPS = -1
 PPO_KL_COEFS = [0.05, 0.3]
 PPO_STEPS = 16
 PPO_BATCH_SIZE = 32
-DPO_LOSS_TYPES = ["sigmoid"]
+DPO_LOSS_TYPES = ["sigmoid", "ipo", "hinge", "robust"]
 DPO_STEPS = 32
 # RLOO is always trained here, against the same reward model as PPO:
 RLOO_BETAS = [0.05, 0.3]
@@ -66,7 +64,7 @@ BON_PROMPTS = 48  # held-out prompts for best-of-n
 BON_K = 16  # SFT answers per prompt for best-of-n (n up to BON_K)
 MAX_NEW_TOKENS = 64
 N_SHOW = 6  # prompts shown side by side
-REPRESENTATIVE = ["ppo/beta=0.05", "dpo/sigmoid/beta=0.1", "rloo/beta=0.05"]  # one policy per method (section 7)
+REPRESENTATIVE = ["ppo/beta=0.05", "dpo/sigmoid/beta=0.1", "rloo/beta=0.05"]  # one policy per method (section 6)
 
 # A real model on a GPU (not run here: this machine has no Hub access). Starting points, not tuned settings:
 # MODEL = "Qwen/Qwen2.5-0.5B-Instruct"     # with every *_RUN(S) pointing at notebooks 01-05 on the same model
@@ -75,53 +73,14 @@ REPRESENTATIVE = ["ppo/beta=0.05", "dpo/sigmoid/beta=0.1", "rloo/beta=0.05"]  # 
 # N_EVAL_PROMPTS, BON_PROMPTS, BON_K, MAX_NEW_TOKENS = 256, 128, 32, 256
 # (training RLOO on a real model here also wants LoRA and a lower learning rate: see OnlineSettings)
 
-# %% [markdown]
-# ## 1. Set-up
-
 # %%
-import math
-import time
-import warnings
+from rlhfkit import stages
+from rlhfkit.notebook import setup
 
-import numpy as np
-import pandas as pd
-from IPython.display import HTML, Markdown, display
-
-from rlhfkit.compare import (
-    best_of_n,
-    frontier_figure,
-    frontier_points,
-    overoptimization_figure,
-    overoptimization_fits,
-    rl_overoptimization_points,
-    samples_side_by_side,
-    summary_table,
-    win_rate_table,
-    write_report,
-)
-from rlhfkit.data import load_preferences
-from rlhfkit.evaluation import EvalSettings, evaluate_policies
-from rlhfkit.judges import SimulatedAnnotator
-from rlhfkit.live import from_run
-from rlhfkit.models import load_policy, load_tokenizer
-from rlhfkit.notebook import finished_run, project_path, setup, sft_run_or_train
-from rlhfkit.runs import load as load_run
-from rlhfkit.sampling import SamplingSettings, candidate_pairs, sample_candidates
-from rlhfkit.train.dpo import DPOSettings, train_dpo
-from rlhfkit.train.online import OnlineSettings, train_online
-from rlhfkit.train.ppo import PPOSettings, train_ppo
-from rlhfkit.train.reward import RewardModelJudge, RewardSettings, train_reward_model
-from rlhfkit.train.sft import SFTSettings
-
-warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # transformers' notice, not ours
-notebook_started = time.perf_counter()
-# Relative paths are taken from the project folder (the parent of notebooks/).
-out_dir, device, task, gold = setup(
-    OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL, purpose="this notebook compares every policy against one"
-)
+out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL)
 
 # %% [markdown]
-# ## 2. The policies to compare
+# ## 1. The policies to compare
 #
 # Everything starts from one SFT model and (for PPO and RLOO) one reward model; DPO trains on the preferences
 # that reward model learned from. The PPO sweep (several β) comes from notebook 04, the DPO runs from notebook 05;
@@ -129,96 +88,60 @@ out_dir, device, task, gold = setup(
 # notebook says so. Notebook 04's `ppo_hacking` run optimised a deliberately flawed proxy and is left out.
 
 # %%
-sft_run = sft_run_or_train(
-    SFT_RUN,
-    out_dir,
-    model=MODEL,
-    task=task,
-    settings=SFTSettings(max_steps=SFT_STEPS, seed=SEED, device=DEVICE, n_samples=0),
+import time
+import warnings
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+from rlhfkit import conclusions
+from rlhfkit.notebook import earlier_labels_or, earlier_run_or, reward_run_or_train, sft_run_or_train
+from rlhfkit.train.dpo import DPOSettings
+from rlhfkit.train.ppo import PPOSettings
+from rlhfkit.train.reward import RewardModelJudge, RewardSettings
+from rlhfkit.train.sft import SFTSettings
+
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # transformers' notice, not ours
+notebook_started = time.perf_counter()
+sft_settings = SFTSettings(max_steps=SFT_STEPS, seed=SEED, device=DEVICE, n_samples=0)
+sft_path = str(sft_run_or_train(SFT_RUN, out_dir, model=MODEL, task=task, settings=sft_settings).model_path)
+labels = stages.LabelSettings(n_prompts=N_LABEL_PROMPTS, k=4, max_pairs_per_prompt=None, n_check_prompts=0, seed=SEED)
+rm_settings = RewardSettings(max_steps=RM_STEPS, seed=SEED, device=DEVICE, n_samples=0)
+rm_run = reward_run_or_train(
+    RM_RUN, out_dir, sft_path, task, preferences=PREFERENCES, labels=labels, settings=rm_settings
 )
-sft_path = str(sft_run.model_path)
-tokenizer = load_tokenizer(sft_path)
-
-prefs_path = project_path(PREFERENCES)
-preferences = None
-
-
-def get_preferences():
-    """Notebook 02's export, or a simulated annotator's labels over SFT candidates."""
-    if prefs_path.exists():
-        print(f"preferences: notebook 02's export, {prefs_path}")
-        return load_preferences(prefs_path).dataset.select_columns(["prompt", "chosen", "rejected"]).to_list()
-    policy = load_policy(sft_path, device=DEVICE)
-    table = sample_candidates(
-        policy, tokenizer, task.train_prompts[:N_LABEL_PROMPTS], SamplingSettings(k=4, seed=SEED), progress=False
-    )
-    pairs = candidate_pairs(table[table.response.str.strip() != ""], seed=SEED)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*identical.*")
-        rows = SimulatedAnnotator(gold, noise="flip", flip_rate=0.1, seed=SEED).label_pairs(
-            [p["prompt"] for p in pairs], [p["response_a"] for p in pairs], [p["response_b"] for p in pairs]
-        )
-    print(f"no preferences at {prefs_path}: {len(rows)} pairs labelled by a simulated annotator (gold, 10% flips)")
-    return [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows]
-
-
-rm_dir = project_path(RM_RUN)
-if finished_run(rm_dir):
-    rm_run = load_run(rm_dir)
-    print(f"reward model: notebook 03's, {rm_run.model_path}")
-else:
-    preferences = preferences or get_preferences()
-    print(f"no finished reward model at {rm_dir}: training one now into {out_dir / 'reward'}")
-    rm_run = train_reward_model(
-        sft_path,
-        preferences,
-        RewardSettings(max_steps=RM_STEPS, seed=SEED, device=DEVICE, n_samples=0),
-        out_dir / "reward",
-    )
 rm_path = str(rm_run.model_path)
 reward_model = RewardModelJudge(rm_path, device=DEVICE)
 
-policies, runs = {}, {}  # policy name -> model, and -> run (for the training curves)
-ppo_dirs = sorted(d for d in project_path(PPO_RUNS).glob("ppo_beta_*") if finished_run(d))
-if ppo_dirs:
-    print(f"PPO: notebook 04's runs {[d.name for d in ppo_dirs]}")
-    for d in ppo_dirs:
-        run = load_run(d)
-        runs[f"ppo/beta={run.config['kl_coef']:g}"] = run
-else:
-    print(f"no finished PPO runs in {project_path(PPO_RUNS)}: training β in {PPO_KL_COEFS} here ({PPO_STEPS} steps)")
-    for beta in PPO_KL_COEFS:
-        runs[f"ppo/beta={beta:g}"] = train_ppo(
-            sft_path,
-            reward_model,
-            task.train_prompts,
-            PPOSettings(total_steps=PPO_STEPS, batch_size=PPO_BATCH_SIZE, kl_coef=beta, seed=SEED, device=DEVICE),
-            out_dir / f"ppo_beta_{beta:g}",
-            reference=sft_path,
-            value_model=rm_path,
-        )
 
-dpo_dirs = sorted(d for d in project_path(DPO_RUNS).glob("dpo_*") if finished_run(d))
-if dpo_dirs:
-    print(f"DPO: notebook 05's runs {[d.name for d in dpo_dirs]}")
-    for d in dpo_dirs:
-        run = load_run(d)
-        runs[f"dpo/{run.summary['loss_type']}/beta={run.summary['beta']:g}"] = run
-else:
-    preferences = preferences or get_preferences()
-    print(f"no finished DPO runs in {project_path(DPO_RUNS)}: training {DPO_LOSS_TYPES} here ({DPO_STEPS} steps)")
-    for loss_type in DPO_LOSS_TYPES:
-        run = train_dpo(
-            sft_path,
-            preferences,
-            DPOSettings(loss_type=loss_type, max_steps=DPO_STEPS, seed=SEED, device=DEVICE, n_samples=0),
-            out_dir / f"dpo_{loss_type}",
-            reference=sft_path,
-        )
-        runs[f"dpo/{loss_type}/beta={run.summary['beta']:g}"] = run
+def ppo_here(beta):
+    """A PPO run with this β trained here (when notebook 04's is missing)."""
+    settings = PPOSettings(total_steps=PPO_STEPS, batch_size=PPO_BATCH_SIZE, kl_coef=beta, seed=SEED, device=DEVICE)
+    out = out_dir / f"ppo_beta_{beta:g}"
+    return stages.ppo(sft_path, reward_model, task.train_prompts, settings, out, reward_model_path=rm_path)
+
+
+def dpo_here(loss):
+    """A DPO run with this loss trained here (when notebook 05's is missing), on notebook 02's preferences."""
+    preferences = earlier_labels_or(PREFERENCES, sft_path, task, labels, out_dir / "labels")
+    settings = DPOSettings(loss_type=loss, max_steps=DPO_STEPS, seed=SEED, device=DEVICE, n_samples=0)
+    return stages.dpo(sft_path, preferences, settings, out_dir / f"dpo_{loss}")
+
+
+runs = {}  # policy name -> its run (the training curves, and the report)
+for beta in PPO_KL_COEFS:
+    run = earlier_run_or(
+        f"{PPO_RUNS}/ppo_beta_{beta:g}", lambda: ppo_here(beta), what=f"PPO run (β {beta:g})", made_by="notebook 04"
+    )
+    runs[f"ppo/beta={beta:g}"] = run
+for loss in DPO_LOSS_TYPES:
+    run = earlier_run_or(
+        f"{DPO_RUNS}/dpo_{loss}", lambda: dpo_here(loss), what=f"DPO run ({loss})", made_by="notebook 05"
+    )
+    runs[f"dpo/{loss}/beta={run.summary['beta']:g}"] = run
 
 # %% [markdown]
-# ## 3. RLOO over a sweep of β
+# ## 2. RLOO over a sweep of β
 #
 # RLOO samples $k = 4$ answers for each of 8 prompts per step and uses, for each answer, the mean reward of its
 # 3 siblings as the baseline: $A_i = r_i - \frac{1}{k-1}\sum_{j \ne i} r_j$. Its KL penalty is part of the reward,
@@ -227,22 +150,21 @@ else:
 # PPO and RLOO differ only in the algorithm.
 
 # %%
+from rlhfkit.live import from_run
+from rlhfkit.train.online import OnlineSettings
+
 for beta in RLOO_BETAS:
+    rloo = OnlineSettings(
+        algorithm="rloo",
+        beta=beta,
+        max_steps=RLOO_STEPS,
+        max_completion_length=MAX_NEW_TOKENS,
+        seed=SEED,
+        device=DEVICE,
+    )
     started = time.perf_counter()
-    runs[f"rloo/beta={beta:g}"] = train_online(
-        sft_path,
-        reward_model,
-        task.train_prompts,
-        OnlineSettings(
-            algorithm="rloo",
-            beta=beta,
-            max_steps=RLOO_STEPS,
-            max_completion_length=MAX_NEW_TOKENS,
-            seed=SEED,
-            device=DEVICE,
-        ),
-        out_dir / f"rloo_beta_{beta:g}",
-        gold_judge=gold,
+    runs[f"rloo/beta={beta:g}"] = stages.online(
+        sft_path, reward_model, task.train_prompts, rloo, out_dir / f"rloo_beta_{beta:g}", gold_judge=gold
     )
     print(f"rloo β={beta:g}: {RLOO_STEPS} steps in {time.perf_counter() - started:.0f} s")
 from_run(
@@ -251,7 +173,7 @@ from_run(
 )
 
 # %% [markdown]
-# ## 4. One evaluation for every policy
+# ## 3. One evaluation for every policy
 #
 # Every policy answers the same `N_EVAL_PROMPTS` held-out prompts (items no stage trained on), one answer each at
 # temperature 1, so rewards and KL are measured on the policy's own distribution. For each: gold reward (the task's
@@ -260,31 +182,21 @@ from_run(
 # SFT, length and EOS rate.
 
 # %%
-evaluation = evaluate_policies(
-    runs,
-    task,
-    reference=sft_path,
-    reference_name="sft",
-    reward_model=reward_model,
-    progress=False,
-    settings=EvalSettings(n_prompts=N_EVAL_PROMPTS, max_new_tokens=MAX_NEW_TOKENS, seed=SEED, device=DEVICE),
-)
+from rlhfkit.compare import summary_table
+from rlhfkit.evaluation import EvalSettings
+
+eval_settings = EvalSettings(n_prompts=N_EVAL_PROMPTS, max_new_tokens=MAX_NEW_TOKENS, seed=SEED, device=DEVICE)
+evaluation = stages.evaluate(runs, task, eval_settings, reference=sft_path, reward_model=reward_model, progress=False)
 rows = evaluation.to_dict()
-summary = {
-    name: {**row, "win_rate_vs_sft": row["win_rate_vs_ref"], "win_rate_vs_sft_ci": row["win_rate_ci"]}
-    for name, row in rows.items()
-}
-table = summary_table(summary)
-table["eos rate"] = [rows[p]["eos_rate"] for p in table.policy]
-display(table.round(3))
-representative = ["sft"]  # one policy per method for the win rates, samples and report (section 7)
+display(summary_table(rows).assign(**{"eos rate": [r["eos_rate"] for r in rows.values()]}).round(3))
+representative = ["sft"]  # one policy per method for the win rates, samples and report (section 6)
 for method in ("ppo", "dpo", "rloo"):
     names = [name for name in runs if name.startswith(method + "/")]
     if names:
         representative.append(next((n for n in REPRESENTATIVE if n in names), names[0]))
 
 # %% [markdown]
-# ## 5. The gold-reward-vs-KL frontier
+# ## 4. The gold-reward-vs-KL frontier
 #
 # Each point is one trained policy: x = how far it moved from SFT (KL, nats per answer), y = how much gold reward it
 # gained over SFT, with its 95% interval. A method's line follows its upper envelope. Up and to the left is better:
@@ -293,12 +205,14 @@ for method in ("ppo", "dpo", "rloo"):
 # loss variants at one β rather than a β sweep.
 
 # %%
+from rlhfkit.compare import frontier_figure, frontier_points
+
 points = frontier_points(evaluation, reference="sft")
 display(points.round(3))
 frontier_figure(points).show()
 
 # %% [markdown]
-# ## 6. Over-optimisation: proxy vs gold as the policy moves
+# ## 5. Over-optimisation: proxy vs gold as the policy moves
 #
 # **Best-of-$n$** needs no training: draw $n$ answers from SFT, keep the one the reward model scores highest. Its KL
 # to SFT is $\log n - \frac{n-1}{n}$ (exact when the reward model never ties), and its expected rewards are
@@ -312,18 +226,16 @@ frontier_figure(points).show()
 # curve is at $d^* = a / 2b$ (best-of-$n$) or $d^* = e^{a/b - 1}$ (RL).
 
 # %%
-policy = load_policy(sft_path, device=DEVICE)
-bon_table = sample_candidates(
-    policy,
-    tokenizer,
-    task.eval_prompts[:BON_PROMPTS],
-    SamplingSettings(k=BON_K, max_new_tokens=MAX_NEW_TOKENS, seed=SEED + 7),
-    progress=False,
-)
+from rlhfkit.compare import best_of_n, overoptimization_figure, overoptimization_fits, rl_overoptimization_points
+from rlhfkit.models import load_policy, load_tokenizer
+from rlhfkit.sampling import SamplingSettings, sample_candidates
+
+policy, tokenizer = load_policy(sft_path, device=DEVICE), load_tokenizer(sft_path)
+sampling = SamplingSettings(k=BON_K, max_new_tokens=MAX_NEW_TOKENS, seed=SEED + 7)
+bon_table = sample_candidates(policy, tokenizer, task.eval_prompts[:BON_PROMPTS], sampling, progress=False)
 bon_table["proxy"] = reward_model(bon_table.prompt.tolist(), bon_table.response.tolist())
 bon_table["gold"] = gold(bon_table.prompt.tolist(), bon_table.response.tolist())
-ns = sorted({n for n in (1, 2, 4, 8, 16, 32, 64) if n <= BON_K} | {BON_K})
-bon = best_of_n(bon_table, ns)
+bon = best_of_n(bon_table, sorted({n for n in (1, 2, 4, 8, 16, 32, 64) if n <= BON_K} | {BON_K}))
 
 ppo_main = next((runs[name] for name in representative if name.startswith("ppo/")), None)
 sft_row = rows["sft"]
@@ -335,10 +247,12 @@ if ppo_main is not None:
         n_bins=min(6, ppo_main.samples.step.nunique()),
         baseline=(sft_row["proxy_reward_mean"], sft_row["gold_reward_mean"]),
     )
-fits = {}
-for label, frame, form in (("best-of-n", bon, "bon"), ("PPO", rl, "rl")):
-    if frame is not None and (frame.d > 0).sum() >= 2:
-        fits[label] = overoptimization_fits(frame, form).assign(method=label)
+curves = {"best-of-n": (bon, "bon"), "PPO": (rl, "rl")}  # label: (points, Gao et al.'s form)
+fits = {
+    label: overoptimization_fits(frame, form).assign(method=label)
+    for label, (frame, form) in curves.items()
+    if frame is not None and (frame.d > 0).sum() >= 2
+}
 fit_table = pd.concat(fits.values(), ignore_index=True) if fits else pd.DataFrame()
 display(bon.round(3))
 if rl is not None:
@@ -352,19 +266,8 @@ if fits:
     )
     overopt.show()
 
-
-def gold_peak(label):
-    """d* where the fitted gold curve peaks (0 when it falls from the start), or None when it does not bend down."""
-    if label not in fits:
-        return None
-    a, b = fits[label].set_index("reward").loc["gold", ["a", "b"]]
-    if b <= 0:
-        return None
-    return max(a / (2 * b), 0.0) if label == "best-of-n" else math.exp(a / b - 1)
-
-
 # %% [markdown]
-# ## 7. Win rates between methods
+# ## 6. Win rates between methods
 #
 # For one policy per method, fixed before looking at the results (`REPRESENTATIVE`: the defaults of notebooks 04
 # and 05, and RLOO's first β), the share of prompts on which the row policy's answer gets a higher gold score than
@@ -372,6 +275,8 @@ def gold_peak(label):
 # Choosing the best point of each sweep on this same evaluation would flatter it.
 
 # %%
+from rlhfkit.compare import win_rate_table
+
 print(f"compared: {representative}")
 wins = win_rate_table(evaluation.samples, policies=representative, seed=SEED)
 cells = [f"{r.win_rate:.2f} [{r.ci_lo:.2f}, {r.ci_hi:.2f}]" for r in wins.itertuples()]
@@ -383,154 +288,49 @@ display(
 )
 
 # %% [markdown]
-# ## 8. Samples side by side
+# ## 7. Samples side by side
 #
 # The representative policies' answers to the first `N_SHOW` evaluation prompts, with gold and proxy scores.
 # Model text is untrusted: pandas escapes it in these table cells, and the report below escapes it too.
 
 # %%
+from rlhfkit.compare import samples_side_by_side
+
 side = samples_side_by_side(evaluation.samples, representative, n_prompts=N_SHOW)
 with pd.option_context("display.max_colwidth", 140):
     display(side.round(3))
 
 # %% [markdown]
-# ## 9. What the evidence says
+# ## 8. What the evidence says
 #
 # Every sentence below is computed from this run's numbers: rerun with another seed or budget and it changes with
-# the evidence.
-
+# the evidence. PPO and RLOO optimise the reward model, first checked against gold on section 5's best-of-n samples
+# of the SFT model; DPO never sees it and learns from the preference labels directly. On this task more positive
+# sentences also raise the gold judge (VADER), so a longer answer may gain gold by length alone.
+#
+# **Uncertainty.** One seed per setting, `N_EVAL_PROMPTS` evaluation prompts, intervals from resampling prompts.
+# Training noise (another seed) is not in these intervals: a difference that only just clears them should be rerun
+# with other seeds before it is believed.
 
 # %%
-def interval(lo, hi):
-    return f"[{lo:.3f}, {hi:.3f}]"
+from rlhfkit.compare import pairwise_agreement
 
-
-def pair_agreement(frame):
-    """Fraction of answer pairs (same prompt, different gold score) the reward model orders as gold does."""
-    hits = []
-    for _, group in frame.groupby("prompt_index"):
-        g, p = group.gold.to_numpy(), group.proxy.to_numpy()
-        i, j = np.triu_indices(len(group), k=1)
-        keep = g[i] != g[j]
-        hits.extend(((p[i] > p[j]) == (g[i] > g[j]))[keep])
-    return float(np.mean(hits)) if hits else float("nan"), len(hits)
-
-
-rm_agreement, rm_pairs = pair_agreement(bon_table)
-lines = [
-    f"- **The proxy.** PPO and RLOO optimise the reward model, which orders {rm_agreement:.1%} of {rm_pairs} "
-    f"pairs of SFT answers (section 6's best-of-n samples) as the gold judge does; DPO never sees it and learns "
-    f"from the preference labels directly. "
-    + (
-        "A weak proxy caps what PPO and RLOO can gain on gold."
-        if rm_agreement < 0.7
-        else "A reasonable proxy on the SFT model's answers."
-    )
-]
-best_by_method = points[points.policy != "sft"].sort_values("gold").groupby("method").tail(1).set_index("method")
-for method, p in best_by_method.iterrows():
-    lines.append(
-        f"- **{method.upper()}**: best gold of its {int((points.method == method).sum()) - 1} point(s) "
-        f"{p.gold:.3f} {interval(p.gold_lo, p.gold_hi)} "
-        f"({p.policy}, KL {p.kl:.1f} nats) vs SFT {sft_row['gold_reward_mean']:.3f} "
-        f"{interval(*sft_row['gold_reward_ci'])}."
-    )
-if len(best_by_method) > 1:
-    ordered = best_by_method.sort_values("gold", ascending=False)
-    top, second = ordered.iloc[0], ordered.iloc[1]
-    separated = top.gold_lo > second.gold_hi
-    lines.append(
-        f"- **Frontier.** {ordered.index[0].upper()} reached the highest gold reward "
-        + (
-            f"and its interval lies above {ordered.index[1].upper()}'s."
-            if separated
-            else f"but its interval overlaps {ordered.index[1].upper()}'s ({top.gold:.3f} vs {second.gold:.3f}): "
-            "the sweep does not separate them."
-        )
-        + " (Best points are picked on this evaluation, which flatters every method a little.) Per nat of KL: "
-        + ", ".join(
-            f"{m.upper()} {(p.gold - sft_row['gold_reward_mean']) / max(p.kl, 1e-9):.3f}"
-            for m, p in best_by_method.iterrows()
-        )
-        + " gold gained per nat at each best point."
-    )
-budget = points[points.policy != "sft"].groupby("method").kl.max().min()  # the KL range every method covers
-matched = points[(points.policy != "sft") & (points.kl <= budget)].sort_values("gold").groupby("method").tail(1)
-if len(best_by_method) > 1:
-    lines.append(
-        f"- **At matched KL** (≤ {budget:.1f} nats, the largest KL every method reached): "
-        + ", ".join(
-            f"{r.method.upper()} {r.gold:.3f} {interval(r.gold_lo, r.gold_hi)} at {r.kl:.1f}"
-            for r in matched.sort_values("gold", ascending=False).itertuples()
-        )
-        + (
-            f"; {', '.join(sorted(set(best_by_method.index) - set(matched.method))).upper()} has no point "
-            f"that close to SFT."
-            if set(best_by_method.index) - set(matched.method)
-            else "."
-        )
-    )
-for row in wins.itertuples(index=False):
-    if (
-        row.policy != "sft"
-        and row.opponent != "sft"
-        and representative.index(row.policy) < representative.index(row.opponent)
-    ):
-        verdict = (
-            f"{row.policy} wins"
-            if row.ci_lo > 0.5
-            else f"{row.opponent} wins"
-            if row.ci_hi < 0.5
-            else "no significant difference"
-        )
-        lines.append(
-            f"- **{row.policy} vs {row.opponent}**: win rate {row.win_rate:.2f} "
-            f"{interval(row.ci_lo, row.ci_hi)} over {row.n} prompts: {verdict}."
-        )
-for label in fits:
-    g = fits[label].set_index("reward")
-    peak = gold_peak(label)
-    frame = bon if label == "best-of-n" else rl
-    d_max = float(frame.d.max())
-    text = (
-        f"- **Over-optimisation, {label}**: proxy fit a = {g.loc['proxy', 'a']:.3f}, b = {g.loc['proxy', 'b']:.3f};"
-        f" gold fit a = {g.loc['gold', 'a']:.3f}, b = {g.loc['gold', 'b']:.3f}. "
-    )
-    if peak is None:
-        text += "The fitted gold curve does not bend down: no over-optimisation visible in this range."
-    elif peak == 0:
-        text += "The fitted gold curve falls from the start: selecting by the proxy did not raise gold at all."
-    elif peak < d_max:
-        text += (
-            f"The fitted gold curve peaks at d = {peak:.2f} (KL {peak**2:.1f} nats), inside the measured range "
-            f"(up to d = {d_max:.2f}): past it, more proxy reward bought less gold."
-        )
-    else:
-        text += (
-            f"The fitted gold curve would peak at d = {peak:.2f} (KL {peak**2:.1f} nats), beyond the measured "
-            f"range (d up to {d_max:.2f}): bending, but no decline observed yet."
-        )
-    lines.append(text + f" {len(frame) - 1} points: a two-parameter fit to so few points is indicative only.")
-long = [name for name in runs if rows[name]["mean_length"] > 1.2 * sft_row["mean_length"]]
-if long:
-    lines.append(
-        f"- **Length.** {', '.join(long)} answer at least 20% longer than SFT "
-        f"({sft_row['mean_length']:.0f} tokens); on this task more positive sentences also raise the gold "
-        f"judge (VADER), so part of those gains may be length."
-    )
-lines.append(
-    f"- **Uncertainty.** One seed per setting, {N_EVAL_PROMPTS} evaluation prompts, intervals from "
-    f"resampling prompts. Training noise (another seed) is not in these intervals: a difference that only "
-    f"just clears them should be rerun with other seeds before it is believed."
-)
-display(Markdown("\n".join(lines)))
+found = [conclusions.proxy_agreement(*pairwise_agreement(bon_table, "proxy"))]
+found += conclusions.best_points(points, sft_row)
+found += [conclusions.frontier_comparison(points, sft_row), conclusions.matched_kl(points)]
+found += conclusions.head_to_head(wins, representative)
+found += [conclusions.overoptimization_peak(fits[label], *curves[label], label=label) for label in fits]
+found.append(conclusions.longer_answers({name: rows[name] for name in runs}, sft_row))
+display(Markdown(conclusions.markdown(found)))
 
 # %% [markdown]
-# ## 10. The report
+# ## 9. The report
 #
 # Everything above in one self-contained HTML file (plotly inlined, model text escaped), to send as it is.
 
 # %%
+from rlhfkit.compare import write_report
+
 figures = {"Gold reward vs KL frontier": frontier_figure(points)}
 tables = {"Frontier points": points}
 if fits:
@@ -539,7 +339,7 @@ if fits:
 report = write_report(
     out_dir / "report.html",
     title=f"rlhfkit: PPO vs DPO vs RLOO on {TASK}",
-    summary={name: summary[name] for name in representative},
+    summary={name: rows[name] for name in representative},
     runs=runs,
     samples=evaluation.samples,
     win_rates=wins,

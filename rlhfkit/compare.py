@@ -46,6 +46,18 @@ __all__ = [
     "rl_overoptimization_points",
     "overoptimization_figure",
     "win_rate_table",
+    "logprob_per_token",
+    "decoding_diversity",
+    "temperature_sweep_figure",
+    "annotator_table",
+    "annotator_figure",
+    "accuracy_by_gold_gap",
+    "reward_check_figure",
+    "noise_sweep_figure",
+    "before_after_table",
+    "pairwise_agreement",
+    "proxy_gold_steps_figure",
+    "reward_pairs_figure",
 ]
 
 METHOD_COLORS = {"sft": "#7f7f7f", "ppo": "#1f77b4", "dpo": "#d62728", "rloo": "#2ca02c", "grpo": "#9467bd"}
@@ -866,3 +878,101 @@ def before_after_table(samples: pd.DataFrame) -> pd.DataFrame:
         if "gold" in rows:
             out[f"gold {when}"] = rows.gold.round(3)
     return out
+
+
+# --- figures for notebooks 04-06 ----------------------------------------------------------------------------------
+
+
+def pairwise_agreement(
+    candidates: pd.DataFrame, score: str, *, gold: str = "gold", by: str = "prompt_index"
+) -> tuple[float, int]:
+    """How often the `score` column (a reward model, a proxy) orders two answers to the same prompt as the `gold`
+    column does: over every pair of rows with the same `by` value and different gold scores, the share in which
+    the gold-better answer also has the higher score (a tie in `score` counts one half). Returns (agreement,
+    pairs); the agreement is NaN when no pair has different gold scores."""
+    outcomes: list[np.ndarray] = []
+    for _, group in candidates.groupby(by, sort=False):
+        g, s = group[gold].to_numpy(dtype=float), group[score].to_numpy(dtype=float)
+        i, j = np.triu_indices(len(group), k=1)
+        keep = g[i] != g[j]
+        sign = np.sign(s[i] - s[j])[keep] * np.sign(g[i] - g[j])[keep]
+        outcomes.append((sign + 1) / 2)  # 1 agrees, 0 disagrees, 0.5 a tie in score
+    hits = np.concatenate(outcomes) if outcomes else np.empty(0)
+    return (float(hits.mean()) if hits.size else math.nan), int(hits.size)
+
+
+def proxy_gold_steps_figure(
+    samples: pd.DataFrame,
+    *,
+    proxy: str = "score",
+    gold: str = "gold",
+    kl: str = "kl",
+    window: int = 4,
+    proxy_name: str = "proxy",
+    gold_name: str = "gold",
+):
+    """An RL run's logged samples step by step (one row per sample: step, response, the `proxy` score it was
+    trained on, `gold`, `kl` to the reference). Left: proxy (left axis) and gold (right axis), each step's mean as
+    a faint point and a `window`-step moving average as a line; the two are on different scales, what matters is
+    their direction. Right: words per answer and KL to the reference (nats)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    frame = samples.assign(words=samples.response.str.split().str.len())
+    per_step = frame.groupby("step")[[proxy, gold, kl, "words"]].mean()
+    smooth = per_step.rolling(window, min_periods=1).mean()
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        specs=[[{"secondary_y": True}, {"secondary_y": True}]],
+        subplot_titles=(f"{plotly_text(proxy_name)} (left axis) and gold (right axis)", "words per answer and KL"),
+    )
+    for key, name, color, secondary in ((proxy, proxy_name, "#1f77b4", False), (gold, gold_name, "#ff7f0e", True)):
+        points = go.Scatter(x=per_step.index, y=per_step[key], mode="markers", marker=dict(color=color, size=4))
+        fig.add_trace(points.update(opacity=0.35, showlegend=False), row=1, col=1, secondary_y=secondary)
+        line = go.Scatter(x=smooth.index, y=smooth[key], mode="lines", name=plotly_text(name), line=dict(color=color))
+        fig.add_trace(line, row=1, col=1, secondary_y=secondary)
+    for key, name, color, secondary in (
+        ("words", "words per answer", "#2ca02c", False),
+        (kl, "KL (nats)", "#9467bd", True),
+    ):
+        line = go.Scatter(x=smooth.index, y=smooth[key], mode="lines", name=name, line=dict(color=color))
+        fig.add_trace(line, row=1, col=2, secondary_y=secondary)
+    fig.update_xaxes(**step_axis(per_step.index.max()))
+    fig.update_layout(height=360, margin=dict(t=40, b=40, l=50, r=50), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def reward_pairs_figure(
+    chosen: Sequence[float],
+    rejected: Sequence[float],
+    gold_chosen: Sequence[float],
+    gold_rejected: Sequence[float],
+    *,
+    name: str = "reward",
+    axis_title: str | None = None,
+):
+    """A reward (a reward model's, or DPO's implicit one) on preference pairs. Left: histograms of the chosen and the
+    rejected answers' rewards, overlaid. Right: every answer's reward against its gold score, with the Spearman rank
+    correlation in the title."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    reward = pd.Series(np.concatenate([chosen, rejected]), dtype=float)
+    golds = pd.Series(np.concatenate([gold_chosen, gold_rejected]), dtype=float)
+    spearman = reward.rank().corr(golds.rank())  # Pearson on ranks
+    label = plotly_text(name)
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=(f"{label}: chosen vs rejected", f"{label} against gold (Spearman {spearman:.2f})"),
+    )
+    fig.add_trace(go.Histogram(x=list(chosen), name="chosen", opacity=0.6, nbinsx=30), row=1, col=1)
+    fig.add_trace(go.Histogram(x=list(rejected), name="rejected", opacity=0.6, nbinsx=30), row=1, col=1)
+    scatter = go.Scatter(x=golds, y=reward, mode="markers", showlegend=False, marker=dict(size=4, opacity=0.5))
+    fig.add_trace(scatter, row=1, col=2)
+    fig.update_layout(barmode="overlay", height=340, margin=dict(t=40, b=40, l=40, r=10))
+    fig.update_xaxes(title_text=plotly_text(axis_title or name), row=1, col=1)
+    fig.update_xaxes(title_text="gold score", row=1, col=2)
+    fig.update_yaxes(title_text=label, row=1, col=2)
+    return fig

@@ -22,7 +22,16 @@ if TYPE_CHECKING:
 
     from rlhfkit.data import Task
 
-__all__ = ["NotebookSetup", "earlier_run_or", "finished_run", "project_path", "setup", "sft_run_or_train"]
+__all__ = [
+    "NotebookSetup",
+    "earlier_run_or",
+    "finished_run",
+    "project_path",
+    "setup",
+    "sft_run_or_train",
+    "earlier_labels_or",
+    "reward_run_or_train",
+]
 
 
 def project_path(path: str | Path) -> Path:
@@ -82,6 +91,41 @@ def sft_run_or_train(sft_run: str | Path, out_dir: Path, *, model: str, task, se
         what="SFT model",
         made_by="notebook 01",
     )
+
+
+def earlier_labels_or(preferences: str | Path, policy, task, settings, out: str | Path, *, made_by="notebook 02"):
+    """Preference labels (`rlhfkit.stages.Labels`, written into `out` by `stages.label_preferences`): the pairs in
+    the file `preferences` (`made_by`'s export, through `project_path`) when it exists, else a simulated
+    annotator's (the task's gold judge with `settings.flip_rate` label noise) over `policy`'s candidates on
+    `settings.n_prompts` train prompts, saying which. Labels already complete in `out` are reused, as the stage
+    does."""
+    from rlhfkit import stages
+
+    path, out = project_path(preferences), Path(out)
+    found = path.exists()
+    reused = (out / stages.PREFERENCES).exists() and (out / stages.REWARD_CHECK).exists()
+    labels = stages.label_preferences(policy, task, settings, out, labels_from=path if found else None, echo=False)
+    source = (
+        f"{made_by}'s export ({path})"
+        if found
+        else f"a simulated annotator (gold judge, {settings.flip_rate:.0%} flips) over the SFT model's candidates, "
+        f"since {path} is missing"
+    )
+    print(f"{len(labels.preferences)} preference pairs from {source}" + (f", reused from {out}" if reused else ""))
+    return labels
+
+
+def reward_run_or_train(rm_run: str | Path, out_dir: Path, policy, task, *, preferences, labels, settings):
+    """Notebook 03's reward model at `rm_run` (through `project_path`) when it finished with a model; otherwise one
+    trained with `settings` (a `RewardSettings`) from `policy` (the SFT model's folder) into `out_dir / "reward"`,
+    on `earlier_labels_or(preferences, policy, task, labels, out_dir / "labels")`. Returns the run."""
+    from rlhfkit import stages
+
+    def train():
+        pairs = earlier_labels_or(preferences, policy, task, labels, Path(out_dir) / "labels")
+        return stages.reward_model(policy, pairs, settings, Path(out_dir) / "reward")
+
+    return earlier_run_or(rm_run, train, what="reward model", made_by="notebook 03")
 
 
 class NotebookSetup(NamedTuple):

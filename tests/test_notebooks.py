@@ -113,6 +113,7 @@ SMOKE: dict[str, dict] = {
         "RM_STEPS": 4,
         "PPO_STEPS": 3,
         "PPO_BATCH_SIZE": 8,
+        "DPO_LOSS_TYPES": ["sigmoid"],  # one of notebook 05's runs, trained here
         "DPO_STEPS": 2,
         "RLOO_STEPS": 2,
         "N_EVAL_PROMPTS": 8,
