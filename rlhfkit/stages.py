@@ -80,14 +80,18 @@ _NOT_COMPARED = ("device", "report_to")
 
 def settings_differences(run_dir: str | os.PathLike, settings: Any, model: Any = None) -> list[str]:
     """How the finished run in `run_dir` differs from what is asked now: each setting (a dataclass such as
-    `SFTSettings`) whose recorded value is another, and the starting model when `model` is a path or name, as
+    `SFTSettings`) whose recorded value is another (a setting left None, "decide for me", matches what was decided), and the starting model when `model` is a path or name, as
     "name: then -> now". Empty when they agree."""
     config = load_run(run_dir).config
     now = jsonable(asdict(settings)) if is_dataclass(settings) else {}
     differ = [
         f"{key}: {config[key]!r} then, {value!r} now"
         for key, value in now.items()
-        if key in config and key not in _NOT_COMPARED and json.dumps(config[key]) != json.dumps(value)
+        # None asks the trainer to decide (chat template or not, the value model, ...): it records what it decided
+        if key in config
+        and key not in _NOT_COMPARED
+        and value is not None
+        and json.dumps(config[key]) != json.dumps(value)
     ]
     if isinstance(model, (str, os.PathLike)) and isinstance(config.get("model"), str) and config["model"] != str(model):
         differ.append(f"model: {config['model']!r} then, {str(model)!r} now")
@@ -452,11 +456,17 @@ def label_preferences(
 
     settings = settings or LabelSettings()
     out = Path(out)
-    if manifest is None:
-        check_ours_to_write(out, "labels", "labels folder", {PREFERENCES, REWARD_CHECK})
-        manifest = Manifest(out, "labels")
     kind, labeller = _labeller(labels_from, task, settings)
     source = {"annotator": getattr(labeller, "name", "annotator"), "store": "label store", "file": str(labeller)}[kind]
+    # What these labels are made of: reused only when the same (the pipeline checks its own settings instead).
+    made_of = jsonable({"settings": asdict(settings), "policy": str(policy), "labels_from": source, "task": task.name})
+    own_folder = manifest is None
+    if own_folder:
+        earlier = check_ours_to_write(out, "labels", "labels folder", {PREFERENCES, REWARD_CHECK})
+        manifest = Manifest(out, "labels")
+        if reuse and labels_done(out) and (earlier or {}).get("made_of") != made_of:
+            _say(f"[label] the labels in {out} were made with other settings, sources or policy: labelling anew", echo)
+            reuse = False
     if reuse and labels_done(out):
         _say(f"[label] reused: the labels in {out} (reuse=False labels again)", echo)
         labelled, check = (pd.read_json(out / name, lines=True, dtype=False) for name in (PREFERENCES, REWARD_CHECK))
@@ -497,6 +507,8 @@ def label_preferences(
         check = check[~check.judge_tie]
     _write_jsonl_atomically(labelled, manifest.claim(PREFERENCES))
     _write_jsonl_atomically(check, manifest.claim(REWARD_CHECK))  # written last: both present = labels complete
+    if own_folder:
+        manifest.update(made_of=made_of)  # after the files: a crash before leaves the earlier record, not a false one
     return Labels(load_preferences(out / PREFERENCES), labelled, check, source, out, dropped)
 
 

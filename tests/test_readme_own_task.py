@@ -47,3 +47,19 @@ def test_the_readme_own_task_example_runs_as_written(tmp_path):
     # The same prompts, demonstrations, judge and seed by either route: the same numbers.
     for name in ("sft", "dpo"):
         assert py_summary["policies"][name] == summary["policies"][name], name
+
+
+@pytest.mark.slow
+def test_the_readme_stage_layer_example_runs_and_a_second_run_reuses_every_step(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### The stage layer") :]
+    (tmp_path / "example.py").write_text(re.search(r"```python\n(.*?)```", section, re.S).group(1))
+    first = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert (tmp_path / "runs" / "mine" / "report.html").exists()
+    weights = (tmp_path / "runs" / "mine" / "ppo" / "model" / "model.safetensors").stat().st_mtime_ns
+    again = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    for step in ("sft", "label", "reward", "ppo", "dpo"):
+        assert f"[{step}] reused" in again.stdout, step
+    assert (tmp_path / "runs" / "mine" / "ppo" / "model" / "model.safetensors").stat().st_mtime_ns == weights

@@ -198,3 +198,15 @@ def test_a_finished_run_with_other_settings_or_another_start_is_trained_anew(tmp
     stages._training_step("sft", out, calls.append, reuse=True, echo=True, settings=SFTSettings(max_steps=7))
     assert calls == [False]
     assert "had other settings (max_steps: 5 then, 7 now): training anew" in capsys.readouterr().out
+
+
+def test_labels_made_with_other_settings_are_made_anew(tmp_path, tiny_path, capsys):
+    from dataclasses import replace
+
+    task = _small_task()
+    stages.label_preferences(tiny_path, task, SMALL, tmp_path / "labels", echo=False)
+    more = stages.label_preferences(tiny_path, task, replace(SMALL, n_prompts=5), tmp_path / "labels", echo=True)
+    assert "made with other settings, sources or policy: labelling anew" in capsys.readouterr().out
+    assert more.labelled.prompt.nunique() == 5
+    stages.label_preferences(tiny_path, task, replace(SMALL, n_prompts=5), tmp_path / "labels", echo=True)
+    assert "[label] reused" in capsys.readouterr().out
