@@ -335,7 +335,7 @@ def test_report_sections_are_self_contained_and_escape_model_text(tmp_path):
 
 
 def test_pipeline_report_gets_ppo_overoptimization_from_its_logged_samples(tmp_path):
-    from rlhfkit.pipeline import _overoptimization_view
+    from rlhfkit.stages import _overoptimization_view
 
     steps = np.repeat(np.arange(1, 13), 4)
     samples = pd.DataFrame(

@@ -149,6 +149,26 @@ def test_notebook_is_committed_clean_and_paired(path):
     assert sum("parameters" in t for t in tags) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
 
 
+OPENING_CELL = """from rlhfkit import stages
+from rlhfkit.notebook import setup
+
+out_dir, device, task, gold = setup(OUT, TASK, device=DEVICE, threads=THREADS, model=MODEL)"""
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_opens_the_same_way_parameters_first_and_stays_short(path):
+    """Every notebook: its first code cell is the parameters cell, the next code cell is the same opening cell
+    (the stage layer and the shared set-up), and it keeps to about 250 lines of code (the recipes live in the
+    library; a notebook keeps the teaching)."""
+    code = [cell for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", []), f"{path.name}: the parameters cell must come first"
+    assert code[1].source.strip() == OPENING_CELL, f"{path.name}: the second code cell must be the opening cell"
+    lines = [
+        line for cell in code for line in cell.source.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert len(lines) <= 250, f"{path.name}: {len(lines)} lines of code (keep a notebook under about 250)"
+
+
 def test_every_notebook_has_a_script_and_smoke_parameters():
     scripts = {p.stem for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.py")}
     assert scripts == {p.stem for p in NOTEBOOKS}, "every notebooks/NN_*.py must be paired with an .ipynb"
