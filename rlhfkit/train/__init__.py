@@ -1,4 +1,4 @@
-"""Training stages. Each takes a model (name, path or object), data, a `*Config` dataclass and a run directory,
+"""Training stages. Each takes a model (name, path or object), data, a `*Settings` dataclass and a run directory,
 writes config/metrics/samples/model there (see rlhfkit.runs), and returns the run read back (RunData).
 
   sft.py      supervised fine-tuning (TRL SFTTrainer)
