@@ -5,7 +5,6 @@ that an interrupt keeps a resumable checkpoint and a NaN loss stops the run with
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -15,7 +14,7 @@ from rlhfkit.runs import MetricsCallback, NonFiniteLossError, Run
 from rlhfkit.threads import cpu_threads
 from rlhfkit.train.tracking import claim_tracker_folder, report_to_names, send_trainer_trackers_to_run
 
-__all__ = ["trl_args", "train_into_run", "last_checkpoint"]
+__all__ = ["trl_args", "train_into_run", "last_checkpoint", "save_model"]
 
 
 def trl_args(config_cls, run: Run, *, seed: int, device: str | None = None, **fields: Any):
@@ -57,9 +56,25 @@ def last_checkpoint(run: Run) -> str | None:
     return get_last_checkpoint(str(folder)) if folder.exists() else None
 
 
-def train_into_run(trainer, run: Run, *, resume: bool = False, tokenizer=None) -> Path:
-    """Train, then save the final model into `run/model`. Trackers named by `args.report_to` get every metrics.jsonl
-    row (TensorBoard into `run/tensorboard`, see `rlhfkit.train.tracking`).
+def save_model(model, tokenizer, run: Run):
+    """Save a trained model into the run: `run/model` holds its weights (safetensors) and the tokenizer. A LoRA
+    model (a peft model) is first saved as it is, the adapter alone (plus tokenizer) in `run/adapter`, then merged
+    into its base, in place, so that `run/model` is a plain model folder every later stage loads without peft.
+    Returns the model as saved in `run/model` (for LoRA the merged one: use it, not the peft model, afterwards).
+    Writes nothing on a process whose run is not enabled (accelerate's non-main processes)."""
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        run.save_model(model, tokenizer, name="adapter")
+        model = model.merge_and_unload()
+    run.save_model(model, tokenizer)
+    return model
+
+
+def train_into_run(trainer, run: Run, *, resume: bool = False, tokenizer=None):
+    """Train, then save the final model into `run/model` (and a LoRA adapter into `run/adapter`: see `save_model`)
+    and return it as saved (LoRA merged). Trackers named by `args.report_to` get every metrics.jsonl row
+    (TensorBoard into `run/tensorboard`, see `rlhfkit.train.tracking`).
 
     - Ctrl-C / a kernel interrupt: the current state is saved as a trainer checkpoint (weights, optimizer,
       scheduler, RNG), the run is marked "interrupted", and KeyboardInterrupt is re-raised; calling the stage
@@ -96,7 +111,7 @@ def train_into_run(trainer, run: Run, *, resume: bool = False, tokenizer=None) -
         )
         run.set_status("failed", message, step=step, checkpoint=good)
         raise NonFiniteLossError(message)
-    return run.save_model(trainer.model, tokenizer if tokenizer is not None else trainer.processing_class)
+    return save_model(trainer.model, tokenizer if tokenizer is not None else trainer.processing_class, run)
 
 
 class _BarOnly(ProgressCallback):

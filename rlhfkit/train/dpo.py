@@ -32,7 +32,6 @@ gold judge when there is one), the trained model, and a summary.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -375,15 +374,7 @@ def train_dpo(
         peft_config=settings.lora.to_peft("CAUSAL_LM") if lora else None,
         callbacks=list(callbacks),
     )
-    train_into_run(trainer, run, resume=resume, tokenizer=tokenizer)
-    trained = trainer.model
-    if lora:
-        # The adapter alone goes to adapter/; model/ holds plain merged weights that every loader (sampling,
-        # evaluation, a later stage's reference) reads without peft.
-        shutil.rmtree(run.path / "adapter", ignore_errors=True)  # from an earlier run in this folder
-        os.replace(run.model_path, run.claim("adapter"))
-        trained = trained.merge_and_unload()
-        run.save_model(trained, tokenizer)
+    trained = train_into_run(trainer, run, resume=resume, tokenizer=tokenizer)  # with LoRA: merged
 
     steps = trainer.state.global_step
     gold_after = None

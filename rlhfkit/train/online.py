@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -392,11 +391,6 @@ def train_online(
     )
     logger.trainer = trainer
     train_into_run(trainer, run, resume=resume, tokenizer=tokenizer)
-    if settings.lora is not None:
-        # The adapter alone goes to adapter/; model/ holds plain merged weights every loader reads without peft.
-        shutil.rmtree(run.path / "adapter", ignore_errors=True)  # from an earlier run in this folder
-        os.replace(run.model_path, run.claim("adapter"))
-        run.save_model(trainer.model.merge_and_unload(), tokenizer)
 
     summary = {
         **_reward_summary(trainer.state.log_history),

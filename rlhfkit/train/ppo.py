@@ -56,6 +56,7 @@ from rlhfkit.models import (
 from rlhfkit.runs import FIRST_FAILURE, METRICS, SAMPLES, NonFiniteLossError, Run, RunData, load
 from rlhfkit.sampling import generate_neutral, neutral_generation_config, render_prompts
 from rlhfkit.threads import choose_threads
+from rlhfkit.train.common import save_model
 from rlhfkit.train.tracking import (
     accelerate_trackers,
     claim_tracker_folder,
@@ -1314,13 +1315,7 @@ def train_ppo(
         # --- the end: final model and summary ---------------------------------------------------------------------
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            final_policy = unwrapped.policy
-            if settings.lora is not None:
-                # The adapter alone in adapter/ (as the DPO stage does); model/ holds plain merged weights that
-                # every loader reads without peft.
-                run.save_model(final_policy, tokenizer, name="adapter")
-                final_policy = final_policy.merge_and_unload()
-            run.save_model(final_policy, tokenizer)
+            save_model(unwrapped.policy, tokenizer, run)  # with LoRA: adapter/ and the merged model/
             done = steps_run > 0
             run.finish(
                 {

@@ -30,7 +30,6 @@ read at the final token) and a warning says how many were cut.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -482,15 +481,9 @@ def train_reward_model(
             stacklevel=2,
         )
     started = time.perf_counter()
-    train_into_run(trainer, run, resume=resume, tokenizer=tokenizer)
+    trained = train_into_run(trainer, run, resume=resume, tokenizer=tokenizer)  # with LoRA: merged
     seconds = time.perf_counter() - started
 
-    trained = trainer.model
-    if settings.lora is not None:
-        # Later stages want a plain model folder: the adapter alone in run/adapter, the merged model in run/model.
-        run.save_model(trained, tokenizer, name="adapter")
-        trained = copy.deepcopy(trained).merge_and_unload()
-        run.save_model(trained, tokenizer)
     meta = {
         "chat": chat,
         "max_length": settings.max_length,

@@ -21,7 +21,6 @@ every later stage can load) and `run_dir/adapter` the adapter alone.
 
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 import time
@@ -326,15 +325,9 @@ def train_sft(
         model=policy, args=args, train_dataset=dataset, processing_class=tokenizer, callbacks=list(callbacks)
     )
     started = time.perf_counter()
-    train_into_run(trainer, run, resume=resume, tokenizer=tokenizer)
+    trained = train_into_run(trainer, run, resume=resume, tokenizer=tokenizer)  # with LoRA: merged
     seconds = time.perf_counter() - started
 
-    trained = trainer.model
-    if settings.lora is not None:
-        # Later stages want a plain model folder: save the adapter alone, then the merged model as run/model.
-        run.save_model(trained, tokenizer, name="adapter")
-        trained = copy.deepcopy(trained).merge_and_unload()
-        run.save_model(trained, tokenizer)
     after = []
     if settings.n_samples > 0 and sample_prompts:
         after = _sample_rows(trained, tokenizer, sample_prompts, settings, chat, gold, held_out, "after")
