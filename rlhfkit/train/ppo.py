@@ -180,7 +180,7 @@ class PPOSettings:
     """"separate": a separate model (a sequence classifier: backbone + scalar head) initialised from the
     `value_model` path given to train_ppo (default the policy's path; a reward model's path is a good start).
     "shared": a scalar head on the policy's own last hidden state. None = "separate", or "shared" with LoRA, so
-    that policy, value and reference share one backbone."""
+    that policy, value and reference share one backbone. `separate_value_model` says which one a run uses."""
     train_value_backbone: bool = True
     """Separate value model only. True trains all of it (backbone and head, as TRL's PPOTrainer did); False freezes
     its backbone and trains only the scalar head, on hidden states computed once per rollout, so the PPO epochs run
@@ -277,6 +277,17 @@ class PPOSettings:
             )
         if self.target_kl is not None and self.target_kl <= 0:
             raise ValueError(f"target_kl must be > 0 (or None for a fixed beta), got {self.target_kl}")
+
+    @property
+    def separate_value_model(self) -> bool:
+        """Whether the value function is a separate network (True) or a head on the policy (False); the one place
+        this is decided. True: a sequence classifier (backbone + scalar head) started from the `value_model` path
+        given to train_ppo (default the policy's own path; a trained reward model is a good start), trained whole
+        or, with train_value_backbone=False, only its head. False: a scalar head on the policy's last hidden state,
+        sharing the policy's backbone; train_ppo then takes no value_model path. `value_model="separate"` or
+        `"shared"` decides; None means shared with LoRA (policy, value and reference on one backbone) and separate
+        without."""
+        return (self.value_model or ("shared" if self.lora is not None else "separate")) == "separate"
 
 
 _FIELD_NAMES = {f.name for f in dataclasses.fields(PPOSettings)}
@@ -872,17 +883,17 @@ def train_ppo(
             f"reward_fn must be callable as reward_fn(prompts, responses) -> list[float], got "
             f"{type(reward_fn).__name__}"
         )
-    mode = settings.value_model or ("shared" if settings.lora is not None else "separate")
-    if mode == "shared" and not settings.train_value_backbone:  # shared by default with LoRA
+    separate = settings.separate_value_model
+    if not separate and not settings.train_value_backbone:  # shared by default with LoRA
         raise ValueError(
             "train_value_backbone=False freezes the backbone of a separate value model, but this run's "
             "value function is a head on the policy (value_model='shared', the default with LoRA); "
             "set value_model='separate'"
         )
     value_lr = settings.value_learning_rate or settings.learning_rate * (
-        1 if settings.train_value_backbone or mode == "shared" else 10
+        1 if settings.train_value_backbone or not separate else 10
     )
-    if mode == "shared" and value_model is not None:
+    if not separate and value_model is not None:
         raise ValueError(
             "a value_model path was given but settings.value_model is 'shared' (a head on the policy);"
             " use value_model='separate' to start the value function from that model"
@@ -924,11 +935,11 @@ def train_ppo(
         enabled=accelerator.is_main_process,
         config={
             **{f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)},
-            "value_model": mode,
+            "value_model": "separate" if separate else "shared",
             "value_learning_rate": value_lr,
             "policy_path": policy_path,
             "reference_path": reference_path if own_reference else "policy with the LoRA adapter disabled",
-            "value_model_path": value_path if mode == "separate" else None,
+            "value_model_path": value_path if separate else None,
             "reward_fn": getattr(reward_fn, "name", getattr(reward_fn, "__name__", repr(reward_fn))),
             "num_prompts": len(prompts),
             "num_processes": world,
@@ -956,7 +967,7 @@ def train_ppo(
     tokenizer = load_tokenizer(policy_path, padding_side="left")
     policy_model = load_policy(policy_path, device=device, lora=settings.lora, dtype=policy_dtype)
     value = None
-    if mode == "separate":
+    if separate:
         # A frozen backbone takes the device's dtype and no adapter (nothing of it trains).
         value_lora = settings.lora if settings.train_value_backbone else None
         value = load_reward_model(
@@ -976,7 +987,7 @@ def train_ppo(
     runs_in_fp32 = accelerator.mixed_precision == "no" and all(
         p.dtype == torch.float32 for p in policy_model.parameters()
     )
-    logprobs_from_generate = mode != "shared" and _wants_generate_logprobs(
+    logprobs_from_generate = separate and _wants_generate_logprobs(
         settings, local_batch, policy_model.config.get_text_config().vocab_size, runs_in_fp32
     )
 
@@ -1098,7 +1109,7 @@ def train_ppo(
                     chunks = [slice(i, i + micro_batch) for i in range(0, local_batch, micro_batch)]
                     logps, refs, vals, hiddens = [], [], [], []
                     for chunk in chunks:
-                        if mode == "shared":  # one pass gives the log-probs and the values
+                        if not separate:  # one pass gives the log-probs and the values
                             logp, v, _ = _forward(unwrapped, ro, chunk, settings.temperature)
                         else:
                             p = ro.context_length
