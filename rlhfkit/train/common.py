@@ -1,21 +1,66 @@
-"""What every TRL-backed stage shares: device-aware TRL arguments, and running a trainer into a run directory so
-that an interrupt keeps a resumable checkpoint and a NaN loss stops the run with a clear message.
+"""What every TRL-backed stage shares: the settings every stage has (`TrainSettings`), device-aware TRL arguments,
+running a trainer into a run directory so that an interrupt keeps a resumable checkpoint and a NaN loss stops the
+run with a clear message, and saving the trained model (a LoRA adapter and the merged model) into the run.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from transformers.trainer_callback import ProgressCallback
 
+from rlhfkit.models import LoraSettings
 from rlhfkit.runs import MetricsCallback, NonFiniteLossError, Run
 from rlhfkit.threads import cpu_threads
 from rlhfkit.train.tracking import claim_tracker_folder, report_to_names, send_trainer_trackers_to_run
 
-__all__ = ["trl_args", "train_into_run", "last_checkpoint"]
+__all__ = ["TrainSettings", "trl_args", "train_into_run", "last_checkpoint", "save_model"]
+
+
+@dataclass(kw_only=True)
+class TrainSettings:
+    """The settings every TRL-backed stage has (`SFTSettings`, `RewardSettings`, `DPOSettings`, `OnlineSettings`
+    add their own to these). Keyword-only; in `dataclasses.fields` (and config.json) they come first."""
+
+    seed: int = 0
+    """Seed of everything random in the stage: initialisation (a new score head, LoRA matrices), the order of the
+    data, the held-out split and sampling."""
+    device: str | None = None
+    """"cpu", "cuda", "cuda:1", ...; None = CUDA when available, else the CPU."""
+    lora: LoraSettings | None = None
+    """Train a LoRA adapter instead of all weights (None = full fine-tuning); a reward model trains its score head
+    too. Where the stage has a reference (DPO, RLOO/GRPO), it is the base with the adapter disabled. run_dir/adapter
+    then holds the adapter alone and run_dir/model the merged model, a plain model folder (see `save_model`)."""
+    report_to: str | list[str] = "none"
+    """Experiment trackers that also get this run's metrics (TRL's names): "tensorboard", "wandb", "trackio",
+    "mlflow", ..., a list of them, "all" (every installed one) or "none". TensorBoard writes into
+    run_dir/tensorboard; see `rlhfkit.train.tracking`."""
+    trl_overrides: dict = field(default_factory=dict)
+    """Any other field of the stage's TRL config (`trl.SFTConfig`, `trl.RewardConfig`, `trl.DPOConfig`,
+    `trl.RLOOConfig` / `trl.GRPOConfig`), passed through as is and applied last, e.g. {"logging_steps": 5}."""
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
+            raise ValueError(f"{name}.seed must be an integer, got {self.seed!r}")
+        if self.device is not None and not isinstance(self.device, (str, torch.device)):
+            raise ValueError(
+                f"{name}.device must be a device name such as 'cpu' or 'cuda:0', or None; got {self.device!r}"
+            )
+        if self.lora is not None and not isinstance(self.lora, LoraSettings):
+            raise ValueError(
+                f"{name}.lora must be a rlhfkit.models.LoraSettings or None, got {type(self.lora).__name__}"
+            )
+        report_to_names(self.report_to)  # an unknown or missing tracker fails here, before any model loads
+        if not isinstance(self.trl_overrides, Mapping):
+            raise ValueError(
+                f"{name}.trl_overrides must be a dict of TRL config fields, got {type(self.trl_overrides).__name__}"
+            )
 
 
 def trl_args(config_cls, run: Run, *, seed: int, device: str | None = None, **fields: Any):
@@ -57,9 +102,25 @@ def last_checkpoint(run: Run) -> str | None:
     return get_last_checkpoint(str(folder)) if folder.exists() else None
 
 
-def train_into_run(trainer, run: Run, *, resume: bool = False, tokenizer=None) -> Path:
-    """Train, then save the final model into `run/model`. Trackers named by `args.report_to` get every metrics.jsonl
-    row (TensorBoard into `run/tensorboard`, see `rlhfkit.train.tracking`).
+def save_model(model, tokenizer, run: Run):
+    """Save a trained model into the run: `run/model` holds its weights (safetensors) and the tokenizer. A LoRA
+    model (a peft model) is first saved as it is, the adapter alone (plus tokenizer) in `run/adapter`, then merged
+    into its base, in place, so that `run/model` is a plain model folder every later stage loads without peft.
+    Returns the model as saved in `run/model` (for LoRA the merged one: use it, not the peft model, afterwards).
+    Writes nothing on a process whose run is not enabled (accelerate's non-main processes)."""
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        run.save_model(model, tokenizer, name="adapter")
+        model = model.merge_and_unload()
+    run.save_model(model, tokenizer)
+    return model
+
+
+def train_into_run(trainer, run: Run, *, resume: bool = False, tokenizer=None):
+    """Train, then save the final model into `run/model` (and a LoRA adapter into `run/adapter`: see `save_model`)
+    and return it as saved (LoRA merged). Trackers named by `args.report_to` get every metrics.jsonl row
+    (TensorBoard into `run/tensorboard`, see `rlhfkit.train.tracking`).
 
     - Ctrl-C / a kernel interrupt: the current state is saved as a trainer checkpoint (weights, optimizer,
       scheduler, RNG), the run is marked "interrupted", and KeyboardInterrupt is re-raised; calling the stage
@@ -96,7 +157,7 @@ def train_into_run(trainer, run: Run, *, resume: bool = False, tokenizer=None) -
         )
         run.set_status("failed", message, step=step, checkpoint=good)
         raise NonFiniteLossError(message)
-    return run.save_model(trainer.model, tokenizer if tokenizer is not None else trainer.processing_class)
+    return save_model(trainer.model, tokenizer if tokenizer is not None else trainer.processing_class, run)
 
 
 class _BarOnly(ProgressCallback):

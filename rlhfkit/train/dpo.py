@@ -32,17 +32,15 @@ gold judge when there is one), the trained model, and a summary.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from rlhfkit.data import PreferenceData, Task, load_preferences
-from rlhfkit.models import LoraSettings, load_policy, load_reference, load_tokenizer, resolve_model
+from rlhfkit.models import load_policy, load_reference, load_tokenizer, resolve_model
 from rlhfkit.runs import Run, RunData, load
-from rlhfkit.train.common import finite_or_none, train_into_run, trl_args
-from rlhfkit.train.tracking import report_to_names
+from rlhfkit.train.common import TrainSettings, finite_or_none, train_into_run, trl_args
 
 __all__ = ["DPOSettings", "train_dpo", "LOSS_TYPES", "prepare_preferences", "looks_rendered", "log_policy_samples"]
 
@@ -70,9 +68,11 @@ SUMMARY_METRICS = ("loss", "rewards/accuracies", "rewards/margins", "rewards/cho
 
 
 @dataclass
-class DPOSettings:
+class DPOSettings(TrainSettings):
     """Settings of a DPO run. The defaults train the embedded default on a CPU in well under a minute; for a real
-    model on a GPU lower `learning_rate` (5e-7 to 5e-6 is usual) and raise `max_length`."""
+    model on a GPU lower `learning_rate` (5e-7 to 5e-6 is usual) and raise `max_length`. The fields every stage
+    has (seed, device, lora, report_to, trl_overrides) come from `TrainSettings`; `trl_overrides` go to
+    `trl.DPOConfig`, e.g. {"precompute_ref_log_probs": True}."""
 
     loss_type: str | list[str] = "sigmoid"
     """TRL's loss variant: "sigmoid" (DPO), "ipo", "hinge", "robust", or any name in LOSS_TYPES. A list combines
@@ -109,21 +109,9 @@ class DPOSettings:
     """Longest sampled response, in tokens."""
     sample_temperature: float = 1.0
     """Temperature of those samples (1.0 = the policy's own distribution, what gold-reward comparisons use)."""
-    seed: int = 0
-    """Seed of the data order, LoRA initialisation and sampling."""
-    device: str | None = None
-    """"cpu", "cuda", "cuda:1" ...; None = CUDA when available, else CPU."""
-    lora: LoraSettings | None = None
-    """Train a LoRA adapter instead of all weights; the reference is then the base with the adapter disabled."""
-    report_to: str | list[str] = "none"
-    """Experiment trackers that also get this run's metrics (TRL's names): "tensorboard", "wandb", "trackio",
-    "mlflow", ..., a list of them, "all" (every installed one) or "none". TensorBoard writes into
-    run_dir/tensorboard; see `rlhfkit.train.tracking`."""
-    trl_overrides: dict = field(default_factory=dict)
-    """Any other `trl.DPOConfig` field, passed through as is (e.g. {"precompute_ref_log_probs": True})."""
 
     def __post_init__(self) -> None:
-        report_to_names(self.report_to)  # an unknown or missing tracker fails here, before any model loads
+        super().__post_init__()
         names = [self.loss_type] if isinstance(self.loss_type, str) else list(self.loss_type)
         if not names:
             raise ValueError("loss_type is empty; expected one of " + ", ".join(LOSS_TYPES))
@@ -375,15 +363,7 @@ def train_dpo(
         peft_config=settings.lora.to_peft("CAUSAL_LM") if lora else None,
         callbacks=list(callbacks),
     )
-    train_into_run(trainer, run, resume=resume, tokenizer=tokenizer)
-    trained = trainer.model
-    if lora:
-        # The adapter alone goes to adapter/; model/ holds plain merged weights that every loader (sampling,
-        # evaluation, a later stage's reference) reads without peft.
-        shutil.rmtree(run.path / "adapter", ignore_errors=True)  # from an earlier run in this folder
-        os.replace(run.model_path, run.claim("adapter"))
-        trained = trained.merge_and_unload()
-        run.save_model(trained, tokenizer)
+    trained = train_into_run(trainer, run, resume=resume, tokenizer=tokenizer)  # with LoRA: merged
 
     steps = trainer.state.global_step
     gold_after = None

@@ -31,19 +31,17 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from rlhfkit.data import Task
 from rlhfkit.judges import Judge, as_judge
-from rlhfkit.models import LoraSettings, load_policy, load_reward_model, load_tokenizer, resolve_model
+from rlhfkit.models import load_policy, load_reward_model, load_tokenizer, resolve_model
 from rlhfkit.runs import Run, RunData, load
-from rlhfkit.train.common import finite_or_none, train_into_run, trl_args
-from rlhfkit.train.tracking import report_to_names
+from rlhfkit.train.common import TrainSettings, finite_or_none, train_into_run, trl_args
 from rlhfkit.train.dpo import looks_rendered
 
 __all__ = ["OnlineSettings", "train_online", "ALGORITHMS"]
@@ -53,10 +51,12 @@ _BUILTIN_JUDGES = ("vader", "length")
 
 
 @dataclass
-class OnlineSettings:
+class OnlineSettings(TrainSettings):
     """Settings of an RLOO or GRPO run. The defaults raise the VADER reward of the embedded default clearly within
     about a minute on a CPU; for a real model on a GPU lower `learning_rate` (1e-6 to 1e-5) and raise
-    `max_completion_length` and `max_steps`."""
+    `max_completion_length` and `max_steps`. The fields every stage has (seed, device, lora, report_to,
+    trl_overrides) come from `TrainSettings`; `trl_overrides` go to `trl.RLOOConfig` / `trl.GRPOConfig`, e.g.
+    {"loss_type": "grpo", "scale_rewards": "none"} for GRPO, {"normalize_advantages": True} for RLOO."""
 
     algorithm: str = "rloo"
     """"rloo" (leave-one-out baseline, KL in the reward) or "grpo" (group-normalised advantages, KL in the loss)."""
@@ -88,22 +88,9 @@ class OnlineSettings:
     """Write sample completions (with their rewards) to samples.jsonl every this many steps, and at the last."""
     samples_per_log: int = 4
     """Completions written each time (one per prompt)."""
-    seed: int = 0
-    """Seed of the prompt order, the sampling and the LoRA initialisation."""
-    device: str | None = None
-    """"cpu", "cuda", "cuda:1" ...; None = CUDA when available, else CPU."""
-    lora: LoraSettings | None = None
-    """Train a LoRA adapter instead of all weights; the reference is then the base with the adapter disabled."""
-    report_to: str | list[str] = "none"
-    """Experiment trackers that also get this run's metrics (TRL's names): "tensorboard", "wandb", "trackio",
-    "mlflow", ..., a list of them, "all" (every installed one) or "none". TensorBoard writes into
-    run_dir/tensorboard; see `rlhfkit.train.tracking`."""
-    trl_overrides: dict = field(default_factory=dict)
-    """Any other `trl.RLOOConfig` / `trl.GRPOConfig` field, passed through as is (e.g. {"loss_type": "grpo",
-    "scale_rewards": "none"} for GRPO, {"normalize_advantages": True} for RLOO)."""
 
     def __post_init__(self) -> None:
-        report_to_names(self.report_to)  # an unknown or missing tracker fails here, before any model loads
+        super().__post_init__()
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
         if self.num_generations < 2:
@@ -392,11 +379,6 @@ def train_online(
     )
     logger.trainer = trainer
     train_into_run(trainer, run, resume=resume, tokenizer=tokenizer)
-    if settings.lora is not None:
-        # The adapter alone goes to adapter/; model/ holds plain merged weights every loader reads without peft.
-        shutil.rmtree(run.path / "adapter", ignore_errors=True)  # from an earlier run in this folder
-        os.replace(run.model_path, run.claim("adapter"))
-        run.save_model(trainer.model.merge_and_unload(), tokenizer)
 
     summary = {
         **_reward_summary(trainer.state.log_history),

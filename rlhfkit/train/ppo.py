@@ -1,18 +1,20 @@
 """PPO for RLHF, our own (TRL deleted its PPOTrainer in 1.13), in one file you can read top to bottom.
 
-Each step of `train_ppo`:
+Each step of `train_ppo`, whose loop shows them in this order (`_set_up` does everything before the first step;
+`_PPOLoop` holds the state carried from step to step and a method per step):
 
   1. Rollout     sample one response per prompt from the current policy (chat-templated, left padded, temperature),
                  cut it after the first EOS, and record per-token log-probs of the policy (from the logits it
                  sampled from) and of the frozen reference, and the value estimates (a frozen value backbone's
                  hidden states are kept for the update, which then trains only its head).
-  2. Reward      score each (prompt, response) with `reward_fn`; the score goes on the last response token, every
-                 token pays -beta * KL_t (k1 or k3 estimator); beta is fixed or follows an adaptive controller.
+  2. Scoring     score each (prompt, response) with `reward_fn`; the score goes on the last response token, every
+                 token pays -beta * KL_t (k1 or k3 estimator).
   3. Advantages  GAE(gamma, lambda) over the response tokens; returns = advantages + values; whitened advantages.
   4. Update      several PPO epochs over shuffled minibatches: clipped policy loss + vf_coef * clipped value loss,
                  gradient clipping, optional gradient accumulation.
-  5. Log         TRL's metric names into the run's metrics.jsonl (averaged over processes), samples, callbacks,
-                 a checkpoint every `save_every` steps.
+  5. Logging     TRL's metric names into the run's metrics.jsonl (averaged over processes) and the trackers,
+                 samples; beta is fixed or follows an adaptive controller of the measured KL.
+  6. Checkpoint  every `save_every` steps (weights, optimizer, beta, random state); then the callbacks.
 
 The pure math (`compute_gae`, `whiten`, `kl_penalty`, `policy_loss`, `value_loss`, `AdaptiveKLController`) sits in
 small functions above the loop so that tests check it on hand-computed tensors. Everything runs on `accelerate`:
@@ -56,6 +58,7 @@ from rlhfkit.models import (
 from rlhfkit.runs import FIRST_FAILURE, METRICS, SAMPLES, NonFiniteLossError, Run, RunData, load
 from rlhfkit.sampling import generate_neutral, neutral_generation_config, render_prompts
 from rlhfkit.threads import choose_threads
+from rlhfkit.train.common import save_model
 from rlhfkit.train.tracking import (
     accelerate_trackers,
     claim_tracker_folder,
@@ -179,7 +182,7 @@ class PPOSettings:
     """"separate": a separate model (a sequence classifier: backbone + scalar head) initialised from the
     `value_model` path given to train_ppo (default the policy's path; a reward model's path is a good start).
     "shared": a scalar head on the policy's own last hidden state. None = "separate", or "shared" with LoRA, so
-    that policy, value and reference share one backbone."""
+    that policy, value and reference share one backbone. `separate_value_model` says which one a run uses."""
     train_value_backbone: bool = True
     """Separate value model only. True trains all of it (backbone and head, as TRL's PPOTrainer did); False freezes
     its backbone and trains only the scalar head, on hidden states computed once per rollout, so the PPO epochs run
@@ -232,13 +235,6 @@ class PPOSettings:
     """Settings under TRL PPOConfig names (there is no TRL config to forward to: TRL has no PPO any more), applied
     over the fields above, e.g. {"response_length": 64, "lam": 0.9, "kl_coef": 0.1}. Unknown names raise."""
 
-    @property
-    def separate_value_model(self) -> bool:
-        """Whether the value function is a separate network (started from a path given to train_ppo: the reward
-        model in the pipeline) rather than a head on the policy's backbone. The one place the rule is decided:
-        `value_model`, else "shared" with LoRA (policy, value and reference share one backbone), else "separate"."""
-        return (self.value_model or ("shared" if self.lora is not None else "separate")) == "separate"
-
     def __post_init__(self) -> None:
         if self.trl_overrides:
             for key, value in self.trl_overrides.items():
@@ -283,6 +279,17 @@ class PPOSettings:
             )
         if self.target_kl is not None and self.target_kl <= 0:
             raise ValueError(f"target_kl must be > 0 (or None for a fixed beta), got {self.target_kl}")
+
+    @property
+    def separate_value_model(self) -> bool:
+        """Whether the value function is a separate network (True) or a head on the policy (False); the one place
+        this is decided. True: a sequence classifier (backbone + scalar head) started from the `value_model` path
+        given to train_ppo (default the policy's own path; a trained reward model is a good start), trained whole
+        or, with train_value_backbone=False, only its head. False: a scalar head on the policy's last hidden state,
+        sharing the policy's backbone; train_ppo then takes no value_model path. `value_model="separate"` or
+        `"shared"` decides; None means shared with LoRA (policy, value and reference on one backbone) and separate
+        without."""
+        return (self.value_model or ("shared" if self.lora is not None else "separate")) == "separate"
 
 
 _FIELD_NAMES = {f.name for f in dataclasses.fields(PPOSettings)}
@@ -771,8 +778,93 @@ def _drop_rows_after(run_path: Path, step: int) -> None:
 
 
 # ================================================================================================================
-# The training loop
+# Scoring and advantages: per-token rewards (score on the last token, -beta * KL on every token), GAE
 # ================================================================================================================
+
+
+def _token_rewards(rollout: Rollout, beta: float, settings: PPOSettings):
+    """Per-token rewards of a scored rollout: r_t = -beta * KL_t on every response token, plus the score on the last
+    one (scaled to unit variance, mean kept, when `whiten_rewards`). Returns (KL_t, -beta * KL_t, r_t), B x R each,
+    0 outside the response."""
+    mask = rollout.mask
+    kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, settings.kl_estimator) * mask
+    non_score_reward = -beta * kl
+    rewards = non_score_reward.clone()
+    last = (mask.sum(1).long() - 1).clamp(min=0)
+    rewards[torch.arange(len(last), device=mask.device), last] += rollout.scores
+    if settings.whiten_rewards:
+        rewards = whiten(rewards, mask, shift_mean=False)
+    return kl, non_score_reward, rewards
+
+
+def _advantages(rollout: Rollout, rewards: torch.Tensor, settings: PPOSettings):
+    """(rollout-time values, whitened GAE advantages, returns), B x R each, 0 outside the response."""
+    values = rollout.values * rollout.mask
+    advantages, returns = compute_gae(rewards, values, rollout.mask, settings.gamma, settings.lam)
+    return values, whiten(advantages, rollout.mask), returns
+
+
+# ================================================================================================================
+# Set-up: the inputs, the accelerator and batch sizes, the run directory, the models, the optimizer, the state to
+# resume from
+# ================================================================================================================
+
+
+def _checked_inputs(prompts: Sequence[Any], reward_fn) -> tuple[list, Callable]:
+    """The prompts as a list and the reward function as a callable (a builtin judge's name becomes the judge)."""
+    prompts = list(prompts)
+    if not prompts:
+        raise ValueError("train_ppo needs at least one prompt")
+    for i, p in enumerate(prompts):
+        if not (isinstance(p, str) and p.strip()) and not (isinstance(p, list) and p):
+            raise ValueError(f"prompt {i}: expected a non-empty string or a list of chat messages, got {p!r:.80}")
+    if isinstance(reward_fn, str):
+        from rlhfkit.judges import as_judge
+
+        reward_fn = as_judge(reward_fn)
+    if not callable(reward_fn):
+        raise TypeError(
+            f"reward_fn must be callable as reward_fn(prompts, responses) -> list[float], got "
+            f"{type(reward_fn).__name__}"
+        )
+    return prompts, reward_fn
+
+
+def _value_learning_rate(settings: PPOSettings, value_model_path) -> float:
+    """The value function's learning rate (see PPOSettings.value_learning_rate), once the value settings and a
+    value model path given to train_ppo have been checked against each other."""
+    if not settings.separate_value_model and not settings.train_value_backbone:  # shared by default with LoRA
+        raise ValueError(
+            "train_value_backbone=False freezes the backbone of a separate value model, but this run's "
+            "value function is a head on the policy (value_model='shared', the default with LoRA); "
+            "set value_model='separate'"
+        )
+    if not settings.separate_value_model and value_model_path is not None:
+        raise ValueError(
+            "a value_model path was given but settings.value_model is 'shared' (a head on the policy);"
+            " use value_model='separate' to start the value function from that model"
+        )
+    lone_head = settings.separate_value_model and not settings.train_value_backbone
+    return settings.value_learning_rate or settings.learning_rate * (10 if lone_head else 1)
+
+
+def _batch_sizes(settings: PPOSettings, world: int) -> tuple[int, int, int]:
+    """Responses per process, per minibatch and per micro-batch of each step."""
+    if settings.batch_size % world:
+        raise ValueError(f"batch_size {settings.batch_size} does not divide among {world} processes; use a multiple")
+    local_batch = settings.batch_size // world
+    if local_batch % settings.num_mini_batches:
+        raise ValueError(
+            f"each process's {local_batch} responses do not split into num_mini_batches="
+            f"{settings.num_mini_batches} equal minibatches"
+        )
+    mini_batch = local_batch // settings.num_mini_batches
+    if mini_batch % settings.gradient_accumulation_steps:
+        raise ValueError(
+            f"minibatches of {mini_batch} do not split into gradient_accumulation_steps="
+            f"{settings.gradient_accumulation_steps} equal micro-batches"
+        )
+    return local_batch, mini_batch, mini_batch // settings.gradient_accumulation_steps
 
 
 def _make_accelerator(settings: PPOSettings, log_with: list = ()):
@@ -826,6 +918,601 @@ def _prompt_indices(n_prompts: int, start: int, count: int, seed: int) -> list[i
     return out
 
 
+def _open_run(run_path: Path, settings: PPOSettings, checkpoint: Path | None, resume: bool, accelerator, config: dict):
+    """The run directory, written by the main process only: continued from `checkpoint` (the rows logged after it
+    are dropped, to be produced again), or started afresh, also when resume=True finds nothing to resume from."""
+    run = Run(
+        run_path,
+        stage="ppo",
+        seed=settings.seed,
+        resume=checkpoint is not None,
+        overwrite=resume and checkpoint is None,
+        enabled=accelerator.is_main_process,
+        config=config,
+    )
+    if accelerator.is_main_process:
+        if checkpoint is not None:
+            _drop_rows_after(run_path, int(json.loads((checkpoint / "state.json").read_text())["step"]))
+        else:  # a fresh run in a reused folder must never fall back to an older run's checkpoint
+            shutil.rmtree(run.checkpoint_path, ignore_errors=True)
+        run.claim(FIRST_FAILURE).unlink(missing_ok=True)  # an older run's; listed as ours before any process writes it
+        claim_tracker_folder(run, settings.report_to)
+    accelerator.wait_for_everyone()
+    return run
+
+
+def _load_models(settings: PPOSettings, device, policy_path: str, reference_path: str | None, value_path: str):
+    """(tokenizer, the policy, PolicyAndValue, the reference or None). No reference is loaded when `reference_path`
+    is None: with LoRA it is the policy with its adapter disabled."""
+    # Same seed on every process while building, so a fresh value head starts identical everywhere (DDP would
+    # broadcast rank 0's anyway).
+    torch.manual_seed(settings.seed)
+    # Trained weights in fp32 under autocast; frozen weights (a LoRA base, a frozen value backbone) in the device's
+    # dtype. The reference takes the policy's own dtype: the same weights at another precision would make the KL
+    # non-zero before the policy has moved (k1 0.022 at step 1 with a bf16 reference of an fp32 policy).
+    frozen_dtype = pick_dtype(device)
+    policy_dtype = frozen_dtype if settings.lora is not None else torch.float32
+    tokenizer = load_tokenizer(policy_path, padding_side="left")
+    policy_model = load_policy(policy_path, device=device, lora=settings.lora, dtype=policy_dtype)
+    value = None
+    if settings.separate_value_model:
+        # A frozen backbone takes the device's dtype and no adapter (nothing of it trains).
+        value_lora = settings.lora if settings.train_value_backbone else None
+        value = load_reward_model(
+            value_path,
+            device=device,
+            lora=value_lora,
+            role="value",
+            dtype=torch.float32 if value_lora is None and settings.train_value_backbone else frozen_dtype,
+        )
+        value.config.pad_token_id = tokenizer.pad_token_id
+    model = PolicyAndValue(policy_model, value, settings.train_value_backbone).to(device)
+    model.eval()  # dropout off: the PPO ratio must be 1 before the first update
+    ref_model = load_reference(reference_path, device=device, dtype=policy_dtype) if reference_path else None
+    return tokenizer, policy_model, model, ref_model
+
+
+def _kl_controller(settings: PPOSettings) -> FixedKLController:
+    if settings.target_kl is not None:
+        return AdaptiveKLController(settings.kl_coef, settings.target_kl, settings.kl_horizon)
+    return FixedKLController(settings.kl_coef)
+
+
+def _restore(checkpoint: Path, model: PolicyAndValue, kl_ctl: FixedKLController, state: dict, device) -> list[dict]:
+    """Load a checkpoint's trained weights into `model`, its counters into `state` and its beta into `kl_ctl`;
+    return every process's saved random state."""
+    from safetensors.torch import load_file
+
+    saved = load_file(str(checkpoint / "trainable.safetensors"), device=str(device))
+    missing = set(_trainable_state(model)) - set(saved)
+    if missing:
+        raise ValueError(
+            f"checkpoint {checkpoint} does not match these settings: it lacks {sorted(missing)[:3]}"
+            f" (was it made with another value_model / lora setting?)"
+        )
+    model.load_state_dict(saved, strict=False)
+    state.update(json.loads((checkpoint / "state.json").read_text()))
+    kl_ctl.load_state_dict(state["kl_controller"])
+    # Python's and numpy's RNG states are plain Python objects (pickled by this module into the run's own folder),
+    # hence weights_only=False.
+    return torch.load(checkpoint / "rng.pt", weights_only=False)
+
+
+def _optimizer(model: PolicyAndValue, settings: PPOSettings, value_lr: float) -> torch.optim.AdamW:
+    """AdamW with two parameter groups, the policy's weights and the value function's, each with its own learning
+    rate (kept as "base_lr" for annealing)."""
+    value_part = model.value_head if model.value_head is not None else model.value_model
+    value_ids = {id(p) for p in value_part.parameters()}
+    groups = [
+        {
+            "params": [p for p in model.parameters() if p.requires_grad and id(p) not in value_ids],
+            "base_lr": settings.learning_rate,
+        },
+        {"params": [p for p in value_part.parameters() if p.requires_grad], "base_lr": value_lr},
+    ]
+    return torch.optim.AdamW([{**g, "lr": g["base_lr"]} for g in groups], weight_decay=settings.weight_decay, eps=1e-5)
+
+
+def _seed_sampling(seed: int, rank: int, step: int, rng_states: list[dict] | None) -> None:
+    """Sampling randomness differs per process; a resumed process continues its own random stream."""
+    if rng_states is not None and rank < len(rng_states):
+        _set_rng_state(rng_states[rank])
+    else:
+        seed = _sampling_seed(seed, rank, step)
+        random.seed(seed), np.random.seed(seed % 2**32), torch.manual_seed(seed)
+
+
+def _set_up(
+    policy, reward_fn, prompts: list, settings: PPOSettings, run_dir, *, reference, value_model, resume, callbacks
+) -> _PPOLoop:
+    """Everything before the first step: accelerator, run directory, models, optimizer, resumed state, random
+    streams, threads and the progress bar."""
+    from tqdm.auto import tqdm
+
+    value_lr = _value_learning_rate(settings, value_model)
+    accelerator = _make_accelerator(settings, log_with=accelerate_trackers(settings.report_to, run_dir))
+    world = accelerator.num_processes
+    local_batch, mini_batch, micro_batch = _batch_sizes(settings, world)
+
+    policy_path = resolve_model(policy)
+    reference_path = resolve_model(reference) if reference is not None else policy_path
+    value_path = resolve_model(value_model) if value_model is not None else policy_path
+    device = accelerator.device
+    run_path = Path(run_dir)
+    checkpoint = _latest_checkpoint(run_path / "checkpoints") if resume else None
+    # With LoRA the reference is the policy's own base (adapter disabled), unless another one is named.
+    own_reference = settings.lora is None or reference_path != policy_path
+    config = {
+        **{f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)},
+        "value_model": "separate" if settings.separate_value_model else "shared",
+        "value_learning_rate": value_lr,
+        "policy_path": policy_path,
+        "reference_path": reference_path if own_reference else "policy with the LoRA adapter disabled",
+        "value_model_path": value_path if settings.separate_value_model else None,
+        "reward_fn": getattr(reward_fn, "name", getattr(reward_fn, "__name__", repr(reward_fn))),
+        "num_prompts": len(prompts),
+        "num_processes": world,
+        "mixed_precision": accelerator.mixed_precision,
+    }
+    run = _open_run(run_path, settings, checkpoint, resume, accelerator, config)
+
+    tokenizer, policy_model, model, ref_model = _load_models(
+        settings, device, policy_path, reference_path if own_reference else None, value_path
+    )
+    eos_ids = _eos_ids(policy_model, tokenizer)
+    # The shared head needs the policy's forward pass over the rollout anyway (for the values): its log-probs come
+    # from there.
+    runs_in_fp32 = accelerator.mixed_precision == "no" and all(
+        p.dtype == torch.float32 for p in policy_model.parameters()
+    )
+    logprobs_from_generate = settings.separate_value_model and _wants_generate_logprobs(
+        settings, local_batch, policy_model.config.get_text_config().vocab_size, runs_in_fp32
+    )
+
+    kl_ctl = _kl_controller(settings)
+    state = {"step": 0, "episode": 0, "initial_score": None, "seconds": 0.0}
+    rng_states = _restore(checkpoint, model, kl_ctl, state, device) if checkpoint is not None else None
+    optimizer = _optimizer(model, settings, value_lr)
+    if checkpoint is not None:
+        optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", map_location=device, weights_only=False))
+    model, optimizer = accelerator.prepare(model, optimizer)
+    _seed_sampling(settings.seed, accelerator.process_index, state["step"], rng_states)
+
+    threads_before = torch.get_num_threads()  # restored by _PPOLoop.close
+    threads = choose_threads(settings.cpu_threads, model=policy_model, device=device)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    first_step = state["step"] + 1
+    bar = tqdm(
+        range(first_step, settings.total_steps + 1),
+        desc="ppo",
+        disable=not (settings.progress and accelerator.is_main_process),
+        initial=first_step - 1,
+        total=settings.total_steps,
+    )
+    return _PPOLoop(
+        settings=settings,
+        prompts=prompts,
+        reward_fn=reward_fn,
+        callbacks=list(callbacks),
+        accelerator=accelerator,
+        run=run,
+        tokenizer=tokenizer,
+        model=model,
+        unwrapped=accelerator.unwrap_model(model),
+        ref_model=ref_model,
+        optimizer=optimizer,
+        kl_ctl=kl_ctl,
+        state=state,
+        eos_ids=eos_ids,
+        logprobs_from_generate=logprobs_from_generate,
+        local_batch=local_batch,
+        mini_batch=mini_batch,
+        micro_batch=micro_batch,
+        bar=bar,
+        threads_before=threads_before,
+        saved_step=state["step"] if checkpoint is not None else None,
+    )
+
+
+# ================================================================================================================
+# The loop's steps, and the state it carries from step to step
+# ================================================================================================================
+
+
+@dataclass(eq=False)
+class _PPOLoop:
+    """What the loop carries from step to step (made by `_set_up`), and one method per step of `train_ppo`'s loop."""
+
+    settings: PPOSettings
+    prompts: list
+    reward_fn: Callable
+    callbacks: list
+    accelerator: Any
+    run: Run
+    tokenizer: Any
+    model: nn.Module  # PolicyAndValue, prepared by accelerate (DDP-wrapped with several processes)
+    unwrapped: PolicyAndValue
+    ref_model: nn.Module | None  # None with LoRA: the policy with its adapter disabled
+    optimizer: torch.optim.Optimizer
+    kl_ctl: FixedKLController
+    state: dict  # what a checkpoint saves: step (the last completed), episode, initial_score, seconds
+    eos_ids: list[int]
+    logprobs_from_generate: bool
+    local_batch: int  # responses per process per step
+    mini_batch: int  # responses per optimizer step
+    micro_batch: int  # responses per forward/backward pass
+    bar: Any  # the progress bar over the steps still to run
+    threads_before: int  # torch's thread count before the run, restored at the end
+    saved_step: int | None  # the step of the newest checkpoint this run wrote or resumed from
+    # What an interrupt may save: the last completed step, with the random state it ended with. Once an update has
+    # begun, the weights and the optimizer hold part of a step, and nothing of that may be saved.
+    rng_at_step_end: dict = field(default_factory=_rng_state)
+    update_begun: bool = False
+    steps_run: int = 0
+    last_metrics: dict = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def world(self) -> int:
+        return self.accelerator.num_processes
+
+    @property
+    def rank(self) -> int:
+        return self.accelerator.process_index
+
+    @property
+    def device(self):
+        return self.accelerator.device
+
+    def gather(self, values) -> torch.Tensor:
+        """All processes' values (equal-sized per process) gathered into one tensor."""
+        return self.accelerator.gather(torch.as_tensor(values, dtype=torch.float32, device=self.device).reshape(-1))
+
+    def start_trackers(self) -> None:
+        start_accelerate_trackers(self.accelerator, self.run.path, dataclasses.asdict(self.settings))
+
+    def anneal_learning_rate(self, step: int) -> float:
+        """Set this step's learning rates (decayed linearly with `anneal_lr`); return the policy's."""
+        decay = (1 - (step - 1) / self.settings.total_steps) if self.settings.anneal_lr else 1.0
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * decay
+        return self.optimizer.param_groups[0]["lr"]
+
+    # --- 1. rollout ----------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def rollout(self, step: int) -> Rollout:
+        """This process's share of the step's prompts, one response each, with the log-probs of the policy and the
+        reference and the values (computed micro-batch by micro-batch, without gradients)."""
+        settings = self.settings
+        indices = _prompt_indices(
+            len(self.prompts), (step - 1) * settings.batch_size, settings.batch_size, settings.seed
+        )
+        prompts = [self.prompts[i] for i in indices[self.rank * self.local_batch : (self.rank + 1) * self.local_batch]]
+        with self.accelerator.autocast():
+            ro = _generate(
+                self.unwrapped.policy,
+                self.tokenizer,
+                prompts,
+                settings,
+                self.eos_ids,
+                self.device,
+                with_logprobs=self.logprobs_from_generate,
+            )
+            chunks = [slice(i, i + self.micro_batch) for i in range(0, self.local_batch, self.micro_batch)]
+            logps, refs, vals, hiddens = zip(*(self._logprobs_and_values(ro, chunk) for chunk in chunks))
+            ro.logprobs, ro.ref_logprobs, ro.values = torch.cat(logps), torch.cat(refs), torch.cat(vals)
+            ro.value_hidden = None if hiddens[0] is None else torch.cat(hiddens)
+        return ro
+
+    def _logprobs_and_values(self, ro: Rollout, chunk: slice):
+        """(policy log-probs, reference log-probs, values, the frozen value backbone's hidden states or None) of the
+        rollout's rows `chunk` (no gradients: called from `rollout`)."""
+        unwrapped, temperature = self.unwrapped, self.settings.temperature
+        hidden = None
+        if not self.settings.separate_value_model:  # one pass gives the log-probs and the values
+            logp, values, _ = _forward(unwrapped, ro, chunk, temperature)
+        else:
+            p = ro.context_length
+            hidden = unwrapped.value_hidden(ro.query_response[chunk], ro.attention_mask[chunk], ro.position_ids[chunk])
+            hidden = hidden[:, p - 1 : -1]
+            values = unwrapped.values_from_hidden(hidden)
+            if self.settings.train_value_backbone:
+                hidden = None  # the backbone trains: the update computes its hidden states afresh
+            if self.logprobs_from_generate:
+                logp = ro.logprobs[chunk]
+            else:
+                logp, _, _ = _forward(unwrapped.policy, ro, chunk, temperature)
+        if self.ref_model is not None:
+            ref_logp, _, _ = _forward(self.ref_model, ro, chunk, temperature)
+        else:
+            with unwrapped.policy.disable_adapter():  # LoRA: the reference is the base model
+                ref_logp, _, _ = _forward(unwrapped.policy, ro, chunk, temperature)
+        return logp, ref_logp, values, hidden
+
+    # --- 2. scoring ----------------------------------------------------------------------------------------------
+
+    def score(self, ro: Rollout) -> list[float]:
+        """Score each (prompt, response) with reward_fn; `ro.scores` gets the scores PPO optimises (minus
+        `missing_eos_penalty` for a response cut without EOS). Returns reward_fn's own scores."""
+        raw_scores = self.reward_fn(list(ro.prompts), list(ro.texts))
+        if len(raw_scores) != len(ro.texts):
+            raise ValueError(
+                f"reward_fn returned {len(raw_scores)} scores for {len(ro.texts)} responses "
+                f"(expected one float per response)"
+            )
+        scores = torch.tensor([float(s) for s in raw_scores], dtype=torch.float32, device=self.device)
+        if self.settings.missing_eos_penalty is not None:
+            scores = scores - self.settings.missing_eos_penalty * (~ro.has_eos).float()
+        ro.scores = scores
+        return raw_scores
+
+    # --- 4. update -----------------------------------------------------------------------------------------------
+
+    def update(self, step: int, ro: Rollout, values, advantages, returns) -> dict[str, list[torch.Tensor]]:
+        """`num_ppo_epochs` passes over the rollout, each in freshly shuffled minibatches, one optimizer step per
+        minibatch. Returns the per-micro-batch statistics."""
+        stats = {k: [] for k in ("approxkl", "clipfrac", "pg_loss", "vf_loss", "vf_clipfrac", "entropy", "ratio")}
+        for _epoch in range(self.settings.num_ppo_epochs):
+            order = torch.randperm(self.local_batch, device=self.device)
+            for start in range(0, self.local_batch, self.mini_batch):
+                self._optimizer_step(
+                    step, ro, values, advantages, returns, order[start : start + self.mini_batch], stats
+                )
+        return stats
+
+    def _optimizer_step(self, step: int, ro: Rollout, values, advantages, returns, mini, stats: dict) -> None:
+        """One optimizer step on the minibatch `mini`, its gradient added up over `gradient_accumulation_steps`
+        micro-batches: a micro-batch's token-mean loss is weighted by its share of the minibatch's response tokens,
+        so the micro-batches add up to the minibatch's token mean."""
+        n_tokens = ro.mask[mini].sum()
+        for k, start in enumerate(range(0, self.mini_batch, self.micro_batch)):
+            idx = mini[start : start + self.micro_batch]
+            m = ro.mask[idx]
+            is_last = k == self.settings.gradient_accumulation_steps - 1
+            # Gradients are synchronised across processes only on the last micro-batch.
+            with self.accelerator.no_sync(self.model) if not is_last else contextlib.nullcontext():
+                loss, logits, micro_stats = self._loss(step, ro, idx, values, advantages, returns)
+                self.accelerator.backward(loss * (m.sum() / n_tokens))
+            with torch.no_grad():
+                entropy = entropy_from_logits(logits.detach(), self.settings.temperature)
+                for key, value in {**micro_stats, "entropy": masked_mean(entropy, m)}.items():
+                    stats[key].append(value)
+        self.accelerator.clip_grad_norm_(self.model.parameters(), self.settings.max_grad_norm)
+        self.update_begun = True  # from here until the step is logged the weights are mid-step
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def _loss(self, step: int, ro: Rollout, idx, values, advantages, returns):
+        """(clipped policy loss + vf_coef * clipped value loss, the logits, the detached statistics) of the
+        micro-batch `idx`, from one forward pass. Raises _NonFinite on every process when the loss is not finite on
+        any of them."""
+        settings, m = self.settings, ro.mask[idx]
+        with self.accelerator.autocast():  # one forward pass gives logits and values
+            logp, vpred, logits = _forward(self.model, ro, idx, settings.temperature)
+            pg_loss, pg = policy_loss(logp, ro.logprobs[idx], advantages[idx], m, settings.cliprange)
+            vf_loss, vf_clipfrac = value_loss(vpred * m, values[idx], returns[idx], m, settings.cliprange_value)
+            loss = pg_loss + settings.vf_coef * vf_loss
+        # Every process must agree to stop, or DDP would wait forever for the others.
+        if self.gather([float(torch.isfinite(loss))]).min() < 1:
+            raise _NonFinite(step, loss, ro.scores)
+        stats = {"pg_loss": pg_loss.detach(), "vf_loss": vf_loss.detach(), "vf_clipfrac": vf_clipfrac}
+        return loss, logits, {**stats, "approxkl": pg["approxkl"], "clipfrac": pg["clipfrac"], "ratio": pg["ratio"]}
+
+    # --- 5. logging ----------------------------------------------------------------------------------------------
+
+    def log(self, step: int, ro: Rollout, raw_scores, kl, non_score_reward, beta: float, lr: float, stats: dict):
+        """The step's metrics (TRL's names, averaged over processes) into metrics.jsonl and the trackers, and every
+        `sample_every` steps a few rows into samples.jsonl. Returns (metrics, the sample rows written)."""
+        settings, mask, scores = self.settings, ro.mask, ro.scores
+        seq_kl = kl.sum(1)
+        local = {
+            "objective/kl": seq_kl.mean(),
+            "objective/entropy": (-ro.logprobs * mask).sum(1).mean(),
+            "objective/non_score_reward": non_score_reward.sum(1).mean(),
+            "objective/rlhf_reward": non_score_reward.sum(1).mean() + scores.mean(),
+            "objective/scores": scores.mean(),
+            "objective/response_length": mask.sum(1).mean(),
+            **{
+                name: torch.stack(stats[key]).mean()
+                for name, key in (
+                    ("policy/approxkl_avg", "approxkl"),
+                    ("policy/clipfrac_avg", "clipfrac"),
+                    ("loss/policy_avg", "pg_loss"),
+                    ("loss/value_avg", "vf_loss"),
+                    ("val/clipfrac_avg", "vf_clipfrac"),
+                    ("policy/entropy_avg", "entropy"),
+                    ("val/ratio", "ratio"),
+                )
+            },
+        }
+        names = list(local)
+        gathered = self.gather([float(local[n]) for n in names]).reshape(self.world, len(names))
+        metrics = dict(zip(names, gathered.mean(0).tolist()))
+        ratios = self.gather([float(r) for r in stats["ratio"]])
+        metrics["val/ratio_var"] = float(ratios.var(correction=1 if ratios.numel() > 1 else 0))
+        eos_tokens = torch.isin(ro.responses, torch.tensor(self.eos_ids, device=self.device)) & mask.bool()
+        metrics["val/num_eos_tokens"] = int(self.gather([float(eos_tokens.sum())]).sum())
+        metrics["objective/kl_coef"] = beta
+        self.state["episode"] += settings.batch_size
+        metrics["lr"], metrics["episode"] = lr, self.state["episode"]
+        if self.state["initial_score"] is None:
+            self.state["initial_score"] = metrics["objective/scores"]
+        self.run.log(step, metrics)
+        self.accelerator.log(tracker_metrics(metrics), step=step)  # main process only, like run.log
+        samples = []
+        if step % settings.sample_every == 0:
+            seq_kl_list = seq_kl.tolist()
+            # "score" is reward_fn's; "score_with_eos_penalty" the one optimised (and averaged into
+            # objective/scores): minus missing_eos_penalty for a response cut without EOS.
+            scores_list, has_eos = scores.tolist(), ro.has_eos.tolist()
+            samples = [
+                {
+                    "prompt": _prompt_text(ro.prompts[i]),
+                    "response": ro.texts[i],
+                    "score": float(raw_scores[i]),
+                    "score_with_eos_penalty": scores_list[i],
+                    "has_eos": has_eos[i],
+                    "kl": seq_kl_list[i],
+                    "n_tokens": int(mask[i].sum()),
+                }
+                for i in range(min(settings.num_samples, self.local_batch))
+            ]
+            self.run.log_samples(step, samples)
+        return metrics, samples
+
+    # --- 6. checkpoint -------------------------------------------------------------------------------------------
+
+    def end_step(self, step: int, metrics: dict, samples: list[dict]) -> None:
+        """The step is complete: count it, checkpoint it every `save_every` steps, then call the callbacks."""
+        self.steps_run += 1
+        self.state["step"] = step
+        self.rng_at_step_end, self.update_begun = _rng_state(), False
+        self.state["seconds"] += time.perf_counter() - self.started
+        self.started = time.perf_counter()
+        self.bar.set_postfix(score=f"{metrics['objective/scores']:.3f}", kl=f"{metrics['objective/kl']:.2f}")
+        if step % self.settings.save_every == 0:
+            self.save(step, rng=self.rng_at_step_end)
+            self.saved_step = step
+        if self.accelerator.is_main_process:
+            for cb in self.callbacks:
+                cb(step, dict(metrics), list(samples))
+        self.last_metrics = metrics
+
+    def save(self, step: int, collective: bool = True, rng: dict | None = None) -> Path | None:
+        """Checkpoint the current state (with `rng` as this process's random state, default the current one);
+        `collective` gathers every process's RNG (not possible on an interrupt, when other processes may be
+        elsewhere)."""
+        from accelerate.utils import gather_object
+
+        rng = rng or _rng_state()
+        rngs = gather_object([rng]) if collective and self.world > 1 else [rng]
+        path = None
+        if self.accelerator.is_main_process:
+            path = _save_checkpoint(
+                self.run.checkpoint_path,
+                step,
+                self.unwrapped,
+                self.optimizer,
+                {**self.state, "step": step, "kl_controller": self.kl_ctl.state_dict(), "num_processes": self.world},
+                rngs,
+            )
+        if collective:
+            self.accelerator.wait_for_everyone()
+        return path or _latest_checkpoint(self.run.checkpoint_path)
+
+    # --- interrupts, failures, the end ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def failures_recorded(self):
+        """Around the steps: an interrupt, a non-finite loss or any other error is written into the run's status
+        (see train_ppo's docstring) and raised again."""
+        state, run = self.state, self.run
+        try:
+            yield
+        except KeyboardInterrupt:
+            if not self.update_begun and state["step"] > 0 and state["step"] != self.saved_step:
+                path = self.save(state["step"], collective=False, rng=self.rng_at_step_end)  # the completed step
+            else:  # mid-update (a partial step is never saved) or nothing new since the last checkpoint
+                path = _latest_checkpoint(run.checkpoint_path)
+            resumes_at = int(json.loads((path / "state.json").read_text())["step"]) if path else 0
+            lost = (
+                f" Step {state['step'] + 1} was stopped in its update; its partial update is discarded."
+                if self.update_begun
+                else ""
+            )
+            run.set_status(
+                "interrupted",
+                f"stopped by KeyboardInterrupt.{lost} Call again with resume=True to "
+                f"continue after step {resumes_at}" + ("" if path else " (from the start: no checkpoint)"),
+                step=state["step"],
+                checkpoint=path,
+            )
+            raise
+        except _NonFinite as bad:
+            good = _latest_checkpoint(run.checkpoint_path)
+            hint = (
+                " The reward function returned non-finite scores."
+                if not torch.isfinite(bad.scores).all()
+                else " Lower the learning rate or check the reward function."
+            )
+            message = (
+                f"loss became {bad.value} at step {bad.step}; training stopped before that update. Last good "
+                f"checkpoint: {good or 'none (the loss was not finite before the first save)'}.{hint}"
+            )
+            run.set_status("failed", message, step=bad.step, checkpoint=good)
+            raise NonFiniteLossError(message) from None
+        except Exception as err:
+            message = f"{type(err).__name__}: {err}"
+            if self.world == 1:
+                run.set_status(
+                    "failed", message, step=state["step"], checkpoint=_latest_checkpoint(run.checkpoint_path)
+                )
+                raise
+            # Several processes: a failure on one makes its peers fail too, in their next collective. Record the
+            # first cause, from whichever process saw it (the launcher may stop the main process before it writes).
+            first = _first_failure(run.path, self.rank, message)
+            if self.accelerator.is_main_process or first["rank"] == self.rank:
+                run.set_status(
+                    "failed",
+                    f"process {first['rank']} of {self.world} failed: {first['message']}",
+                    any_process=True,
+                    step=state["step"],
+                    rank=first["rank"],
+                    checkpoint=_latest_checkpoint(run.checkpoint_path),
+                )
+            raise
+
+    def finish(self) -> None:
+        """The final model (main process) and the summary; callbacks with a close() are closed."""
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            save_model(self.unwrapped.policy, self.tokenizer, self.run)  # with LoRA: adapter/ and the merged model/
+            done, state, last = self.steps_run > 0, self.state, self.last_metrics
+            self.run.finish(
+                {
+                    "steps": state["step"],
+                    "episodes": state["episode"],
+                    "initial_score": state["initial_score"],
+                    "final_score": last["objective/scores"] if done else None,
+                    "final_kl": last["objective/kl"] if done else None,
+                    "kl_estimator": self.settings.kl_estimator,
+                    "final_kl_coef": self.kl_ctl.value,
+                    "seconds": state["seconds"],
+                    "seconds_per_step": state["seconds"] / state["step"] if state["step"] else None,
+                    "num_processes": self.world,
+                }
+            )
+            for cb in self.callbacks:  # the end of training, for callbacks that want one (the dashboard saves plots)
+                close = getattr(cb, "close", None)
+                if callable(close):
+                    close()
+        self.accelerator.wait_for_everyone()
+
+    def close(self) -> None:
+        """Free the prepared objects before tearing down the process group (avoids a hang at exit under gloo), and
+        give torch its threads back."""
+        self.bar.close()
+        self.model = self.optimizer = self.unwrapped = self.ref_model = None
+        self.accelerator.free_memory()
+        self.accelerator.end_training()
+        torch.set_num_threads(self.threads_before)
+
+
+class _NonFinite(Exception):
+    """Internal: a non-finite loss was seen by some process at `step`."""
+
+    def __init__(self, step: int, loss: torch.Tensor, scores: torch.Tensor) -> None:
+        super().__init__(step)
+        self.step, self.value, self.scores = step, float(loss.detach()), scores
+
+
+# ================================================================================================================
+# The training loop
+# ================================================================================================================
+
+
 def train_ppo(
     policy: str | os.PathLike,
     reward_fn: Callable[[list, list], list[float]] | str,
@@ -859,508 +1546,40 @@ def train_ppo(
       process that failed and its index (not a peer's "Connection closed" that followed).
     - At the end: run_dir/model (policy weights as safetensors + tokenizer; LoRA merged) and summary.json.
     """
-    from accelerate.utils import gather_object
-    from tqdm.auto import tqdm
-
     settings = settings or PPOSettings()
-    prompts = list(prompts)
-    if not prompts:
-        raise ValueError("train_ppo needs at least one prompt")
-    for i, p in enumerate(prompts):
-        if not (isinstance(p, str) and p.strip()) and not (isinstance(p, list) and p):
-            raise ValueError(f"prompt {i}: expected a non-empty string or a list of chat messages, got {p!r:.80}")
-    if isinstance(reward_fn, str):
-        from rlhfkit.judges import as_judge
-
-        reward_fn = as_judge(reward_fn)
-    if not callable(reward_fn):
-        raise TypeError(
-            f"reward_fn must be callable as reward_fn(prompts, responses) -> list[float], got "
-            f"{type(reward_fn).__name__}"
-        )
-    mode = "separate" if settings.separate_value_model else "shared"
-    if mode == "shared" and not settings.train_value_backbone:  # shared by default with LoRA
-        raise ValueError(
-            "train_value_backbone=False freezes the backbone of a separate value model, but this run's "
-            "value function is a head on the policy (value_model='shared', the default with LoRA); "
-            "set value_model='separate'"
-        )
-    value_lr = settings.value_learning_rate or settings.learning_rate * (
-        1 if settings.train_value_backbone or mode == "shared" else 10
+    prompts, reward_fn = _checked_inputs(prompts, reward_fn)
+    loop = _set_up(
+        policy,
+        reward_fn,
+        prompts,
+        settings,
+        run_dir,
+        reference=reference,
+        value_model=value_model,
+        resume=resume,
+        callbacks=callbacks,
     )
-    if mode == "shared" and value_model is not None:
-        raise ValueError(
-            "a value_model path was given but settings.value_model is 'shared' (a head on the policy);"
-            " use value_model='separate' to start the value function from that model"
-        )
-
-    accelerator = _make_accelerator(settings, log_with=accelerate_trackers(settings.report_to, run_dir))
-    world, rank = accelerator.num_processes, accelerator.process_index
-    if settings.batch_size % world:
-        raise ValueError(f"batch_size {settings.batch_size} does not divide among {world} processes; use a multiple")
-    local_batch = settings.batch_size // world
-    if local_batch % settings.num_mini_batches:
-        raise ValueError(
-            f"each process's {local_batch} responses do not split into num_mini_batches="
-            f"{settings.num_mini_batches} equal minibatches"
-        )
-    mini_batch = local_batch // settings.num_mini_batches
-    if mini_batch % settings.gradient_accumulation_steps:
-        raise ValueError(
-            f"minibatches of {mini_batch} do not split into gradient_accumulation_steps="
-            f"{settings.gradient_accumulation_steps} equal micro-batches"
-        )
-    micro_batch = mini_batch // settings.gradient_accumulation_steps
-
-    policy_path = resolve_model(policy)
-    reference_path = resolve_model(reference) if reference is not None else policy_path
-    value_path = resolve_model(value_model) if value_model is not None else policy_path
-    device = accelerator.device
-    run_path = Path(run_dir)
-    checkpoint = _latest_checkpoint(run_path / "checkpoints") if resume else None
-    # With LoRA the reference is the policy's own base (adapter disabled), unless another one is named.
-    own_reference = settings.lora is None or reference_path != policy_path
-    # resume=True with nothing to resume from starts afresh in the same folder.
-    run = Run(
-        run_path,
-        stage="ppo",
-        seed=settings.seed,
-        resume=checkpoint is not None,
-        overwrite=resume and checkpoint is None,
-        enabled=accelerator.is_main_process,
-        config={
-            **{f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)},
-            "value_model": mode,
-            "value_learning_rate": value_lr,
-            "policy_path": policy_path,
-            "reference_path": reference_path if own_reference else "policy with the LoRA adapter disabled",
-            "value_model_path": value_path if mode == "separate" else None,
-            "reward_fn": getattr(reward_fn, "name", getattr(reward_fn, "__name__", repr(reward_fn))),
-            "num_prompts": len(prompts),
-            "num_processes": world,
-            "mixed_precision": accelerator.mixed_precision,
-        },
-    )
-    if accelerator.is_main_process:
-        if checkpoint is not None:
-            _drop_rows_after(run_path, int(json.loads((checkpoint / "state.json").read_text())["step"]))
-        else:  # a fresh run in a reused folder must never fall back to an older run's checkpoint
-            shutil.rmtree(run.checkpoint_path, ignore_errors=True)
-        run.claim(FIRST_FAILURE).unlink(missing_ok=True)  # an older run's; listed as ours before any process writes it
-        claim_tracker_folder(run, settings.report_to)
-    accelerator.wait_for_everyone()
-
-    # --- models -------------------------------------------------------------------------------------------------
-    # Same seed on every process while building, so a fresh value head starts identical everywhere (DDP would
-    # broadcast rank 0's anyway).
-    torch.manual_seed(settings.seed)
-    # Trained weights in fp32 under autocast; frozen weights (a LoRA base, a frozen value backbone) in the device's
-    # dtype. The reference takes the policy's own dtype: the same weights at another precision would make the KL
-    # non-zero before the policy has moved (k1 0.022 at step 1 with a bf16 reference of an fp32 policy).
-    frozen_dtype = pick_dtype(device)
-    policy_dtype = frozen_dtype if settings.lora is not None else torch.float32
-    tokenizer = load_tokenizer(policy_path, padding_side="left")
-    policy_model = load_policy(policy_path, device=device, lora=settings.lora, dtype=policy_dtype)
-    value = None
-    if mode == "separate":
-        # A frozen backbone takes the device's dtype and no adapter (nothing of it trains).
-        value_lora = settings.lora if settings.train_value_backbone else None
-        value = load_reward_model(
-            value_path,
-            device=device,
-            lora=value_lora,
-            role="value",
-            dtype=torch.float32 if value_lora is None and settings.train_value_backbone else frozen_dtype,
-        )
-        value.config.pad_token_id = tokenizer.pad_token_id
-    model = PolicyAndValue(policy_model, value, settings.train_value_backbone).to(device)
-    model.eval()  # dropout off: the PPO ratio must be 1 before the first update
-    ref_model = load_reference(reference_path, device=device, dtype=policy_dtype) if own_reference else None
-    eos_ids = _eos_ids(policy_model, tokenizer)
-    # The shared head needs the policy's forward pass over the rollout anyway (for the values): its log-probs come
-    # from there.
-    runs_in_fp32 = accelerator.mixed_precision == "no" and all(
-        p.dtype == torch.float32 for p in policy_model.parameters()
-    )
-    logprobs_from_generate = mode != "shared" and _wants_generate_logprobs(
-        settings, local_batch, policy_model.config.get_text_config().vocab_size, runs_in_fp32
-    )
-
-    kl_ctl = (
-        AdaptiveKLController(settings.kl_coef, settings.target_kl, settings.kl_horizon)
-        if settings.target_kl is not None
-        else FixedKLController(settings.kl_coef)
-    )
-    state = {"step": 0, "episode": 0, "initial_score": None, "seconds": 0.0}
-    rng_states = None
-    if checkpoint is not None:
-        from safetensors.torch import load_file
-
-        saved = load_file(str(checkpoint / "trainable.safetensors"), device=str(device))
-        missing = set(_trainable_state(model)) - set(saved)
-        if missing:
-            raise ValueError(
-                f"checkpoint {checkpoint} does not match these settings: it lacks {sorted(missing)[:3]}"
-                f" (was it made with another value_model / lora setting?)"
-            )
-        model.load_state_dict(saved, strict=False)
-        state.update(json.loads((checkpoint / "state.json").read_text()))
-        kl_ctl.load_state_dict(state["kl_controller"])
-        # Python's and numpy's RNG states are plain Python objects (pickled by this module into the run's own
-        # folder), hence weights_only=False.
-        rng_states = torch.load(checkpoint / "rng.pt", weights_only=False)
-
-    # Two parameter groups: the policy's weights and the value function's, each with its own learning rate.
-    value_part = model.value_head if model.value_head is not None else model.value_model
-    value_ids = {id(p) for p in value_part.parameters()}
-    groups = [
-        {
-            "params": [p for p in model.parameters() if p.requires_grad and id(p) not in value_ids],
-            "base_lr": settings.learning_rate,
-        },
-        {"params": [p for p in value_part.parameters() if p.requires_grad], "base_lr": value_lr},
-    ]
-    optimizer = torch.optim.AdamW(
-        [{**g, "lr": g["base_lr"]} for g in groups], weight_decay=settings.weight_decay, eps=1e-5
-    )
-    if checkpoint is not None:
-        optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", map_location=device, weights_only=False))
-    model, optimizer = accelerator.prepare(model, optimizer)
-    unwrapped = accelerator.unwrap_model(model)
-
-    # Sampling randomness differs per process; a resumed process continues its own random stream.
-    if rng_states is not None and rank < len(rng_states):
-        _set_rng_state(rng_states[rank])
-    else:
-        seed = _sampling_seed(settings.seed, rank, state["step"])
-        random.seed(seed), np.random.seed(seed % 2**32), torch.manual_seed(seed)
-
-    def save(step: int, collective: bool = True, rng: dict | None = None) -> Path | None:
-        """Checkpoint the current state (with `rng` as this process's random state, default the current one);
-        `collective` gathers every process's RNG (not possible on an interrupt, when other processes may be
-        elsewhere)."""
-        rng = rng or _rng_state()
-        rngs = gather_object([rng]) if collective and world > 1 else [rng]
-        path = None
-        if accelerator.is_main_process:
-            path = _save_checkpoint(
-                run.checkpoint_path,
-                step,
-                unwrapped,
-                optimizer,
-                {**state, "step": step, "kl_controller": kl_ctl.state_dict(), "num_processes": world},
-                rngs,
-            )
-        if collective:
-            accelerator.wait_for_everyone()
-        return path or _latest_checkpoint(run.checkpoint_path)
-
-    def from_all_processes(values) -> torch.Tensor:
-        """All processes' values (equal-sized per process) gathered into one tensor."""
-        return accelerator.gather(torch.as_tensor(values, dtype=torch.float32, device=device).reshape(-1))
-
-    threads_before = torch.get_num_threads()  # restored in the `finally` below
-    threads = choose_threads(settings.cpu_threads, model=policy_model, device=device)
-    if threads is not None:
-        torch.set_num_threads(threads)
-    first_step = state["step"] + 1
-    bar = tqdm(
-        range(first_step, settings.total_steps + 1),
-        desc="ppo",
-        disable=not (settings.progress and accelerator.is_main_process),
-        initial=first_step - 1,
-        total=settings.total_steps,
-    )
-    started = time.perf_counter()
-    steps_run, last_metrics = 0, {}
-    # What an interrupt may save: the last completed step, with the random state it ended with. Once an update
-    # has begun, the weights and the optimizer hold part of a step, and nothing of that may be saved.
-    saved_step = state["step"] if checkpoint is not None else None
-    rng_at_step_end, update_begun = _rng_state(), False
     try:
-        try:
-            start_accelerate_trackers(accelerator, run_path, dataclasses.asdict(settings))
-            for step in bar:
-                decay = (1 - (step - 1) / settings.total_steps) if settings.anneal_lr else 1.0
-                for group in optimizer.param_groups:
-                    group["lr"] = group["base_lr"] * decay
-                lr = optimizer.param_groups[0]["lr"]  # the policy's, logged as "lr"
-
-                # --- 1. rollout: this process's share of the step's prompts ------------------------------------
-                indices = _prompt_indices(
-                    len(prompts), (step - 1) * settings.batch_size, settings.batch_size, settings.seed
-                )[rank * local_batch : (rank + 1) * local_batch]
-                batch_prompts = [prompts[i] for i in indices]
-                with torch.no_grad(), accelerator.autocast():
-                    ro = _generate(
-                        unwrapped.policy,
-                        tokenizer,
-                        batch_prompts,
-                        settings,
-                        eos_ids,
-                        device,
-                        with_logprobs=logprobs_from_generate,
-                    )
-                    chunks = [slice(i, i + micro_batch) for i in range(0, local_batch, micro_batch)]
-                    logps, refs, vals, hiddens = [], [], [], []
-                    for chunk in chunks:
-                        if mode == "shared":  # one pass gives the log-probs and the values
-                            logp, v, _ = _forward(unwrapped, ro, chunk, settings.temperature)
-                        else:
-                            p = ro.context_length
-                            hidden = unwrapped.value_hidden(
-                                ro.query_response[chunk], ro.attention_mask[chunk], ro.position_ids[chunk]
-                            )[:, p - 1 : -1]
-                            v = unwrapped.values_from_hidden(hidden)
-                            if not settings.train_value_backbone:
-                                hiddens.append(hidden)
-                            logp = (
-                                ro.logprobs[chunk]
-                                if logprobs_from_generate
-                                else _forward(unwrapped.policy, ro, chunk, settings.temperature)[0]
-                            )
-                        if ref_model is not None:
-                            ref_logp, _, _ = _forward(ref_model, ro, chunk, settings.temperature)
-                        else:
-                            with unwrapped.policy.disable_adapter():  # LoRA: the reference is the base model
-                                ref_logp, _, _ = _forward(unwrapped.policy, ro, chunk, settings.temperature)
-                        logps.append(logp), refs.append(ref_logp), vals.append(v)
-                ro.logprobs, ro.ref_logprobs, ro.values = torch.cat(logps), torch.cat(refs), torch.cat(vals)
-                ro.value_hidden = torch.cat(hiddens) if hiddens else None
-                mask = ro.mask
-
-                # --- 2. reward: the score at the last response token, -beta * KL on every token -----------------
-                raw_scores = reward_fn(list(batch_prompts), list(ro.texts))
-                if len(raw_scores) != len(ro.texts):
-                    raise ValueError(
-                        f"reward_fn returned {len(raw_scores)} scores for {len(ro.texts)} responses "
-                        f"(expected one float per response)"
-                    )
-                scores = torch.tensor([float(s) for s in raw_scores], dtype=torch.float32, device=device)
-                if settings.missing_eos_penalty is not None:
-                    scores = scores - settings.missing_eos_penalty * (~ro.has_eos).float()
-                ro.scores = scores
-                kl = kl_penalty(ro.logprobs, ro.ref_logprobs, settings.kl_estimator) * mask
-                beta = kl_ctl.value
-                non_score_reward = -beta * kl
-                rewards = non_score_reward.clone()
-                last = (mask.sum(1).long() - 1).clamp(min=0)
-                rewards[torch.arange(len(last), device=device), last] += scores
-                if settings.whiten_rewards:
-                    rewards = whiten(rewards, mask, shift_mean=False)
-
-                # --- 3. advantages: GAE over response tokens, returns, whitening -------------------------------
-                values_old = ro.values * mask
-                advantages, returns = compute_gae(rewards, values_old, mask, settings.gamma, settings.lam)
-                advantages = whiten(advantages, mask)
-
-                # --- 4. update: PPO epochs over shuffled minibatches -------------------------------------------
-                stats = {
-                    k: [] for k in ("approxkl", "clipfrac", "pg_loss", "vf_loss", "vf_clipfrac", "entropy", "ratio")
-                }
-                for _epoch in range(settings.num_ppo_epochs):
-                    order = torch.randperm(local_batch, device=device)
-                    for start in range(0, local_batch, mini_batch):
-                        mini = order[start : start + mini_batch]
-                        n_tokens = mask[mini].sum()
-                        for k, micro_start in enumerate(range(0, mini_batch, micro_batch)):
-                            idx = mini[micro_start : micro_start + micro_batch]
-                            is_last = k == settings.gradient_accumulation_steps - 1
-                            # Gradients are synchronised across processes only on the last micro-batch.
-                            sync = accelerator.no_sync(model) if not is_last else contextlib.nullcontext()
-                            with sync:
-                                with accelerator.autocast():  # one forward pass gives logits and values
-                                    logp, vpred, logits = _forward(model, ro, idx, settings.temperature)
-                                    m = mask[idx]
-                                    pg_loss, pg = policy_loss(
-                                        logp, ro.logprobs[idx], advantages[idx], m, settings.cliprange
-                                    )
-                                    vf_loss, vf_clipfrac = value_loss(
-                                        vpred * m, values_old[idx], returns[idx], m, settings.cliprange_value
-                                    )
-                                    loss = pg_loss + settings.vf_coef * vf_loss
-                                # Every process must agree to stop, or DDP would wait forever for the others.
-                                if from_all_processes([float(torch.isfinite(loss))]).min() < 1:
-                                    raise _NonFinite(step, loss, scores)
-                                # A micro-batch's token mean times its share of the minibatch's tokens: the
-                                # micro-batches add up to the minibatch's token mean.
-                                accelerator.backward(loss * (m.sum() / n_tokens))
-                            with torch.no_grad():
-                                stats["approxkl"].append(pg["approxkl"]), stats["clipfrac"].append(pg["clipfrac"])
-                                stats["ratio"].append(pg["ratio"]), stats["pg_loss"].append(pg_loss.detach())
-                                stats["vf_loss"].append(vf_loss.detach()), stats["vf_clipfrac"].append(vf_clipfrac)
-                                entropy = entropy_from_logits(logits.detach(), settings.temperature)
-                                stats["entropy"].append(masked_mean(entropy, m))
-                        accelerator.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
-                        update_begun = True  # from here until the step is logged the weights are mid-step
-                        optimizer.step()
-                        optimizer.zero_grad(set_to_none=True)
-
-                # --- 5. log: metrics averaged over processes, beta update, samples, checkpoint, callbacks ------
-                seq_kl = kl.sum(1)
-                local = {
-                    "objective/kl": seq_kl.mean(),
-                    "objective/entropy": (-ro.logprobs * mask).sum(1).mean(),
-                    "objective/non_score_reward": non_score_reward.sum(1).mean(),
-                    "objective/rlhf_reward": non_score_reward.sum(1).mean() + scores.mean(),
-                    "objective/scores": scores.mean(),
-                    "objective/response_length": mask.sum(1).mean(),
-                    **{
-                        name: torch.stack(stats[key]).mean()
-                        for name, key in (
-                            ("policy/approxkl_avg", "approxkl"),
-                            ("policy/clipfrac_avg", "clipfrac"),
-                            ("loss/policy_avg", "pg_loss"),
-                            ("loss/value_avg", "vf_loss"),
-                            ("val/clipfrac_avg", "vf_clipfrac"),
-                            ("policy/entropy_avg", "entropy"),
-                            ("val/ratio", "ratio"),
-                        )
-                    },
-                }
-                names = list(local)
-                gathered = from_all_processes([float(local[n]) for n in names]).reshape(world, len(names))
-                metrics = dict(zip(names, gathered.mean(0).tolist()))
-                ratios = from_all_processes([float(r) for r in stats["ratio"]])
-                metrics["val/ratio_var"] = float(ratios.var(correction=1 if ratios.numel() > 1 else 0))
-                eos_tokens = torch.isin(ro.responses, torch.tensor(eos_ids, device=device)) & mask.bool()
-                metrics["val/num_eos_tokens"] = int(from_all_processes([float(eos_tokens.sum())]).sum())
-                metrics["objective/kl_coef"] = beta
-                state["episode"] += settings.batch_size
-                metrics["lr"], metrics["episode"] = lr, state["episode"]
-                kl_ctl.update(metrics["objective/kl"], settings.batch_size)
-                if state["initial_score"] is None:
-                    state["initial_score"] = metrics["objective/scores"]
-                run.log(step, metrics)
-                accelerator.log(tracker_metrics(metrics), step=step)  # main process only, like run.log
-                samples = []
-                if step % settings.sample_every == 0:
-                    seq_kl_list = seq_kl.tolist()
-                    # "score" is reward_fn's; "score_with_eos_penalty" the one optimised (and averaged into
-                    # objective/scores): minus missing_eos_penalty for a response cut without EOS.
-                    scores_list, has_eos = scores.tolist(), ro.has_eos.tolist()
-                    samples = [
-                        {
-                            "prompt": _prompt_text(batch_prompts[i]),
-                            "response": ro.texts[i],
-                            "score": float(raw_scores[i]),
-                            "score_with_eos_penalty": scores_list[i],
-                            "has_eos": has_eos[i],
-                            "kl": seq_kl_list[i],
-                            "n_tokens": int(mask[i].sum()),
-                        }
-                        for i in range(min(settings.num_samples, local_batch))
-                    ]
-                    run.log_samples(step, samples)
-                steps_run += 1
-                state["step"] = step
-                rng_at_step_end, update_begun = _rng_state(), False
-                state["seconds"] += time.perf_counter() - started
-                started = time.perf_counter()
-                bar.set_postfix(score=f"{metrics['objective/scores']:.3f}", kl=f"{metrics['objective/kl']:.2f}")
-                if step % settings.save_every == 0:
-                    save(step, rng=rng_at_step_end)
-                    saved_step = step
-                if accelerator.is_main_process:
-                    for cb in callbacks:
-                        cb(step, dict(metrics), list(samples))
-                last_metrics = metrics
-        except KeyboardInterrupt:
-            if not update_begun and state["step"] > 0 and state["step"] != saved_step:
-                path = save(state["step"], collective=False, rng=rng_at_step_end)  # exactly the completed step
-            else:  # mid-update (a partial step is never saved) or nothing new since the last checkpoint
-                path = _latest_checkpoint(run.checkpoint_path)
-            resumes_at = int(json.loads((path / "state.json").read_text())["step"]) if path else 0
-            lost = (
-                f" Step {state['step'] + 1} was stopped in its update; its partial update is discarded."
-                if update_begun
-                else ""
-            )
-            run.set_status(
-                "interrupted",
-                f"stopped by KeyboardInterrupt.{lost} Call again with resume=True to "
-                f"continue after step {resumes_at}" + ("" if path else " (from the start: no checkpoint)"),
-                step=state["step"],
-                checkpoint=path,
-            )
-            raise
-        except _NonFinite as bad:
-            good = _latest_checkpoint(run.checkpoint_path)
-            hint = (
-                " The reward function returned non-finite scores."
-                if not torch.isfinite(bad.scores).all()
-                else " Lower the learning rate or check the reward function."
-            )
-            message = (
-                f"loss became {bad.value} at step {bad.step}; training stopped before that update. Last good "
-                f"checkpoint: {good or 'none (the loss was not finite before the first save)'}.{hint}"
-            )
-            run.set_status("failed", message, step=bad.step, checkpoint=good)
-            raise NonFiniteLossError(message) from None
-        except Exception as err:
-            message = f"{type(err).__name__}: {err}"
-            if world == 1:
-                run.set_status(
-                    "failed", message, step=state["step"], checkpoint=_latest_checkpoint(run.checkpoint_path)
-                )
-                raise
-            # Several processes: a failure on one makes its peers fail too, in their next collective. Record the
-            # first cause, from whichever process saw it (the launcher may stop the main process before it writes).
-            first = _first_failure(run_path, rank, message)
-            if accelerator.is_main_process or first["rank"] == rank:
-                run.set_status(
-                    "failed",
-                    f"process {first['rank']} of {world} failed: {first['message']}",
-                    any_process=True,
-                    step=state["step"],
-                    rank=first["rank"],
-                    checkpoint=_latest_checkpoint(run.checkpoint_path),
-                )
-            raise
-
-        # --- the end: final model and summary ---------------------------------------------------------------------
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            final_policy = unwrapped.policy
-            if settings.lora is not None:
-                # The adapter alone in adapter/ (as the DPO stage does); model/ holds plain merged weights that
-                # every loader reads without peft.
-                run.save_model(final_policy, tokenizer, name="adapter")
-                final_policy = final_policy.merge_and_unload()
-            run.save_model(final_policy, tokenizer)
-            done = steps_run > 0
-            run.finish(
-                {
-                    "steps": state["step"],
-                    "episodes": state["episode"],
-                    "initial_score": state["initial_score"],
-                    "final_score": last_metrics["objective/scores"] if done else None,
-                    "final_kl": last_metrics["objective/kl"] if done else None,
-                    "kl_estimator": settings.kl_estimator,
-                    "final_kl_coef": kl_ctl.value,
-                    "seconds": state["seconds"],
-                    "seconds_per_step": state["seconds"] / state["step"] if state["step"] else None,
-                    "num_processes": world,
-                }
-            )
-            for cb in callbacks:  # the end of training, for callbacks that want one (the dashboard saves its plots)
-                close = getattr(cb, "close", None)
-                if callable(close):
-                    close()
-        accelerator.wait_for_everyone()
+        with loop.failures_recorded():
+            loop.start_trackers()
+            for step in loop.bar:
+                lr = loop.anneal_learning_rate(step)
+                # 1. rollout: this process's share of the step's prompts, with log-probs and values
+                rollout = loop.rollout(step)
+                # 2. scoring: reward_fn's score on the last token, -beta * KL on every token
+                raw_scores = loop.score(rollout)
+                beta = loop.kl_ctl.value
+                kl, non_score_reward, rewards = _token_rewards(rollout, beta, settings)
+                # 3. advantages: GAE over the response tokens, whitened
+                values, advantages, returns = _advantages(rollout, rewards, settings)
+                # 4. update: PPO epochs over shuffled minibatches
+                stats = loop.update(step, rollout, values, advantages, returns)
+                # 5. logging: metrics averaged over processes, samples, trackers; the adaptive beta follows the KL
+                metrics, samples = loop.log(step, rollout, raw_scores, kl, non_score_reward, beta, lr, stats)
+                loop.kl_ctl.update(metrics["objective/kl"], settings.batch_size)
+                # 6. checkpoint every save_every steps, then the callbacks
+                loop.end_step(step, metrics, samples)
+        loop.finish()
     finally:
-        bar.close()
-        # Free the prepared objects before tearing down the process group (avoids a hang at exit under gloo).
-        model = optimizer = unwrapped = ref_model = policy_model = value = None
-        accelerator.free_memory()
-        accelerator.end_training()
-        torch.set_num_threads(threads_before)
-    return load(run_path)
-
-
-class _NonFinite(Exception):
-    """Internal: a non-finite loss was seen by some process at `step`."""
-
-    def __init__(self, step: int, loss: torch.Tensor, scores: torch.Tensor) -> None:
-        super().__init__(step)
-        self.step, self.value, self.scores = step, float(loss.detach()), scores
+        loop.close()
+    return load(loop.run.path)

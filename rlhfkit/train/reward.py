@@ -30,7 +30,6 @@ read at the final token) and a warning says how many were cut.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -39,7 +38,7 @@ import shutil
 import time
 import warnings
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -49,8 +48,7 @@ from rlhfkit.data import PreferenceData, load_preferences
 from rlhfkit.judges import Judge
 from rlhfkit.models import LoraSettings, load_reward_model, load_tokenizer, pick_device, resolve_model
 from rlhfkit.runs import Run, RunData, load
-from rlhfkit.train.common import finite_or_none, train_into_run, trl_args
-from rlhfkit.train.tracking import report_to_names
+from rlhfkit.train.common import TrainSettings, finite_or_none, train_into_run, trl_args
 
 __all__ = [
     "RewardSettings",
@@ -65,11 +63,12 @@ REWARD_META = "rlhfkit_reward.json"  # how the model renders pairs, saved beside
 
 
 @dataclass
-class RewardSettings:
+class RewardSettings(TrainSettings):
     """Settings of reward-model training. Defaults fit the embedded default on a CPU (2,000 pairs in about 15 s on
     two cores, reaching ~0.86-0.90 pairwise accuracy against VADER on pairs of reviews of held-out items with
     different sentiments, from labels with 10% flips); for a real model on a GPU lower the learning rate (~1e-5
-    full, ~1e-4 LoRA)."""
+    full, ~1e-4 LoRA). The fields every stage has (seed, device, lora, report_to, trl_overrides) come from
+    `TrainSettings`; `trl_overrides` go to `trl.RewardConfig`, e.g. {"eval_strategy": "steps", "eval_steps": 20}."""
 
     max_steps: int = -1
     """Optimizer steps; -1 trains for `epochs`."""
@@ -98,8 +97,6 @@ class RewardSettings:
     chat: bool | None = None
     """Render pairs through the chat template (standard rows become user/assistant turns). None = when the
     tokenizer has a template. False = TRL's plain `prompt + response + EOS` text."""
-    lora: LoraSettings | None = None
-    """Train a LoRA adapter (plus the score head) instead of all weights."""
     eval_batch_size: int = 64
     """Sequences per forward pass when scoring held-out pairs."""
     n_samples: int = 8
@@ -108,19 +105,6 @@ class RewardSettings:
     """Steps between resumable checkpoints (run_dir/checkpoints)."""
     keep_checkpoints: bool = False
     """Keep the resumable checkpoints after a successful run."""
-    seed: int = 0
-    """Seed of the score head's initialisation, the held-out split and the data order."""
-    device: str | None = None
-    """"cpu", "cuda", ...; None = CUDA when available."""
-    report_to: str | list[str] = "none"
-    """Experiment trackers that also get this run's metrics (TRL's names): "tensorboard", "wandb", "trackio",
-    "mlflow", ..., a list of them, "all" (every installed one) or "none". TensorBoard writes into
-    run_dir/tensorboard; see `rlhfkit.train.tracking`."""
-    trl_overrides: dict = field(default_factory=dict)
-    """Any other `trl.RewardConfig` field, e.g. {"eval_strategy": "steps", "eval_steps": 20}; applied last."""
-
-    def __post_init__(self) -> None:
-        report_to_names(self.report_to)  # an unknown or missing tracker fails here, before any model loads
 
 
 # --- data --------------------------------------------------------------------------------------------------------
@@ -482,15 +466,9 @@ def train_reward_model(
             stacklevel=2,
         )
     started = time.perf_counter()
-    train_into_run(trainer, run, resume=resume, tokenizer=tokenizer)
+    trained = train_into_run(trainer, run, resume=resume, tokenizer=tokenizer)  # with LoRA: merged
     seconds = time.perf_counter() - started
 
-    trained = trainer.model
-    if settings.lora is not None:
-        # Later stages want a plain model folder: the adapter alone in run/adapter, the merged model in run/model.
-        run.save_model(trained, tokenizer, name="adapter")
-        trained = copy.deepcopy(trained).merge_and_unload()
-        run.save_model(trained, tokenizer)
     meta = {
         "chat": chat,
         "max_length": settings.max_length,

@@ -21,26 +21,26 @@ every later stage can load) and `run_dir/adapter` the adapter alone.
 
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 from rlhfkit.data import DataValidationError, Task
-from rlhfkit.models import LoraSettings, load_policy, load_tokenizer, resolve_model
+from rlhfkit.models import load_policy, load_tokenizer, resolve_model
 from rlhfkit.runs import Run, RunData, load
-from rlhfkit.train.common import finite_or_none, train_into_run, trl_args
-from rlhfkit.train.tracking import report_to_names
+from rlhfkit.train.common import TrainSettings, finite_or_none, train_into_run, trl_args
 
 __all__ = ["SFTSettings", "train_sft", "sft_rows"]
 
 
 @dataclass
-class SFTSettings:
+class SFTSettings(TrainSettings):
     """Settings of supervised fine-tuning. The defaults fit the embedded default on a CPU (about 20 s on two
-    cores); for a real model on a GPU change the model and a few budgets (steps, learning rate, batch size)."""
+    cores); for a real model on a GPU change the model and a few budgets (steps, learning rate, batch size).
+    The fields every stage has (seed, device, lora, report_to, trl_overrides) come from `TrainSettings`;
+    `trl_overrides` go to `trl.SFTConfig`, e.g. {"packing": True} or {"logging_steps": 5}."""
 
     max_steps: int = 200
     """Optimizer steps; -1 trains for `epochs` instead."""
@@ -68,8 +68,6 @@ class SFTSettings:
     conversational: bool | None = None
     """Render rows through the tokenizer's chat template. None = when the tokenizer has one. False trains on plain
     `prompt + completion + EOS` text; sample such a model with `SamplingSettings(chat=False)`."""
-    lora: LoraSettings | None = None
-    """Train a LoRA adapter instead of all weights (None = full fine-tuning)."""
     n_samples: int = 8
     """Held-out prompts answered by the model before and after training and written to samples.jsonl (0 = none)."""
     sample_temperature: float = 0.0
@@ -83,19 +81,6 @@ class SFTSettings:
     """Steps between resumable checkpoints (run_dir/checkpoints)."""
     keep_checkpoints: bool = False
     """Keep the resumable checkpoints after a successful run (they hold optimizer state: large for big models)."""
-    seed: int = 0
-    """Seed of initialisation, data order and sampling."""
-    device: str | None = None
-    """"cpu", "cuda", "cuda:1", ...; None = CUDA when available."""
-    report_to: str | list[str] = "none"
-    """Experiment trackers that also get this run's metrics (TRL's names): "tensorboard", "wandb", "trackio",
-    "mlflow", ..., a list of them, "all" (every installed one) or "none". TensorBoard writes into
-    run_dir/tensorboard; see `rlhfkit.train.tracking`."""
-    trl_overrides: dict = field(default_factory=dict)
-    """Any other `trl.SFTConfig` field, e.g. {"packing": True} or {"logging_steps": 5}; applied last."""
-
-    def __post_init__(self) -> None:
-        report_to_names(self.report_to)  # an unknown or missing tracker fails here, before any model loads
 
 
 # --- data --------------------------------------------------------------------------------------------------------
@@ -326,15 +311,9 @@ def train_sft(
         model=policy, args=args, train_dataset=dataset, processing_class=tokenizer, callbacks=list(callbacks)
     )
     started = time.perf_counter()
-    train_into_run(trainer, run, resume=resume, tokenizer=tokenizer)
+    trained = train_into_run(trainer, run, resume=resume, tokenizer=tokenizer)  # with LoRA: merged
     seconds = time.perf_counter() - started
 
-    trained = trainer.model
-    if settings.lora is not None:
-        # Later stages want a plain model folder: save the adapter alone, then the merged model as run/model.
-        run.save_model(trained, tokenizer, name="adapter")
-        trained = copy.deepcopy(trained).merge_and_unload()
-        run.save_model(trained, tokenizer)
     after = []
     if settings.n_samples > 0 and sample_prompts:
         after = _sample_rows(trained, tokenizer, sample_prompts, settings, chat, gold, held_out, "after")
