@@ -186,3 +186,24 @@ def test_rows_are_validated_and_strings_become_chat_turns():
         sft_rows([{"prompt": [{"role": "user", "content": "a"}], "completion": "b"}], chat=False)
     with pytest.raises(TypeError, match="prompt' and 'completion'"):
         sft_rows("not data", chat=True)
+
+
+def test_a_lora_run_does_not_depend_on_what_ran_before_in_the_process(tmp_path, tiny_path):
+    """The adapter's random start is seeded: the same LoRA run gives the same weights after any other work drew
+    from the global generators (a notebook kernel does that all the time)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from rlhfkit.models import LoraSettings
+    from rlhfkit.tiny.task import reviews_task
+    from rlhfkit.train.sft import SFTSettings, train_sft
+
+    task = reviews_task(n_train_prompts=8, n_eval_prompts=2, n_demonstrations=16)
+    settings = SFTSettings(max_steps=2, batch_size=4, n_samples=0, device="cpu", lora=LoraSettings(r=4, alpha=8))
+    weights = []
+    for i, noise in enumerate((0, 5)):
+        torch.rand(noise)  # other work in the same process
+        run = train_sft(tiny_path, task, settings, tmp_path / f"run{i}")
+        weights.append(load_file(run.path / "adapter" / "adapter_model.safetensors"))
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

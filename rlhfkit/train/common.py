@@ -94,6 +94,16 @@ def trl_args(config_cls, run: Run, *, seed: int, device: str | None = None, **fi
     return config_cls(**defaults)
 
 
+def seed_adapter_init(seed: int) -> None:
+    """Seed every generator before a LoRA adapter is created (by us or inside a TRL trainer). Its A matrices start
+    random, and they are made before the trainer seeds anything: without this, a LoRA run's numbers depended on
+    what ran earlier in the same process (a notebook kernel). Called only on the LoRA path, so full fine-tuning
+    draws exactly what it did before."""
+    from transformers import set_seed
+
+    set_seed(seed)
+
+
 def last_checkpoint(run: Run) -> str | None:
     """The newest complete trainer checkpoint of a run, if any."""
     from transformers.trainer_utils import get_last_checkpoint

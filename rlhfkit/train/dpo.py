@@ -40,7 +40,7 @@ from typing import Any, Callable, Sequence
 from rlhfkit.data import PreferenceData, Task, load_preferences
 from rlhfkit.models import load_policy, load_reference, load_tokenizer, resolve_model
 from rlhfkit.runs import Run, RunData, load
-from rlhfkit.train.common import TrainSettings, finite_or_none, train_into_run, trl_args
+from rlhfkit.train.common import TrainSettings, finite_or_none, seed_adapter_init, train_into_run, trl_args
 
 __all__ = ["DPOSettings", "train_dpo", "LOSS_TYPES", "prepare_preferences", "looks_rendered", "log_policy_samples"]
 
@@ -354,6 +354,8 @@ def train_dpo(
     )
     fields.update(settings.trl_overrides)
     args = trl_args(DPOConfig, run, seed=settings.seed, device=settings.device, **fields)
+    if lora:
+        seed_adapter_init(settings.seed)  # DPOTrainer makes the adapter before it seeds anything
     trainer = DPOTrainer(
         model=policy,
         ref_model=ref_model,

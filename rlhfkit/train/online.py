@@ -41,7 +41,7 @@ from rlhfkit.data import Task
 from rlhfkit.judges import Judge, as_judge
 from rlhfkit.models import load_policy, load_reward_model, load_tokenizer, resolve_model
 from rlhfkit.runs import Run, RunData, load
-from rlhfkit.train.common import TrainSettings, finite_or_none, train_into_run, trl_args
+from rlhfkit.train.common import TrainSettings, finite_or_none, seed_adapter_init, train_into_run, trl_args
 from rlhfkit.train.dpo import looks_rendered
 
 __all__ = ["OnlineSettings", "train_online", "ALGORITHMS"]
@@ -366,6 +366,8 @@ def train_online(
     args = trl_args(config_cls, run, seed=settings.seed, device=settings.device, **fields)
 
     logger = _OnlineLogCallback(run, args.beta, settings, gold_judge)
+    if settings.lora is not None:
+        seed_adapter_init(settings.seed)  # the trainer makes the adapter before it seeds anything
     trainer = trainer_cls(
         model=policy,
         reward_funcs=reward_func,

@@ -48,7 +48,7 @@ from rlhfkit.data import PreferenceData, load_preferences
 from rlhfkit.judges import Judge
 from rlhfkit.models import LoraSettings, load_reward_model, load_tokenizer, pick_device, resolve_model
 from rlhfkit.runs import Run, RunData, load
-from rlhfkit.train.common import TrainSettings, finite_or_none, train_into_run, trl_args
+from rlhfkit.train.common import TrainSettings, finite_or_none, seed_adapter_init, train_into_run, trl_args
 
 __all__ = [
     "RewardSettings",
@@ -397,6 +397,7 @@ def train_reward_model(
             lora = LoraSettings(
                 **{**settings.lora.__dict__, "modules_to_save": settings.lora.modules_to_save or ["score"]}
             )
+            seed_adapter_init(settings.seed)
             reward_model = get_peft_model(reward_model, lora.to_peft("SEQ_CLS"))
     has_template = bool(getattr(tokenizer, "chat_template", None))
     chat = has_template if settings.chat is None else settings.chat

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 from rlhfkit.data import DataValidationError, Task
 from rlhfkit.models import load_policy, load_tokenizer, resolve_model
 from rlhfkit.runs import Run, RunData, load
-from rlhfkit.train.common import TrainSettings, finite_or_none, train_into_run, trl_args
+from rlhfkit.train.common import TrainSettings, finite_or_none, seed_adapter_init, train_into_run, trl_args
 
 __all__ = ["SFTSettings", "train_sft", "sft_rows"]
 
@@ -290,6 +290,7 @@ def train_sft(
     if settings.lora is not None:
         from peft import get_peft_model
 
+        seed_adapter_init(settings.seed)
         policy = get_peft_model(policy, settings.lora.to_peft("CAUSAL_LM"))
     fields = dict(
         max_steps=settings.max_steps,
