@@ -3,9 +3,11 @@
     model -> SFT -> K candidates per prompt -> simulated annotator labels pairs -> reward model
           -> PPO, DPO and RLOO from the same SFT model -> evaluation -> report.html + summary.json
 
-Every stage writes its own run directory under `out_dir`, so the dashboard and the comparison can read any of
-them, live or after a restart. The numbers in summary.json are what the run measured; if a method does not beat
-SFT, the summary table says so.
+Each step is one call of `rlhfkit.stages` (the functions the notebooks call too); this module holds only what is
+the pipeline's own: its settings, its output folder, which stage may be reused, and summary.json. Every stage
+writes its own run directory under `out_dir`, so the dashboard and the comparison can read any of them, live or
+after a restart. The numbers in summary.json are what the run measured; if a method does not beat SFT, the
+summary table says so.
 
 The output folder follows the rule of `rlhfkit.runs`: nothing rlhfkit did not write is overwritten or deleted.
 Its manifest (`out_dir/rlhfkit.json`) marks it as a pipeline output, with the settings, the stages finished so far
@@ -21,9 +23,9 @@ and the names rlhfkit wrote. `out_dir` must be new, empty, or such an output:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-import hashlib
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -31,9 +33,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from rlhfkit import stages
-from rlhfkit.compare import (
-    summary_table,
-)
+from rlhfkit.compare import summary_table
 from rlhfkit.data import Task
 from rlhfkit.evaluation import EvalSettings
 from rlhfkit.models import resolve_model
