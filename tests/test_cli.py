@@ -218,3 +218,17 @@ def test_pipeline_refuses_an_earlier_output_with_other_options_unless_overwrite(
     assert f"{tmp_path} holds an earlier rlhfkit pipeline run with other settings" in result.stderr
     assert "methods: ['ppo', 'dpo', 'rloo'] then, ['dpo'] now" in result.stderr and "--overwrite" in result.stderr
     assert (tmp_path / "summary.json").read_text() == "{}"
+
+
+def test_pipeline_names_a_judge_it_cannot_import_and_a_task_without_any_labeller(tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(f'{{"prompt": "Say something kind, number {i}."}}\n' for i in range(10)))
+    missing = rlhfkit(
+        "pipeline", "--task", str(prompts), "--judge", "no_such_judges:kind", "--out", str(tmp_path / "a")
+    )
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "judge 'no_such_judges:kind': cannot import module 'no_such_judges'" in missing.stderr
+    unlabelled = rlhfkit("pipeline", "--task", str(prompts), "--out", str(tmp_path / "b"))
+    assert unlabelled.returncode == 2
+    assert "has no gold judge, so nothing can label preferences: name one with --judge" in unlabelled.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # refused before writing anything
