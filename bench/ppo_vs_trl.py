@@ -35,16 +35,16 @@ per-seed values, since one seed's snapshots differ by more than the arms do. On 
 within the first snapshots and then hovers while gold keeps rising, so matched-KL values mix training progress;
 the table therefore also gives each arm's final snapshot (mean over seeds: gold, KL, and gold - kl_coef * KL, the
 regularised objective every arm optimises, scored by the gold judge). Prints a table and saves
-bench/results/ppo_vs_trl.json with `trl112_seconds_per_step / ours_seconds_per_step` for each of our arms (the median over repeats of
-the ratio between runs made one after the other).
+bench/results/ppo_vs_trl.json with `trl112_seconds_per_step / ours_seconds_per_step` for each of our arms (the median
+over repeats of the ratio between runs made one after the other).
 
     python bench/ppo_vs_trl.py [--steps 24] [--batch-size 32] [--response-length 32] [--snapshots 4] [--seeds 3]
                                [--threads 1] [--repeats 3] [--timing-steps 8]
                                [--arms ours,ours_frozen,ours_shared,trl112,rloo]
 
 The first `--seeds` runs of each arm are the full ones (snapshots, evaluation); `--repeats` adds timing-only runs of
-`--timing-steps` steps, arms alternating, and the median of all runs counts. Every process uses `--threads` torch threads
-(default 1: on a 2-core machine shared with other work, 2 threads per process oversubscribe the cores and make
+`--timing-steps` steps, arms alternating, and the median of all runs counts. Every process uses `--threads` torch
+threads (default 1: on a 2-core machine shared with other work, 2 threads per process oversubscribe the cores and make
 timings erratic). Peak memory is the subprocess's VmHWM (its ru_maxrss would include the parent's peak: Linux
 carries it across fork + exec).
 

@@ -36,7 +36,7 @@
 # %% tags=["parameters"]
 MODEL = "tiny"  # used only when the SFT run below is missing and must be rebuilt; or a Hub id / folder
 TASK = "reviews"
-OUT = "runs/notebooks/04_ppo"  # run directories (finished runs there are reused: delete one to train it again)
+OUT = "runs/notebooks/04_ppo"  # run directories (a finished run is reused if its settings match)
 SFT_RUN = "runs/notebooks/01_sft/sft"  # notebook 01's SFT run; rebuilt into OUT/sft when missing
 RM_RUN = "runs/notebooks/03_reward_model/reward"  # notebook 03's reward model; rebuilt into OUT/reward when missing
 PREFERENCES = "runs/notebooks/02_preferences/preferences.jsonl"  # to rebuild the reward model (else simulated labels)

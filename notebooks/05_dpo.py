@@ -29,7 +29,7 @@
 # %% tags=["parameters"]
 MODEL = "tiny"  # used only when the SFT run below is missing and must be rebuilt; or a Hub id / folder
 TASK = "reviews"
-OUT = "runs/notebooks/05_dpo"  # run directories (finished runs there are reused: delete one to train it again)
+OUT = "runs/notebooks/05_dpo"  # run directories (a finished run is reused if its settings match)
 SFT_RUN = "runs/notebooks/01_sft/sft"  # notebook 01's SFT run; rebuilt into OUT/sft when missing
 PREFERENCES = "runs/notebooks/02_preferences/preferences.jsonl"  # notebook 02's export; simulated when missing
 DEVICE = None  # None = CUDA when present, else CPU

@@ -38,7 +38,7 @@
 # %% tags=["parameters"]
 MODEL = "tiny"  # used only when the SFT run below is missing and must be rebuilt; or a Hub id / folder
 TASK = "reviews"
-OUT = "runs/notebooks/06_compare"  # run directories and report.html (finished runs there are reused)
+OUT = "runs/notebooks/06_compare"  # run directories and report.html (a finished run is reused if settings match)
 SFT_RUN = "runs/notebooks/01_sft/sft"  # notebook 01's SFT run; rebuilt into OUT/sft when missing
 RM_RUN = "runs/notebooks/03_reward_model/reward"  # notebook 03's reward model; rebuilt into OUT/reward when missing
 PREFERENCES = "runs/notebooks/02_preferences/preferences.jsonl"  # notebook 02's export; simulated when missing

@@ -15,7 +15,8 @@ The package is layered; each floor imports only from the floors below it (tests/
   5. pipeline, notebook            the whole pipeline in one call; the notebooks' shared set-up
   6. cli                           `rlhfkit ...`
 `rlhfkit._renamed` (old names kept for a release after a rename) imports only the standard library and serves every
-floor. Two names are resolved at call time instead of imported: `rlhfkit.data.load_task` (deprecated) is `rlhfkit.tasks.load_task`,
+floor. Two names are resolved at call time instead of imported: `rlhfkit.data.load_task` (deprecated) is
+`rlhfkit.tasks.load_task`,
 and `rlhfkit.models` finds the model "tiny" in `rlhfkit.tiny.cache` by name.
 """
 

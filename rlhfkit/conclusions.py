@@ -228,13 +228,15 @@ def reward_hacking(
     if proxy_rose:
         return Conclusion(
             "not shown",
-            f"**Verdict: not shown in this run.** The proxy rose, but gold's fall from its peak ({drop:+.3f}) is within "
+            "**Verdict: not shown in this run.** "
+            f"The proxy rose, but gold's fall from its peak ({drop:+.3f}) is within "
             f"twice its standard error ({se_drop:.3f}), or gold peaked in the last bin.",
             evidence,
         )
     return Conclusion(
         "proxy did not rise",
-        "**Verdict: not shown in this run.** The proxy itself did not rise: the optimiser did not move it on this budget.",
+        "**Verdict: not shown in this run.** The proxy itself did not rise: the optimiser did not move it on this "
+        "budget.",
         evidence,
     )
 

@@ -132,7 +132,8 @@ class EvaluationResult:
     reference_name: str = "reference"
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        """`{policy: {key: value}}` with the keys in `SUMMARY_KEYS` (`rlhfkit.results`, the one policy-row schema); intervals as `[lo, hi]`, missing values
+        """`{policy: {key: value}}` with the keys in `SUMMARY_KEYS` (`rlhfkit.results`, the one policy-row schema);
+        intervals as `[lo, hi]`, missing values
         (no proxy reward model, no gold judge) as None. JSON-serialisable."""
         out = {}
         for row in self.summary.to_dict("records"):

@@ -212,7 +212,8 @@ class SimulatedAnnotator:
     def label_pairs(self, prompts: Sequence[str], responses_a: Sequence[str], responses_b: Sequence[str]) -> list[dict]:
         """Preference rows in TRL's format (`prompt`, `chosen`, `rejected`) plus `annotator`, `chosen_position`
         ("left"/"right"), the judge's scores of both responses, `judge_tie`, and `agrees_with_judge` (False where
-        noise or position bias went against the judge; True on judge ties). Pairs of identical responses cannot express a preference:
+        noise or position bias went against the judge; True on judge ties). Pairs of identical responses cannot
+        express a preference:
         they are skipped with a warning that counts them."""
         if not len(prompts) == len(responses_a) == len(responses_b):
             raise ValueError(

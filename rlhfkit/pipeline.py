@@ -403,7 +403,8 @@ def _run_stages(settings: PipelineSettings, *, echo: bool, callbacks: dict[str, 
     rm_gold_accuracy = reward_accuracy(reward_judge, labels.check.to_dict("records")) if len(labels.check) else None
     if rm_gold_accuracy is not None:
         _print(
-            f"  reward model: held-out accuracy against gold preferences {rm_gold_accuracy:.3f} on {len(labels.check)} pairs",
+            f"  reward model: held-out accuracy against gold preferences {rm_gold_accuracy:.3f} "
+            f"on {len(labels.check)} pairs",
             echo,
         )
 

@@ -154,7 +154,8 @@ def sample_candidates(
     model, tokenizer, prompts: Sequence[Any], config: SamplingSettings | None = None, progress: bool = True
 ) -> pd.DataFrame:
     """K candidates for every prompt, one row each: prompt_index, prompt, candidate, response, response_ids (the
-    sampled token ids, EOS excluded), n_tokens (excluding EOS), sum_logprob (including EOS when generated), finish_reason ("eos" or "length"), and the
+    sampled token ids, EOS excluded), n_tokens (excluding EOS), sum_logprob (including EOS when generated),
+    finish_reason ("eos" or "length"), and the
     decoding settings."""
     from tqdm.auto import tqdm
 

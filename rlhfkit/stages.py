@@ -80,7 +80,8 @@ _NOT_COMPARED = ("device", "report_to")
 
 def settings_differences(run_dir: str | os.PathLike, settings: Any, model: Any = None) -> list[str]:
     """How the finished run in `run_dir` differs from what is asked now: each setting (a dataclass such as
-    `SFTSettings`) whose recorded value is another (a setting left None, "decide for me", matches what was decided), and the starting model when `model` is a path or name, as
+    `SFTSettings`) whose recorded value is another (a setting left None, "decide for me", matches what was
+    decided), and the starting model when `model` is a path or name, as
     "name: then -> now". Empty when they agree."""
     config = load_run(run_dir).config
     now = jsonable(asdict(settings)) if is_dataclass(settings) else {}

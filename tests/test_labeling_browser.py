@@ -101,7 +101,8 @@ def _fill_store(path: Path) -> None:
                 {
                     "prompt": f"Prompt {i}: review this {PAYLOADS[i % len(PAYLOADS)]}",
                     "response_a": f"Answer A{i}: {PAYLOADS[(2 * i) % len(PAYLOADS)]} **bold {i}** [docs](https://example.com/a?i={i})",
-                    "response_b": f"Answer B{i}: {PAYLOADS[(2 * i + 1) % len(PAYLOADS)]} _em_ `code`\n- item one\n- item two",
+                    "response_b": f"Answer B{i}: {PAYLOADS[(2 * i + 1) % len(PAYLOADS)]} _em_ `code`"
+                    "\n- item one\n- item two",
                 }
                 for i in range(N_PAIRS)
             ]
@@ -373,7 +374,8 @@ def check_dom(page):
                     || (tag === 'INPUT' && !el.classList.contains('lm-rationale')))
                     out.push(tag);
                 for (const a of el.attributes) if (a.name.startsWith('on')) out.push(el.tagName + '@' + a.name);
-                if (el.tagName === 'A' && !/^https?:\\/\\//.test(el.getAttribute('href') || '')) out.push('A@' + el.getAttribute('href'));
+                const href = el.getAttribute('href') || '';
+                if (el.tagName === 'A' && !/^https?:\\/\\//.test(href)) out.push('A@' + href);
             }
         }
         return out; }""")
@@ -642,7 +644,8 @@ MARKDOWN_CASES = [
     ("**b** and *i* and `c <b>`", "<p><strong>b</strong> and <em>i</em> and <code>c &lt;b&gt;</code></p>"),
     (
         "[docs](https://example.com/x?a=1&b=2)",
-        '<p><a href="https://example.com/x?a=1&amp;b=2" target="_blank" rel="noopener noreferrer nofollow">docs</a></p>',
+        '<p><a href="https://example.com/x?a=1&amp;b=2" target="_blank" '
+        'rel="noopener noreferrer nofollow">docs</a></p>',
     ),
     (
         "[x](javascript:alert1) [y](JAVASCRIPT:alert1) [z](data:text/html,hi) [w](/relative)",
@@ -656,7 +659,8 @@ MARKDOWN_CASES = [
     ("# Title\n\npara one\nline two", '<p class="lm-md-heading">Title</p><p>para one\nline two</p>'),
     (
         "[**bold** link](https://a.example)",
-        '<p><a href="https://a.example/" target="_blank" rel="noopener noreferrer nofollow"><strong>bold</strong> link</a></p>',
+        '<p><a href="https://a.example/" target="_blank" rel="noopener noreferrer nofollow">'
+        "<strong>bold</strong> link</a></p>",
     ),
 ]
 

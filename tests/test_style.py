@@ -27,3 +27,10 @@ def test_every_python_file_is_formatted_as_ruff_format_would():
         + done.stdout[-4000:]
         + done.stderr[-2000:]
     )
+
+
+def test_no_line_is_longer_than_the_formatters_120_columns():
+    done = subprocess.run(
+        [_ruff(), "check", "--output-format", "concise", "."], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, "lines over 120 columns (comments and strings too):\n" + done.stdout[-4000:]

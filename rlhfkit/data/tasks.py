@@ -27,7 +27,8 @@ __all__ = ["Task", "task_from_source"]
 
 @dataclass
 class Task:
-    """What a policy is trained to do: prompts to train and evaluate on, demonstrations for SFT, and optionally a gold judge."""
+    """What a policy is trained to do: prompts to train and evaluate on, demonstrations for SFT, and optionally a
+    gold judge."""
 
     name: str
     train_prompts: list[str]

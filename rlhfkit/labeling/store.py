@@ -713,7 +713,8 @@ class LabelStore:
         times = [
             r[0]
             for r in self._read(
-                "SELECT j.created FROM judgments j JOIN items i ON i.id = j.item_id WHERE j.annotator = ? AND i.kind = ?"
+                "SELECT j.created FROM judgments j JOIN items i ON i.id = j.item_id "
+                "WHERE j.annotator = ? AND i.kind = ?"
                 " AND j.created > ? ORDER BY j.id DESC LIMIT ?",
                 (annotator, kind, time.time() - _RATE_MAX_AGE, _RATE_WINDOW),
             )

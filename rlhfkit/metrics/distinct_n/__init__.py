@@ -1,1 +1,3 @@
-"""The `evaluate` module distinct_n; its script is distinct_n.py (load it with rlhfkit.evaluation.load_metric("distinct_n"))."""
+"""The `evaluate` module distinct_n; its script is distinct_n.py.
+
+Load it with rlhfkit.evaluation.load_metric("distinct_n")."""

@@ -1,1 +1,3 @@
-"""The `evaluate` module win_rate; its script is win_rate.py (load it with rlhfkit.evaluation.load_metric("win_rate"))."""
+"""The `evaluate` module win_rate; its script is win_rate.py.
+
+Load it with rlhfkit.evaluation.load_metric("win_rate")."""
