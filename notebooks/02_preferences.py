@@ -291,7 +291,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from rlhfkit.compare import annotator_figure, annotator_table
+from rlhfkit.compare import annotator_figure
+from rlhfkit.labeling import annotator_table
 from rlhfkit.judges import FunctionJudge
 from rlhfkit.labeling import agreement
 

@@ -759,30 +759,6 @@ def temperature_sweep_figure(sweep: pd.DataFrame, k: int):
     return fig
 
 
-def annotator_table(store, judge, annotators: Sequence[str] | None = None) -> pd.DataFrame:
-    """How far each annotator of a label store can be trusted (pair labels): how many pairs they decided, their
-    agreement with `judge` (the gold judge) and its Wilson 95% interval, the pairs they called a tie, and how often
-    the answer shown on the left won, with its interval and whether that interval excludes 0.5 ("biased?")."""
-    from rlhfkit.labeling import agreement_with_judge, position_bias
-
-    rows = []
-    for name in store.annotators() if annotators is None else annotators:
-        with_gold, bias = agreement_with_judge(store, judge, name), position_bias(store, name)
-        rows.append(
-            {
-                "annotator": name,
-                "pairs decided": with_gold["n"],
-                "agrees with gold": with_gold["agreement"],
-                "gold 95% CI": tuple(round(x, 3) for x in with_gold["ci"]),
-                "ties": with_gold["ties"],
-                "left wins": bias["left_rate"],
-                "left 95% CI": tuple(round(x, 3) for x in bias["ci"]),
-                "biased?": not bias["ci"][0] <= 0.5 <= bias["ci"][1],
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 def annotator_figure(trust: pd.DataFrame):
     """Bars per annotator (an `annotator_table`): agreement with the gold judge, and the share of left answers
     chosen, with 0.5 (no position bias) marked."""

@@ -8,10 +8,10 @@ import math
 import pandas as pd
 import pytest
 
+from rlhfkit.labeling import annotator_table
 from rlhfkit.compare import (
     accuracy_by_gold_gap,
     annotator_figure,
-    annotator_table,
     before_after_table,
     decoding_diversity,
     logprob_per_token,

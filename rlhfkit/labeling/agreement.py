@@ -19,7 +19,15 @@ from typing import Any, Hashable, Iterable, Sequence
 
 from rlhfkit.data.errors import _is_missing
 
-__all__ = ["cohen_kappa", "krippendorff_alpha", "agreement", "agreement_with_judge", "position_bias", "wilson_interval"]
+__all__ = [
+    "cohen_kappa",
+    "krippendorff_alpha",
+    "agreement",
+    "agreement_with_judge",
+    "position_bias",
+    "wilson_interval",
+    "annotator_table",
+]
 
 _Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
@@ -260,3 +268,28 @@ def position_bias(store, annotator: str | None = None) -> dict:
         out["left_rate"] = out["left_wins"] / out["n"]
         out["ci"] = wilson_interval(out["left_wins"], out["n"])
     return out
+
+
+def annotator_table(store, judge, annotators: Sequence[str] | None = None):
+    """How far each annotator of a label store can be trusted (pair labels): how many pairs they decided, their
+    agreement with `judge` (the gold judge) and its Wilson 95% interval, the pairs they called a tie, and how often
+    the answer shown on the left won, with its interval and whether that interval excludes 0.5 ("biased?"). A
+    pandas DataFrame, one row per annotator."""
+    import pandas as pd
+
+    rows = []
+    for name in store.annotators() if annotators is None else annotators:
+        with_gold, bias = agreement_with_judge(store, judge, name), position_bias(store, name)
+        rows.append(
+            {
+                "annotator": name,
+                "pairs decided": with_gold["n"],
+                "agrees with gold": with_gold["agreement"],
+                "gold 95% CI": tuple(round(x, 3) for x in with_gold["ci"]),
+                "ties": with_gold["ties"],
+                "left wins": bias["left_rate"],
+                "left 95% CI": tuple(round(x, 3) for x in bias["ci"]),
+                "biased?": not bias["ci"][0] <= 0.5 <= bias["ci"][1],
+            }
+        )
+    return pd.DataFrame(rows)
