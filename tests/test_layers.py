@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent / "rlhfkit"
 # Keep in step with the map in rlhfkit/__init__.py's docstring.
 FLOORS = {
     "rlhfkit._renamed": 0,
+    "rlhfkit.cache": 0,
     "rlhfkit.data": 1,
     "rlhfkit.models": 1,
     "rlhfkit.judges": 1,
