@@ -10,7 +10,8 @@ The package is layered; each floor imports only from the floors below it (tests/
                                    computations; the run directory; plot helpers; the one schema of a policy's
                                    measured row; conclusions stated from those numbers; the embedded default's
                                    builder
-  2. models, sampling, tiny.task   loading models by name, path or Hub id; candidates per prompt; the reviews task
+  2. models, sampling, tiny.task   loading models by name, path, GGUF file or Hub id (the short names "tiny" and
+                                   "smollm2-135m"); candidates per prompt; the reviews task
   3. tasks (the task registry), train (sft, reward, dpo, online, ppo), labeling (store, widgets, ai, agreement),
      evaluation, compare           load_task by name; the training stages; labels by people and AI annotators;
                                    gold/proxy reward, KL, win rates; comparison figures, tables and the report
