@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make demo   set up the environment and run the main job on the embedded default
 #   make test   set up the same environment and run the test suite (offline)
-# Both create .venv on first use and reinstall only when pyproject.toml or requirements.lock change.
+# Both create .venv on first use and reinstall only when pyproject.toml or the requirements files change.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,11 +12,13 @@ STAMP := $(VENV)/.rlhfkit-installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock requirements-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first and pinned, so nothing later can pull a multi-GB CUDA build in its place.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -r requirements.lock
+	# Packages whose declared dependencies are not wanted (the file says why), installed without them.
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e '.[dev]'
 	touch $(STAMP)
 

@@ -1,12 +1,17 @@
 """rlhfkit: a workbench for seeing RLHF work, from SFT to PPO and DPO, on a model you can run.
 
 The package is layered; each floor imports only from the floors below it (tests/test_layers.py checks it):
-  1. data (errors, tables, preferences, rankings, tasks), models, judges, metrics, runs, threads, figures,
-     results, conclusions
-                                   tasks and preference data; loading models; gold judges and simulated annotators;
-                                   the metric computations; the run directory; CPU threads; plot helpers; the one
-                                   schema of a policy's measured row; conclusions stated from those numbers
-  2. sampling, tiny                candidates per prompt; the embedded default model and the reviews task
+  0. _renamed, cache, threads      old names kept for a release after a rename; the model cache (built once,
+                                   locked, verified); CPU threads. They import nothing from rlhfkit: every floor
+                                   can use them
+  1. data (errors, tables, preferences, rankings, tasks), judges, metrics, runs, figures, results, conclusions,
+     tiny (corpus, build, cache)
+                                   tasks and preference data; gold judges and simulated annotators; the metric
+                                   computations; the run directory; plot helpers; the one schema of a policy's
+                                   measured row; conclusions stated from those numbers; the embedded default's
+                                   builder
+  2. models, sampling, tiny.task   loading models by name, path, GGUF file or Hub id (the short names "tiny" and
+                                   "smollm2-135m"); candidates per prompt; the reviews task
   3. tasks (the task registry), train (sft, reward, dpo, online, ppo), labeling (store, widgets, ai, agreement),
      evaluation, compare           load_task by name; the training stages; labels by people and AI annotators;
                                    gold/proxy reward, KL, win rates; comparison figures, tables and the report
@@ -14,10 +19,9 @@ The package is layered; each floor imports only from the floors below it (tests/
                                    notebooks); the live dashboard
   5. pipeline, notebook            the whole pipeline in one call; the notebooks' shared set-up
   6. cli                           `rlhfkit ...`
-`rlhfkit._renamed` (old names kept for a release after a rename) imports only the standard library and serves every
-floor. Two names are resolved at call time instead of imported: `rlhfkit.data.load_task` (deprecated) is
-`rlhfkit.tasks.load_task`,
-and `rlhfkit.models` finds the model "tiny" in `rlhfkit.tiny.cache` by name.
+Two names are resolved on first use instead of imported at the top: `rlhfkit.data.load_task` (deprecated) is
+`rlhfkit.tasks.load_task`, and `rlhfkit.tiny.reviews_task` is `rlhfkit.tiny.task.reviews_task` (so that loading a
+model, which imports the builder in `rlhfkit.tiny`, does not load the task's modules).
 """
 
 __version__ = "0.1.0"

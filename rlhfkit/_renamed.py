@@ -13,9 +13,10 @@ import warnings
 from typing import Any, Callable
 
 
-def renamed(module: str, names: dict[str, str]) -> Callable[[str], Any]:
+def renamed(module: str, names: dict[str, str], *, stacklevel: int = 2) -> Callable[[str], Any]:
     """A module ``__getattr__`` (PEP 562) that answers each old name in ``names`` with the module's object under
-    the new name, warning ``DeprecationWarning`` each time the old name is used."""
+    the new name, warning ``DeprecationWarning`` each time the old name is used. ``stacklevel=3`` when a module's
+    own ``__getattr__`` calls it, so the warning still names the line that used the old name."""
 
     def __getattr__(name: str) -> Any:
         if name not in names:
@@ -24,7 +25,7 @@ def renamed(module: str, names: dict[str, str]) -> Callable[[str], Any]:
         warnings.warn(
             f"{module}.{name} was renamed {module}.{new}; the old name will be removed in the next release",
             DeprecationWarning,
-            stacklevel=2,
+            stacklevel=stacklevel,
         )
         return getattr(sys.modules[module], new)
 

@@ -14,17 +14,19 @@ ROOT = Path(__file__).resolve().parent.parent / "rlhfkit"
 # Keep in step with the map in rlhfkit/__init__.py's docstring.
 FLOORS = {
     "rlhfkit._renamed": 0,
+    "rlhfkit.cache": 0,
+    "rlhfkit.threads": 0,
     "rlhfkit.data": 1,
-    "rlhfkit.models": 1,
     "rlhfkit.judges": 1,
     "rlhfkit.metrics": 1,
     "rlhfkit.runs": 1,
-    "rlhfkit.threads": 1,
     "rlhfkit.figures": 1,
     "rlhfkit.results": 1,
     "rlhfkit.conclusions": 1,
+    "rlhfkit.tiny": 1,  # the embedded default's corpus, builder and cache (and the package, see below)
+    "rlhfkit.models": 2,
     "rlhfkit.sampling": 2,
-    "rlhfkit.tiny": 2,
+    "rlhfkit.tiny.task": 2,
     "rlhfkit.tasks": 3,
     "rlhfkit.train": 3,
     "rlhfkit.labeling": 3,
@@ -42,6 +44,9 @@ ALLOWED_UPWARD = {
     # `from rlhfkit.data import load_task`, its old place, keeps working for one release with a DeprecationWarning
     # (the package's module __getattr__); nothing in rlhfkit.data calls it.
     ("rlhfkit.data", "rlhfkit.tasks"),
+    # `from rlhfkit.tiny import reviews_task`: the package re-exports the task (a floor above its builder) on first
+    # use, so that rlhfkit.models, which imports the builder, does not load the task's modules.
+    ("rlhfkit.tiny", "rlhfkit.tiny.task"),
 }
 
 
