@@ -122,6 +122,8 @@ def test_labels_are_single_tokens_chosen_by_the_tokenizer(tiny_tokenizer):
     question = judge.question("Review the cafe.", GOOD, BAD)
     assert "<|assistant|>" in question and question.endswith("Response")  # the chat template, then the answer start
     assert "more positive about the item" in question and question.index(GOOD) < question.index(BAD)
+    plain = stub_judge(tiny_tokenizer, chat=False, system="Judge fairly.").question("Review the cafe.", GOOD, BAD)
+    assert plain.startswith("Judge fairly.\n\nHere is") and plain.endswith("only.\n\nAnswer: Response")
     with pytest.raises(ValueError, match="single, distinct tokens"):
         stub_judge(tiny_tokenizer, labels=("Zebraquantum", "Xylophonic"))
     with pytest.raises(ValueError, match="needs its tokenizer"):

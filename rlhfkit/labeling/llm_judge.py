@@ -82,7 +82,7 @@ class LLMJudge:
       encode as one token. The probability of a label is summed over its single-token spellings ("A", " A").
     template: the question (see `DEFAULT_TEMPLATE`). system: an optional system message.
     chat: wrap the question in the tokenizer's chat template (None = when it has one); without a template the
-      question is followed by "\\nAnswer:".
+      question is followed by "\\n\\nAnswer:" and the answer prefix.
     answer_prefix: text the answer starts with, after the assistant turn opens; the label comes next. The
       default "Response" makes the next token the label itself ("Response A"): an instruct model asked to answer
       with a letter otherwise often starts with "The" or "Response", and little probability is left on the labels
@@ -90,7 +90,8 @@ class LLMJudge:
     on_disagreement: "tie" (the orders disagree: a tie) or "average" (the side the averaged probability p_a
       leans to; a tie only when p_a is exactly 0.5).
     batch_size: questions per forward pass (each pair is two questions).
-    device, dtype: where a model given by name is loaded; a module given here stays where it is.
+    device, dtype: where a model given by name is loaded (default: a GPU when there is one); a module is moved to
+      `device` when one is given, else it stays where it is.
 
     Deterministic: one forward pass per question under torch.no_grad(), no sampling.
     """
@@ -134,6 +135,10 @@ class LLMJudge:
             if device is not None:
                 model.to(device)
             source = str(getattr(getattr(model, "config", None), "_name_or_path", "") or "model")
+        if tokenizer.pad_token is None:  # batches are padded; the pad token's value never reaches the answer
+            if tokenizer.eos_token is None:
+                raise ValueError("LLMJudge: the tokenizer has neither a pad nor an eos token; set one before use")
+            tokenizer.pad_token = tokenizer.eos_token
         self.model, self.tokenizer = model, tokenizer
         self.criterion, self.template, self.system = criterion, template, system
         self.chat = bool(getattr(tokenizer, "chat_template", None)) if chat is None else chat
@@ -187,9 +192,9 @@ class LLMJudge:
                 {"role": "user", "content": content}
             ]
             text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        else:
-            text = (self.system + "\n\n" if self.system else "") + content + "\nAnswer:"
-        return text + self.answer_prefix
+            return text + self.answer_prefix
+        text = (self.system + "\n\n" if self.system else "") + content + "\n\nAnswer:"
+        return text + (" " + self.answer_prefix if self.answer_prefix else "")
 
     def p_first(self, texts: Sequence[str]) -> list[tuple[float, float]]:
         """For each question: (P(first label | the two labels), the probability mass on the two labels)."""
