@@ -323,7 +323,7 @@ def pair_row(
     """One pair's verdict from its two orders (see the module docstring)."""
     p_a = (p_first_a_first + (1.0 - p_first_b_first)) / 2.0
     # When the orders agree, p_a is on their side of 0.5; when they disagree, it holds what is left of a preference
-    # once the position's pull, equal in both orders, cancels.
+    # once the position's pull, which adds to one response in each order, roughly cancels.
     if _orders_agree(p_first_a_first, p_first_b_first) or (on_disagreement == "average" and p_a != 0.5):
         choice = "a" if p_a > 0.5 else "b"
     else:
