@@ -12,9 +12,11 @@ The package is layered; each floor imports only from the floors below it (tests/
                                    builder
   2. models, sampling, tiny.task   loading models by name, path, GGUF file or Hub id (the short names "tiny" and
                                    "smollm2-135m"); candidates per prompt; the reviews task
-  3. tasks (the task registry), train (sft, reward, dpo, online, ppo), labeling (store, widgets, ai, agreement),
-     evaluation, compare           load_task by name; the training stages; labels by people and AI annotators;
-                                   gold/proxy reward, KL, win rates; comparison figures, tables and the report
+  3. tasks (the task registry), train (sft, reward, dpo, online, ppo), labeling (store, widgets, ai, llm_judge,
+     agreement), evaluation, compare
+                                   load_task by name; the training stages; labels by people, AI annotators and an
+                                   LLM judge; gold/proxy reward, KL, win rates; comparison figures, tables and the
+                                   report
   4. stages, live                  one function per pipeline step (used by the pipeline, the CLI and the
                                    notebooks); the live dashboard
   5. pipeline, notebook            the whole pipeline in one call; the notebooks' shared set-up

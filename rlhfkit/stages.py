@@ -318,16 +318,25 @@ def label_pairs(
     table: pd.DataFrame, annotator, *, max_pairs_per_prompt: int | None = None, seed: int = 0
 ) -> pd.DataFrame:
     """Pair the candidates of each prompt (`rlhfkit.sampling.candidate_pairs`, at most `max_pairs_per_prompt` per
-    prompt) and let `annotator` (a `SimulatedAnnotator`) choose in each pair. One row per pair: prompt, chosen,
-    rejected, chosen_position, the judge's scores, `agrees_with_judge`, `judge_tie`, ..."""
+    prompt) and let `annotator` choose in each pair: a `SimulatedAnnotator` (its `label_pairs`) or a pairwise judge
+    with a ``prefer(prompts, responses_a, responses_b)`` method returning rows of the same format (an `LLMJudge`).
+    One row per pair: prompt, chosen, rejected, chosen_position, the judge's scores, `agrees_with_judge`,
+    `judge_tie`, ..."""
     from rlhfkit.sampling import candidate_pairs
 
     pairs = candidate_pairs(table, max_pairs_per_prompt, seed=seed)
+    ask = annotator.prefer if _is_pairwise_labeller(annotator) else annotator.label_pairs
     return pd.DataFrame(
-        annotator.label_pairs(
-            [p["prompt"] for p in pairs], [p["response_a"] for p in pairs], [p["response_b"] for p in pairs]
-        )
+        ask([p["prompt"] for p in pairs], [p["response_a"] for p in pairs], [p["response_b"] for p in pairs])
     )
+
+
+def _is_pairwise_labeller(labeller: Any) -> bool:
+    """A judge that decides between two responses itself: ``prefer(prompts, responses_a, responses_b) -> rows``
+    as `SimulatedAnnotator.label_pairs` makes them (e.g. `rlhfkit.labeling.llm_judge.LLMJudge`)."""
+    from rlhfkit.judges import Judge, SimulatedAnnotator
+
+    return not isinstance(labeller, (Judge, str, SimulatedAnnotator)) and callable(getattr(labeller, "prefer", None))
 
 
 @dataclass
@@ -370,7 +379,8 @@ class Labels:
     """What `label_preferences` produced: `preferences` (validated `PreferenceData`, what the reward model and DPO
     train on), `labelled` (the labeller's rows with its scores and, for a simulated annotator, whether it agreed
     with the gold judge), `check` (held-out pairs labelled by the gold judge without noise; empty without one),
-    `source` (who labelled), `folder` (where preferences.jsonl and reward_check.jsonl are)."""
+    `source` (who labelled), `folder` (where preferences.jsonl and reward_check.jsonl are), `dropped_empty`
+    (empty candidates left out) and `ties` (pairs a pairwise judge called a tie, left out of the preferences)."""
 
     preferences: Any
     labelled: pd.DataFrame
@@ -378,13 +388,19 @@ class Labels:
     source: str
     folder: Path
     dropped_empty: int = 0
+    ties: int = 0
 
     @property
     def agreement_with_gold(self) -> float | None:
-        """Fraction of pairs where the labeller chose as the gold judge does (None when not known)."""
-        if "agrees_with_judge" not in self.labelled or self.labelled.empty:
+        """Fraction of pairs where the labeller chose as the gold judge does (None when not known). A pairwise
+        judge's rows carry `agrees_with_gold` (the task's gold judge scores both responses); a simulated
+        annotator's `agrees_with_judge` is agreement with the judge it simulates."""
+        if self.labelled.empty:
             return None
-        return float(self.labelled.agrees_with_judge.mean())
+        for column in ("agrees_with_gold", "agrees_with_judge"):
+            if column in self.labelled:
+                return float(self.labelled[column].mean())
+        return None
 
 
 def labels_done(out: str | os.PathLike) -> bool:
@@ -394,7 +410,7 @@ def labels_done(out: str | os.PathLike) -> bool:
 
 def _labeller(labels_from: Any, task, settings: LabelSettings):
     """(kind, what) for `label_preferences`' `labels_from`: ("file", path) for collected labels, ("store", store)
-    for a LabelStore, else ("annotator", SimulatedAnnotator)."""
+    for a LabelStore, else ("annotator", a SimulatedAnnotator or a pairwise judge with a `prefer` method)."""
     from rlhfkit.judges import SimulatedAnnotator, as_judge
 
     if labels_from is None:
@@ -406,7 +422,7 @@ def _labeller(labels_from: Any, task, settings: LabelSettings):
         return "annotator", SimulatedAnnotator(
             task.gold_judge, noise="flip", flip_rate=settings.flip_rate, seed=settings.seed
         )
-    if isinstance(labels_from, SimulatedAnnotator):
+    if isinstance(labels_from, SimulatedAnnotator) or _is_pairwise_labeller(labels_from):
         return "annotator", labels_from
     if hasattr(labels_from, "to_preferences"):
         return "store", labels_from
@@ -419,6 +435,28 @@ def _labeller(labels_from: Any, task, settings: LabelSettings):
         return "file", path
     judge = as_judge(labels_from)
     return "annotator", SimulatedAnnotator(judge, noise="none", seed=settings.seed)
+
+
+def _decided_pairs(labelled: pd.DataFrame, task, source: str, echo: bool) -> tuple[pd.DataFrame, int]:
+    """A pairwise judge's rows without its ties (a preference pair needs a winner), with the gold judge's view of
+    each pair when the task has one; and how many ties were left out."""
+    tied = labelled.judge_tie.astype(bool) if "judge_tie" in labelled else pd.Series(False, index=labelled.index)
+    ties = int(tied.sum())
+    labelled = labelled[~tied].reset_index(drop=True)
+    if ties:
+        _say(f"  {source} called {ties} of {ties + len(labelled)} pairs a tie: left out of the preferences", echo)
+    if labelled.empty:
+        raise ValueError(
+            f"{source} called every one of its {ties} pairs a tie (its two orders disagreed: it preferred a "
+            f"position, not a response), so there are no preferences to train on. A larger judge model, or "
+            f"on_disagreement='average' (decide by the probability averaged over both orders), may decide some."
+        )
+    if task.gold_judge is not None:
+        prompts = labelled.prompt.tolist()
+        labelled["gold_chosen"] = task.gold_judge(prompts, labelled.chosen.tolist())
+        labelled["gold_rejected"] = task.gold_judge(prompts, labelled.rejected.tolist())
+        labelled["agrees_with_gold"] = labelled.gold_chosen >= labelled.gold_rejected
+    return labelled, ties
 
 
 def _write_jsonl_atomically(frame: pd.DataFrame, path: Path) -> None:
@@ -446,6 +484,9 @@ def label_preferences(
       candidates of `policy` (the SFT model) on train prompts;
     - a `SimulatedAnnotator`, a `Judge`, a builtin judge name or "module:function" (an AI labeller, no noise added):
       the same, with that labeller;
+    - a pairwise judge with a ``prefer(prompts, responses_a, responses_b)`` method, such as
+      `rlhfkit.labeling.llm_judge.LLMJudge`: the same, with the pairs it calls a tie left out (counted in
+      `Labels.ties`); with a gold judge, its rows also get `gold_chosen`, `gold_rejected` and `agrees_with_gold`;
     - a `LabelStore` (or its .sqlite file): the judgments people made in the labeling widgets;
     - a preferences file (JSONL/CSV/JSON/parquet): pairs collected elsewhere.
     The check pairs are candidates of `policy` on eval prompts labelled by the gold judge without noise (none
@@ -460,7 +501,11 @@ def label_preferences(
     kind, labeller = _labeller(labels_from, task, settings)
     source = {"annotator": getattr(labeller, "name", "annotator"), "store": "label store", "file": str(labeller)}[kind]
     # What these labels are made of: reused only when the same (the pipeline checks its own settings instead).
-    made_of = jsonable({"settings": asdict(settings), "policy": str(policy), "labels_from": source, "task": task.name})
+    made_of = {"settings": asdict(settings), "policy": str(policy), "labels_from": source, "task": task.name}
+    pairwise = kind == "annotator" and _is_pairwise_labeller(labeller)
+    if pairwise and callable(getattr(labeller, "describe", None)):
+        made_of["labeller"] = labeller.describe()  # its criterion and question, not only its name
+    made_of = jsonable(made_of)
     own_folder = manifest is None
     if own_folder:
         earlier = check_ours_to_write(out, "labels", "labels folder", {PREFERENCES, REWARD_CHECK})
@@ -481,7 +526,7 @@ def label_preferences(
         from rlhfkit.models import load_policy, load_tokenizer
 
         model, tokenizer = load_policy(str(policy)), load_tokenizer(str(policy))
-    dropped = 0
+    dropped = ties = 0
     if kind == "annotator":
         table = candidates(
             model, task.train_prompts[: settings.n_prompts], sampling, tokenizer=tokenizer, progress=echo
@@ -490,6 +535,8 @@ def label_preferences(
         if dropped:
             _say(f"  dropped {dropped} empty candidates of {table.attrs['sampled']}", echo)
         labelled = label_pairs(table, labeller, max_pairs_per_prompt=settings.max_pairs_per_prompt, seed=settings.seed)
+        if pairwise:
+            labelled, ties = _decided_pairs(labelled, task, source, echo)
     elif kind == "store":
         rows, counts = labeller.to_preferences()
         if not rows:
@@ -510,7 +557,7 @@ def label_preferences(
     _write_jsonl_atomically(check, manifest.claim(REWARD_CHECK))  # written last: both present = labels complete
     if own_folder:
         manifest.update(made_of=made_of)  # after the files: a crash before leaves the earlier record, not a false one
-    return Labels(load_preferences(out / PREFERENCES), labelled, check, source, out, dropped)
+    return Labels(load_preferences(out / PREFERENCES), labelled, check, source, out, dropped, ties)
 
 
 # --- evaluation -------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Preference labeling: the label store, agreement statistics, AI annotators (and the notebook widgets).
+"""Preference labeling: the label store, agreement statistics, AI annotators, an LLM judge (and the notebook
+widgets).
 
 These modules import only the standard library at import time (pandas and datasets load on first use), so a
 labeling process that only needs the store starts fast.
@@ -15,6 +16,7 @@ from rlhfkit.labeling.agreement import (
     wilson_interval,
 )
 from rlhfkit.labeling.ai import annotate_with_judge
+from rlhfkit.labeling.llm_judge import LLMJudge, judge_position_bias
 
 __all__ = [
     "CHOICES",
@@ -30,6 +32,8 @@ __all__ = [
     "position_bias",
     "wilson_interval",
     "annotate_with_judge",
+    "LLMJudge",
+    "judge_position_bias",
 ]
 
 # The widgets (helper B): imported on first use, because `import anywidget` costs ~0.7 s and processes that only

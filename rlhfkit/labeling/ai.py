@@ -2,6 +2,11 @@
 
 Its judgments sit beside the humans' in the same store, so human-vs-AI agreement (`agreement`), position bias
 (`position_bias`) and training on human, AI or mixed labels (`store.export(annotators=[...])`) are one call each.
+
+Two kinds of judge label here: a scoring judge (a `Judge`, a builtin name, a batched callable, a
+`SimulatedAnnotator`) scores each response and the higher score wins; a pairwise judge, such as
+`rlhfkit.labeling.llm_judge.LLMJudge`, is asked about the two responses together through its
+``compare(prompts, responses_a, responses_b)`` method and may answer "tie".
 """
 
 from __future__ import annotations
@@ -13,7 +18,13 @@ from typing import Any, Callable
 
 from rlhfkit.judges import FunctionJudge, Judge, SimulatedAnnotator, as_judge
 
-__all__ = ["annotate_with_judge", "resolve_judge"]
+__all__ = ["annotate_with_judge", "is_pairwise_judge", "resolve_judge"]
+
+
+def is_pairwise_judge(judge: Any) -> bool:
+    """Whether `judge` decides between two responses itself: it has ``compare(prompts, responses_a,
+    responses_b) -> [{"choice": "a" | "b" | "tie", ...}]`` (as `LLMJudge` does)."""
+    return not isinstance(judge, (Judge, str, SimulatedAnnotator)) and callable(getattr(judge, "compare", None))
 
 
 def _checked_batched(fn: Callable) -> Callable:
@@ -68,7 +79,11 @@ def annotate_with_judge(
     judge: see `resolve_judge`. A plain judge picks the candidate it scores higher (equal scores: "tie") and
       ranks candidates by score (equal scores keep candidate order); its rationale records the scores. A
       `SimulatedAnnotator` adds its noise and position bias, seeing each item in the store's `display_order`
-      for its name, so its position bias shows in `position_bias()` exactly as a person's would.
+      for its name, so its position bias shows in `position_bias()` exactly as a person's would. A pairwise
+      judge (`is_pairwise_judge`, e.g. an `LLMJudge`) labels pairs only: its choice ("a", "b" or "tie") is
+      stored with its numbers as the rationale (an `LLMJudge`'s: JSON with P(first is better) in each order)
+      and no display order, since it saw both orders; its position bias is in those numbers
+      (`rlhfkit.labeling.llm_judge.judge_position_bias`), not in `position_bias()`.
     annotator: the name its judgments are stored under (default: "judge:<judge name>" or the simulated
       annotator's name).
     kind: "pair" or "ranking". limit: at most this many items (in id order). seed: seeds the simulated
@@ -87,6 +102,13 @@ def annotate_with_judge(
             f"annotate_with_judge: a judge can label 'pair' or 'ranking' items, not {kind!r} "
             f"(demonstrations need written text)"
         )
+    if is_pairwise_judge(judge):
+        if kind != "pair":
+            raise ValueError(
+                f"annotate_with_judge: {getattr(judge, 'name', type(judge).__name__)} compares two responses; it "
+                f"labels 'pair' items, not {kind!r}"
+            )
+        return _annotate_pairwise(store, judge, annotator, limit=limit, batch_size=batch_size, progress=progress)
     scorer, sim, default_name = resolve_judge(judge)
     name = annotator or default_name
     if sim is not None:
@@ -117,6 +139,47 @@ def annotate_with_judge(
                 else:
                     record["ranking"] = _ranking(s, it["display_order"], sim, rng)
                 records.append(record)
+            written += len(store.record_many(records))
+            bar.update(len(batch))
+    return written
+
+
+def _annotate_pairwise(store, judge: Any, annotator: str | None, *, limit, batch_size: int, progress: bool) -> int:
+    """`annotate_with_judge` for a pairwise judge (see there)."""
+    name = annotator or getattr(judge, "name", None) or type(judge).__name__
+    todo = store.pending(name, "pair", limit=limit if limit is not None else max(store.count("pair"), 1))
+    explain = getattr(judge, "rationale", None)
+    # A model judges slowly: commit (and show progress) after each of its own batches, not every `batch_size`.
+    step = max(1, min(batch_size, getattr(judge, "batch_size", batch_size)))
+
+    from tqdm.auto import tqdm
+
+    written = 0
+    with tqdm(total=len(todo), desc=f"{name} labeling", unit="item", disable=not progress) as bar:
+        for start in range(0, len(todo), step):
+            batch = todo[start : start + step]
+            rows = judge.compare(
+                [it["prompt"] for it in batch],
+                [it["candidates"][0] for it in batch],
+                [it["candidates"][1] for it in batch],
+            )
+            if len(rows) != len(batch):
+                raise ValueError(f"{name}: compare() returned {len(rows)} rows for {len(batch)} pairs")
+            records = []
+            for it, row in zip(batch, rows):
+                if row.get("choice") not in ("a", "b", "tie"):
+                    raise ValueError(
+                        f"{name}: compare() returned choice {row.get('choice')!r} for item {it['id']} "
+                        f"(expected 'a', 'b' or 'tie')"
+                    )
+                records.append(
+                    {
+                        "item_id": it["id"],
+                        "annotator": name,
+                        "choice": row["choice"],
+                        "rationale": explain(row) if callable(explain) else None,
+                    }
+                )
             written += len(store.record_many(records))
             bar.update(len(batch))
     return written
