@@ -87,7 +87,10 @@ def _pipeline(args: argparse.Namespace) -> int:
         methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
         report_to=[n.strip() for n in args.report_to.split(",")] if args.report_to else None,
     )
-    settings = PipelineSettings.quick(**options) if args.quick else PipelineSettings(**options)
+    if args.skip_sft is not None:
+        options["skip_sft"] = args.skip_sft
+    # A model with a preset (smollm2-135m) gets settings sized for it; any other model the defaults, as before.
+    settings = PipelineSettings.for_model(quick=args.quick, **options)
     run_pipeline(settings, overwrite=args.overwrite)
     return 0
 
@@ -155,7 +158,19 @@ def build_parser() -> argparse.ArgumentParser:
         "it is refused unless --overwrite.",
     )
     pipeline.add_argument("--out", default="runs/pipeline", help="output folder (default: runs/pipeline)")
-    pipeline.add_argument("--model", default="tiny", help="'tiny' (the embedded default), a local folder or a Hub id")
+    pipeline.add_argument(
+        "--model",
+        default="tiny",
+        help="'tiny' (the embedded default), 'smollm2-135m' (SmolLM2-135M-Instruct with settings sized for it on a "
+        "CPU: LoRA, SFT skipped), a local folder or a Hub id",
+    )
+    pipeline.add_argument(
+        "--skip-sft",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="no SFT: the starting model is the SFT policy and the reference (the smollm2-135m preset's default; "
+        "--no-skip-sft runs a short SFT on the task's demonstrations there)",
+    )
     pipeline.add_argument(
         "--task",
         default="reviews",
@@ -177,7 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pipeline.add_argument("--methods", default="ppo,dpo,rloo", help="comma-separated subset of ppo,dpo,rloo")
     pipeline.add_argument("--seed", type=int, default=0)
-    pipeline.add_argument("--quick", action="store_true", help="smoke-test budgets (about 2 minutes on a CPU)")
+    pipeline.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke-test budgets (about 2 minutes on a CPU for the embedded default)",
+    )
     pipeline.add_argument(
         "--report-to",
         metavar="TRACKERS",
