@@ -4,7 +4,7 @@ whole pipeline on SmolLM2-135M-Instruct at a microscopic budget."""
 
 import json
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import pytest
 
@@ -115,8 +115,9 @@ def test_skip_sft_makes_the_starting_model_the_policy_that_is_labelled(monkeypat
 
 @pytest.mark.slow
 def test_smoke_the_whole_pipeline_on_smollm2_with_lora(tmp_path):
-    """Every stage on SmolLM2-135M-Instruct, one or two steps each, four prompts: the preset's code path end to end
-    (LoRA reward model, PPO with a shared value head and the reference as the disabled adapter, DPO, evaluation)."""
+    """Every stage on SmolLM2-135M-Instruct, one or two steps each, four prompts (57 s on a busy 2-core CPU): the
+    preset's code path end to end (LoRA reward model, PPO with a shared value head and the reference as the
+    disabled adapter, DPO, evaluation)."""
     from rlhfkit.pipeline import run_pipeline
 
     base = PipelineSettings.for_model(SMOLLM2, quick=True)
@@ -148,9 +149,6 @@ def test_smoke_the_whole_pipeline_on_smollm2_with_lora(tmp_path):
         row = summary["policies"][name]
         assert row["gold_reward_mean"] is not None and row["kl_to_ref"] is not None, name
     assert summary["preferences"]["pairs"] >= 1
-    config = json.loads((out / "reward" / "config.json").read_text())
-    assert config["settings"]["lora"]["r"] == 16 if "settings" in config else True
     first = json.loads((out / "ppo" / "metrics.jsonl").read_text().splitlines()[0])
-    assert first.get("step") == 1
+    assert abs(first["val/ratio"] - 1) < 1e-2  # one epoch, one minibatch: the policy has not moved yet
     print(f"smollm2 smoke pipeline: {seconds:.0f} s; stages {summary['seconds']}")
-    assert asdict(settings)["ppo"]["lora"]["alpha"] == 32
