@@ -199,7 +199,14 @@ def main(argv=None) -> int:
         print(f"PPO first minibatch: ratio {first['ratio']:.4f}, clip fraction {first['clipfrac']:.4f}")
     if "ppo_step1_metrics" in record:
         print(f"PPO step 1 (metrics.jsonl, averaged over its minibatches): {record['ppo_step1_metrics']}")
+    from rlhfkit.runs import read_manifest, record_written
+
     out = Path(args.out) / "gpu_check.json"
+    # The output folder is the pipeline's (rlhfkit.json lists what rlhfkit wrote): never replace someone else's file.
+    if out.exists() and out.name not in (read_manifest(args.out) or {}).get("files", []):
+        print(f"{out} exists and was not written by rlhfkit: move it away to keep these figures", file=sys.stderr)
+        return 1
+    record_written(args.out, out.name)
     out.write_text(json.dumps(record, indent=2))
     print(f"written: {out}")
     return 0
