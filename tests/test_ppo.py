@@ -3,12 +3,11 @@ LoRA; two processes; interrupt and resume; NaN stop)."""
 
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from two_processes import launch_two_cpu_processes
 import torch
 
 from rlhfkit.judges import VaderJudge
@@ -450,35 +449,8 @@ def test_lora_trains_only_the_adapter_and_value_head(tmp_path, task, tiny_path, 
 
 def _launch_two_processes(run_dir, *args):
     """tests/ppo_two_process_script.py under `accelerate launch` with two CPU processes (hard timeout)."""
-    launcher = Path(sys.executable).parent / "accelerate"
     script = Path(__file__).parent / "ppo_two_process_script.py"
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "ACCELERATE_USE_CPU": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "OMP_NUM_THREADS": "1",
-    }
-    env["RLHFKIT_CACHE"] = os.environ["RLHFKIT_CACHE"]
-    cmd = [
-        str(launcher),
-        "launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        "0",
-        str(script),
-        str(run_dir),
-        *args,
-    ]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    return launch_two_cpu_processes(script, run_dir, *args, env={"RLHFKIT_CACHE": os.environ["RLHFKIT_CACHE"]})
 
 
 @pytest.mark.slow

@@ -3,12 +3,10 @@ the run's metrics.jsonl (same names under transformers' `train/` prefix, same st
 writes none; a bad value fails early naming the setting."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from two_processes import launch_two_cpu_processes
 
 from rlhfkit.train.dpo import DPOSettings, train_dpo
 from rlhfkit.train.online import OnlineSettings, train_online
@@ -253,32 +251,9 @@ print(f"rank={PartialState().process_index} num_processes={PartialState().num_pr
 def test_ppo_on_two_processes_logs_each_step_once_from_the_main_process(tmp_path):
     script = tmp_path / "two.py"
     script.write_text(TWO_PROCESS_SCRIPT)
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "ACCELERATE_USE_CPU": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-    }
-    cmd = [
-        str(Path(sys.executable).parent / "accelerate"),
-        "launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        "0",
-        str(script),
-        str(tmp_path / "two"),
-    ]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    done = launch_two_cpu_processes(
+        script, tmp_path / "two", env={"PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "rank=1 num_processes=2" in done.stdout, done.stdout  # two processes really ran
     assert len(event_files(tmp_path / "two")) == 1
