@@ -31,6 +31,7 @@ __all__ = [
     "temperature_effect",
     "label_agreement",
     "position_bias_found",
+    "llm_judge_quality",
     "loss_starts_at_ln2",
     "hard_pairs",
     "reward_gold_correlation",
@@ -557,6 +558,39 @@ def position_bias_found(
     if unbiased is not None:
         text += f" {unbiased[0]}, with no bias, chose left {unbiased[1]:.1%} of the time."
     return Conclusion("detected" if detected else "not detected", text, {"left_rate": left_rate, "ci": list(ci)})
+
+
+def llm_judge_quality(
+    name: str, agreement: float, ci: Sequence[float], n_decided: int, bias: Mapping, *, simulated: tuple | None = None
+) -> Conclusion:
+    """What an LLM judge's labels are worth: its agreement with the gold judge on the `n_decided` pairs it decided
+    (interval `ci`), against chance, and its position bias from `bias` (`judge_position_bias`: how often it picked
+    the response shown first, and on how many pairs its two orders disagreed). `simulated` = (name, agreement) of
+    a simulated annotator on the same task, for contrast.
+
+    Verdicts: "better than chance" (the interval is above 0.5), "chance level" (it contains 0.5), "worse than
+    chance" (below 0.5), "no decisions" (every pair was a tie)."""
+    first, disagree = bias.get("first_rate", math.nan), bias.get("disagree_rate", math.nan)
+    position = (
+        f"It picked the response shown first in {first:.1%} of its questions (0.5 = no position bias), and its two "
+        f"orders disagreed on {disagree:.1%} of the pairs: there it preferred a position, not a response."
+    )
+    if not n_decided:
+        return Conclusion(
+            "no decisions",
+            f"**{name}** decided none of its pairs (every one a tie). {position}",
+            {"agreement": None, "n_decided": 0, **bias},
+        )
+    verdict = "better than chance" if ci[0] > 0.5 else "worse than chance" if ci[1] < 0.5 else "chance level"
+    text = (
+        f"**{name}** agrees with the gold judge on {agreement:.1%} of the {n_decided} pairs it decided "
+        f"[{ci[0]:.3f}, {ci[1]:.3f}]: {verdict}. {position}"
+    )
+    if simulated is not None:
+        text += f" {simulated[0]} agrees on {simulated[1]:.1%}."
+    if verdict != "better than chance":
+        text += " Its labels would teach a reward model little: a larger judge model is one setting away."
+    return Conclusion(verdict, text, {"agreement": agreement, "ci": list(ci), "n_decided": n_decided, **bias})
 
 
 def loss_starts_at_ln2(first_loss: float, tolerance: float = 0.1) -> Conclusion:

@@ -16,6 +16,7 @@ from rlhfkit.conclusions import (
     hard_pairs,
     label_agreement,
     length_effect,
+    llm_judge_quality,
     loss_starts_at_ln2,
     markdown,
     method_comparison,
@@ -213,6 +214,18 @@ def test_position_bias_found_or_not():
     assert said.verdict == "detected" and "predicts 65.0%" in said.text and "sim, with no bias" in said.text
     said = position_bias_found("sim-vader-flip0.1-pos0.3", 0.630, (0.442, 0.785), bias=0.3)
     assert said.verdict == "not detected" and "too few labels" in said.text
+
+
+def test_llm_judge_quality_against_chance_with_its_position_bias():
+    bias = {"n": 64, "first_rate": 0.992, "disagree_rate": 1.0}
+    said = llm_judge_quality("llm-judge:smollm2", 0.556, (0.468, 0.639), 63, bias, simulated=("sim", 0.9))
+    assert said.verdict == "chance level" and "99.2%" in said.text and "100.0% of the pairs" in said.text
+    assert "sim agrees on 90.0%" in said.text and "larger judge model" in said.text
+    said = llm_judge_quality("judge", 0.81, (0.72, 0.88), 80, {"first_rate": 0.55, "disagree_rate": 0.1})
+    assert said.verdict == "better than chance" and "larger judge model" not in said.text
+    assert llm_judge_quality("judge", 0.3, (0.2, 0.42), 80, bias).verdict == "worse than chance"
+    said = llm_judge_quality("judge", math.nan, (math.nan, math.nan), 0, bias)
+    assert said.verdict == "no decisions" and said.evidence["n_decided"] == 0
 
 
 # --- 03: the reward model ----------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import torch
 
 from rlhfkit import stages
 from rlhfkit.judges import SimulatedAnnotator
-from rlhfkit.labeling import LabelStore, LLMJudge, annotate_with_judge, judge_position_bias
+from rlhfkit.labeling import LabelStore, LLMJudge, annotate_with_judge, judge_position_bias, stored_judge_rows
 from rlhfkit.labeling.llm_judge import answer_token_ids
 
 GOOD, BAD = "The soup was great and the staff were kind.", "The soup was cold."
@@ -169,6 +169,13 @@ def test_the_judge_labels_a_store_like_any_annotator(tmp_path, tiny_model, tiny_
         biased = stub_judge(tiny_tokenizer, position_bias=3.0)
         assert annotate_with_judge(store, biased, "biased", progress=False) == 5
         assert set(store.judgments(annotator="biased").choice) == {"tie"}
+        # Read back from the store, its numbers give the same position bias as the rows it was asked for.
+        stored = stored_judge_rows(store, "biased")
+        asked = biased.compare([r["prompt"] for r in rows], [GOOD] * 5, [BAD] * 5)
+        assert len(stored) == 5 and {r["choice"] for r in stored} == {"tie"}
+        assert judge_position_bias(stored)["first_rate"] == judge_position_bias(asked)["first_rate"] == 1.0
+        annotate_with_judge(store, SimulatedAnnotator(lambda p, r: float(len(r)), seed=0), "sim", progress=False)
+        assert stored_judge_rows(store, "sim") == []  # a plain annotator's rationale holds no judge numbers
         with pytest.raises(ValueError, match="labels 'pair' items"):
             annotate_with_judge(store, biased, kind="ranking", progress=False)
 

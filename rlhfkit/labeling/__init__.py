@@ -16,7 +16,7 @@ from rlhfkit.labeling.agreement import (
     wilson_interval,
 )
 from rlhfkit.labeling.ai import annotate_with_judge
-from rlhfkit.labeling.llm_judge import LLMJudge, judge_position_bias
+from rlhfkit.labeling.llm_judge import LLMJudge, judge_position_bias, stored_judge_rows
 
 __all__ = [
     "CHOICES",
@@ -34,6 +34,7 @@ __all__ = [
     "annotate_with_judge",
     "LLMJudge",
     "judge_position_bias",
+    "stored_judge_rows",
 ]
 
 # The widgets (helper B): imported on first use, because `import anywidget` costs ~0.7 s and processes that only

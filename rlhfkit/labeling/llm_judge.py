@@ -35,7 +35,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["LLMJudge", "DEFAULT_TEMPLATE", "ANSWER_LABELS", "judge_position_bias"]
+__all__ = ["LLMJudge", "DEFAULT_TEMPLATE", "ANSWER_LABELS", "judge_position_bias", "stored_judge_rows"]
 
 DEFAULT_TEMPLATE = (
     "Here is a request and two responses to it.\n\n"
@@ -362,6 +362,21 @@ def judge_position_bias(rows: Sequence[dict]) -> dict:
         "disagree_rate": sum(not _orders_agree(r["p_first_a_first"], r["p_first_b_first"]) for r in rows) / n,
         "mean_answer_mass": sum(r["answer_mass"] for r in rows) / n,
     }
+
+
+def stored_judge_rows(store, annotator: str) -> list[dict]:
+    """An LLM judge's pair judgments read back from a label store as `compare` rows (its choice and the numbers
+    `LLMJudge.rationale` stored), e.g. for `judge_position_bias` after `annotate_with_judge`. Judgments of
+    `annotator` without those numbers (another kind of annotator) are left out."""
+    rows = []
+    for judgment in store.judgments(annotator=annotator, kind="pair").itertuples():
+        try:
+            numbers = json.loads(judgment.rationale or "")
+        except json.JSONDecodeError:
+            continue
+        if isinstance(numbers, dict) and {"p_first_a_first", "p_first_b_first", "answer_mass"} <= numbers.keys():
+            rows.append({**numbers, "choice": judgment.choice, "item_id": judgment.item_id})
+    return rows
 
 
 def _accepts(model: Any, argument: str) -> bool:
