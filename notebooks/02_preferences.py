@@ -53,6 +53,9 @@ MAX_NEW_TOKENS = 64  # longest candidate, in tokens
 ANNOTATOR = "me"  # your name in the label store
 FLIP_RATE = 0.1  # the simulated annotator: probability of preferring the gold-worse answer
 POSITION_BIAS = 0.3  # a second simulated annotator picks the left answer this often regardless of content
+LLM_JUDGE = "smollm2-135m"  # an instruct model as an AI labeller (section 8): a name, folder or Hub id; None skips it
+LLM_JUDGE_CRITERION = "more positive about the item"  # completes "Which response is ...?"
+LLM_JUDGE_PAIRS = 64  # pairs it judges, each asked in both orders (about 0.5 s a pair on two CPU cores)
 EXPORT_ANNOTATORS = None  # whose labels go into preferences.jsonl; None = you (if you labelled) + the simulated one
 
 # A real model on a GPU (not run here: this machine has no Hub access). Starting points, not tuned settings:
@@ -348,6 +351,42 @@ says = [
     ),
 ]
 display(Markdown(markdown(says)))
+
+# %% [markdown]
+# ### An LLM judge beside the simulated annotator
+#
+# The word-count judge above is AI feedback at its crudest. `LLMJudge` asks a real instruct model (by default
+# SmolLM2-135M-Instruct, 135 M parameters, shipped offline as a GGUF file) "Which response is
+# `LLM_JUDGE_CRITERION`? Answer A or B." and reads the probabilities of the two answer tokens: no text is generated
+# or parsed. Language models prefer a *position* as well as a response, so every pair is asked twice, in both
+# orders; when the two orders disagree, each preferred a position, and the judge goes with its probability averaged
+# over both orders (`on_disagreement="tie"` would call such a pair a tie instead). It writes into the copy of the
+# store like any annotator, so the same trust table measures it. A model this small is a weak judge; the point is
+# the method, and that the numbers say so before anything trains on its labels. A larger model is one setting
+# (`LLM_JUDGE`) away.
+
+# %%
+from rlhfkit.conclusions import llm_judge_quality
+from rlhfkit.labeling import LLMJudge, judge_position_bias, stored_judge_rows
+
+if LLM_JUDGE:
+    started = time.perf_counter()
+    llm = LLMJudge(LLM_JUDGE, criterion=LLM_JUDGE_CRITERION, on_disagreement="average", device=device)
+    annotate_with_judge(study, llm, kind="pair", limit=LLM_JUDGE_PAIRS, progress=False)
+    bias = judge_position_bias(stored_judge_rows(study, llm.name))
+    print(f"{llm.name} judged {bias['n']} pairs in both orders in {time.perf_counter() - started:.0f} s")
+    side_by_side = annotator_table(study, gold, annotators=[sim.name, llm.name]).set_index("annotator")
+    display(side_by_side.round(3))
+    llm_row = side_by_side.loc[llm.name]
+    verdict = llm_judge_quality(
+        llm.name,
+        llm_row["agrees with gold"],
+        llm_row["gold 95% CI"],
+        int(llm_row["pairs decided"]),
+        bias,
+        simulated=(sim.name, sim_row["agrees with gold"]),
+    )
+    display(Markdown(markdown([verdict])))
 
 # %% [markdown]
 # ## 9. Export to TRL's preference format

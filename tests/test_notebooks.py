@@ -74,6 +74,7 @@ SMOKE: dict[str, dict] = {
         "DIVERSITY_K": 3,
         "TEMPERATURES": [0.5, 1.0],
         "MAX_NEW_TOKENS": 16,
+        "LLM_JUDGE_PAIRS": 4,  # the real LLM judge (SmolLM2-135M), on 4 pairs
     },
     "04_ppo": {
         "SFT_RUN": "{tmp}/missing_sft_run",
@@ -121,6 +122,17 @@ SMOKE: dict[str, dict] = {
         "BON_K": 4,
         "MAX_NEW_TOKENS": 16,
         "N_SHOW": 2,
+    },
+    # The real model (SmolLM2-135M-Instruct) through every stage, one or two steps each, on four prompts.
+    "07_real_model": {
+        "STEPS": {"reward": 1, "ppo": 1, "dpo": 2},
+        "N_LABEL_PROMPTS": 4,
+        "N_RM_CHECK_PROMPTS": 2,
+        "N_EVAL_PROMPTS": 4,
+        "MAX_NEW_TOKENS": 12,
+        "N_SHOW": 2,
+        "JUDGE_PAIRS": 4,
+        "LIVE": False,
     },
 }
 
