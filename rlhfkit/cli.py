@@ -84,9 +84,10 @@ def _pipeline(args: argparse.Namespace) -> int:
         labels_from=args.labels_from,
         out_dir=args.out,
         seed=args.seed,
-        methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
         report_to=[n.strip() for n in args.report_to.split(",")] if args.report_to else None,
     )
+    if args.methods is not None:  # else the model's preset decides (smollm2-135m: ppo,dpo), or all three
+        options["methods"] = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     if args.skip_sft is not None:
         options["skip_sft"] = args.skip_sft
     # A model with a preset (smollm2-135m) gets settings sized for it; any other model the defaults, as before.
@@ -190,7 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
         "store (.sqlite) filled in the labeling widgets, a preferences file, or a judge (builtin name or "
         "module:function) as an AI labeller",
     )
-    pipeline.add_argument("--methods", default="ppo,dpo,rloo", help="comma-separated subset of ppo,dpo,rloo")
+    pipeline.add_argument(
+        "--methods",
+        help="comma-separated subset of ppo,dpo,rloo (default: all three; a model's preset may choose fewer, e.g. "
+        "smollm2-135m runs ppo,dpo)",
+    )
     pipeline.add_argument("--seed", type=int, default=0)
     pipeline.add_argument(
         "--quick",

@@ -1,6 +1,7 @@
 """The real-model preset of the pipeline: `PipelineSettings.for_model("smollm2-135m")` and `rlhfkit pipeline --model
-smollm2-135m`. The settings and the skip_sft wiring are tested without training (fast); one slow smoke test runs the
-whole pipeline on SmolLM2-135M-Instruct at a microscopic budget."""
+smollm2-135m`. The settings and the skip_sft wiring are tested here without training (fast). The whole pipeline on
+SmolLM2-135M-Instruct at a microscopic budget runs in notebook 07's smoke test (tests/test_notebooks.py checks its
+output folder), and single LoRA PPO and DPO steps on it in tests/test_models_gguf.py."""
 
 import json
 import time
@@ -20,9 +21,10 @@ def test_the_smollm2_preset_uses_lora_rates_for_a_real_model_short_answers_and_s
     for stage in STAGES:
         lora = getattr(settings, stage).lora
         assert (lora.r, lora.alpha, lora.target_modules) == (16, 32, "all-linear"), stage
-    assert 1e-4 <= settings.sft.learning_rate <= 2e-4 and 1e-4 <= settings.reward.learning_rate <= 2e-4
-    for stage in ("ppo", "dpo", "rloo"):
-        assert 1e-5 <= getattr(settings, stage).learning_rate <= 5e-5, stage
+    # Adapter learning rates: above full fine-tuning's for a pretrained model, below the embedded default's.
+    for stage in STAGES:
+        assert 1e-4 <= getattr(settings, stage).learning_rate <= 5e-4, stage
+    assert settings.methods == ("ppo", "dpo") and settings.n_label_prompts * settings.max_pairs_per_prompt >= 384
     assert settings.ppo.max_new_tokens == settings.rloo.max_completion_length == 48
     assert settings.evaluation.max_new_tokens == settings.label_settings().max_new_tokens == 48
     assert not settings.ppo.separate_value_model  # LoRA: a value head on the policy's backbone, reference shared
@@ -46,6 +48,24 @@ def test_overrides_replace_the_presets_fields():
     # report_to reaches every stage of the preset, as for the defaults
     tracked = PipelineSettings.for_model(SMOLLM2, report_to="tensorboard")
     assert {getattr(tracked, s).report_to for s in STAGES} == {"tensorboard"}
+
+
+def test_resized_changes_only_the_budgets_named():
+    base = PipelineSettings.for_model(SMOLLM2)
+    small = base.resized(steps={"reward": 1, "ppo": 2}, label_prompts=4, eval_prompts=5, max_new_tokens=12)
+    assert (small.reward.max_steps, small.ppo.total_steps) == (1, 2)
+    assert (small.dpo.max_steps, small.rloo.max_steps) == (base.dpo.max_steps, base.rloo.max_steps)
+    assert (small.n_label_prompts, small.n_rm_check_prompts, small.evaluation.n_prompts) == (
+        4,
+        base.n_rm_check_prompts,
+        5,
+    )
+    lengths = (small.candidate_max_new_tokens, small.ppo.max_new_tokens, small.dpo.sample_max_new_tokens)
+    assert lengths + (small.rloo.max_completion_length, small.evaluation.max_new_tokens) == (12,) * 5
+    assert small.ppo.lora == base.ppo.lora and small.ppo.learning_rate == base.ppo.learning_rate
+    assert base.resized() == base
+    with pytest.raises(ValueError, match="unknown stages \\['value'\\]"):
+        base.resized(steps={"value": 3})
 
 
 def test_the_embedded_default_and_models_without_a_preset_keep_exactly_the_old_settings():
@@ -76,6 +96,9 @@ def test_the_cli_applies_the_preset_for_the_model_and_the_skip_sft_flag(monkeypa
     assert seen[-1] == PipelineSettings(out_dir=out)
     assert main(["pipeline", "--out", out, "--quick", "--skip-sft"]) == 0
     assert seen[-1] == replace(PipelineSettings.quick(out_dir=out), skip_sft=True)
+    assert main(["pipeline", "--model", SMOLLM2, "--out", out]) == 0
+    assert seen[-1] == PipelineSettings.for_model(SMOLLM2, out_dir=out) and seen[-1].methods == ("ppo", "dpo")
+    assert main(["pipeline", "--out", out]) == 0 and seen[-1].methods == ("ppo", "dpo", "rloo")  # no preset: all
     assert main(["pipeline", "--model", SMOLLM2, "--out", out, "--methods", "dpo"]) == 0
     assert seen[-1] == PipelineSettings.for_model(SMOLLM2, out_dir=out, methods=("dpo",))
     assert main(["pipeline", "--model", SMOLLM2, "--out", out, "--quick", "--no-skip-sft"]) == 0
@@ -111,44 +134,3 @@ def test_skip_sft_makes_the_starting_model_the_policy_that_is_labelled(monkeypat
         assert seen == {"labelled": "BASE(tiny)"}
     else:
         assert seen == {"sft_from": "BASE(tiny)", "labelled": "SFT-MODEL"}
-
-
-@pytest.mark.slow
-def test_smoke_the_whole_pipeline_on_smollm2_with_lora(tmp_path):
-    """Every stage on SmolLM2-135M-Instruct, one or two steps each, four prompts (57 s on a busy 2-core CPU): the
-    preset's code path end to end (LoRA reward model, PPO with a shared value head and the reference as the
-    disabled adapter, DPO, evaluation)."""
-    from rlhfkit.pipeline import run_pipeline
-
-    base = PipelineSettings.for_model(SMOLLM2, quick=True)
-    quiet = {"disable_tqdm": True}
-    settings = replace(
-        base,
-        out_dir=str(tmp_path / "out"),
-        methods=("ppo", "dpo"),
-        n_label_prompts=4,
-        k=2,
-        max_pairs_per_prompt=1,
-        n_rm_check_prompts=2,
-        rm_check_k=2,
-        candidate_max_new_tokens=12,
-        reward=replace(base.reward, max_steps=1, batch_size=4, n_samples=0, device="cpu", trl_overrides=quiet),
-        ppo=replace(
-            base.ppo, total_steps=1, batch_size=4, num_ppo_epochs=1, max_new_tokens=12, num_samples=1, device="cpu"
-        ),
-        dpo=replace(base.dpo, max_steps=2, batch_size=2, n_samples=0, device="cpu", trl_overrides=quiet),
-        evaluation=replace(base.evaluation, n_prompts=4, max_new_tokens=12, n_bootstrap=20, device="cpu"),
-    )
-    start = time.perf_counter()
-    summary = run_pipeline(settings, echo=False)
-    seconds = time.perf_counter() - start
-    out = tmp_path / "out"
-    assert set(summary["policies"]) == {"sft", "ppo", "dpo"} and "sft" not in summary["runs"]
-    assert not (out / "sft").exists() and summary["settings"]["skip_sft"] is True
-    for name in ("ppo", "dpo"):
-        row = summary["policies"][name]
-        assert row["gold_reward_mean"] is not None and row["kl_to_ref"] is not None, name
-    assert summary["preferences"]["pairs"] >= 1
-    first = json.loads((out / "ppo" / "metrics.jsonl").read_text().splitlines()[0])
-    assert abs(first["val/ratio"] - 1) < 1e-2  # one epoch, one minibatch: the policy has not moved yet
-    print(f"smollm2 smoke pipeline: {seconds:.0f} s; stages {summary['seconds']}")
