@@ -47,7 +47,7 @@ DEVICE = None  # None = CUDA when present, else CPU; or "cpu", "cuda:1", ...
 THREADS = None  # torch CPU threads; None = rlhfkit.threads' rule (1 for the embedded default on a CPU)
 SEED = 0
 METHODS = ["ppo", "dpo"]  # any of "ppo", "dpo", "rloo"
-LORA_R = None  # None = train all weights; a rank (e.g. 16) trains LoRA adapters instead
+LORA_R = None  # None = the model's preset (all weights for "tiny"); a rank (e.g. 16) trains LoRA adapters
 # Budgets
 SFT_STEPS = 200  # SFT optimizer steps (batch 16)
 N_LABEL_PROMPTS = 512  # train prompts whose SFT candidates the simulated annotator labels
@@ -60,6 +60,13 @@ N_RM_CHECK_PROMPTS = 64  # held-out prompts whose candidate pairs test the rewar
 N_EVAL_PROMPTS = 64  # held-out prompts for the final evaluation
 N_SHOW = 4  # held-out prompts shown side by side at the end
 SHOW_REPORT = True  # show report.html inside the notebook
+
+# A real pretrained model offline, on the CPU: SmolLM2-135M-Instruct with its preset (LoRA, learning rates for
+# adapters, the instruct model as the starting policy: no SFT), at budgets two CPU cores can afford. Notebook 07
+# runs the whole pipeline on it with the live dashboard and an LLM judge.
+# MODEL = "smollm2-135m"
+# N_LABEL_PROMPTS, K, PPO_STEPS, PPO_BATCH_SIZE, DPO_STEPS = 32, 3, 6, 8, 16
+# N_RM_CHECK_PROMPTS, N_EVAL_PROMPTS = 16, 24
 
 # A real model on a GPU (not run here: this machine has no Hub access). Starting points, not tuned settings:
 # MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
@@ -108,8 +115,10 @@ def adapters(learning_rate, **more):
     return {"lora": lora, "learning_rate": learning_rate, **more} if lora else {}
 
 
-base = PipelineSettings(
-    model=MODEL,
+# `for_model`: the settings sized for MODEL (its preset when it has one, e.g. "smollm2-135m": LoRA, learning rates
+# for adapters, no SFT for an instruct model); the parameters above then set the budgets.
+base = PipelineSettings.for_model(
+    MODEL,
     task=TASK,
     out_dir=str(out_dir),
     seed=SEED,
@@ -217,12 +226,15 @@ gold_vs_kl_figure(summary["policies"]).show()
 
 # %%
 from rlhfkit.compare import samples_side_by_side
+from rlhfkit.models import resolve_model
 from rlhfkit.sampling import SamplingSettings
 
 greedy = SamplingSettings(k=1, do_sample=False, max_new_tokens=64, seed=SEED)
-shown = ["sft", *[m for m in METHODS if m in runs]]
+paths = {name: run.model_path for name, run in runs.items()}
+paths.setdefault("sft", resolve_model(MODEL))  # no SFT run (an instruct model's preset): the model itself
+shown = ["sft", *[m for m in METHODS if m in paths]]
 answers = pd.concat(
-    stages.candidates(runs[name].model_path, task.eval_prompts[:N_SHOW], greedy, progress=False).assign(policy=name)
+    stages.candidates(paths[name], task.eval_prompts[:N_SHOW], greedy, progress=False).assign(policy=name)
     for name in shown
 )
 answers["gold"] = gold(answers.prompt.tolist(), answers.response.tolist())

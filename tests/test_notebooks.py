@@ -137,6 +137,29 @@ SMOKE: dict[str, dict] = {
 }
 
 
+def _real_model_run(out: Path) -> None:
+    """07: the whole pipeline ran on SmolLM2-135M with LoRA and without SFT (the instruct model is the reference),
+    every policy has a gold reward and a KL, the headless dashboards wrote their files, and the LLM judge
+    labelled pairs in the study store."""
+    from rlhfkit.labeling import LabelStore
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"]["skip_sft"] is True and not (out / "sft").exists()
+    assert set(summary["policies"]) == {"sft", "ppo", "dpo"} and summary["preferences"]["pairs"] >= 1
+    for name in ("ppo", "dpo"):
+        row = summary["policies"][name]
+        assert row["gold_reward_mean"] is not None and row["kl_to_ref"] is not None, name
+        assert (out / name / "adapter").is_dir(), f"{name}: no LoRA adapter saved"
+    for stage in ("reward", "ppo", "dpo"):
+        assert (out / stage / "dashboard.html").exists(), f"{stage}: the headless dashboard wrote nothing"
+    with LabelStore(out / "judge_study.db") as store:
+        assert any(name.startswith("llm-judge:") for name in store.annotators()), store.annotators()
+
+
+AFTER_RUN = {"07_real_model": _real_model_run}
+"""What a notebook's smoke run must have left in OUT, checked after it ran."""
+
+
 def _source(notebook) -> list[tuple[str, str]]:
     return [(cell.cell_type, cell.source.strip()) for cell in notebook.cells]
 
@@ -273,3 +296,5 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, kernel_dir):
     seconds = time.perf_counter() - started
     print(f"{path.name}: {seconds:.1f} s on smoke parameters")
     assert (tmp_path / "out").exists(), f"{path.name} wrote nothing under OUT: does it use the OUT parameter?"
+    if path.stem in AFTER_RUN:
+        AFTER_RUN[path.stem](tmp_path / "out")
