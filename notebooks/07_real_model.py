@@ -28,7 +28,7 @@
 #   method (`skip_sft`; set `SKIP_SFT = False` for a short SFT on the task's demonstrations first).
 # - **LoRA** (Hu et al. 2021) on every stage: low-rank adapters on all linear layers (r = 16, ~4.9 M trainable
 #   parameters, 3.6 %). The reference is the same model with its adapter switched off, so PPO and DPO hold one
-#   copy of the weights, not two, and learning rates are those of adapters (1e-4), not of full fine-tuning.
+#   copy of the weights, not two, and learning rates are those of adapters (1e-4 to 5e-4), not of full fine-tuning.
 # - **Cost.** Every sampled token goes through 135 M parameters: on two CPU cores sampling runs at tens of tokens
 #   a second, and a training step on 8 answers takes seconds. The budgets below are the preset's
 #   (`PipelineSettings.for_model`), sized for a CPU; on a GPU the same code runs in bf16.
@@ -36,8 +36,10 @@
 # We run the pipeline with the live dashboard, then look at the answers before and after, at an **LLM judge**
 # (the same model asked which of two answers is better), and at what changed.
 #
-# **Run it:** *Run ▸ Run All Cells*. With `QUICK = True` (the default) it takes about 12-15 minutes on two CPU
-# cores; `QUICK = False` is the preset's full budget (about 40 minutes), the one whose numbers the README reports.
+# **Run it:** *Run ▸ Run All Cells*. `QUICK = True` (the default) is the preset's smoke budget: its pipeline took
+# about 9 minutes on two quiet CPU cores with the preset's earlier learning rates (the notebook as a whole has not
+# been timed yet); its numbers are noise. `QUICK = False` is the preset's full budget, the README's table: one
+# run took 60 minutes on two CPU cores.
 
 # %% tags=["parameters"]
 MODEL = "smollm2-135m"  # a model with a preset (see rlhfkit.pipeline.PRESETS), or a folder / Hub id with budgets below
