@@ -398,7 +398,9 @@ def test_to_preferences_counts_and_expands(store):
         "both_bad": 1,
         "skipped": 2,
         "annotators": ["ann", "bob"],
+        "criterion": "overall",
     }
+    assert {r["criterion"] for r in rows} == {"overall"}
     pair_rows = [r for r in rows if r["source_kind"] == "pair"]
     assert [(r["prompt"], r["chosen"], r["rejected"], r["annotator"], r["chosen_position"]) for r in pair_rows] == [
         ("p0", "good answer 0", "bad answer 0", "ann", "left"),
@@ -478,7 +480,7 @@ def test_file_settings_schema_and_integrity(store):
     assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     with sqlite3.connect(store.path) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1"
+        assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
         assert {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} >= {
             "meta",
             "items",
@@ -492,10 +494,10 @@ def test_newer_schema_version_is_refused_and_left_alone(tmp_path):
     with LabelStore(path) as s:
         s.add_pairs(pairs(2))
     with sqlite3.connect(path) as raw:
-        raw.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        raw.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     raw.close()
     before = hashlib.sha256(path.read_bytes()).hexdigest()
-    with pytest.raises(SchemaVersionError, match=r"schema version 2.*reads versions up to 1.*upgrade rlhfkit"):
+    with pytest.raises(SchemaVersionError, match=r"schema version 3.*reads versions up to 2.*upgrade rlhfkit"):
         LabelStore(path)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
 

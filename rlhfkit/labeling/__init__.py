@@ -5,9 +5,10 @@ These modules import only the standard library at import time (pandas and datase
 labeling process that only needs the store starts fast.
 """
 
-from rlhfkit.labeling.store import CHOICES, KINDS, LabelStore, LabelStoreError, SchemaVersionError
+from rlhfkit.labeling.store import CHOICES, KINDS, OVERALL, LabelStore, LabelStoreError, SchemaVersionError
 from rlhfkit.labeling.agreement import (
     agreement,
+    agreement_by_criterion,
     agreement_with_judge,
     annotator_table,
     cohen_kappa,
@@ -21,10 +22,12 @@ from rlhfkit.labeling.llm_judge import LLMJudge, judge_position_bias, stored_jud
 __all__ = [
     "CHOICES",
     "KINDS",
+    "OVERALL",
     "LabelStore",
     "LabelStoreError",
     "SchemaVersionError",
     "agreement",
+    "agreement_by_criterion",
     "agreement_with_judge",
     "annotator_table",
     "cohen_kappa",

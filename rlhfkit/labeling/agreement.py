@@ -23,6 +23,7 @@ __all__ = [
     "cohen_kappa",
     "krippendorff_alpha",
     "agreement",
+    "agreement_by_criterion",
     "agreement_with_judge",
     "position_bias",
     "wilson_interval",
@@ -99,12 +100,13 @@ def krippendorff_alpha(data: Any, level: str = "nominal") -> float:
     return 1.0 - observed / expected
 
 
-def _units(store, kind: str, annotators: Iterable[str] | None) -> tuple[dict, list[str]]:
-    """{unit: {annotator: label}} from the store's active judgments. A pair item is one unit labelled with the
-    stored choice; a ranking of K is K(K-1)/2 units (one per two candidates) labelled with the better one."""
+def _units(store, kind: str, annotators: Iterable[str] | None, criterion: str) -> tuple[dict, list[str]]:
+    """{unit: {annotator: label}} from the store's active judgments on `criterion`. A pair item is one unit
+    labelled with the stored choice; a ranking of K is K(K-1)/2 units (one per two candidates) labelled with the
+    better one."""
     if kind not in ("pair", "ranking"):
         raise ValueError(f"agreement is measured on 'pair' or 'ranking' judgments, not {kind!r}")
-    df = store.judgments(kind=kind)
+    df = store.judgments(kind=kind, criterion=criterion)
     if annotators is not None:
         annotators = [annotators] if isinstance(annotators, str) else list(annotators)
         df = df[df.annotator.isin(annotators)]
@@ -122,7 +124,7 @@ def _units(store, kind: str, annotators: Iterable[str] | None) -> tuple[dict, li
     return units, names
 
 
-def agreement(store, annotators: Iterable[str] | None = None, kind: str = "pair"):
+def agreement(store, annotators: Iterable[str] | None = None, kind: str = "pair", *, criterion: str = "overall"):
     """Agreement between annotators in a `LabelStore`, as a pandas DataFrame.
 
     One row per two annotators: "annotator_a", "annotator_b", "n" (items both labelled), "observed" (fraction of
@@ -131,12 +133,15 @@ def agreement(store, annotators: Iterable[str] | None = None, kind: str = "pair"
     "krippendorff_alpha". ``df.attrs`` holds "alpha", "kind", "annotators" and "n_units".
 
     kind="pair" compares choices (skips left out); kind="ranking" compares every two candidates of a ranked item.
+    Judgments on one `criterion` only ("overall" unless given; `agreement_by_criterion` does every one).
     `annotators` defaults to everyone with judgments of that kind; at least two are needed."""
     import pandas as pd
 
-    units, names = _units(store, kind, annotators)
+    units, names = _units(store, kind, annotators, criterion)
     if len(names) < 2:
-        raise ValueError(f"agreement needs at least two annotators with {kind} judgments; found {names}")
+        raise ValueError(
+            f"agreement needs at least two annotators with {kind} judgments on {criterion!r}; found {names}"
+        )
     rows = []
     for x, y in itertools.combinations(names, 2):
         shared = [u for u in units.values() if x in u and y in u]
@@ -166,7 +171,30 @@ def agreement(store, annotators: Iterable[str] | None = None, kind: str = "pair"
         }
     )
     df = pd.DataFrame(rows, columns=["annotator_a", "annotator_b", "n", "observed", "statistic", "value"])
-    df.attrs.update(alpha=alpha, kind=kind, annotators=names, n_units=len(pairable))
+    df.attrs.update(alpha=alpha, kind=kind, annotators=names, n_units=len(pairable), criterion=criterion)
+    return df
+
+
+def agreement_by_criterion(store, annotators: Iterable[str] | None = None, kind: str = "pair"):
+    """`agreement` for every criterion in the store that at least two annotators judged: one DataFrame, its
+    rows those of `agreement` with a first column "criterion" (the store's order: "overall" first). Criteria with
+    fewer than two annotators are left out and listed in ``df.attrs["left_out"]``."""
+    import pandas as pd
+
+    tables, left_out = [], []
+    for criterion in store.criteria():
+        names = set(store.judgments(kind=kind, criterion=criterion).annotator)
+        if annotators is not None:
+            names &= {annotators} if isinstance(annotators, str) else set(annotators)
+        if len(names) < 2:
+            left_out.append(criterion)
+            continue
+        table = agreement(store, annotators, kind, criterion=criterion)
+        table.insert(0, "criterion", criterion)
+        tables.append(table)
+    columns = ["criterion", "annotator_a", "annotator_b", "n", "observed", "statistic", "value"]
+    df = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)
+    df.attrs.update(kind=kind, left_out=left_out)
     return df
 
 
@@ -176,14 +204,15 @@ def _pairwise_agreement(labels: list) -> float:
     return sum(p == q for p, q in pairs) / len(pairs)
 
 
-def agreement_with_judge(store, judge, annotator: str, *, kind: str = "pair") -> dict:
+def agreement_with_judge(store, judge, annotator: str, *, kind: str = "pair", criterion: str = "overall") -> dict:
     """How often `annotator`'s preferences match a judge's: the fraction of their decided comparisons where they
     chose the response the judge scores higher.
 
     `judge` is anything `annotate_with_judge` accepts (a Judge, a builtin name such as "vader", a batched
     callable ``f(prompts, responses) -> scores``; a SimulatedAnnotator stands for its noiseless judge).
     kind="pair" uses pair choices; kind="ranking" every two candidates of each ranking. Left out and counted:
-    the annotator's ties, both-bad and skips, and comparisons the judge scores equal ("judge_ties").
+    the annotator's ties, both-bad and skips, and comparisons the judge scores equal ("judge_ties"). Only
+    judgments on `criterion` count ("overall" unless given): compare a criterion with the judge of that criterion.
 
     Returns {"annotator", "judge", "agreement", "ci" (Wilson 95%), "n", "matches", "judge_ties", "ties",
     "both_bad", "skipped"}; agreement is NaN when n == 0."""
@@ -192,7 +221,7 @@ def agreement_with_judge(store, judge, annotator: str, *, kind: str = "pair") ->
     if kind not in ("pair", "ranking"):
         raise ValueError(f"agreement_with_judge compares 'pair' or 'ranking' judgments, not {kind!r}")
     scorer, _, _ = resolve_judge(judge)
-    df = store.judgments(annotator=annotator, kind=kind)
+    df = store.judgments(annotator=annotator, kind=kind, criterion=criterion)
     if df.empty and annotator not in store.annotators():
         raise ValueError(f"no judgments by {annotator!r}; annotators in this store: {store.annotators()}")
     out = {
@@ -235,14 +264,14 @@ def agreement_with_judge(store, judge, annotator: str, *, kind: str = "pair") ->
     return out
 
 
-def position_bias(store, annotator: str | None = None) -> dict:
+def position_bias(store, annotator: str | None = None, *, criterion: str = "overall") -> dict:
     """How often the response shown on the left wins a pair comparison, from the recorded display order.
 
     Returns {"annotator", "left_wins", "right_wins", "n", "left_rate", "ci" (Wilson 95% interval of left_rate),
     "ties", "both_bad", "skipped", "unknown_order"}. An unbiased annotator's left_rate is near 0.5, and 0.5 is
     inside the interval; ties, both-bad, skips and judgments recorded without a display order are left out and
-    counted. `annotator=None` pools everyone."""
-    df = store.judgments(annotator=annotator, kind="pair")
+    counted. `annotator=None` pools everyone. Judgments on `criterion` only ("overall" unless given)."""
+    df = store.judgments(annotator=annotator, kind="pair", criterion=criterion)
     if annotator is not None and df.empty and annotator not in store.annotators():
         raise ValueError(f"no judgments by {annotator!r}; annotators in this store: {store.annotators()}")
     out = {
@@ -270,16 +299,17 @@ def position_bias(store, annotator: str | None = None) -> dict:
     return out
 
 
-def annotator_table(store, judge, annotators: Sequence[str] | None = None):
+def annotator_table(store, judge, annotators: Sequence[str] | None = None, *, criterion: str = "overall"):
     """How far each annotator of a label store can be trusted (pair labels): how many pairs they decided, their
     agreement with `judge` (the gold judge) and its Wilson 95% interval, the pairs they called a tie, and how often
     the answer shown on the left won, with its interval and whether that interval excludes 0.5 ("biased?"). A
-    pandas DataFrame, one row per annotator."""
+    pandas DataFrame, one row per annotator. Judgments on `criterion` only ("overall" unless given)."""
     import pandas as pd
 
     rows = []
     for name in store.annotators() if annotators is None else annotators:
-        with_gold, bias = agreement_with_judge(store, judge, name), position_bias(store, name)
+        with_gold = agreement_with_judge(store, judge, name, criterion=criterion)
+        bias = position_bias(store, name, criterion=criterion)
         rows.append(
             {
                 "annotator": name,

@@ -72,8 +72,10 @@ def annotate_with_judge(
     seed: int = 0,
     batch_size: int = 256,
     progress: bool = True,
+    criterion: str = "overall",
 ) -> int:
-    """Label the items of `kind` that `annotator` has not judged yet with a judge; returns how many were written.
+    """Label the items of `kind` that `annotator` has not judged yet on `criterion` with a judge; returns how many
+    were written.
 
     store: a `LabelStore` or the path of one.
     judge: see `resolve_judge`. A plain judge picks the candidate it scores higher (equal scores: "tie") and
@@ -89,13 +91,24 @@ def annotate_with_judge(
     kind: "pair" or "ranking". limit: at most this many items (in id order). seed: seeds the simulated
       annotator's randomness (replacing its own seed, so a rerun repeats). Judgments are committed in batches of
       `batch_size`; a rerun after an interruption continues with the items still pending.
+    criterion: the store's criterion the judgments answer ("overall" unless given): run one judge per criterion
+      (e.g. the gold judge of helpfulness as "helpful", another as "brief") to label a multi-criteria store
+      headless. An `LLMJudge`'s own criterion is the question it is asked; this is the name it is filed under.
     """
     from rlhfkit.labeling.store import LabelStore
 
     if not isinstance(store, LabelStore):
         with LabelStore(store) as opened:
             return annotate_with_judge(
-                opened, judge, annotator, kind=kind, limit=limit, seed=seed, batch_size=batch_size, progress=progress
+                opened,
+                judge,
+                annotator,
+                kind=kind,
+                limit=limit,
+                seed=seed,
+                batch_size=batch_size,
+                progress=progress,
+                criterion=criterion,
             )
     if kind not in ("pair", "ranking"):
         raise ValueError(
@@ -108,13 +121,17 @@ def annotate_with_judge(
                 f"annotate_with_judge: {getattr(judge, 'name', type(judge).__name__)} compares two responses; it "
                 f"labels 'pair' items, not {kind!r}"
             )
-        return _annotate_pairwise(store, judge, annotator, limit=limit, batch_size=batch_size, progress=progress)
+        return _annotate_pairwise(
+            store, judge, annotator, limit=limit, batch_size=batch_size, progress=progress, criterion=criterion
+        )
     scorer, sim, default_name = resolve_judge(judge)
     name = annotator or default_name
     if sim is not None:
         sim = dataclasses.replace(sim, seed=seed)  # our own copy: the caller's object and its random state stay
     rng = random.Random(seed)
-    todo = store.pending(name, kind, limit=limit if limit is not None else max(store.count(kind), 1))
+    todo = store.pending(
+        name, kind, limit=limit if limit is not None else max(store.count(kind), 1), criteria=(criterion,)
+    )
 
     from tqdm.auto import tqdm
 
@@ -131,6 +148,7 @@ def annotate_with_judge(
                 record = {
                     "item_id": it["id"],
                     "annotator": name,
+                    "criterion": criterion,
                     "display_order": it["display_order"],
                     "rationale": f"{scorer.name} scores: " + ", ".join(f"{x:.4g}" for x in s),
                 }
@@ -144,10 +162,14 @@ def annotate_with_judge(
     return written
 
 
-def _annotate_pairwise(store, judge: Any, annotator: str | None, *, limit, batch_size: int, progress: bool) -> int:
+def _annotate_pairwise(
+    store, judge: Any, annotator: str | None, *, limit, batch_size: int, progress: bool, criterion: str
+) -> int:
     """`annotate_with_judge` for a pairwise judge (see there)."""
     name = annotator or getattr(judge, "name", None) or type(judge).__name__
-    todo = store.pending(name, "pair", limit=limit if limit is not None else max(store.count("pair"), 1))
+    todo = store.pending(
+        name, "pair", limit=limit if limit is not None else max(store.count("pair"), 1), criteria=(criterion,)
+    )
     explain = getattr(judge, "rationale", None)
     # A model judges slowly: commit (and show progress) after each of its own batches, not every `batch_size`.
     step = max(1, min(batch_size, getattr(judge, "batch_size", batch_size)))
@@ -176,6 +198,7 @@ def _annotate_pairwise(store, judge: Any, annotator: str | None, *, limit, batch
                     {
                         "item_id": it["id"],
                         "annotator": name,
+                        "criterion": criterion,
                         "choice": row["choice"],
                         "rationale": explain(row) if callable(explain) else None,
                     }

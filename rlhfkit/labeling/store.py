@@ -4,6 +4,10 @@ Items are what people look at: a *pair* (a prompt and two responses), a *ranking
 *demonstration* (a prompt to answer). Judgments are what they decide. A judgment is never deleted: editing an item
 marks the older judgment ``superseded`` and undo marks one ``undone``, so the file is also an audit log.
 
+A judgment answers one *criterion*: "overall" unless the caller names another ("helpful", "harmless", ...). A
+person judging a pair on several criteria makes one judgment per criterion, recorded together in one transaction
+(`record_many`) and undone together (`undo`); every export, count and agreement statistic is per criterion.
+
 Why SQLite, and how it is kept safe:
 - WAL journal + ``synchronous=FULL``: `record()` returns only after its transaction is committed and the WAL is
   fsynced, so a killed process or a kernel restart never loses an acknowledged judgment.
@@ -11,7 +15,8 @@ Why SQLite, and how it is kept safe:
   in several notebooks) can share a file; a busy file is waited for and retried, never silently skipped.
 - Two unique indexes make the rules hold even under races: one *active* judgment per (item, annotator), and one
   judgment per (annotator, event_id), which turns a double click into a no-op.
-- The ``meta`` table holds the schema version; a file written by a newer rlhfkit is refused, not misread.
+- The ``meta`` table holds the schema version; a file written by a newer rlhfkit is refused, not misread, and an
+  older file is migrated in place in one transaction (version 1 had no criteria: its judgments become "overall").
 
 This module imports only the standard library and rlhfkit.data, whose modules load pandas and datasets only when
 used, so a labeling process starts fast. Rows are checked by the same value checks as every data loader
@@ -36,18 +41,20 @@ from typing import Any, Iterable, Iterator
 from rlhfkit.data.errors import DataValidationError, _check_text, _is_missing, _RowProblem, _text_value
 from rlhfkit.data.rankings import ranking_to_pairs
 
-__all__ = ["LabelStore", "LabelStoreError", "SchemaVersionError", "CHOICES", "KINDS", "STATUSES"]
+__all__ = ["LabelStore", "LabelStoreError", "SchemaVersionError", "CHOICES", "KINDS", "OVERALL", "STATUSES"]
 
 CHOICES = ("a", "b", "tie", "both_bad", "skip")  # "a"/"b" = the item's stored candidate 0 / 1, not screen sides
 KINDS = ("pair", "ranking", "demonstration")
 STATUSES = ("active", "undone", "superseded")
+OVERALL = "overall"  # the criterion of a judgment that names none (and of every judgment in a version 1 file)
 
 _BUSY_TIMEOUT_MS = 30_000  # SQLite waits this long for another process's write before reporting "locked"
 _RETRY_SECONDS = 120.0  # and we retry "locked"/"busy" answers for this long before giving up loudly
 _RATE_WINDOW = 20  # progress()'s rate uses the annotator's last 20 judgments ...
 _RATE_MAX_AGE = 600.0  # ... made in the last 10 minutes
 
-_SCHEMA_V1 = """
+# The current schema (version 2), for a new file. An older file is brought here by _MIGRATIONS.
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -82,15 +89,29 @@ CREATE TABLE IF NOT EXISTS judgments (
     status        TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'undone', 'superseded')),
     supersedes    INTEGER REFERENCES judgments (id),
     created       REAL NOT NULL,                  -- unix seconds
-    changed       REAL                            -- when the status last changed
+    changed       REAL,                           -- when the status last changed
+    criterion     TEXT NOT NULL DEFAULT 'overall' CHECK (criterion <> '')  -- version 2
 );
-CREATE UNIQUE INDEX IF NOT EXISTS judgments_one_active ON judgments (item_id, annotator) WHERE status = 'active';
-CREATE UNIQUE INDEX IF NOT EXISTS judgments_event ON judgments (annotator, event_id) WHERE event_id IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS judgments_one_active ON judgments (item_id, annotator, criterion)
+    WHERE status = 'active';
+CREATE UNIQUE INDEX IF NOT EXISTS judgments_event ON judgments (annotator, event_id, criterion)
+    WHERE event_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS judgments_by_annotator ON judgments (annotator, status, id);
 """
 
-# Schema migrations, keyed by the version they upgrade *from*. Empty while there is only version 1.
-_MIGRATIONS: dict[int, str] = {}
+# Schema migrations, keyed by the version they upgrade *from*; each runs inside the opening write transaction, so
+# a file is migrated whole or not at all.
+_MIGRATIONS: dict[int, str] = {
+    # 1 -> 2: judgments gain a criterion (every existing one answered the only question asked: "overall"), and
+    # "one active judgment" / "one judgment per event" hold per criterion.
+    1: """
+ALTER TABLE judgments ADD COLUMN criterion TEXT NOT NULL DEFAULT 'overall' CHECK (criterion <> '');
+DROP INDEX judgments_one_active;
+CREATE UNIQUE INDEX judgments_one_active ON judgments (item_id, annotator, criterion) WHERE status = 'active';
+DROP INDEX judgments_event;
+CREATE UNIQUE INDEX judgments_event ON judgments (annotator, event_id, criterion) WHERE event_id IS NOT NULL;
+""",
+}
 
 
 class LabelStoreError(RuntimeError):
@@ -224,7 +245,7 @@ class LabelStore:
     call `close()`. Item ids and judgment ids are integers that never change. Times are unix seconds (float).
     """
 
-    SCHEMA_VERSION = 1
+    SCHEMA_VERSION = 2
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path).expanduser().resolve()
@@ -283,7 +304,7 @@ class LabelStore:
     def _create_or_migrate(self, conn: sqlite3.Connection) -> None:
         version = self._stored_version()  # again, inside the write lock: another process may have created it
         if version is None:
-            for statement in _statements(_SCHEMA_V1):  # not executescript(): it would COMMIT our transaction
+            for statement in _statements(_SCHEMA):  # not executescript(): it would COMMIT our transaction
                 conn.execute(statement)
             from rlhfkit import __version__
 
@@ -296,11 +317,17 @@ class LabelStore:
                 ],
             )
             return
+        from rlhfkit import __version__
+
         while version < self.SCHEMA_VERSION:
             if version not in _MIGRATIONS:
                 raise SchemaVersionError(f"{self.path}: no migration from label store schema {version}")
             for statement in _statements(_MIGRATIONS[version]):
                 conn.execute(statement)
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (f"migrated_from_{version}", f"rlhfkit {__version__} at {time.time()!r}"),
+            )
             version += 1
             conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
 
@@ -460,19 +487,31 @@ class LabelStore:
         _check_kind(kind)
         return self._read("SELECT COUNT(*) FROM items WHERE kind = ?", (kind,))[0][0]
 
-    def pending(self, annotator: str, kind: str, *, limit: int = 20, after_id: int | None = None) -> list[dict]:
-        """Up to `limit` items of `kind` that `annotator` has no active judgment on (a skip counts as judged), in
-        ascending id order, only ids > `after_id`. Each is `item(...)` plus its "display_order" for `annotator`.
-        This is how a labeler resumes where the annotator stopped: the first pending item is the next to show."""
+    def pending(
+        self,
+        annotator: str,
+        kind: str,
+        *,
+        limit: int = 20,
+        after_id: int | None = None,
+        criteria: Iterable[str] = (OVERALL,),
+    ) -> list[dict]:
+        """Up to `limit` items of `kind` that `annotator` has not judged on every one of `criteria` (an active
+        judgment per criterion; a skip counts as judged), in ascending id order, only ids > `after_id`. Each is
+        `item(...)` plus its "display_order" for `annotator`. This is how a labeler resumes where the annotator
+        stopped: the first pending item is the next to show."""
         _check_kind(kind)
         annotator = _check_annotator(annotator)
+        criteria = _check_criteria(criteria, "pending")
         if int(limit) < 0:  # SQLite reads a negative LIMIT as "no limit"
             raise ValueError(f"pending: limit must be >= 0, got {limit}")
+        marks = ",".join("?" * len(criteria))
         rows = self._read(
-            "SELECT i.id FROM items i WHERE i.kind = ? AND i.id > ? AND NOT EXISTS ("
-            " SELECT 1 FROM judgments j WHERE j.item_id = i.id AND j.annotator = ? AND j.status = 'active')"
+            "SELECT i.id FROM items i WHERE i.kind = ? AND i.id > ? AND ("
+            " SELECT COUNT(DISTINCT j.criterion) FROM judgments j WHERE j.item_id = i.id AND j.annotator = ?"
+            f" AND j.status = 'active' AND j.criterion IN ({marks})) < ?"
             " ORDER BY i.id LIMIT ?",
-            (kind, -1 if after_id is None else int(after_id), annotator, int(limit)),
+            (kind, -1 if after_id is None else int(after_id), annotator, *criteria, len(criteria), int(limit)),
         )
         items = self.items([r[0] for r in rows])
         for it in items:
@@ -503,6 +542,7 @@ class LabelStore:
         display_order: list[int] | None = None,
         seconds: float | None = None,
         event_id: str | None = None,
+        criterion: str = OVERALL,
     ) -> int:
         """Record one judgment and return its id, after it is committed to disk.
 
@@ -512,11 +552,13 @@ class LabelStore:
         - ranking: `ranking`, a permutation of the candidate positions, best first;
         - demonstration: `text`, the non-empty response;
         any kind may instead be skipped with ``choice="skip"``. `display_order` (the candidate positions as shown,
-        left/top first) is what position-bias reports use; `seconds` is time spent on the item.
+        left/top first) is what position-bias reports use; `seconds` is time spent on the item. `criterion` names
+        what the judgment answers ("overall" unless given; demonstrations have only "overall").
 
-        A repeated (annotator, event_id) returns the first judgment's id and writes nothing (a double click). A
-        new judgment on an item this annotator already judged supersedes the older one (an edit). A bad call
-        raises ValueError naming the item and what was expected, and writes nothing.
+        A repeated (annotator, event_id, criterion) returns the first judgment's id and writes nothing (a double
+        click). A new judgment on an item and criterion this annotator already judged supersedes the older one (an
+        edit). A bad call raises ValueError naming the item and what was expected, and writes nothing. Several
+        criteria of one item go through `record_many`, so they are written, and undone, together.
         """
         return self.record_many(
             [
@@ -530,6 +572,7 @@ class LabelStore:
                     display_order=display_order,
                     seconds=seconds,
                     event_id=event_id,
+                    criterion=criterion,
                 )
             ]
         )[0]
@@ -565,6 +608,7 @@ class LabelStore:
         display_order=None,
         seconds=None,
         event_id=None,
+        criterion=OVERALL,
     ) -> int:
         annotator = _check_annotator(annotator)
         try:
@@ -579,6 +623,9 @@ class LabelStore:
             raise ValueError(f"record: item {item_id} does not exist in {self.path}")
         kind, n = row
         where = f"record(item {item_id}, a {kind} item with {n} candidates, annotator {annotator!r})"
+        criterion = _check_criteria([criterion], where)[0]
+        if kind == "demonstration" and criterion != OVERALL:
+            raise ValueError(f"{where}: a demonstration answers no criterion (got criterion={criterion!r})")
         choice, ranking_json, text = _check_judgment(where, kind, n, choice, ranking, text)
         order_json = _check_display_order(where, n, display_order)
         if rationale is not None and not isinstance(rationale, str):
@@ -596,18 +643,20 @@ class LabelStore:
             if not isinstance(event_id, str) or not event_id:
                 raise ValueError(f"{where}: event_id must be a non-empty string or None, got {event_id!r}")
             done = conn.execute(
-                "SELECT id FROM judgments WHERE annotator = ? AND event_id = ?", (annotator, event_id)
+                "SELECT id FROM judgments WHERE annotator = ? AND event_id = ? AND criterion = ?",
+                (annotator, event_id, criterion),
             ).fetchone()
             if done:  # a repeated event (double click, re-sent message): acknowledged already
                 return done[0]
         previous = conn.execute(
-            "SELECT id FROM judgments WHERE item_id = ? AND annotator = ? AND status = 'active'", (item_id, annotator)
+            "SELECT id FROM judgments WHERE item_id = ? AND annotator = ? AND criterion = ? AND status = 'active'",
+            (item_id, annotator, criterion),
         ).fetchone()
         if previous:
             conn.execute("UPDATE judgments SET status = 'superseded', changed = ? WHERE id = ?", (now, previous[0]))
         cur = conn.execute(
             "INSERT INTO judgments (item_id, annotator, choice, ranking, text, rationale, display_order, seconds,"
-            " event_id, status, supersedes, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
+            " event_id, criterion, status, supersedes, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
             (
                 item_id,
                 annotator,
@@ -618,6 +667,7 @@ class LabelStore:
                 order_json,
                 seconds,
                 event_id,
+                criterion,
                 previous[0] if previous else None,
                 now,
             ),
@@ -627,7 +677,11 @@ class LabelStore:
     def undo(self, annotator: str, *, kind: str | None = None) -> dict | None:
         """Mark `annotator`'s most recent active judgment (on items of `kind`, when given) "undone" (its item
         becomes pending again) and return it; None when there is nothing to undo. Nothing is deleted. A widget
-        passes its kind, so "undo" in a ranking widget never undoes a pair judged in another widget."""
+        passes its kind, so "undo" in a ranking widget never undoes a pair judged in another widget.
+
+        The judgments on other criteria of the same item recorded in the same `record_many` call (one submission
+        of a multi-criteria widget) are undone with it; the returned dict lists every criterion undone under
+        "criteria"."""
         annotator = _check_annotator(annotator)
         kind_filter, params = (
             ("", (annotator,))
@@ -643,8 +697,20 @@ class LabelStore:
             ).fetchone()
             if row is None:
                 return None
-            conn.execute("UPDATE judgments SET status = 'undone', changed = ? WHERE id = ?", (time.time(), row[0]))
-        return self._judgment_rows("j.id = ?", (row[0],))[0]
+            # The whole submission: same annotator, item and transaction time (record_many stamps one time).
+            group = conn.execute(
+                "SELECT j.id, j.criterion FROM judgments j JOIN judgments latest ON latest.id = ?"
+                " WHERE j.annotator = latest.annotator AND j.item_id = latest.item_id"
+                " AND j.created = latest.created AND j.status = 'active' ORDER BY j.id",
+                (row[0],),
+            ).fetchall()
+            now = time.time()
+            conn.executemany(
+                "UPDATE judgments SET status = 'undone', changed = ? WHERE id = ?", [(now, g[0]) for g in group]
+            )
+        undone = self._judgment_rows("j.id = ?", (row[0],))[0]
+        undone["criteria"] = [g[1] for g in group]
+        return undone
 
     def judgment(self, judgment_id: int) -> dict:
         """One judgment as a dict (any status); KeyError for an unknown id."""
@@ -662,16 +728,27 @@ class LabelStore:
             params.append(_check_kind(kind))
         return self._judgment_rows(where, params, order="j.id DESC", limit=int(limit))
 
-    def judgments(self, *, annotator: str | None = None, kind: str | None = None, active_only: bool = True):
-        """Judgments as a pandas DataFrame, oldest first: id, item_id, kind, annotator, choice, ranking (list of
-        candidate positions, best first), text, rationale, display_order (list), seconds, event_id, status,
-        supersedes, created, changed, prompt. `active_only=False` includes undone and superseded ones."""
+    def judgments(
+        self,
+        *,
+        annotator: str | None = None,
+        kind: str | None = None,
+        criterion: str | None = None,
+        active_only: bool = True,
+    ):
+        """Judgments as a pandas DataFrame, oldest first: id, item_id, annotator, choice, ranking (list of
+        candidate positions, best first), text, rationale, display_order (list), seconds, event_id, criterion,
+        status, supersedes, created, changed, kind, prompt. `criterion` keeps one criterion's (all when None);
+        `active_only=False` includes undone and superseded ones."""
         import pandas as pd
 
         where, params = ["1"], []
         if annotator is not None:
             where.append("j.annotator = ?")
             params.append(annotator)
+        if criterion is not None:
+            where.append("j.criterion = ?")
+            params.append(_check_criteria([criterion], "judgments")[0])
         if kind is not None:
             where.append("i.kind = ?")
             params.append(_check_kind(kind))
@@ -695,28 +772,29 @@ class LabelStore:
             out.append(d)
         return out
 
-    def progress(self, annotator: str, kind: str) -> dict:
+    def progress(self, annotator: str, kind: str, *, criterion: str = OVERALL) -> dict:
         """{"done", "total", "skipped", "labelled", "left", "per_minute"} for `annotator` on items of `kind`.
 
         "done" counts items with an active judgment, skips included (so done == total when nothing is pending);
         "skipped" is how many of those are skips, "labelled" how many are real decisions (done - skipped), "left"
         how many are still pending (total - done): labelled + skipped + left == total. "per_minute" is the recent
         pace: the annotator's last 20 judgments of this kind made within the last 10 minutes, 0.0 with fewer than
-        two."""
+        two. Counts are of one `criterion` ("overall" unless given)."""
         _check_kind(kind)
         annotator = _check_annotator(annotator)
+        criterion = _check_criteria([criterion], "progress")[0]
         done, skipped = self._read(
             "SELECT COUNT(*), COALESCE(SUM(j.choice = 'skip'), 0) FROM judgments j JOIN items i ON i.id = j.item_id"
-            " WHERE j.annotator = ? AND j.status = 'active' AND i.kind = ?",
-            (annotator, kind),
+            " WHERE j.annotator = ? AND j.status = 'active' AND i.kind = ? AND j.criterion = ?",
+            (annotator, kind, criterion),
         )[0]
         times = [
             r[0]
             for r in self._read(
                 "SELECT j.created FROM judgments j JOIN items i ON i.id = j.item_id "
-                "WHERE j.annotator = ? AND i.kind = ?"
+                "WHERE j.annotator = ? AND i.kind = ? AND j.criterion = ?"
                 " AND j.created > ? ORDER BY j.id DESC LIMIT ?",
-                (annotator, kind, time.time() - _RATE_MAX_AGE, _RATE_WINDOW),
+                (annotator, kind, criterion, time.time() - _RATE_MAX_AGE, _RATE_WINDOW),
             )
         ]
         span = (max(times) - min(times)) if len(times) >= 2 else 0.0
@@ -735,27 +813,39 @@ class LabelStore:
         """Everyone who has recorded a judgment in this store (any status), sorted."""
         return [r[0] for r in self._read("SELECT DISTINCT annotator FROM judgments ORDER BY annotator")]
 
+    def criteria(self) -> list[str]:
+        """Every criterion a judgment in this store answers (any status), "overall" first, then sorted."""
+        found = {r[0] for r in self._read("SELECT DISTINCT criterion FROM judgments")}
+        return sorted(found, key=lambda c: (c != OVERALL, c))
+
     # -- export -----------------------------------------------------------------------------------------------
 
     def to_preferences(
-        self, *, annotators: Iterable[str] | None = None, kinds: Iterable[str] = ("pair", "ranking")
+        self,
+        *,
+        annotators: Iterable[str] | None = None,
+        kinds: Iterable[str] = ("pair", "ranking"),
+        criterion: str = OVERALL,
     ) -> tuple[list[dict], dict]:
-        """Active judgments as preference rows in TRL's format, plus counts of what was left out.
+        """Active judgments on one `criterion` ("overall" unless given) as preference rows in TRL's format, plus
+        counts of what was left out.
 
-        Each row: "prompt", "chosen", "rejected", then "annotator", "item_id", "judgment_id", "source_kind"
+        Each row: "prompt", "chosen", "rejected", then "criterion", "annotator", "item_id", "judgment_id", "source_kind"
         ("pair"/"ranking"), "chosen_position" ("left"/"right" for a pair whose display order was recorded, else
         None), "rank_chosen", "rank_rejected" (rankings; 1 = best), "rationale", "seconds", "created", "item_source".
         A ranking of K responses gives K(K-1)/2 rows. Ties, both-bad and skips express no preference: they are left
         out and counted. Several annotators on one item give one row each (mixed labels stay visible).
 
         Counts: {"pairs" (rows), "judgments", "pair_judgments", "rankings", "ties", "both_bad", "skipped",
-        "annotators"}.
+        "annotators", "criterion"}.
         """
         kinds = tuple(kinds)
         for k in kinds:
             if _check_kind(k) == "demonstration":
                 raise ValueError("to_preferences: demonstrations are not preferences; use demonstrations()")
-        where, params = [f"i.kind IN ({','.join('?' * len(kinds))})", "j.status = 'active'"], list(kinds)
+        criterion = _check_criteria([criterion], "to_preferences")[0]
+        where = [f"i.kind IN ({','.join('?' * len(kinds))})", "j.status = 'active'", "j.criterion = ?"]
+        params = [*kinds, criterion]
         if annotators is not None:
             annotators = [annotators] if isinstance(annotators, str) else list(annotators)
             unknown = sorted(set(annotators) - set(self.annotators()))
@@ -778,10 +868,12 @@ class LabelStore:
             "both_bad": 0,
             "skipped": 0,
             "annotators": sorted({j["annotator"] for j in judged}),
+            "criterion": criterion,
         }
         for j in judged:
             it = items[j["item_id"]]
             extra = {
+                "criterion": criterion,
                 "annotator": j["annotator"],
                 "item_id": it["id"],
                 "judgment_id": j["id"],
@@ -906,12 +998,14 @@ _RECORD_FIELDS = (
     "display_order",
     "seconds",
     "event_id",
+    "criterion",
 )
 _JUDGMENT_COLUMNS = ("id", *_RECORD_FIELDS, "status", "supersedes", "created", "changed", "kind", "prompt")
 _PREFERENCE_COLUMNS = (
     "prompt",
     "chosen",
     "rejected",
+    "criterion",
     "annotator",
     "item_id",
     "judgment_id",
@@ -930,6 +1024,19 @@ def _check_kind(kind: str) -> str:
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
     return kind
+
+
+def _check_criteria(criteria: Iterable[str], where: str) -> list[str]:
+    """Criterion names: non-empty strings without surrounding spaces, at least one, none twice."""
+    if isinstance(criteria, str):
+        criteria = [criteria]
+    out = list(criteria)
+    for c in out:
+        if not isinstance(c, str) or not c.strip() or c != c.strip():
+            raise ValueError(f"{where}: a criterion is a non-empty name without surrounding spaces, got {c!r}")
+    if not out or len(set(out)) < len(out):
+        raise ValueError(f"{where}: expected one or more distinct criteria, got {out!r}")
+    return out
 
 
 def _check_annotator(annotator: str) -> str:
