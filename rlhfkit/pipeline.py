@@ -256,7 +256,7 @@ def smollm2_preset(quick: bool = False) -> dict[str, Any]:
     `quick`: the same settings at a smoke-test budget (a few steps per stage, a few dozen prompts)."""
     lora = LoraSettings(r=16, alpha=32, dropout=0.05, target_modules="all-linear")
     tokens = 48
-    steps = {"sft": 30, "reward": 48, "ppo": 24, "dpo": 48, "rloo": 16}
+    steps = {"sft": 30, "reward": 48, "ppo": 24, "dpo": 32, "rloo": 16}
     if quick:
         steps = {"sft": 6, "reward": 8, "ppo": 3, "dpo": 8, "rloo": 3}
     return dict(
@@ -291,7 +291,7 @@ def smollm2_preset(quick: bool = False) -> dict[str, Any]:
             learning_rate=1e-4,
             total_steps=steps["ppo"],
             batch_size=8,
-            num_ppo_epochs=4,
+            num_ppo_epochs=2,
             num_mini_batches=2,
             max_new_tokens=tokens,
             save_every=4,
