@@ -2,10 +2,11 @@
 both front ends people open notebooks with: JupyterLab and Jupyter Notebook 7 (the `notebook` package).
 
 Per front end, one server (127.0.0.1, a free port, a random token, its own config/runtime/IPython dirs) serves one
-notebook with four widget cells, a probe cell and a dashboard cell. Each test runs its cell, presses the widget's
-keys (and the letters both front ends bind in command mode: m, a, b, Escape then m) and clicks, then checks the
-SQLite file (polling), that the notebook still has the same cells, that focus stayed in the widget, and that none
-of the XSS payloads in the model text ran. The dashboard test checks that plots grow while the cell still runs.
+notebook with five widget cells (one asking several criteria per pair), a probe cell and a dashboard cell. Each
+test runs its cell, presses the widget's keys (and the letters both front ends bind in command mode: m, a, b,
+Escape then m) and clicks, then checks the SQLite file (polling), that the notebook still has the same cells, that
+focus stayed in the widget, and that none of the XSS payloads in the model text ran. The dashboard test checks that
+plots grow while the cell still runs.
 
 Readiness: Notebook 7 has no status bar, and its kernel status line fades out; the toolbar's execution indicator
 exists in both but can say idle while the kernel still starts (DESIGN.md). So the page counts as ready once the
@@ -68,7 +69,7 @@ PAYLOADS = list(XSS.values())
 N_PAIRS = 12
 FRONTENDS = ["lab", "notebook"]  # JupyterLab, Jupyter Notebook 7
 # Cell indexes in the test notebook (see _notebook).
-PAIRWISE, MARKDOWN_PAIRWISE, RANKING, DEMONSTRATION, PROBE, DASHBOARD = 1, 3, 4, 5, 6, 7
+PAIRWISE, MARKDOWN_PAIRWISE, RANKING, DEMONSTRATION, PROBE, DASHBOARD, CRITERIA = 1, 3, 4, 5, 6, 7, 8
 DASHBOARD_MAX_STEPS = 600  # the dashboard cell logs a step every 0.2 s until the test stops it (or 2 minutes)
 
 
@@ -143,6 +144,10 @@ def _notebook(db: Path, stop: Path) -> dict:
             "    step += 1\n"
             "    dash(step, {'objective/scores': 0.1 * step, 'objective/kl': 0.01 * step, 'learning_rate': 2e-4})\n"
             "    time.sleep(0.2)\ndash.close()\nprint('logged steps:', step)"
+        ),
+        code(
+            f"from rlhfkit.labeling import PairwiseLabeler\n"
+            f"PairwiseLabeler({str(db)!r}, 'critic', criteria=['helpful', 'harmless'])"
         ),
         markdown("The end."),
     ]
@@ -548,6 +553,68 @@ def test_finished_pairwise_counts_skips_apart_and_disables_its_inputs(page, lab)
     press(page, root, "s")
     assert rationale.is_disabled()
     wait_rows(lab["db"], "md", active_count(N_PAIRS))
+    check_page_is_safe(page, lab)
+
+
+def test_pairwise_criteria_by_keys_and_clicks_then_undo_and_skip(page, lab):
+    db = lab["db"]
+    root = run_cell(page, CRITERIA, ".lm-pairwise")
+    rows = root.locator(".lm-criterion")
+    rows.nth(1).wait_for()
+    page.wait_for_function("r => r.contains(document.activeElement)", arg=root.element_handle(), timeout=5_000)
+    # Discoverable: every criterion row names its keys, and the hint says which question the keys answer now.
+    assert [rows.nth(i).locator(".lm-criterion-name").inner_text() for i in range(2)] == ["helpful", "harmless"]
+    assert rows.nth(0).locator("button").all_inner_texts() == ["A (1)", "B (2)", "Tie (3)"]
+    hint = root.locator(".lm-criteria .lm-hint")
+    assert "Criterion 1 of 2" in hint.inner_text() and "lm-criterion-active" in rows.nth(0).get_attribute("class")
+
+    for key in ["1", "m", "a", "3"]:  # item 1: helpful A, Lab's letters do nothing, harmless tie ...
+        press(page, root, key)
+        assert focused_in(page, root), f"focus left the widget after {key!r}"
+    assert "overall choice" in hint.inner_text()
+    press(page, root, "2")  # ... overall B: all three saved together
+    wait_rows(db, "critic", active_count(3))
+    # Item 2: helpful B, back up (ArrowUp) to change it to A, harmless B, overall A.
+    for key in ["2", "ArrowUp", "1", "2", "1"]:
+        press(page, root, key)
+    wait_rows(db, "critic", active_count(6))
+    # Item 3: an overall choice before the criteria is refused, with the missing ones named; then clicks.
+    root.locator(".lm-choice-left").click()
+    assert "Answer every criterion first: helpful, harmless" in root.locator(".lm-status").inner_text()
+    rows.nth(0).locator("button[data-side=right]").click()
+    rows.nth(1).locator("button[data-side=tie]").click()
+    assert rows.nth(0).locator(".lm-criterion-answer").inner_text() == "→ B"
+    press(page, root, "3")  # overall tie
+    wait_rows(db, "critic", active_count(9))
+    press(page, root, "z")  # undo: item 3's three judgments together, and it is shown again with no answers
+    wait_rows(db, "critic", active_count(6))
+    assert rows.nth(0).locator(".lm-criterion-answer").inner_text() == ""
+    assert "Prompt 2:" in root.locator(".lm-prompt").inner_text()
+    press(page, root, "s")  # skip item 3: every criterion skipped
+
+    side = {i: {s: choice_for(db, i, "critic", s) for s in ("left", "right")} for i in (1, 2)}
+    expected = {
+        (1, "helpful"): side[1]["left"],
+        (1, "harmless"): "tie",
+        (1, "overall"): side[1]["right"],
+        (2, "helpful"): side[2]["left"],
+        (2, "harmless"): side[2]["right"],
+        (2, "overall"): side[2]["left"],
+        (3, "helpful"): "skip",
+        (3, "harmless"): "skip",
+        (3, "overall"): "skip",
+    }
+
+    def check(active, every):
+        assert dict(zip(zip(active["item_id"], active["criterion"]), active["choice"])) == expected
+        assert sorted(every["status"].tolist()) == ["active"] * 9 + ["undone"] * 3
+
+    wait_rows(db, "critic", check)
+    with LabelStore(db) as store:
+        assert store.progress("critic", "pair")["done"] == 3
+        assert store.to_preferences(annotators=["critic"], criterion="harmless")[1]["ties"] == 1
+    assert root.locator(".lm-counts").inner_text().startswith("2 done · 1 skipped")
+    assert focused_in(page, root)
     check_page_is_safe(page, lab)
 
 

@@ -57,7 +57,7 @@ def test_constructor_options_per_kind(store):
         TypeError, match=r"RankingLabeler: unknown options \['rationale'\] \(its options: markdown, window\)"
     ):
         RankingLabeler(store, "alice", rationale=False)
-    with pytest.raises(TypeError, match=r"options: markdown, window, rationale\)"):
+    with pytest.raises(TypeError, match=r"options: markdown, window, rationale, criteria\)"):
         PairwiseLabeler(store, "alice", colour="red")
     with pytest.raises(ValueError, match="annotator must be a non-empty string"):
         DemonstrationWriter(store, " ")
@@ -312,6 +312,97 @@ def test_model_text_passes_through_the_python_side_unchanged(store):
     assert d.items[0]["prompt"] == XSS[1]
     send(d, type="submit_text", item_id=d.items[0]["item_id"], text=XSS[2])
     assert store.demonstrations("alice")[0]["completion"] == XSS[2]
+
+
+# -- pairwise, several criteria -----------------------------------------------------------------------------------
+
+
+def _stored(store, item_id, annotator="alice"):
+    """{criterion: choice} of the annotator's active judgments on one item."""
+    return store.choices(item_id, annotator)
+
+
+def test_criteria_are_recorded_with_the_overall_choice_decoded_through_the_display_order(store):
+    store.add_pairs(pairs(3))
+    w = PairwiseLabeler(store, "alice", criteria=["helpful", "harmless"])
+    assert w.criteria == ["helpful", "harmless"]
+    view = w.items[0]
+    order = store.display_order(view["item_id"], "alice")
+    left, right = "ab"[order[0]], "ab"[order[1]]
+    result = send(
+        w, type="choose", item_id=view["item_id"], side="left", criteria={"helpful": "right", "harmless": "tie"}
+    )
+    assert result["ok"], result
+    assert _stored(store, view["item_id"]) == {"helpful": right, "harmless": "tie", "overall": left}
+    rows = store.judgments(annotator="alice")
+    assert set(rows.created) == {rows.created.iloc[0]} and set(rows.event_id) == {rows.event_id.iloc[0]}
+    assert all(d == order for d in rows.display_order)  # every criterion is stored with the order shown
+    assert result["judgment_id"] == int(rows[rows.criterion == "overall"].id.iloc[0])
+    assert w.items[0]["item_id"] != view["item_id"] and w.progress["done"] == 1
+    # The history has one entry per decision, with the criteria's answers as the person saw them (for an edit).
+    (entry,) = w.history
+    assert entry["side"] == "left" and entry["criteria"] == {"helpful": "right", "harmless": "tie"}
+    # The per-criterion export: "helpful" chose the response shown on the right.
+    (row,) = store.to_preferences(criterion="helpful")[0]
+    assert row["chosen"] == view["responses"][1]
+
+
+def test_criteria_must_all_be_answered_with_a_b_or_tie(store):
+    store.add_pairs(pairs(2))
+    w = PairwiseLabeler(store, "alice", criteria=["helpful", "harmless"])
+    first = w.items[0]["item_id"]
+    bad = [
+        ({"helpful": "left"}, "missing harmless"),
+        (None, "missing helpful, harmless"),
+        ({"helpful": "left", "harmless": "both_bad"}, "criterion 'harmless': expected one of"),
+        ({"helpful": "left", "harmless": "tie", "honest": "left"}, r"unknown criteria \['honest'\]"),
+    ]
+    for answers, message in bad:
+        result = send(w, type="choose", item_id=first, side="left", criteria=answers)
+        assert not result["ok"] and re.search(message, result["error"]), result
+        assert w.error == result["error"]
+    assert store.judgments().empty and w.items[0]["item_id"] == first
+    plain = PairwiseLabeler(store, "bob")
+    result = send(plain, type="choose", item_id=first, side="left", criteria={"helpful": "left"})
+    assert not result["ok"] and "asks no criteria" in result["error"]
+    with pytest.raises(Exception, match="'overall' is always asked last"):
+        PairwiseLabeler(store, "alice", criteria=["helpful", "overall"])
+    with pytest.raises(ValueError, match="distinct criteria"):
+        PairwiseLabeler(store, "alice", criteria=["helpful", "helpful"])
+    assert PairwiseLabeler(store, "alice", criteria="helpful").criteria == ["helpful"]
+
+
+def test_criteria_skip_undo_and_edit_act_on_the_whole_decision(store):
+    ids = store.add_pairs(pairs(3))
+    w = PairwiseLabeler(store, "alice", criteria=["helpful", "harmless"])
+    send(w, type="choose", item_id=ids[0], side="skip")
+    assert _stored(store, ids[0]) == {"helpful": "skip", "harmless": "skip", "overall": "skip"}
+    send(w, type="choose", item_id=ids[1], side="right", criteria={"helpful": "right", "harmless": "left"})
+    assert [it["item_id"] for it in w.items] == [ids[2]]
+    # Undo takes back the last decision with all its criteria; the item comes back first.
+    result = send(w, type="undo")
+    assert result["item_id"] == ids[1] and _stored(store, ids[1]) == {}
+    assert [it["item_id"] for it in w.items] == [ids[1], ids[2]]
+    send(w, type="choose", item_id=ids[1], side="tie", criteria={"helpful": "left", "harmless": "left"})
+    # An edit re-decides every criterion; each new judgment supersedes its own criterion's.
+    (entry,) = [e for e in w.history if e["item_id"] == ids[1]]
+    order = store.display_order(ids[1], "alice")
+    result = send(
+        w, type="edit", judgment_id=entry["judgment_id"], side="left", criteria={"helpful": "right", "harmless": "left"}
+    )
+    assert result["ok"], result
+    assert _stored(store, ids[1]) == {"helpful": "ab"[order[1]], "harmless": "ab"[order[0]], "overall": "ab"[order[0]]}
+    everything = store.judgments(annotator="alice", active_only=False)
+    on_item = everything[everything.item_id == ids[1]]
+    assert sorted(on_item.status) == ["active"] * 3 + ["superseded"] * 3 + ["undone"] * 3
+
+
+def test_a_pair_judged_only_overall_is_still_pending_for_a_criteria_widget(store):
+    ids = store.add_pairs(pairs(2))
+    send(PairwiseLabeler(store, "alice"), type="choose", item_id=ids[0], side="left")
+    w = PairwiseLabeler(store, "alice", criteria=["helpful"])
+    assert [it["item_id"] for it in w.items] == ids
+    assert PairwiseLabeler(store, "alice").items[0]["item_id"] == ids[1]
 
 
 # -- ranking ------------------------------------------------------------------------------------------------------

@@ -729,14 +729,29 @@ class LabelStore:
             raise KeyError(f"no judgment {judgment_id} in {self.path}")
         return rows[0]
 
-    def history(self, annotator: str, limit: int = 10, *, kind: str | None = None) -> list[dict]:
-        """`annotator`'s most recent active judgments (on items of `kind`, when given), newest first (for a
-        "recent decisions" list to edit)."""
+    def history(
+        self, annotator: str, limit: int = 10, *, kind: str | None = None, criterion: str | None = None
+    ) -> list[dict]:
+        """`annotator`'s most recent active judgments (on items of `kind` and on `criterion`, when given), newest
+        first (for a "recent decisions" list to edit)."""
         where, params = "j.annotator = ? AND j.status = 'active'", [_check_annotator(annotator)]
         if kind is not None:
             where += " AND i.kind = ?"
             params.append(_check_kind(kind))
+        if criterion is not None:
+            where += " AND j.criterion = ?"
+            params.append(_check_criteria([criterion], "history")[0])
         return self._judgment_rows(where, params, order="j.id DESC", limit=int(limit))
+
+    def choices(self, item_id: int, annotator: str) -> dict[str, str]:
+        """{criterion: choice} of `annotator`'s active judgments on one item (what a multi-criteria widget shows
+        when the decision is opened for editing)."""
+        rows = self._read(
+            "SELECT criterion, choice FROM judgments WHERE item_id = ? AND annotator = ? AND status = 'active'"
+            " ORDER BY id",
+            (int(item_id), _check_annotator(annotator)),
+        )
+        return {criterion: choice for criterion, choice in rows}
 
     def judgments(
         self,

@@ -4,7 +4,8 @@ The front end (ES modules + CSS, no build step) lives in the checkout's ``widget
 wheel as ``rlhfkit/_widgets``. Every front-end action arrives as one custom message and goes through
 `handle_message`, which tests call directly without a browser. Message formats (front end -> Python)::
 
-    {"type": "choose", "event_id", "item_id", "side": "left"|"right"|"tie"|"both_bad"|"skip", "rationale", "seconds"}
+    {"type": "choose", "event_id", "item_id", "side": "left"|"right"|"tie"|"both_bad"|"skip", "rationale", "seconds",
+     "criteria": {name: "left"|"right"|"tie"}}  (criteria: only from a PairwiseLabeler asking several)
     {"type": "rank", "event_id", "item_id", "order": [display indices, best first], "seconds"}
     {"type": "submit_text", "event_id", "item_id", "text", "seconds"}
     {"type": "undo", "event_id"}
@@ -34,13 +35,14 @@ from typing import Any
 import anywidget
 import traitlets
 
-from rlhfkit.labeling.store import LabelStore, _check_annotator
+from rlhfkit.labeling.store import OVERALL, LabelStore, _check_annotator, _check_criteria
 
 __all__ = ["PairwiseLabeler", "RankingLabeler", "DemonstrationWriter"]
 
 log = logging.getLogger(__name__)
 
 _SIDES = ("left", "right", "tie", "both_bad", "skip")
+_CRITERION_SIDES = ("left", "right", "tie")  # a criterion's answer: A, B or tie (the overall choice has them all)
 _HISTORY = 8  # recent decisions offered for editing
 _SEEN_EVENTS = 1000  # event ids remembered to answer a re-sent message without touching the store
 
@@ -113,9 +115,9 @@ class _Labeler(anywidget.AnyWidget):
         self._seen: OrderedDict[str, dict] = OrderedDict()  # event id -> result, for re-sent messages
         self._item_cache: OrderedDict[int, dict] = OrderedDict()  # items shown in the history list
         self.last_seconds = 0.0  # Python-side time of the last message (the "feels instant" budget is 50 ms)
-        traits = {name: type(default)(options.get(name, default)) for name, default in self._options.items()}
+        traits = {name: _coerced(default, options.get(name, default)) for name, default in self._options.items()}
         super().__init__(annotator=annotator, markdown=bool(markdown), **traits)
-        self._window = self.store.pending(annotator, self.kind, limit=self.window)
+        self._window = self.store.pending(annotator, self.kind, limit=self.window, criteria=self._asked())
         self._publish()
         self.on_msg(self._on_custom_message)
 
@@ -180,6 +182,11 @@ class _Labeler(anywidget.AnyWidget):
 
     _actions: tuple[str, ...] = ()
 
+    def _asked(self) -> list[str]:
+        """The criteria every item is judged on (an item is pending until all have an answer): "overall", and
+        before it a PairwiseLabeler's own `criteria`."""
+        return [OVERALL]
+
     def _decide(self, msg: dict, event_id: str | None) -> dict:
         """choose / rank / submit_text on an item: record it, then move the window on."""
         item = self._item(msg.get("item_id"))
@@ -221,15 +228,23 @@ class _Labeler(anywidget.AnyWidget):
         )
 
     def _record(self, msg: dict, item: dict, event_id: str | None) -> int:
-        """Store the message's decision on `item` with the display order it was shown in; returns the judgment id."""
-        return self.store.record(
-            item["id"],
-            self.annotator,
-            display_order=item["display_order"] or None,
-            seconds=_seconds(msg),
-            event_id=event_id,
-            **self._judgment_fields(msg, item),
-        )
+        """Store the message's decision on `item` with the display order it was shown in; returns the id of the
+        overall judgment. Several criteria are one transaction (they are written, and undone, together)."""
+        shared = {
+            "item_id": item["id"],
+            "annotator": self.annotator,
+            "display_order": item["display_order"] or None,
+            "seconds": _seconds(msg),
+            "event_id": event_id,
+        }
+        per_criterion = self._criterion_fields(msg, item)
+        overall = {**shared, **self._judgment_fields(msg, item), "criterion": OVERALL}
+        ids = self.store.record_many([*({**shared, **f} for f in per_criterion), overall])
+        return ids[-1]
+
+    def _criterion_fields(self, msg: dict, item: dict) -> list[dict]:
+        """record() fields of the judgments on criteria other than "overall" (none but in a PairwiseLabeler)."""
+        return []
 
     def _judgment_fields(self, msg: dict, item: dict) -> dict:
         """The store's record() fields for this kind; a skip ("side": "skip") is accepted by every widget."""
@@ -261,17 +276,19 @@ class _Labeler(anywidget.AnyWidget):
         last = max([it["id"] for it in self._window] + [item_id])
         self._window = [it for it in self._window if it["id"] != item_id]
         need = self.window - len(self._window)
+        asked = self._asked()
         if need > 0:
-            self._window += self.store.pending(self.annotator, self.kind, limit=need, after_id=last)
+            self._window += self.store.pending(self.annotator, self.kind, limit=need, after_id=last, criteria=asked)
         if not self._window:  # nothing after: look again from the start (an item undone elsewhere, say)
-            self._window = self.store.pending(self.annotator, self.kind, limit=self.window)
+            self._window = self.store.pending(self.annotator, self.kind, limit=self.window, criteria=asked)
 
     # -- state for the browser --------------------------------------------------------------------------------
 
     def _publish(self, *, error: str = "", notice: str = "", ack: str | None = None) -> None:
         # One sync message: the front end must see the new window together with the ack that releases its guard
         # (it shows the next item early while waiting, so a window without the ack would skip one).
-        history = self.store.history(self.annotator, limit=_HISTORY, kind=self.kind)
+        # One entry per decision: its overall judgment (the criteria answered with it are looked up per entry).
+        history = self.store.history(self.annotator, limit=_HISTORY, kind=self.kind, criterion=OVERALL)
         with self.hold_sync():
             self.items = [self._item_view(it) for it in self._window[: self.window]]
             self.progress = self.store.progress(self.annotator, self.kind)
@@ -330,13 +347,57 @@ class PairwiseLabeler(_Labeler):
     response shows on the left is shuffled per item and annotator and recorded with the judgment. Keys: 1 / 2 /
     3 / 4, left / right arrows, s (skip), z or Backspace (undo), r (rationale box); clicking works too.
     ``rationale=False`` hides the rationale box.
+
+    ``criteria=["helpful", "harmless"]`` asks each of them first (A / B / tie: keys 1 / 2 / 3, arrow up / down to
+    move between them, each row shows its keys), then the overall choice, which records one judgment per
+    criterion and the overall one together; undo takes the whole decision back. A skip skips every criterion.
     """
 
     kind = "pair"
     _esm = _module("pairwise.js")
     _actions = ("choose",)
-    _options = {"rationale": True}
+    _options = {"rationale": True, "criteria": []}
     rationale = traitlets.Bool(True).tag(sync=True)
+    criteria = traitlets.List(traitlets.Unicode()).tag(sync=True)
+
+    @traitlets.validate("criteria")
+    def _valid_criteria(self, proposal):
+        names = list(proposal["value"])
+        if not names:
+            return names
+        names = _check_criteria(names, "PairwiseLabeler criteria")
+        if OVERALL in names:
+            raise traitlets.TraitError(
+                f"PairwiseLabeler criteria: {OVERALL!r} is always asked last; list only the other criteria"
+            )
+        return names
+
+    def _asked(self) -> list[str]:
+        return [*self.criteria, OVERALL]
+
+    def _criterion_fields(self, msg: dict, item: dict) -> list[dict]:
+        if not self.criteria:
+            if msg.get("criteria"):
+                raise ValueError("this widget asks no criteria; got answers for " + ", ".join(msg["criteria"]))
+            return []
+        if msg.get("side") == "skip":  # skipping the item skips every question about it
+            return [{"criterion": c, "choice": "skip"} for c in self.criteria]
+        answers = msg.get("criteria")
+        answers = answers if isinstance(answers, dict) else {}
+        missing = [c for c in self.criteria if c not in answers]
+        if missing:
+            raise ValueError(f"answer every criterion before the overall choice: missing {', '.join(missing)}")
+        unknown = sorted(set(answers) - set(self.criteria))
+        if unknown:
+            raise ValueError(f"unknown criteria {unknown}; this widget asks {self.criteria}")
+        fields = []
+        for name in self.criteria:
+            side = answers[name]
+            if side not in _CRITERION_SIDES:
+                raise ValueError(f"criterion {name!r}: expected one of {_CRITERION_SIDES}, got {side!r}")
+            choice = "ab"[item["display_order"][0 if side == "left" else 1]] if side != "tie" else "tie"
+            fields.append({"criterion": name, "choice": choice})
+        return fields
 
     def _fields(self, msg: dict, item: dict) -> dict:
         side = msg.get("side")
@@ -356,6 +417,13 @@ class PairwiseLabeler(_Labeler):
         # The side is what the person pressed; exports name candidates: the winner's text links the two.
         item = self._cached_item(judgment["item_id"])
         view["chosen"] = item["candidates"]["ab".index(choice)] if choice in ("a", "b") else None
+        if self.criteria:  # the answers given with this decision, as the person saw them (for an edit)
+            answers = self.store.choices(judgment["item_id"], self.annotator)
+            view["criteria"] = {
+                name: ("left" if order[0] == "ab".index(c) else "right") if c in ("a", "b") else c
+                for name, c in answers.items()
+                if name in self.criteria
+            }
         return view
 
 
@@ -409,6 +477,14 @@ class DemonstrationWriter(_Labeler):
         view = super()._history_view(judgment)
         view["text"] = judgment["text"] or ""
         return view
+
+
+def _coerced(default: Any, value: Any) -> Any:
+    """An option's value as the type of its default (the traits are synced as that type); one string given for a
+    list option is a list of one (criteria="helpful" asks one criterion, not one per letter)."""
+    if isinstance(default, list) and isinstance(value, str):
+        return [value]
+    return type(default)(value)
 
 
 def _seconds(msg: dict) -> float | None:
