@@ -189,13 +189,15 @@ def ppo(
     settings=None,
     out: str | os.PathLike = "runs/ppo",
     *,
+    reference: str | os.PathLike | None = None,
     reward_model_path: str | os.PathLike | None = None,
     reuse: bool = True,
     callbacks: Sequence = (),
     echo: bool = True,
 ) -> RunData:
-    """PPO from `policy` (the SFT model, also the frozen reference of the KL penalty) against `reward` (a reward
-    model's judge or path, or any `fn(prompts, responses) -> scores`), on `prompts`, into `out`.
+    """PPO from `policy` (the SFT model, also the frozen reference of the KL penalty unless `reference` names
+    another: a later round of `rlhfkit.rounds` continues from its policy with the SFT model as reference) against
+    `reward` (a reward model's judge or path, or any `fn(prompts, responses) -> scores`), on `prompts`, into `out`.
 
     The value model follows `PPOSettings.separate_value_model`, decided there once: a separate network started
     from the reward model (`reward_model_path`, or `reward` itself when it is a path), or a value head on the
@@ -221,7 +223,7 @@ def ppo(
             prompts,
             settings,
             out,
-            reference=policy,
+            reference=policy if reference is None else reference,
             value_model=value_from,
             resume=resume,
             callbacks=callbacks,

@@ -35,6 +35,7 @@ FLOORS = {
     "rlhfkit.compare": 3,
     "rlhfkit.live": 4,
     "rlhfkit.pipeline": 5,
+    "rlhfkit.rounds": 5,
     "rlhfkit.notebook": 5,
     "rlhfkit.cli": 6,
 }
