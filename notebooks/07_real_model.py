@@ -36,10 +36,9 @@
 # We run the pipeline with the live dashboard, then look at the answers before and after, at an **LLM judge**
 # (the same model asked which of two answers is better), and at what changed.
 #
-# **Run it:** *Run ▸ Run All Cells*. `QUICK = True` (the default) is the preset's smoke budget: its pipeline took
-# about 9 minutes on two quiet CPU cores with the preset's earlier learning rates (the notebook as a whole has not
-# been timed yet); its numbers are noise. `QUICK = False` is the preset's full budget, the README's table: one
-# run took 60 minutes on two CPU cores.
+# **Run it:** *Run ▸ Run All Cells*. `QUICK = True` (the default) is the preset's smoke budget: the whole notebook
+# ran in about 7 minutes on two quiet CPU cores (one run); its numbers are noise. `QUICK = False` is the preset's
+# full budget, the README's table: its pipeline took 29 minutes on two quiet CPU cores (one run).
 
 # %% tags=["parameters"]
 MODEL = "smollm2-135m"  # a model with a preset (see rlhfkit.pipeline.PRESETS), or a folder / Hub id with budgets below
