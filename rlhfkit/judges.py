@@ -2,8 +2,8 @@
 
 A judge maps (prompt, response) to a float, batched: `judge(prompts, responses) -> list[float]`. That is also the
 signature TRL's RLOO and GRPO trainers accept as a reward function, so any judge here can reward them directly.
-Built in: `VaderJudge` (sentiment; the reviews task's gold judge), `LengthJudge`, and `FunctionJudge` around any
-user callable.
+Built in: `VaderJudge` (sentiment; the reviews task's gold judge), `LengthJudge`, `FunctionJudge` around any
+user callable, and `CombinedJudge`, a weighted sum of several (one reward model per criterion, say).
 
 A `SimulatedAnnotator` asks a judge which of two responses is better, then adds the imperfections of people:
 label noise (a flip rate, or Bradley-Terry sampling with a temperature) and position bias (picking whichever
@@ -20,7 +20,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-__all__ = ["Judge", "VaderJudge", "LengthJudge", "FunctionJudge", "as_judge", "SimulatedAnnotator"]
+__all__ = ["Judge", "VaderJudge", "LengthJudge", "FunctionJudge", "CombinedJudge", "as_judge", "SimulatedAnnotator"]
 
 
 def _text(value: Any) -> str:
@@ -108,6 +108,62 @@ class FunctionJudge(Judge):
         if self.batched:
             return list(self.fn(list(prompts), list(responses)))
         return [self.fn(p, r) for p, r in zip(prompts, responses)]
+
+
+class CombinedJudge(Judge):
+    """A weighted sum of judges, one per criterion (e.g. a reward model for "helpful" and one for "harmless"):
+
+        score(x, y) = sum_c  w_c * (s_c(x, y) - mean_c) / std_c
+
+    Reward models of different criteria have unrelated scales (a Bradley-Terry score is defined up to a shift and
+    a scale), so each is standardised by the mean and standard deviation of its scores on `reference` (prompts and
+    responses, e.g. the SFT model's samples), measured once here; the weights then say how much one standard
+    deviation of each criterion is worth. Without `reference` the raw scores are summed.
+
+    `judges`: criterion -> a judge or callable ``(prompts, responses) -> scores``; `weights`: criterion -> weight
+    (finite, not all zero; a criterion left out weighs 0)."""
+
+    def __init__(
+        self,
+        judges: dict[str, Callable],
+        weights: dict[str, float],
+        *,
+        reference: tuple[Sequence[str], Sequence[str]] | None = None,
+    ) -> None:
+        unknown = sorted(set(weights) - set(judges))
+        if unknown:
+            raise ValueError(f"CombinedJudge: weights for {unknown}, which have no judge; judges: {sorted(judges)}")
+        bad = {c: w for c, w in weights.items() if not isinstance(w, (int, float)) or not math.isfinite(w)}
+        if bad:
+            raise ValueError(f"CombinedJudge: weights must be finite numbers, got {bad}")
+        if not any(weights.values()):
+            raise ValueError(f"CombinedJudge: every weight is 0 ({dict(weights)}): nothing would be rewarded")
+        self.judges = {c: as_judge(j) if not isinstance(j, Judge) else j for c, j in judges.items() if weights.get(c)}
+        self.weights = {c: float(weights[c]) for c in self.judges}
+        self.scale = {c: (0.0, 1.0) for c in self.judges}
+        if reference is not None:
+            prompts, responses = list(reference[0]), list(reference[1])
+            if len(responses) < 2:
+                raise ValueError("CombinedJudge: reference needs at least 2 responses to measure each judge's spread")
+            for c, judge in self.judges.items():
+                scores = judge(prompts, responses)
+                mean = sum(scores) / len(scores)
+                std = math.sqrt(sum((s - mean) ** 2 for s in scores) / (len(scores) - 1))
+                if std == 0.0:
+                    raise ValueError(
+                        f"CombinedJudge: judge of {c!r} gives every reference response the same score {mean}: it "
+                        f"cannot be standardised (give more varied reference responses)"
+                    )
+                self.scale[c] = (mean, std)
+        self.name = "combined(" + ", ".join(f"{c}={w:g}" for c, w in self.weights.items()) + ")"
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
+        total = [0.0] * len(responses)
+        for c, judge in self.judges.items():
+            mean, std = self.scale[c]
+            for i, s in enumerate(judge(prompts, responses)):
+                total[i] += self.weights[c] * (s - mean) / std
+        return total
 
 
 BUILTIN_JUDGES = {"vader": VaderJudge, "length": LengthJudge}

@@ -328,3 +328,55 @@ def test_annotator_with_builtin_judge_name():
     assert annotator.name == "sim-length_words-exact"
     rows = annotator.label_pairs(["p", "q"], ["one two three", "x"], ["one", "x y"])
     assert [row["chosen"] for row in rows] == ["one two three", "x y"]
+
+
+# --- several criteria ------------------------------------------------------------------------------------------
+
+
+def test_combined_judge_standardises_each_criterion_on_the_reference_then_weighs_them():
+    from rlhfkit.judges import CombinedJudge
+
+    words = LengthJudge("words")  # 1, 2, 3, 4 words on the reference: mean 2.5, sd 1.29
+    double = FunctionJudge(lambda p, r: 10.0 * len(r), name="chars_x10")
+    reference = (["p"] * 4, ["a", "a b", "a b c", "a b c d"])
+    combined = CombinedJudge({"words": words, "chars": double}, {"words": 1.0, "chars": -0.5}, reference=reference)
+    sd_words = math.sqrt(sum((n - 2.5) ** 2 for n in (1, 2, 3, 4)) / 3)
+    chars = [10.0 * len(r) for r in reference[1]]
+    mean_c = sum(chars) / 4
+    sd_c = math.sqrt(sum((c - mean_c) ** 2 for c in chars) / 3)
+    got = combined(["p"], ["a b c d e"])[0]
+    assert got == pytest.approx((5 - 2.5) / sd_words - 0.5 * (10.0 * 9 - mean_c) / sd_c)
+    assert combined.name == "combined(words=1, chars=-0.5)"
+    # Without a reference the raw scores are summed; a criterion weighed 0 is not scored at all.
+    raw = CombinedJudge({"words": words, "chars": double}, {"words": 2.0, "chars": 0.0})
+    assert raw(["p"], ["a b c"]) == [6.0] and list(raw.judges) == ["words"]
+
+
+def test_combined_judge_refuses_weights_it_cannot_use():
+    from rlhfkit.judges import CombinedJudge
+
+    words = LengthJudge("words")
+    with pytest.raises(ValueError, match=r"weights for \['brief'\], which have no judge"):
+        CombinedJudge({"words": words}, {"brief": 1.0})
+    with pytest.raises(ValueError, match="every weight is 0"):
+        CombinedJudge({"words": words}, {"words": 0.0})
+    with pytest.raises(ValueError, match="finite"):
+        CombinedJudge({"words": words}, {"words": float("nan")})
+    with pytest.raises(ValueError, match="same score"):
+        CombinedJudge({"words": words}, {"words": 1.0}, reference=(["p", "p"], ["a b", "c d"]))
+
+
+def test_the_reviews_task_has_two_gold_criteria_that_pull_apart():
+    from rlhfkit.tiny import reviews_task
+
+    task = reviews_task(n_train_prompts=4, n_eval_prompts=2, n_demonstrations=2)
+    assert task.gold_for() is task.gold_judge and set(task.gold_criteria) == {"positive", "brief"}
+    short, long = "A good film.", "A good film: wonderful acting, a lovely score, and a happy, delightful ending."
+    prompts = ["Review Night Harbor."] * 2
+    positive = task.gold_for("positive")(prompts, [short, long])
+    brief = task.gold_for("brief")(prompts, [short, long])
+    assert positive[1] > positive[0] and brief[1] < brief[0]  # the longer review: more positive, less brief
+    with pytest.raises(
+        KeyError, match=r"no gold judge for criterion 'honest'; it has \['overall', 'positive', 'brief'\]"
+    ):
+        task.gold_for("honest")

@@ -192,3 +192,37 @@ def test_judges_label_one_criterion_each_and_agreement_is_per_criterion(store):
         agreement(store)
     assert position_bias(store, "long", criterion="detail")["n"] == 12
     assert position_bias(store, "long")["n"] == 0
+
+
+def test_simulated_annotators_label_each_criterion_by_its_own_gold_judge(tmp_path):
+    """The headless path of multi-criteria labels: one simulated annotator per criterion of the task, exported per
+    criterion; on the reviews task the two criteria disagree on a share of the pairs."""
+    from rlhfkit.judges import SimulatedAnnotator
+    from rlhfkit.labeling import annotate_with_judge
+    from rlhfkit.tiny import reviews_task
+
+    task = reviews_task(n_train_prompts=4, n_eval_prompts=2, n_demonstrations=40)
+    demos = task.demonstrations
+    rows = [
+        {"prompt": demos[i]["prompt"], "response_a": demos[i]["completion"], "response_b": demos[i + 1]["completion"]}
+        for i in range(0, 40, 2)
+    ]
+    with LabelStore(tmp_path / "labels.sqlite") as store:
+        store.add_pairs(rows)
+        for criterion in ("positive", "brief"):
+            judge = SimulatedAnnotator(task.gold_for(criterion), noise="none")
+            assert annotate_with_judge(store, judge, "sim", criterion=criterion, progress=False) == 20
+        assert store.criteria() == ["brief", "positive"]
+        chosen = {
+            c: {r["item_id"]: r["chosen"] for r in store.to_preferences(criterion=c)[0]} for c in ("positive", "brief")
+        }
+    for criterion in ("positive", "brief"):
+        gold = task.gold_for(criterion)
+        for row in rows:
+            a, b = gold([row["prompt"]] * 2, [row["response_a"], row["response_b"]])
+            if a == b:
+                continue
+            item = next(i for i, r in enumerate(rows, start=1) if r is row)
+            assert chosen[criterion].get(item) == (row["response_a"] if a > b else row["response_b"])
+    disagree = sum(chosen["positive"].get(i) != chosen["brief"].get(i) for i in chosen["positive"])
+    assert 0 < disagree < len(chosen["positive"])

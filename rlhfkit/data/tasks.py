@@ -36,6 +36,9 @@ class Task:
     demonstrations: list[dict]  # {"prompt": str, "completion": str}
     gold_judge: Callable | None = None  # scores (prompts, responses) -> list[float]
     description: str = ""
+    gold_criteria: dict[str, Callable] = dataclasses.field(default_factory=dict)
+    """Gold judges of named criteria besides the overall one (e.g. {"positive": ..., "brief": ...}), for
+    multi-criteria labels: simulated annotators label each criterion by its judge (`gold_for`)."""
 
     def __post_init__(self) -> None:
         if self.gold_judge is not None and not callable(self.gold_judge):
@@ -43,6 +46,18 @@ class Task:
                 f"Task {self.name!r}: gold_judge is {type(self.gold_judge).__name__} (expected a Judge or a callable "
                 "(prompts, responses) -> list[float])"
             )
+        self.gold_criteria = dict(self.gold_criteria or {})
+        for criterion, judge in self.gold_criteria.items():
+            if not isinstance(criterion, str) or not criterion.strip() or criterion == "overall":
+                raise ValueError(
+                    f"Task {self.name!r}: gold_criteria key {criterion!r} (expected a criterion name other than "
+                    f"'overall', which is gold_judge)"
+                )
+            if not callable(judge):
+                raise TypeError(
+                    f"Task {self.name!r}: gold_criteria[{criterion!r}] is {type(judge).__name__} (expected a Judge "
+                    "or a callable (prompts, responses) -> list[float])"
+                )
         self.train_prompts = list(self.train_prompts)
         self.eval_prompts = list(self.eval_prompts)
         self.demonstrations = [dict(d) if isinstance(d, dict) else d for d in self.demonstrations]
@@ -74,6 +89,15 @@ class Task:
                 "SFT on them leaks eval data into training",
                 stacklevel=3,
             )
+
+    def gold_for(self, criterion: str = "overall") -> Callable:
+        """The gold judge of `criterion`: `gold_judge` for "overall", else `gold_criteria[criterion]`."""
+        if criterion == "overall" and self.gold_judge is not None:
+            return self.gold_judge
+        if criterion in self.gold_criteria:
+            return self.gold_criteria[criterion]
+        known = (["overall"] if self.gold_judge is not None else []) + list(self.gold_criteria)
+        raise KeyError(f"task {self.name!r} has no gold judge for criterion {criterion!r}; it has {known}")
 
     def sft_dataset(self, conversational: bool = True) -> "datasets.Dataset":
         """Demonstrations as TRL prompt-completion rows.

@@ -1,8 +1,13 @@
 """The embedded "reviews" task: write a short review of a film, book, restaurant or product.
 
 Its gold judge is VADER's sentiment score of the response, so "better" means "more positive", as in the DPO
-paper's IMDb experiment. Train and eval prompts name disjoint sets of items; demonstrations cover all three
-sentiments so that the SFT model starts from a spread of rewards that RLHF can move.
+paper's IMDb experiment. Two named gold criteria pull against each other for multi-criteria labels: "positive"
+(the same VADER score) and "brief" (minus the number of words): a longer review has room for more positive
+sentences (on 512 samples of the SFT'd embedded default, VADER and word count correlate at +0.21 by rank), and a
+policy pushed towards positivity alone writes longer ones (the pipeline's PPO, DPO and RLOO all do).
+
+Train and eval prompts name disjoint sets of items; demonstrations cover all three sentiments so that the SFT
+model starts from a spread of rewards that RLHF can move.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import random
 
 from rlhfkit.data import Task
-from rlhfkit.judges import VaderJudge
+from rlhfkit.judges import LengthJudge, VaderJudge
 from rlhfkit.tiny import corpus
 
 
@@ -36,4 +41,5 @@ def reviews_task(
         demonstrations=demonstrations,
         gold_judge=VaderJudge(),
         description="Write a short review; gold reward = VADER compound sentiment of the response (-1..1).",
+        gold_criteria={"positive": VaderJudge(), "brief": LengthJudge("words", target=0)},
     )
