@@ -19,7 +19,8 @@ The package is layered; each floor imports only from the floors below it (tests/
                                    report
   4. stages, live                  one function per pipeline step (used by the pipeline, the CLI and the
                                    notebooks); the live dashboard
-  5. pipeline, rounds, notebook    the whole pipeline in one call; iterated rounds of labelling and training; the
+  5. pipeline, rounds, criteria,  the whole pipeline in one call; iterated rounds of labelling and training;
+     notebook                      a reward model per criterion and the frontier of their weightings; the
                                    notebooks' shared set-up
   6. cli                           `rlhfkit ...`
 Two names are resolved on first use instead of imported at the top: `rlhfkit.data.load_task` (deprecated) is

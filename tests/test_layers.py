@@ -36,6 +36,7 @@ FLOORS = {
     "rlhfkit.live": 4,
     "rlhfkit.pipeline": 5,
     "rlhfkit.rounds": 5,
+    "rlhfkit.criteria": 5,
     "rlhfkit.notebook": 5,
     "rlhfkit.cli": 6,
 }
