@@ -123,6 +123,23 @@ SMOKE: dict[str, dict] = {
         "MAX_NEW_TOKENS": 16,
         "N_SHOW": 2,
     },
+    "08_rounds_and_criteria": {
+        "SFT_RUN": "{tmp}/missing_sft_run",
+        "SFT_STEPS": 6,
+        "ROUNDS": 2,
+        "PROMPTS_PER_ROUND": 6,
+        "K": 3,
+        "PAIRS_PER_PROMPT": 3,
+        "RM_STEPS": 3,
+        "PPO_STEPS": 2,
+        "BATCH_SIZE": 8,
+        "MAX_NEW_TOKENS": 16,
+        "N_CHECK_PROMPTS": 6,
+        "N_EVAL_PROMPTS": 6,
+        "BRIEF_WEIGHTS": [0.0, 1.0],
+        "CRITERIA_PROMPTS": 8,
+        "CRITERIA_PPO_STEPS": 2,
+    },
     # The real model (SmolLM2-135M-Instruct) through every stage, one or two steps each, on four prompts.
     "07_real_model": {
         "STEPS": {"reward": 1, "ppo": 1, "dpo": 2},
