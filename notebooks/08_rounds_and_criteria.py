@@ -32,7 +32,7 @@
 # and PPO against their weighted sum, and draws the **frontier** of the two gold criteria as the weight moves.
 #
 # **Run it:** *Run ▸ Run All Cells* (a few minutes on a CPU). With `LABEL_MYSELF = True` the rounds stop after
-# sampling and wait for you: label round r's pairs in the widget, then run the rounds cell again.
+# sampling and wait for you: label round r's pairs in the widget, then run the cell after it, and round r trains.
 
 # %% tags=["parameters"]
 MODEL = "tiny"  # used only when the SFT run below is missing and must be rebuilt; or a Hub id / folder
@@ -126,6 +126,14 @@ rounds.table().round(3)
 from rlhfkit.labeling import PairwiseLabeler
 
 PairwiseLabeler(rounds.store, ANNOTATOR) if LABEL_MYSELF else None
+
+# %% [markdown]
+# Labelled them? Run the next cell: the waiting round trains, and the loop stops again at the following round's
+# pairs (the widget above then shows those). Without anything to wait for it only reads the finished rounds back.
+
+# %%
+rounds = run_rounds(sft_path, task, round_settings, out_dir / "rounds", **who)
+print(f"waiting: {rounds.waiting}" if rounds.waiting else f"all {len(rounds.rounds)} rounds done")
 
 # %% [markdown]
 # ## 3. What the rounds changed
