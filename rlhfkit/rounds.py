@@ -310,6 +310,7 @@ def _run_rounds(policy, task, settings, out, *, labeller, annotator, store, echo
             seed = settings.seed + r
             if (folder / ROUND_FILE).exists():  # finished earlier: read back
                 done = json.loads((folder / ROUND_FILE).read_text())
+                _check_same_settings(done, settings, folder)
                 finished.append(done)
                 current, previous_rm = done["policy"], done["reward_model"]
                 continue
@@ -415,6 +416,22 @@ def _run_rounds(policy, task, settings, out, *, labeller, annotator, store, echo
             finished.append(done)
             current, previous_rm = done["policy"], rm_path
     return Rounds(out, finished, str(current), store_path)
+
+
+def _check_same_settings(done: dict, settings: RoundSettings, folder: Path) -> None:
+    """A finished round is read back only when it was made with the settings asked for now (the number of rounds
+    aside: asking for more continues the loop); otherwise continuing would mix two experiments silently."""
+
+    def comparable(record: dict) -> dict:
+        return {k: v for k, v in json.loads(json.dumps(jsonable(record))).items() if k != "rounds"}
+
+    before, now = comparable(done.get("settings", {})), comparable(asdict(settings))
+    differ = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    if differ:
+        raise ValueError(
+            f"{folder} was made with other settings ({', '.join(differ)} differ): continuing would mix two "
+            f"experiments. Use a new folder for these settings, or the settings that folder was made with"
+        )
 
 
 def _fmt(value: float | None) -> str:

@@ -131,6 +131,9 @@ def test_rounds_killed_in_round_two_resume_there_then_label_train_and_measure_on
     pd.testing.assert_frame_equal(again.table(), table)
     assert len(_judgments(done.store)) == len(after)
     assert (out / "round-2" / "reward" / "status.json").stat().st_mtime_ns == stamp
+    # Other settings on the same folder are refused, not mixed in.
+    with pytest.raises(ValueError, match=r"round-1 was made with other settings \(ppo differ\)"):
+        run_rounds(tiny_path, _task(), replace(SMALL, ppo=replace(SMALL.ppo, total_steps=3)), out, echo=False)
 
 
 def test_the_overoptimization_gap_compares_proxy_and_gold_percentiles():
