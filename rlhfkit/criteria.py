@@ -29,7 +29,7 @@ import pandas as pd
 
 from rlhfkit import stages
 from rlhfkit.evaluation import EvalSettings
-from rlhfkit.runs import Manifest, RunData, check_ours_to_write, jsonable
+from rlhfkit.runs import Manifest, RunData, _atomic_write_text, check_ours_to_write, jsonable
 from rlhfkit.train.ppo import PPOSettings
 from rlhfkit.train.reward import RewardSettings
 
@@ -198,8 +198,5 @@ def criteria_frontier(
         rows.append(row)
     frontier = pd.DataFrame(rows)
     record = {"criteria": criteria, "settings": asdict(settings), "frontier": frontier.to_dict("records")}
-    partial = out / (FRONTIER + ".partial")
-    manifest.claim(FRONTIER)
-    partial.write_text(json.dumps(jsonable(record), indent=2))
-    os.replace(partial, out / FRONTIER)
+    _atomic_write_text(manifest.claim(FRONTIER), json.dumps(jsonable(record), indent=2))
     return frontier

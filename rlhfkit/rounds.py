@@ -45,7 +45,7 @@ import pandas as pd
 
 from rlhfkit import stages
 from rlhfkit.evaluation import EvalSettings
-from rlhfkit.runs import check_ours_to_write, jsonable, Manifest
+from rlhfkit.runs import Manifest, _atomic_write_text, check_ours_to_write, jsonable
 from rlhfkit.train.ppo import PPOSettings
 from rlhfkit.train.reward import RewardSettings
 
@@ -156,17 +156,6 @@ def overoptimization_gap(policy_samples: pd.DataFrame, reference_samples: pd.Dat
     proxy = percentile(policy_samples["proxy"].to_numpy(float), reference_samples["proxy"].to_numpy(float))
     gold = percentile(policy_samples["gold"].to_numpy(float), reference_samples["gold"].to_numpy(float))
     return proxy - gold
-
-
-def _write_json_atomically(data: Any, path: Path) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(jsonable(data), indent=2))
-    os.replace(partial, path)
-
-
-def _say(message: str, echo: bool) -> None:
-    if echo:
-        print(message, flush=True)
 
 
 def _labeller(labeller: Any, annotator: str | None, task, settings: RoundSettings) -> tuple[Any, str]:
@@ -316,7 +305,7 @@ def _run_rounds(policy, task, settings, out, *, labeller, annotator, store, echo
                 continue
             manifest.claim(folder.name)
             folder.mkdir(parents=True, exist_ok=True)
-            _say(f"[round {r}] candidates of {current}", echo)
+            stages._say(f"[round {r}] candidates of {current}", echo)
 
             # 1. The current policy's candidates on the round's new prompts, paired, into the store.
             table = _sampled(
@@ -329,7 +318,7 @@ def _run_rounds(policy, task, settings, out, *, labeller, annotator, store, echo
             if who == PEOPLE:
                 pending = _pending_in_round(labels, annotator, r)
                 if pending:
-                    _say(
+                    stages._say(
                         f"[round {r}] {pending} of {len(item_ids)} pairs wait for {annotator!r} in {store_path}: "
                         f"label them (PairwiseLabeler({str(store_path)!r}, {annotator!r})), then run again",
                         echo,
@@ -406,8 +395,8 @@ def _run_rounds(policy, task, settings, out, *, labeller, annotator, store, echo
                 "sft_gold_reward_mean": result.to_dict()["sft"]["gold_reward_mean"],
                 "settings": asdict(settings),
             }
-            _write_json_atomically(done, folder / ROUND_FILE)  # inside the claimed round folder
-            _say(
+            _atomic_write_text(folder / ROUND_FILE, json.dumps(jsonable(done), indent=2))  # in the claimed folder
+            stages._say(
                 f"[round {r}] done: reward model accuracy on the policy's samples "
                 f"{_fmt(accuracy_before)} -> {_fmt(accuracy_after)}; gold {row['gold_reward_mean']:.3f}, "
                 f"proxy {row['proxy_reward_mean']:.3f}, KL {row['kl_to_ref']:.2f}, gap {gap:+.3f}",
