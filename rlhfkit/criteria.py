@@ -139,7 +139,10 @@ def criteria_frontier(
     criteria = settings.criteria
     gold = {c: task.gold_for(c) for c in criteria}  # fails early, naming the criteria the task has
     out = Path(out)
-    check_ours_to_write(out, "criteria", "criteria folder", set())
+    # The names this writes: one that is there but not rlhfkit's is refused, never overwritten.
+    names = {FRONTIER, "reference_samples.jsonl", *(f"ppo-{weights_tag(w)}" for w in settings.weights)}
+    names |= {f"{kind}-{c}{ext}" for c in criteria for kind, ext in (("preferences", ".jsonl"), ("reward", ""))}
+    check_ours_to_write(out, "criteria", "criteria folder", names)
     manifest = Manifest(out, "criteria")
     with cpu_threads(model=str(policy)):
         rms = criterion_reward_models(

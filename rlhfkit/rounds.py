@@ -286,7 +286,9 @@ def _run_rounds(policy, task, settings, out, *, labeller, annotator, store, echo
         )
     who, annotator = _labeller(labeller, annotator, task, settings)
     out = Path(out)
-    check_ours_to_write(out, "rounds", "rounds folder", set())
+    # The names this loop writes: one that is there but not rlhfkit's is refused, never overwritten.
+    names = {f"round-{r}" for r in range(1, settings.rounds + 1)} | (set() if store is not None else {_STORE})
+    check_ours_to_write(out, "rounds", "rounds folder", names)
     manifest = Manifest(out, "rounds")
     reference = resolve_model(policy)
     store_path = Path(store) if store is not None else manifest.claim(_STORE)

@@ -90,3 +90,13 @@ def test_weightings_are_checked_and_named():
     with pytest.raises(ValueError, match="non-zero weight"):
         CriteriaSettings(weights=[{"positive": 0.0}])
     assert CriteriaSettings().criteria == ["positive", "brief"]
+
+
+def test_a_file_of_someone_else_s_with_a_name_the_frontier_writes_is_refused(tmp_path, tiny_path):
+    out = tmp_path / "criteria"
+    out.mkdir()
+    (out / "rlhfkit.json").write_text(json.dumps({"written_by": "rlhfkit", "kind": "criteria", "files": []}))
+    (out / "frontier.json").write_text("my own notes")
+    with pytest.raises(FileExistsError, match="frontier.json"):
+        criteria_frontier(tiny_path, _task(), tmp_path / "labels.sqlite", SMALL, out, echo=False)
+    assert (out / "frontier.json").read_text() == "my own notes"
