@@ -234,7 +234,7 @@ Preset = Callable[[bool], dict]
 
 def smollm2_preset(quick: bool = False) -> dict[str, Any]:
     """SmolLM2-135M-Instruct (134.5 M parameters) on a CPU, with LoRA on every stage, PPO and DPO (RLOO on request:
-    `methods`), sized so that the default run fits in 45 minutes on two CPU cores (measured: 29 minutes, below).
+    `methods`), sized so that the default run fits in 45 minutes on two CPU cores (measured: 31 minutes, below).
 
     - SFT is skipped (`skip_sft`): the instruct model already answers prompts, so it is the SFT policy and the
       reference. With `skip_sft=False` SFT runs a short LoRA pass on the task's demonstrations.
@@ -247,17 +247,29 @@ def smollm2_preset(quick: bool = False) -> dict[str, Any]:
       answers it learns the answers, not what makes one better. The same number of pairs over twice the prompts
       reached 0.570 at lr 5e-4. Still weak: on this budget the reward model, not PPO, is the bottleneck.
     - Learning rates for LoRA, above full fine-tuning's because only the adapter moves and the budgets are tens of
-      steps: 2e-4 (SFT), 5e-4 (reward model: its score head starts from scratch), 1e-4 (PPO, RLOO: 4 epochs x 2
-      minibatches per rollout of 8), 5e-4 (DPO). Measured: DPO at 1e-4 for 48 steps moved the policy by KL 0.6
-      nats with no change in gold reward (0.426 [0.285, 0.553] against 0.455 [0.325, 0.571] on 48 prompts).
-    - Budgets: 48 reward model steps, 24 PPO rollouts, 32 DPO steps. The default run took 29 min 25 s on a quiet
-      2-core machine (torch's 2 threads; labels 182 s, reward model 285 s, PPO 600 s, DPO 492 s, evaluation 175 s):
-      DPO 0.719 [0.646, 0.787] gold against the start's 0.409 [0.295, 0.522] on 64 held-out prompts, intervals
-      apart; PPO 0.557 [0.459, 0.651], not apart (its KL reached 6 nats while the reward model's score of its
-      samples did not rise). DPO for 48 steps instead of 32 reached 0.658 [0.560, 0.754]: no better, 4 more
-      minutes. PPO with 2 epochs per rollout instead of 4 reached 0.304 [0.194, 0.411], below the start, at KL 5.0
-      (8 minutes instead of 10): with this reward model (0.570 held-out accuracy) PPO's updates are mostly noise,
-      and halving them left it drifting almost as far.
+      steps: 2e-4 (SFT), 5e-4 (reward model: its score head starts from scratch), 1e-4 (PPO, RLOO), 5e-4 (DPO).
+      Measured: DPO at 1e-4 for 48 steps moved the policy by KL 0.6 nats with no change in gold reward (0.426
+      [0.285, 0.553] against 0.455 [0.325, 0.571] on 48 prompts).
+    - PPO's value function is the reward model with its backbone frozen (`value_model="separate"`,
+      `train_value_backbone=False`: only its score head trains, on hidden states computed once per rollout), 2
+      epochs x 1 minibatch per rollout of 8. With a value head on the LoRA policy (PPOSettings' default with
+      LoRA) and 4 epochs x 2 minibatches, PPO's KL to the start grew to 6 nats (8 with another reward model) while
+      the reward model's score of its samples did not rise (0.20 at step 1, 0.08 at step 24). With the frozen
+      value model and the same epochs KL reached 3.9 and the score rose; with 2 epochs x 1 minibatch KL stayed
+      at 0.8. Gold reward on 64 held-out prompts, the same reward model (0.570 held-out accuracy), start 0.409
+      [0.295, 0.522]: 0.557 [0.459, 0.651] (head on the policy), 0.527 [0.417, 0.642] (frozen value, 4 x 2),
+      0.513 [0.418, 0.600] (frozen value, 2 x 1). The gold values are the same within their intervals, and the
+      last reaches its gold at a tenth of the KL. Twice the labels (256 prompts, 96 reward model steps; 61
+      minutes on one thread beside a benchmark) gave a reward model of 0.624 accuracy and no better PPO (0.441
+      with the head on the policy, 0.508 with the frozen value model).
+    - Evaluation on all 128 held-out prompts x 2 answers (intervals resample whole prompts): on 64 x 1 an
+      interval spans about +-0.1, wider than the gain PPO makes here.
+    - Budgets: 48 reward model steps, 24 PPO rollouts, 32 DPO steps. The default run took 31 min 26 s on a quiet
+      2-core machine (torch's 2 threads; labels 179 s, reward model 274 s, PPO 420 s, DPO 413 s, evaluation
+      571 s). Gold on 128 held-out prompts x 2 answers: start 0.404 [0.342, 0.462], DPO 0.690 [0.643, 0.733]
+      (intervals apart), PPO 0.448 [0.392, 0.503] at KL 0.56 (not apart: with this reward model PPO gains
+      little). DPO for 48 steps instead of 32 reached 0.658 [0.560, 0.754] on 64 prompts: no better, 4 more
+      minutes.
     - Responses up to 48 new tokens (a few sentences of review; sampling is most of every stage's time on a CPU
       and grows with it), batches of 8.
 
@@ -299,8 +311,10 @@ def smollm2_preset(quick: bool = False) -> dict[str, Any]:
             learning_rate=1e-4,
             total_steps=steps["ppo"],
             batch_size=8,
-            num_ppo_epochs=4,
-            num_mini_batches=2,
+            num_ppo_epochs=2,
+            num_mini_batches=1,
+            value_model="separate",
+            train_value_backbone=False,
             max_new_tokens=tokens,
             save_every=4,
             num_samples=2,
@@ -323,7 +337,9 @@ def smollm2_preset(quick: bool = False) -> dict[str, Any]:
             samples_every=4,
             samples_per_log=2,
         ),
-        evaluation=EvalSettings(n_prompts=24 if quick else 64, max_new_tokens=tokens, batch_size=16),
+        evaluation=EvalSettings(
+            n_prompts=24 if quick else None, samples_per_prompt=1 if quick else 2, max_new_tokens=tokens, batch_size=16
+        ),
     )
 
 

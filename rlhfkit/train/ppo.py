@@ -182,7 +182,10 @@ class PPOSettings:
     """"separate": a separate model (a sequence classifier: backbone + scalar head) initialised from the
     `value_model` path given to train_ppo (default the policy's path; a reward model's path is a good start).
     "shared": a scalar head on the policy's own last hidden state. None = "separate", or "shared" with LoRA, so
-    that policy, value and reference share one backbone. `separate_value_model` says which one a run uses."""
+    that policy, value and reference share one backbone. `separate_value_model` says which one a run uses. The
+    shared head's value loss trains the policy's own weights too: on SmolLM2-135M with LoRA it went with PPO
+    drifting to KL 6-8 while the reward did not rise, where the reward model as a frozen-backbone value model
+    (`train_value_backbone=False`) did not drift (`rlhfkit.pipeline.smollm2_preset`)."""
     train_value_backbone: bool = True
     """Separate value model only. True trains all of it (backbone and head, as TRL's PPOTrainer did); False freezes
     its backbone and trains only the scalar head, on hidden states computed once per rollout, so the PPO epochs run
