@@ -153,7 +153,7 @@ pd.Series(
         "reward model": f"{s.reward.epochs:g} epoch over the pairs, lr {s.reward.learning_rate:g}",
         "PPO": f"{s.ppo.total_steps} iterations x {s.ppo.batch_size} prompts, beta {s.ppo.kl_coef}",
         "DPO": f"{s.dpo.max_steps} steps x {s.dpo.batch_size} pairs, beta {s.dpo.beta}",
-        "evaluation": f"{s.evaluation.n_prompts} held-out prompts",
+        "evaluation": f"{s.evaluation.n_prompts or len(task.eval_prompts)} held-out prompts",
     },
     name="budget",
 ).to_frame()

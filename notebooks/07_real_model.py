@@ -145,7 +145,8 @@ pd.Series(
         "reward model": f"{s.reward.max_steps} steps x {s.reward.batch_size} pairs, lr {s.reward.learning_rate:g}",
         "PPO": f"{s.ppo.total_steps} rollouts x {s.ppo.batch_size}, {s.ppo.num_ppo_epochs} epochs, lr {s.ppo.learning_rate:g}",
         "DPO": f"{s.dpo.max_steps} steps x {s.dpo.batch_size} pairs, beta {s.dpo.beta}, lr {s.dpo.learning_rate:g}",
-        "evaluation": f"{s.evaluation.n_prompts} held-out prompts, answers up to {s.evaluation.max_new_tokens} tokens",
+        "evaluation": f"{s.evaluation.n_prompts or len(task.eval_prompts)} held-out prompts x "
+        f"{s.evaluation.samples_per_prompt} answers of up to {s.evaluation.max_new_tokens} tokens",
     },
     name="budget",
 ).to_frame()

@@ -240,7 +240,8 @@ def smollm2_preset(quick: bool = False) -> dict[str, Any]:
       reference. With `skip_sft=False` SFT runs a short LoRA pass on the task's demonstrations.
     - LoRA r=16, alpha=32 on all linear layers (~4.9 M trainable parameters, 3.6 %): full fine-tuning a 135M model
       costs ~10x the optimizer memory and step time on a CPU, and a LoRA policy shares its frozen base with the
-      reference (the adapter disabled), so PPO and DPO hold one copy of the model, not two.
+      reference (the adapter disabled), so policy and reference are one copy of the model, not two (PPO holds a
+      second one: its value model, below, which only runs forward).
     - Labels: 128 prompts x 4 candidates, at most 3 pairs per prompt (384 pairs). Measured on the reviews task
       (one seed, 93 held-out gold pairs): a reward model trained on 64 prompts x 6 pairs reached 0.548 (lr 2e-4)
       and 0.505 (lr 1e-3) held-out accuracy while ordering 80% of its own training pairs right: with few distinct
