@@ -29,7 +29,7 @@ import pandas as pd
 
 from rlhfkit import stages
 from rlhfkit.evaluation import EvalSettings
-from rlhfkit.runs import Manifest, RunData, _atomic_write_text, check_ours_to_write, jsonable
+from rlhfkit.runs import Manifest, RunData, atomic_write_text, check_ours_to_write, jsonable
 from rlhfkit.train.ppo import PPOSettings
 from rlhfkit.train.reward import RewardSettings
 
@@ -201,5 +201,5 @@ def criteria_frontier(
         rows.append(row)
     frontier = pd.DataFrame(rows)
     record = {"criteria": criteria, "settings": asdict(settings), "frontier": frontier.to_dict("records")}
-    _atomic_write_text(manifest.claim(FRONTIER), json.dumps(jsonable(record), indent=2))
+    atomic_write_text(manifest.claim(FRONTIER), json.dumps(jsonable(record), indent=2))
     return frontier

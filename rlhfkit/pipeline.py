@@ -456,11 +456,6 @@ def open_output_folder(settings: PipelineSettings, *, overwrite: bool = False) -
     return manifest
 
 
-def _print(message: str, echo: bool) -> None:
-    if echo:
-        print(message, flush=True)
-
-
 def run_pipeline(
     settings: PipelineSettings | None = None,
     *,
@@ -512,11 +507,11 @@ class _Progress:
             self.seconds[name] = self.finished.get(name, {}).get("seconds", 0.0)
             self.reused.append(name)
             return result
-        _print(f"[{name}] ...", self.echo)
+        stages.say(f"[{name}] ...", self.echo)
         start = time.perf_counter()
         result = step(reuse)
         self.seconds[name] = round(time.perf_counter() - start, 2)
-        _print(f"[{name}] done in {self.seconds[name]:.1f} s", self.echo)
+        stages.say(f"[{name}] done in {self.seconds[name]:.1f} s", self.echo)
         if not always:
             self.redone = self.redone or upstream
             self.finished[name] = {"seconds": self.seconds[name], "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -540,7 +535,7 @@ def _run_stages(settings: PipelineSettings, *, echo: bool, callbacks: dict[str, 
     manifest = open_output_folder(settings, overwrite=overwrite)
     progress = _Progress(manifest, echo)
     if progress.finished:
-        _print(
+        stages.say(
             f"continuing the pipeline in {out}: stages finished earlier ({', '.join(progress.finished)}) are "
             f"reused (--overwrite starts over)",
             echo,
@@ -576,7 +571,7 @@ def _run_stages(settings: PipelineSettings, *, echo: bool, callbacks: dict[str, 
     else:
         sft_path = base
         why = "skip_sft is set" if task.demonstrations else f"task {task.name!r} has no demonstrations"
-        _print(f"{why}: SFT skipped, {settings.model} is the SFT policy and the reference", echo)
+        stages.say(f"{why}: SFT skipped, {settings.model} is the SFT policy and the reference", echo)
 
     # 3. Preference pairs on the SFT model's candidates (a noisy simulated annotator by default), and held-out
     # pairs labelled by the gold judge that test the reward model.
@@ -595,7 +590,7 @@ def _run_stages(settings: PipelineSettings, *, echo: bool, callbacks: dict[str, 
         ),
     )
     agreement = labels.agreement_with_gold
-    _print(
+    stages.say(
         f"  {len(labels.preferences)} preference pairs"
         + (
             f"; annotator agrees with the gold judge on {agreement:.1%}"
@@ -623,7 +618,7 @@ def _run_stages(settings: PipelineSettings, *, echo: bool, callbacks: dict[str, 
     reward_judge = RewardModelJudge(rm_path)
     rm_gold_accuracy = reward_accuracy(reward_judge, labels.check.to_dict("records")) if len(labels.check) else None
     if rm_gold_accuracy is not None:
-        _print(
+        stages.say(
             f"  reward model: held-out accuracy against gold preferences {rm_gold_accuracy:.3f} "
             f"on {len(labels.check)} pairs",
             echo,

@@ -45,7 +45,7 @@ import pandas as pd
 
 from rlhfkit import stages
 from rlhfkit.evaluation import EvalSettings
-from rlhfkit.runs import Manifest, _atomic_write_text, check_ours_to_write, jsonable
+from rlhfkit.runs import Manifest, atomic_write_text, check_ours_to_write, jsonable
 from rlhfkit.train.ppo import PPOSettings
 from rlhfkit.train.reward import RewardSettings
 
@@ -307,7 +307,7 @@ def _run_rounds(policy, task, settings, out, *, labeller, annotator, store, echo
                 continue
             manifest.claim(folder.name)
             folder.mkdir(parents=True, exist_ok=True)
-            stages._say(f"[round {r}] candidates of {current}", echo)
+            stages.say(f"[round {r}] candidates of {current}", echo)
 
             # 1. The current policy's candidates on the round's new prompts, paired, into the store.
             table = _sampled(
@@ -320,7 +320,7 @@ def _run_rounds(policy, task, settings, out, *, labeller, annotator, store, echo
             if who == PEOPLE:
                 pending = _pending_in_round(labels, annotator, r)
                 if pending:
-                    stages._say(
+                    stages.say(
                         f"[round {r}] {pending} of {len(item_ids)} pairs wait for {annotator!r} in {store_path}: "
                         f"label them (PairwiseLabeler({str(store_path)!r}, {annotator!r})), then run again",
                         echo,
@@ -397,8 +397,8 @@ def _run_rounds(policy, task, settings, out, *, labeller, annotator, store, echo
                 "sft_gold_reward_mean": result.to_dict()["sft"]["gold_reward_mean"],
                 "settings": asdict(settings),
             }
-            _atomic_write_text(folder / ROUND_FILE, json.dumps(jsonable(done), indent=2))  # in the claimed folder
-            stages._say(
+            atomic_write_text(folder / ROUND_FILE, json.dumps(jsonable(done), indent=2))  # in the claimed folder
+            stages.say(
                 f"[round {r}] done: reward model accuracy on the policy's samples "
                 f"{_fmt(accuracy_before)} -> {_fmt(accuracy_after)}; gold {row['gold_reward_mean']:.3f}, "
                 f"proxy {row['proxy_reward_mean']:.3f}, KL {row['kl_to_ref']:.2f}, gap {gap:+.3f}",

@@ -48,6 +48,7 @@ import pandas as pd
 
 __all__ = [
     "Run",
+    "atomic_write_text",
     "RunData",
     "load",
     "package_versions",
@@ -123,7 +124,9 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it over `path`: a reader (or a run killed
+    mid-write) sees the old text or the new, never half of it."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -224,7 +227,7 @@ class Manifest:
 
     def save(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(self.folder / MANIFEST, json.dumps(self.data, indent=2))
+        atomic_write_text(self.folder / MANIFEST, json.dumps(self.data, indent=2))
 
     def claim(self, name: str) -> Path:
         """Record `name` as written by rlhfkit (before writing it) and return its path."""
@@ -332,7 +335,7 @@ class Run:
         return self.path / name
 
     def _write(self, name: str, text: str) -> None:
-        _atomic_write_text(self.claim(name), text)
+        atomic_write_text(self.claim(name), text)
 
     # --- status ---------------------------------------------------------------------------------------------
 

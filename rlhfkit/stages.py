@@ -47,7 +47,8 @@ __all__ = [
 ]
 
 
-def _say(message: str, echo: bool) -> None:
+def say(message: str, echo: bool) -> None:
+    """Print one progress line when `echo` is on (the stages, the pipeline and the rounds all report this way)."""
     if echo:
         print(message, flush=True)
 
@@ -115,12 +116,12 @@ def _training_step(
     if reuse and finished_run(out):
         differ = settings_differences(out, settings, model) if settings is not None else []
         if not differ:
-            _say(f"[{name}] reused: the finished run in {out} (reuse=False trains a new one)", echo)
+            say(f"[{name}] reused: the finished run in {out} (reuse=False trains a new one)", echo)
             return load_run(out)
-        _say(f"[{name}] the finished run in {out} had other settings ({'; '.join(differ[:4])}): training anew", echo)
+        say(f"[{name}] the finished run in {out} had other settings ({'; '.join(differ[:4])}): training anew", echo)
     resume = reuse and resumable_run(out)
     if resume:
-        _say(f"[{name}] resuming the interrupted run in {out}", echo)
+        say(f"[{name}] resuming the interrupted run in {out}", echo)
     elif read_manifest(out) is not None:
         remove_written(out)
     return train(resume)
@@ -446,7 +447,7 @@ def _decided_pairs(labelled: pd.DataFrame, task, source: str, echo: bool) -> tup
     ties = int(tied.sum())
     labelled = labelled[~tied].reset_index(drop=True)
     if ties:
-        _say(f"  {source} called {ties} of {ties + len(labelled)} pairs a tie: left out of the preferences", echo)
+        say(f"  {source} called {ties} of {ties + len(labelled)} pairs a tie: left out of the preferences", echo)
     if labelled.empty:
         raise ValueError(
             f"{source} called every one of its {ties} pairs a tie (its two orders disagreed: it preferred a "
@@ -513,10 +514,10 @@ def label_preferences(
         earlier = check_ours_to_write(out, "labels", "labels folder", {PREFERENCES, REWARD_CHECK})
         manifest = Manifest(out, "labels")
         if reuse and labels_done(out) and (earlier or {}).get("made_of") != made_of:
-            _say(f"[label] the labels in {out} were made with other settings, sources or policy: labelling anew", echo)
+            say(f"[label] the labels in {out} were made with other settings, sources or policy: labelling anew", echo)
             reuse = False
     if reuse and labels_done(out):
-        _say(f"[label] reused: the labels in {out} (reuse=False labels again)", echo)
+        say(f"[label] reused: the labels in {out} (reuse=False labels again)", echo)
         labelled, check = (pd.read_json(out / name, lines=True, dtype=False) for name in (PREFERENCES, REWARD_CHECK))
         return Labels(load_preferences(out / PREFERENCES), labelled, check, source, out)
     sampling = SamplingSettings(k=settings.k, temperature=settings.temperature, seed=settings.seed)
@@ -535,7 +536,7 @@ def label_preferences(
         )
         dropped = table.attrs["dropped_empty"]
         if dropped:
-            _say(f"  dropped {dropped} empty candidates of {table.attrs['sampled']}", echo)
+            say(f"  dropped {dropped} empty candidates of {table.attrs['sampled']}", echo)
         labelled = label_pairs(table, labeller, max_pairs_per_prompt=settings.max_pairs_per_prompt, seed=settings.seed)
         if pairwise:
             labelled, ties = _decided_pairs(labelled, task, source, echo)
