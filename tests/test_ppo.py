@@ -160,8 +160,6 @@ def test_settings_validate_and_accept_trl_names():
         PPOSettings(kl_estimator="k2")
     with pytest.raises(ValueError, match="value_model"):
         PPOSettings(value_model="twin")
-    with pytest.raises(ValueError, match="train_value_backbone=False freezes the backbone of a separate"):
-        PPOSettings(value_model="shared", train_value_backbone=False)
 
 
 def test_rollout_logprobs_from_generate_match_a_forward_pass(task):
@@ -411,6 +409,24 @@ def test_frozen_value_backbone_trains_only_the_value_head(tmp_path, task, tiny_p
     assert any(k.startswith("policy.model.layers.0.") for k in checkpoint)
     before, after = _weights(tiny_path), _weights(run.model_path)
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("train_backbone", [True, False])
+def test_shared_value_head_on_detached_features_leaves_the_policy_to_the_policy_loss(tiny_path, train_backbone):
+    # value_model="shared" with train_value_backbone=False: the value loss reaches the head only, so it cannot
+    # move the policy (on SmolLM2 with LoRA the shared head's value loss alone drifted PPO to KL 6).
+    from rlhfkit.models import load_policy
+    from rlhfkit.train.ppo import PolicyAndValue
+
+    torch.manual_seed(0)
+    model = PolicyAndValue(load_policy(str(tiny_path)), None, train_backbone)
+    ids = torch.randint(5, 50, (2, 12))
+    mask = torch.ones_like(ids)
+    _, values = model(ids, mask, torch.arange(12).expand(2, 12))
+    values.pow(2).sum().backward()
+    assert model.value_head.weight.grad is not None and model.value_head.weight.grad.abs().sum() > 0
+    policy_grads = [p.grad for p in model.policy.parameters() if p.grad is not None and p.grad.abs().sum() > 0]
+    assert bool(policy_grads) is train_backbone
 
 
 def _weights_of_checkpoint(run_path):
