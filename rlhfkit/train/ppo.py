@@ -187,7 +187,8 @@ class PPOSettings:
     on SmolLM2-135M with LoRA, 24 rollouts of 8, 4 epochs x 2 minibatches, gold on 128 held-out prompts x 2 from
     a start of 0.404 [0.342, 0.462]: with a constant reward (nothing to learn) the value loss alone moved the
     policy to KL 6.1 and gold 0.278; with a reward model the two seeds ended at 0.540 (KL 6.4) and 0.243 (KL
-    10.1); the reward model as a frozen-backbone separate value model at 0.469 (KL 3.7)
+    10.1); the head on detached features (`train_value_backbone=False`) at 0.449 (KL 5.7); the reward model as a
+    frozen-backbone separate value model at 0.469 (KL 3.7)
     (`rlhfkit.pipeline.smollm2_preset`)."""
     train_value_backbone: bool = True
     """False: the value loss trains the value function's scalar head only. With a separate value model its
