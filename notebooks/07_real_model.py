@@ -38,7 +38,8 @@
 #
 # **Run it:** *Run ▸ Run All Cells*. `QUICK = True` (the default) is the preset's smoke budget: the whole notebook
 # ran in about 7 minutes on two quiet CPU cores (one run); its numbers are noise. `QUICK = False` is the preset's
-# full budget, the README's table: its pipeline took 31 minutes on two quiet CPU cores (one run).
+# full budget, the README's table: its pipeline took 31 minutes on two quiet CPU cores (one run, with PPO's earlier
+# 2 x 1 epochs; its current 4 x 2 take longer, not yet timed whole).
 
 # %% tags=["parameters"]
 MODEL = "smollm2-135m"  # a model with a preset (see rlhfkit.pipeline.PRESETS), or a folder / Hub id with budgets below

@@ -234,7 +234,8 @@ Preset = Callable[[bool], dict]
 
 def smollm2_preset(quick: bool = False) -> dict[str, Any]:
     """SmolLM2-135M-Instruct (134.5 M parameters) on a CPU, with LoRA on every stage, PPO and DPO (RLOO on request:
-    `methods`), sized so that the default run fits in 45 minutes on two CPU cores (measured: 31 minutes, below).
+    `methods`), sized so that the default run fits in 45 minutes on two CPU cores (measured: 31 minutes with PPO's
+    earlier 2 x 1 epochs; not yet timed whole with the current 4 x 2, below).
 
     - SFT is skipped (`skip_sft`): the instruct model already answers prompts, so it is the SFT policy and the
       reference. With `skip_sft=False` SFT runs a short LoRA pass on the task's demonstrations.
@@ -276,12 +277,13 @@ def smollm2_preset(quick: bool = False) -> dict[str, Any]:
       the head on the policy, 0.508 with the frozen value model, 64 prompts).
     - Evaluation on all 128 held-out prompts x 2 answers (intervals resample whole prompts): on 64 x 1 an
       interval spans about +-0.1, wider than the gain PPO makes here.
-    - Budgets: 48 reward model steps, 24 PPO rollouts, 32 DPO steps. The default run took 31 min 26 s on a quiet
-      2-core machine (torch's 2 threads; labels 179 s, reward model 274 s, PPO 420 s, DPO 413 s, evaluation
-      571 s). Gold on 128 held-out prompts x 2 answers: start 0.404 [0.342, 0.462], DPO 0.690 [0.643, 0.733]
-      (intervals apart), PPO 0.448 [0.392, 0.503] at KL 0.56 (not apart: with this reward model PPO gains
-      little). DPO for 48 steps instead of 32 reached 0.658 [0.560, 0.754] on 64 prompts: no better, 4 more
-      minutes.
+    - Budgets: 48 reward model steps, 24 PPO rollouts, 32 DPO steps. The default run with PPO at 2 x 1, 1e-4 took
+      31 min 26 s on a quiet 2-core machine (torch's 2 threads; labels 179 s, reward model 274 s, PPO 420 s, DPO
+      413 s, evaluation 571 s). PPO at the current 4 x 2, 3e-4, run alone on that run's reward model, took 934 s on
+      one thread beside another job; a whole default run with it has not been timed. Gold on 128 held-out prompts x
+      2 answers: start 0.404 [0.342, 0.462], DPO 0.690 [0.643, 0.733], PPO 0.537 [0.475, 0.593] (both apart from
+      the start; PPO's settings were chosen on these prompts). DPO for 48 steps instead of 32 reached 0.658
+      [0.560, 0.754] on 64 prompts: no better, 4 more minutes.
     - Responses up to 48 new tokens (a few sentences of review; sampling is most of every stage's time on a CPU
       and grows with it), batches of 8.
 
