@@ -188,8 +188,7 @@ class PPOSettings:
     a start of 0.404 [0.342, 0.462]: with a constant reward (nothing to learn) the value loss alone moved the
     policy to KL 6.1 and gold 0.278; with a reward model the two seeds ended at 0.540 (KL 6.4) and 0.243 (KL
     10.1); the head on detached features (`train_value_backbone=False`) at 0.449 (KL 5.7); the reward model as a
-    frozen-backbone separate value model at 0.469 (KL 3.7)
-    (`rlhfkit.pipeline.smollm2_preset`)."""
+    frozen-backbone separate value model at 0.469 (KL 3.7) (`rlhfkit.pipeline.smollm2_preset`)."""
     train_value_backbone: bool = True
     """False: the value loss trains the value function's scalar head only. With a separate value model its
     backbone is frozen and its hidden states are computed once per rollout, so the PPO epochs run one backbone
@@ -292,9 +291,8 @@ class PPOSettings:
         given to train_ppo (default the policy's own path; a trained reward model is a good start), trained whole
         or, with train_value_backbone=False, only its head. False: a scalar head on the policy's last hidden state,
         sharing the policy's backbone (detached with train_value_backbone=False); train_ppo then takes no
-        value_model path. `value_model="separate"` or
-        `"shared"` decides; None means shared with LoRA (policy, value and reference on one backbone) and separate
-        without."""
+        value_model path. `value_model="separate"` or `"shared"` decides; None means shared with LoRA (policy,
+        value and reference on one backbone) and separate without."""
         return (self.value_model or ("shared" if self.lora is not None else "separate")) == "separate"
 
 
