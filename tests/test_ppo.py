@@ -429,6 +429,17 @@ def test_shared_value_head_on_detached_features_leaves_the_policy_to_the_policy_
     assert bool(policy_grads) is train_backbone
 
 
+def test_lora_with_a_detached_shared_value_head_trains(tmp_path, task):
+    # The shared head (the default with LoRA) on detached features: a whole run, the head at 10x the policy's rate.
+    from rlhfkit.models import LoraSettings
+
+    settings = PPOSettings(**SMALL, lora=LoraSettings(r=4), train_value_backbone=False, learning_rate=1e-3)
+    run = train_ppo("tiny", "vader", task.train_prompts, settings, run_dir=tmp_path / "lora_detached")
+    assert run.status["state"] == "finished" and run.config["value_model"] == "shared"
+    assert run.config["value_learning_rate"] == pytest.approx(1e-2)
+    assert run.metrics["loss/value_avg"].notna().all()
+
+
 def _weights_of_checkpoint(run_path):
     from safetensors.torch import load_file
 
@@ -638,16 +649,6 @@ def test_bad_inputs_fail_early_with_a_clear_message(tmp_path, task):
             PPOSettings(**SMALL, value_model="shared"),
             run_dir=tmp_path / "c",
             value_model="tiny",
-        )
-    from rlhfkit.models import LoraSettings
-
-    with pytest.raises(ValueError, match="the default with LoRA"):
-        train_ppo(
-            "tiny",
-            "vader",
-            ["fine"],
-            PPOSettings(**SMALL, lora=LoraSettings(r=4), train_value_backbone=False),
-            run_dir=tmp_path / "e",
         )
     with pytest.raises(ValueError, match="returned 1 scores for 8 responses"):
         train_ppo("tiny", lambda p, r: [0.0], task.train_prompts, PPOSettings(**SMALL), run_dir=tmp_path / "d")
