@@ -9,7 +9,10 @@ number of steps. Each arm trains in its own subprocess (a clean peak-memory read
   ours_frozen  the same value model with train_value_backbone=False: its backbone is frozen, its hidden states are
                computed once per rollout and only the score head trains (one backbone forward/backward per
                minibatch instead of two)
-  ours_shared  value_model="shared": a new scalar head on the policy's last hidden state (one backbone too)
+  ours_shared  value_model="shared": a new scalar head on the policy's last hidden state (one backbone too), whose
+               value loss also trains the policy's weights (train_value_backbone=True)
+  ours_detached  the same head on the policy's hidden states detached (train_value_backbone=False): the value loss
+               trains the head only
   trl112   trl.experimental.ppo.PPOTrainer from trl==1.12.0, installed with `pip install --no-deps --target
            bench/.cache/trl-1.12.0` on first use and imported only in its subprocess (PYTHONPATH), so the project's
            trl 1.16 is never shadowed
@@ -40,7 +43,7 @@ over repeats of the ratio between runs made one after the other).
 
     python bench/ppo_vs_trl.py [--steps 24] [--batch-size 32] [--response-length 32] [--snapshots 4] [--seeds 3]
                                [--threads 1] [--repeats 3] [--timing-steps 8]
-                               [--arms ours,ours_frozen,ours_shared,trl112,rloo]
+                               [--arms ours,ours_frozen,ours_shared,ours_detached,trl112,rloo]
     python bench/ppo_vs_trl.py --model smollm2-135m [--lora-r 16] [--lora-alpha 32] [...the same options]
 
 The first `--seeds` runs of each arm are the full ones (snapshots, evaluation); `--repeats` adds timing-only runs of
@@ -100,17 +103,19 @@ CACHE = HERE / ".cache"  # git-ignored (.cache/ anywhere)
 WORK = CACHE / "ppo_vs_trl"  # the embedded default's; a real model's is ppo_vs_trl_<name> (see work_folder)
 TRL_VERSION = "1.12.0"
 TRL_DIR = CACHE / f"trl-{TRL_VERSION}"
-ARMS = ("ours", "ours_frozen", "ours_shared", "trl112", "rloo")
+ARMS = ("ours", "ours_frozen", "ours_shared", "ours_detached", "trl112", "rloo")
 # Our arms and their value model settings.
 OURS = {
     "ours": {"value_model": "separate"},
     "ours_frozen": {"value_model": "separate", "train_value_backbone": False},
-    "ours_shared": {"value_model": "shared"},
+    "ours_shared": {"value_model": "shared", "train_value_backbone": True},
+    "ours_detached": {"value_model": "shared", "train_value_backbone": False},
 }
 LABELS = {
     "ours": "ours, separate value",
     "ours_frozen": "ours, frozen value",
     "ours_shared": "ours, shared value",
+    "ours_detached": "ours, detached value",
     "trl112": "TRL 1.12 PPOTrainer",
     "rloo": "TRL 1.16 RLOO",
 }
@@ -1034,7 +1039,7 @@ def main() -> None:
             result.update(tag=tag, seed=seed)
             results[arm].append(result)
             print(
-                f"  {arm:>11} {tag} ({steps} steps): {result['seconds_per_step']:.2f} s/step "
+                f"  {arm:>13} {tag} ({steps} steps): {result['seconds_per_step']:.2f} s/step "
                 f"({result.get('cpu_seconds_per_step_median') or math.nan:.2f} CPU s/step), peak RSS "
                 f"{result['peak_rss_mb']:.0f} MB, last objective/scores {result['trajectory'][-1]['scores']:.3f}"
                 f" objective/kl {result['trajectory'][-1]['kl']:.2f} ({result['process_seconds']:.0f} s in all)",
