@@ -263,6 +263,7 @@ def smollm2_preset(quick: bool = False) -> dict[str, Any]:
       | frozen reward model | 2 x 1, 1e-4 (the preset before) | 0.448 [0.392, 0.503] | 0.525 | 0.56 |
       | frozen reward model | 4 x 2, 1e-4 | 0.469 [0.413, 0.520] | 0.516 | 3.7 |
       | frozen reward model | 4 x 2, 3e-4 (this preset) | 0.537 [0.475, 0.593] | 0.617 | 7.2 |
+      | frozen reward model, PPO seed 1 | 4 x 2, 3e-4 (this preset) | 0.520 [0.456, 0.575] | 0.594 | 11.6 |
       | head on the LoRA policy, seed 0 | 4 x 2, 1e-4 | 0.540 [0.488, 0.586] | 0.600 | 6.4 |
       | head on the LoRA policy, seed 1 | 4 x 2, 1e-4 | 0.243 [0.186, 0.298] | 0.369 | 10.1 |
       | head on the LoRA policy, constant reward | 4 x 2, 1e-4 | 0.278 [0.216, 0.336] | 0.428 | 6.1 |
