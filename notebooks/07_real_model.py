@@ -38,8 +38,9 @@
 #
 # **Run it:** *Run ▸ Run All Cells*. `QUICK = True` (the default) is the preset's smoke budget: the whole notebook
 # ran in about 7 minutes on two quiet CPU cores (one run); its numbers are noise. `QUICK = False` is the preset's
-# full budget, the README's table: its pipeline took 31 minutes on two quiet CPU cores (one run, with PPO's earlier
-# 2 x 1 epochs; its current 4 x 2 take longer, not yet timed whole).
+# full budget, the README's table: its pipeline took 31 minutes on two quiet CPU cores with PPO's earlier 2 x 1
+# epochs, and 69 minutes with the current 4 x 2 on a slower machine, where the stages both share took about twice
+# as long (one run each).
 
 # %% tags=["parameters"]
 MODEL = "smollm2-135m"  # a model with a preset (see rlhfkit.pipeline.PRESETS), or a folder / Hub id with budgets below
