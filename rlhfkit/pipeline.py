@@ -284,8 +284,8 @@ def smollm2_preset(quick: bool = False) -> dict[str, Any]:
       alone (labels 330 s, reward model 538 s, PPO 1167 s, DPO 879 s, evaluation 1165 s: the stages both runs
       share took 1.8-2.1x as long). Gold on 128 held-out prompts x 2 answers: start 0.404 [0.342, 0.462], DPO
       0.690 [0.643, 0.733], PPO 0.536 [0.475, 0.590] (both apart from the start; PPO's settings were chosen on
-      these prompts). DPO for 48 steps instead of 32 reached 0.658
-      [0.560, 0.754] on 64 prompts: no better, 4 more minutes.
+      these prompts). DPO for 48 steps instead of 32 reached 0.658 [0.560, 0.754] on 64 prompts: no better, 4 more
+      minutes.
     - Responses up to 48 new tokens (a few sentences of review; sampling is most of every stage's time on a CPU
       and grows with it), batches of 8.
 
