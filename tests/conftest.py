@@ -73,8 +73,7 @@ def pytest_sessionstart(session):
     import sys
     import time
 
-    reporter = config.pluginmanager.get_plugin("terminalreporter")  # None under -p no:terminal
-    say = reporter.write_line if reporter is not None else print
+    say = config.pluginmanager.get_plugin("terminalreporter").write_line
     started = time.perf_counter()
     builds = {
         name: subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
