@@ -68,10 +68,11 @@ KL coef 0.05, 3 snapshots, 64 eval prompts, 2 seeds, no timing-only repeats, arm
   LoRA         ours: PPOSettings(lora=LoraSettings(...)); TRL 1.12: a plain policy, peft_config=LoraConfig(...) and
                ref_model=None, so that the reference is the policy with the adapter disabled, as in ours
   value model  ours (separate) and TRL: the reward model with its own LoRA adapter (the same settings) and its score
-               head trained in full, which is what our separate value model does with LoRA; TRL 1.12 takes no
+               head trained in full, which is what our separate value model does with LoRA and
+               train_value_backbone=True; TRL 1.12 takes no
                peft_config for it (its example trains the whole value model beside a LoRA policy), so it gets that
                classifier with the adapter in its layers. ours_frozen: frozen backbone, no adapter, head only;
-               ours_shared: a head on the LoRA policy (our default with LoRA)
+               ours_shared: a head on the LoRA policy (value_model="shared"); ours_frozen is the default with LoRA
   reward model the model with a score head regressing the VADER scores of its own samples (4 per prompt for
                --reward-prompts train prompts) and of 3x as many demonstrations: fitted by ridge regression on the
                frozen backbone's features (closed form, strength by 5-fold cross-validation), then --reward-steps
@@ -106,7 +107,7 @@ TRL_DIR = CACHE / f"trl-{TRL_VERSION}"
 ARMS = ("ours", "ours_frozen", "ours_shared", "ours_detached", "trl112", "rloo")
 # Our arms and their value model settings.
 OURS = {
-    "ours": {"value_model": "separate"},
+    "ours": {"value_model": "separate", "train_value_backbone": True},  # trained whole, with LoRA too, as TRL does
     "ours_frozen": {"value_model": "separate", "train_value_backbone": False},
     "ours_shared": {"value_model": "shared", "train_value_backbone": True},
     "ours_detached": {"value_model": "shared", "train_value_backbone": False},

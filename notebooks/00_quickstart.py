@@ -132,14 +132,14 @@ settings = replace(
     base,
     sft=replace(base.sft, max_steps=SFT_STEPS, device=DEVICE, **adapters(2e-4)),
     reward=replace(base.reward, device=DEVICE, **adapters(1e-4)),
-    # The pipeline starts PPO's value function from the reward model, which needs a separate value model (with
-    # LoRA, PPO would otherwise put a value head on the policy).
+    # PPO's value function starts from the reward model (a separate value model; with LoRA its backbone stays
+    # frozen and only its score head trains: PPOSettings' default).
     ppo=replace(
         base.ppo,
         total_steps=PPO_STEPS,
         batch_size=PPO_BATCH_SIZE,
         device=DEVICE,
-        **adapters(1e-5, value_model="separate"),
+        **adapters(1e-5),
     ),
     dpo=replace(base.dpo, max_steps=DPO_STEPS, device=DEVICE, **adapters(5e-6)),
     rloo=replace(base.rloo, device=DEVICE, lora=lora),

@@ -184,8 +184,9 @@ print(
 # `dashboard.html` into the run directory at the end. `from_run` redraws any run from disk, after a kernel restart
 # too.
 #
-# The value model starts from the reward model (it already knows which answers are good), as in the pipeline:
-# `stages.ppo` decides that from `PPOSettings` (with LoRA, a value head on the policy instead).
+# The value model starts from the reward model (it already knows which answers are good), as in the pipeline. With
+# LoRA its backbone stays frozen and only its score head trains (`PPOSettings.train_value_backbone`): a second
+# trained backbone would double the cost that LoRA saves.
 
 
 # %%

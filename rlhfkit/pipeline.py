@@ -269,7 +269,7 @@ def smollm2_preset(quick: bool = False) -> dict[str, Any]:
       | head on the LoRA policy, constant reward | 4 x 2, 1e-4 | 0.278 [0.216, 0.336] | 0.428 | 6.1 |
       | head on the LoRA policy's detached features | 4 x 2, 1e-4 | 0.449 [0.389, 0.505] | 0.506 | 5.7 |
 
-      A head on the policy (PPOSettings' default with LoRA) trains the policy's weights through the value loss:
+      A head on the policy (`value_model="shared"`) trains the policy's weights through the value loss:
       with nothing to learn (a constant reward) that alone moved the policy to KL 6 and lost gold, and two seeds
       ended 0.30 apart. Neither the head on detached features (`train_value_backbone=False`) nor the frozen
       reward model lets the value loss move the policy; with the latter PPO raises the reward model's score of

@@ -239,11 +239,16 @@ def test_one_ppo_step_with_lora_against_the_base_as_reference(smollm2_folder, sm
         learning_rate=1e-2,
         progress=False,
         device="cpu",
+        # The policy's log-probs from the same full-sequence forward as the reference's (not generate()'s
+        # KV-cached logits, which round apart by ~1e-6), so that the KL before the update is exactly zero.
+        logprobs_from_generate=False,
     )
     run = train_ppo(SMOLLM2, "vader", PROMPTS, settings, tmp_path / "ppo")
     assert run.status["state"] == "finished" and len(run.metrics) == 1
     assert run.config["policy_path"] == str(smollm2_folder)
     assert run.config["reference_path"] == "policy with the LoRA adapter disabled"
+    # The default value function with LoRA: a separate model (the policy's weights here) with a frozen backbone.
+    assert run.config["value_model"] == "separate" and run.config["train_value_backbone"] is False
     # Before the update the adapter is a no-op (B = 0): the policy's KL to its reference is exactly zero.
     assert run.metrics["objective/kl"][0] == pytest.approx(0.0, abs=1e-6)
 

@@ -112,15 +112,21 @@ def test_quick_pipeline_writes_report_and_summary(tmp_path):
 
 
 def test_the_value_model_rule_is_decided_once_on_the_ppo_settings():
-    # With LoRA, PPO defaults to a value head on the shared backbone and refuses a value-model path (the pipeline
-    # used to pass one anyway and failed); stages.ppo passes the reward model only for a separate value model.
+    # The value function is a separate model (started from the reward model by stages.ppo) unless "shared" is
+    # asked for; its backbone trains without LoRA (as TRL did) and stays frozen with LoRA, where a head on the
+    # LoRA policy lost gold reward and a frozen reward model won it (bench/ppo_vs_trl.py on both models).
     from rlhfkit.models import LoraSettings
     from rlhfkit.train.ppo import PPOSettings
 
-    assert PPOSettings().separate_value_model
-    assert not PPOSettings(lora=LoraSettings(r=4)).separate_value_model
-    assert PPOSettings(lora=LoraSettings(r=4), value_model="separate").separate_value_model
+    lora = LoraSettings(r=4)
+    assert PPOSettings().separate_value_model and PPOSettings().trains_value_backbone
+    assert PPOSettings(lora=lora).separate_value_model and not PPOSettings(lora=lora).trains_value_backbone
+    assert PPOSettings(lora=lora, train_value_backbone=True).trains_value_backbone
+    assert not PPOSettings(train_value_backbone=False).trains_value_backbone
     assert not PPOSettings(value_model="shared").separate_value_model
+    assert not PPOSettings(lora=lora, value_model="shared").separate_value_model
+    with pytest.raises(ValueError, match="train_value_backbone must be True, False or None, got 'no'"):
+        PPOSettings(train_value_backbone="no")
 
 
 # --- the output folder: only rlhfkit's own files are ever replaced; an earlier output is continued ---------------

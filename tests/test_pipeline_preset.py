@@ -29,7 +29,7 @@ def test_the_smollm2_preset_uses_lora_rates_for_a_real_model_short_answers_and_s
     assert settings.evaluation.max_new_tokens == settings.label_settings().max_new_tokens == 48
     # PPO's value function: the reward model with its backbone frozen (only the score head trains), not a head on the
     # LoRA policy: with that head PPO drifted to KL 6-8 while its reward did not rise (the preset's docstring)
-    assert settings.ppo.separate_value_model and not settings.ppo.train_value_backbone
+    assert settings.ppo.separate_value_model and not settings.ppo.trains_value_backbone
     # Smaller than the embedded default's budgets; --quick smaller still.
     default, quick = PipelineSettings(), PipelineSettings.for_model(SMOLLM2, quick=True)
     assert settings.n_label_prompts < default.n_label_prompts and settings.ppo.batch_size < default.ppo.batch_size

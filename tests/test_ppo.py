@@ -430,10 +430,10 @@ def test_shared_value_head_on_detached_features_leaves_the_policy_to_the_policy_
 
 
 def test_lora_with_a_detached_shared_value_head_trains(tmp_path, task):
-    # The shared head (the default with LoRA) on detached features: a whole run, the head at 10x the policy's rate.
+    # The shared head with LoRA reads detached features by default: a whole run, the head at 10x the policy's rate.
     from rlhfkit.models import LoraSettings
 
-    settings = PPOSettings(**SMALL, lora=LoraSettings(r=4), train_value_backbone=False, learning_rate=1e-3)
+    settings = PPOSettings(**SMALL, lora=LoraSettings(r=4), value_model="shared", learning_rate=1e-3)
     run = train_ppo("tiny", "vader", task.train_prompts, settings, run_dir=tmp_path / "lora_detached")
     assert run.status["state"] == "finished" and run.config["value_model"] == "shared"
     assert run.config["value_learning_rate"] == pytest.approx(1e-2)
@@ -457,11 +457,16 @@ def test_lora_trains_only_the_adapter_and_value_head(tmp_path, task, tiny_path, 
     monkeypatch.setattr(ppo, "load_reference", no_second_copy)
     settings = PPOSettings(**SMALL, lora=LoraSettings(r=4, alpha=8, dropout=0.0), learning_rate=1e-2, save_every=1)
     run = train_ppo("tiny", VaderJudge(), task.train_prompts, settings, run_dir=tmp_path / "lora")
-    assert run.status["state"] == "finished" and run.config["value_model"] == "shared"
+    # The default value function with LoRA: a separate model (here the policy's own weights, no value_model path
+    # given) with its backbone frozen.
+    assert run.status["state"] == "finished" and run.config["value_model"] == "separate"
+    assert run.config["train_value_backbone"] is False and run.config["value_learning_rate"] == pytest.approx(0.1)
     assert set(METRIC_NAMES) <= set(run.metrics.columns)
-    # Trainable = LoRA matrices + the value head, nothing else.
+    # Trainable = the policy's LoRA matrices + the value model's score head, nothing else.
     trainable = _weights_of_checkpoint(run.path)
-    assert trainable and all("lora_" in k or k.startswith("value_head.") for k in trainable), list(trainable)
+    value_part = sorted(k for k in trainable if k.startswith("value_model."))
+    assert value_part == ["value_model.score.weight"], value_part
+    assert all("lora_" in k for k in trainable if k not in value_part), list(trainable)
     assert any("lora_B" in k and v.abs().sum() > 0 for k, v in trainable.items())  # B starts at 0: it moved
     # The saved model is a plain causal LM with the adapter merged: adapted layers changed, the rest did not.
     before, after = _weights(tiny_path), _weights(run.model_path)

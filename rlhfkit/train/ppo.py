@@ -138,9 +138,10 @@ class PPOSettings:
     models want ~1e-6 to 1e-5, or ~1e-5 to 1e-4 with LoRA)."""
     value_learning_rate: float | None = None
     """AdamW learning rate for the value function (its head, or the whole separate value model). None = the
-    policy's `learning_rate`, or 10x that with train_value_backbone=False: a lone linear head on frozen features
-    moves too little at the policy's rate to track the returns (measured with bench/ppo_vs_trl.py and a weaker
-    reward model, 3 seeds each: gold at matched KL 0.65 at 1x, 0.70 at 10x and at 50x)."""
+    policy's `learning_rate`, or 10x that when its backbone does not train (`trains_value_backbone`): a lone linear
+    head on frozen features moves too little at the policy's rate to track the returns (measured with
+    bench/ppo_vs_trl.py and a weaker reward model, 3 seeds each: gold at matched KL 0.65 at 1x, 0.70 at 10x and at
+    50x)."""
     anneal_lr: bool = False
     """Decay the learning rates linearly to zero over `total_steps`."""
     weight_decay: float = 0.0
@@ -180,28 +181,30 @@ class PPOSettings:
     """Weight of the value loss in the total loss."""
     value_model: str | None = None
     """"separate": a separate model (a sequence classifier: backbone + scalar head) initialised from the
-    `value_model` path given to train_ppo (default the policy's path; a reward model's path is a good start).
-    "shared": a scalar head on the policy's own last hidden state. None = "separate", or "shared" with LoRA, so
-    that policy, value and reference share one backbone. `separate_value_model` says which one a run uses. The
-    shared head's value loss trains the policy's own weights too (unless `train_value_backbone=False`). Measured
-    on SmolLM2-135M with LoRA, 24 rollouts of 8, 4 epochs x 2 minibatches, gold on 128 held-out prompts x 2 from
-    a start of 0.404 [0.342, 0.462]: with a constant reward (nothing to learn) the value loss alone moved the
-    policy to KL 6.1 and gold 0.278; with a reward model the two seeds ended at 0.540 (KL 6.4) and 0.243 (KL
-    10.1); the head on detached features (`train_value_backbone=False`) at 0.449 (KL 5.7); the reward model as a
-    frozen-backbone separate value model at 0.469 (KL 3.7) (`rlhfkit.pipeline.smollm2_preset`). On the embedded
-    default (bench/ppo_vs_trl.py, 4 seeds, gold at matched KL) the detached head was no better than the attached
-    one (0.393 vs 0.424), and the frozen reward model far ahead of both (0.794): what the value function starts
-    from matters most. The same bench on SmolLM2 with LoRA (one seed, start 0.510): head on the policy 0.366,
-    frozen reward model 0.599, TRL 1.12 0.583."""
-    train_value_backbone: bool = True
+    `value_model` path given to train_ppo (default the policy's path; a reward model's path is a good start: its
+    score head already predicts the reward). "shared": a scalar head on the policy's own last hidden state, no
+    second model in memory. None = "separate"; `separate_value_model` says which one a run uses. What the value
+    function starts from matters most. On SmolLM2-135M with LoRA, 24 rollouts of 8, 4 epochs x 2 minibatches,
+    gold on 128 held-out prompts x 2 from a start of 0.404 [0.342, 0.462]: a shared head whose value loss trains
+    the policy's adapter, with a constant reward (nothing to learn), moved the policy to KL 6.1 and gold 0.278;
+    with a reward model its two seeds ended at 0.540 (KL 6.4) and 0.243 (KL 10.1); the head on detached features
+    at 0.449 (KL 5.7); the reward model as a frozen-backbone separate value model at 0.469 (KL 3.7)
+    (`rlhfkit.pipeline.smollm2_preset`). bench/ppo_vs_trl.py, gold at matched KL: on the embedded default (4
+    seeds) the frozen reward model 0.794, the shared head 0.424 and 0.393 detached; on SmolLM2 with LoRA (one
+    seed, start 0.510) the frozen reward model 0.599, the shared head 0.366, TRL 1.12 0.583."""
+    train_value_backbone: bool | None = None
     """False: the value loss trains the value function's scalar head only. With a separate value model its
     backbone is frozen and its hidden states are computed once per rollout, so the PPO epochs run one backbone
-    instead of two (0.93 vs 1.43 s/step on the embedded default: bench/ppo_vs_trl.py); the value function is then a
-    linear read-out of the value model's features, which is what a reward model's score head already is, so it
-    starts as a sound baseline when the value model is the reward model. With `value_model="shared"` the head
-    reads the policy's hidden states detached: no second model in memory, and the value loss cannot move the
-    policy (see `value_model`). True trains the whole value function (as TRL's PPOTrainer did): a separate value
-    model's backbone, or, shared, the policy's own weights through the value loss."""
+    instead of two (0.93 vs 1.43 s/step on the embedded default, 29.95 vs 41.68 s/step on SmolLM2 with LoRA:
+    bench/ppo_vs_trl.py); the value function is then a linear read-out of the value model's features, which is
+    what a reward model's score head already is, so it starts as a sound baseline when the value model is the
+    reward model. With `value_model="shared"` the head reads the policy's hidden states detached, and the value
+    loss cannot move the policy. True trains the whole value function (as TRL's PPOTrainer did): a separate value
+    model's backbone (with its own adapter under LoRA), or, shared, the policy's own weights through the value
+    loss. None = False with LoRA (a LoRA run trains an adapter because the model is too big to train whole; a
+    second trained backbone would double that cost, and the value loss must not move the policy's adapter: see
+    `value_model`), True without (full fine-tuning, as TRL did). `trains_value_backbone` says which one a run
+    uses."""
     logprobs_from_generate: bool | None = None
     """Take the rollout's log-probs from the logits generate() saw while sampling (as TRL's PPOTrainer did) instead
     of running the policy over the rollout once more. Saves a forward pass per step, but holds every sampled
@@ -263,6 +266,8 @@ class PPOSettings:
             raise ValueError(f"kl_estimator must be 'k1' or 'k3', got {self.kl_estimator!r}")
         if self.value_model not in (None, "separate", "shared"):
             raise ValueError(f"value_model must be 'separate', 'shared' or None, got {self.value_model!r}")
+        if self.train_value_backbone not in (None, True, False):
+            raise ValueError(f"train_value_backbone must be True, False or None, got {self.train_value_backbone!r}")
         positive = (
             "total_steps",
             "batch_size",
@@ -292,12 +297,18 @@ class PPOSettings:
     def separate_value_model(self) -> bool:
         """Whether the value function is a separate network (True) or a head on the policy (False); the one place
         this is decided. True: a sequence classifier (backbone + scalar head) started from the `value_model` path
-        given to train_ppo (default the policy's own path; a trained reward model is a good start), trained whole
-        or, with train_value_backbone=False, only its head. False: a scalar head on the policy's last hidden state,
-        sharing the policy's backbone (detached with train_value_backbone=False); train_ppo then takes no
-        value_model path. `value_model="separate"` or `"shared"` decides; None means shared with LoRA (policy,
-        value and reference on one backbone) and separate without."""
-        return (self.value_model or ("shared" if self.lora is not None else "separate")) == "separate"
+        given to train_ppo (default the policy's own path; a trained reward model is a good start). False: a scalar
+        head on the policy's last hidden state, sharing the policy's backbone; train_ppo then takes no value_model
+        path. `value_model="separate"` or `"shared"` decides; None means separate."""
+        return (self.value_model or "separate") == "separate"
+
+    @property
+    def trains_value_backbone(self) -> bool:
+        """Whether the value loss trains the value function's backbone (True) or its scalar head only (False); the
+        one place this is decided. `train_value_backbone` decides; None means False with LoRA, True without."""
+        if self.train_value_backbone is None:
+            return self.lora is None
+        return self.train_value_backbone
 
 
 _FIELD_NAMES = {f.name for f in dataclasses.fields(PPOSettings)}
@@ -850,7 +861,7 @@ def _value_learning_rate(settings: PPOSettings, value_model_path) -> float:
             "a value_model path was given but settings.value_model is 'shared' (a head on the policy);"
             " use value_model='separate' to start the value function from that model"
         )
-    lone_head = not settings.train_value_backbone  # a head on frozen (or detached) features
+    lone_head = not settings.trains_value_backbone  # a head on frozen (or detached) features
     return settings.value_learning_rate or settings.learning_rate * (10 if lone_head else 1)
 
 
@@ -963,16 +974,16 @@ def _load_models(settings: PPOSettings, device, policy_path: str, reference_path
     value = None
     if settings.separate_value_model:
         # A frozen backbone takes the device's dtype and no adapter (nothing of it trains).
-        value_lora = settings.lora if settings.train_value_backbone else None
+        value_lora = settings.lora if settings.trains_value_backbone else None
         value = load_reward_model(
             value_path,
             device=device,
             lora=value_lora,
             role="value",
-            dtype=torch.float32 if value_lora is None and settings.train_value_backbone else frozen_dtype,
+            dtype=torch.float32 if value_lora is None and settings.trains_value_backbone else frozen_dtype,
         )
         value.config.pad_token_id = tokenizer.pad_token_id
-    model = PolicyAndValue(policy_model, value, settings.train_value_backbone).to(device)
+    model = PolicyAndValue(policy_model, value, settings.trains_value_backbone).to(device)
     model.eval()  # dropout off: the PPO ratio must be 1 before the first update
     ref_model = load_reference(reference_path, device=device, dtype=policy_dtype) if reference_path else None
     return tokenizer, policy_model, model, ref_model
@@ -1051,6 +1062,7 @@ def _set_up(
     config = {
         **{f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)},
         "value_model": "separate" if settings.separate_value_model else "shared",
+        "train_value_backbone": settings.trains_value_backbone,
         "value_learning_rate": value_lr,
         "policy_path": policy_path,
         "reference_path": reference_path if own_reference else "policy with the LoRA adapter disabled",
@@ -1224,7 +1236,7 @@ class _PPOLoop:
             hidden = unwrapped.value_hidden(ro.query_response[chunk], ro.attention_mask[chunk], ro.position_ids[chunk])
             hidden = hidden[:, p - 1 : -1]
             values = unwrapped.values_from_hidden(hidden)
-            if self.settings.train_value_backbone:
+            if self.settings.trains_value_backbone:
                 hidden = None  # the backbone trains: the update computes its hidden states afresh
             if self.logprobs_from_generate:
                 logp = ro.logprobs[chunk]
