@@ -200,6 +200,31 @@ def test_a_finished_run_with_other_settings_or_another_start_is_trained_anew(tmp
     assert "had other settings (max_steps: 5 then, 7 now): training anew" in capsys.readouterr().out
 
 
+def test_a_ppo_run_is_compared_with_the_value_function_its_settings_decide(tmp_path, capsys, monkeypatch):
+    # A LoRA run finished when value_model=None meant a head on the policy (recorded as "shared") is not reused
+    # by settings that leave it None today (a separate value model with its backbone frozen).
+    from dataclasses import asdict
+
+    from rlhfkit.models import LoraSettings
+    from rlhfkit.runs import jsonable
+    from rlhfkit.train import ppo as ppo_module
+
+    settings = ppo_module.PPOSettings(lora=LoraSettings(r=4), total_steps=2)
+    out = tmp_path / "ppo"
+    then = {**asdict(settings), "value_model": "shared", "train_value_backbone": True}
+    run = Run(out, stage="ppo", config={"model": "/models/a", **jsonable(then)}, seed=0)
+    run.claim("model").mkdir()
+    run.finish({})
+    calls = []
+    monkeypatch.setattr(ppo_module, "train_ppo", lambda *args, **kwargs: calls.append(kwargs["value_model"]))
+    stages.ppo("/models/a", "vader", ["a prompt"], settings, out, reward_model_path="/models/rm")
+    assert calls == ["/models/rm"]
+    assert (
+        "had other settings (value_model: 'shared' then, 'separate' now; train_value_backbone: True then, False now)"
+        in capsys.readouterr().out
+    )
+
+
 def test_labels_made_with_other_settings_are_made_anew(tmp_path, tiny_path, capsys):
     from dataclasses import replace
 
