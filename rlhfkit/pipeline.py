@@ -280,12 +280,13 @@ def smollm2_preset(quick: bool = False) -> dict[str, Any]:
       interval spans about +-0.1, wider than the gain PPO makes here.
     - Budgets: 48 reward model steps, 24 PPO rollouts, 32 DPO steps. The default run with PPO at 2 x 1, 1e-4 took
       31 min 26 s on a quiet 2-core machine (torch's 2 threads; labels 179 s, reward model 274 s, PPO 420 s, DPO
-      413 s, evaluation 571 s). With this preset a whole default run took 35 min 59 s on that machine, alone
-      (labels 173 s, reward model 286 s, PPO 636 s, DPO 434 s, evaluation 598 s), and 68 min 54 s on a slower
-      2-core machine (labels 330 s, reward model 538 s, PPO 1167 s, DPO 879 s, evaluation 1165 s). Gold on 128
-      held-out prompts x 2 answers: start 0.404 [0.342, 0.462], DPO 0.690 [0.643, 0.733], PPO 0.536 [0.475,
-      0.590] (both apart from the start; PPO's settings were chosen on these prompts). DPO for 48 steps instead of
-      32 reached 0.658 [0.560, 0.754] on 64 prompts: no better, 4 more minutes.
+      413 s, evaluation 571 s). With this preset a whole default run took 35 min 59 s and 40 min 48 s on that
+      machine, alone (labels 173 and 184 s, reward model 286 and 303 s, PPO 636 and 650 s, DPO 434 and 597 s,
+      evaluation 598 and 681 s), and 68 min 54 s on a slower 2-core machine (labels 330 s, reward model 538 s, PPO
+      1167 s, DPO 879 s, evaluation 1165 s). Gold on 128 held-out prompts x 2 answers: start 0.404 [0.342,
+      0.462], DPO 0.690 [0.643, 0.733], PPO 0.536 [0.475, 0.590] (both apart from the start; PPO's settings were
+      chosen on these prompts). DPO for 48 steps instead of 32 reached 0.658 [0.560, 0.754] on 64 prompts: no
+      better, 4 more minutes.
     - Responses up to 48 new tokens (a few sentences of review; sampling is most of every stage's time on a CPU
       and grows with it), batches of 8.
 
