@@ -269,13 +269,13 @@ def smollm2_preset(quick: bool = False) -> dict[str, Any]:
       | head on the LoRA policy, constant reward | 4 x 2, 1e-4 | 0.278 [0.216, 0.336] | 0.428 | 6.1 |
       | head on the LoRA policy's detached features | 4 x 2, 1e-4 | 0.449 [0.389, 0.505] | 0.506 | 5.7 |
 
-      A head on the policy (`value_model="shared"`) trains the policy's weights through the value loss:
-      with nothing to learn (a constant reward) that alone moved the policy to KL 6 and lost gold, and two seeds
-      ended 0.30 apart. Neither the head on detached features (`train_value_backbone=False`) nor the frozen
-      reward model lets the value loss move the policy; with the latter PPO raises the reward model's score of
-      its answers (0.088 at the start, 0.181 at 3e-4) and gold follows. Twice the labels (256 prompts, 96 reward
-      model steps) gave a reward model of 0.624 accuracy and no better PPO at the earlier settings (0.441 with
-      the head on the policy, 0.508 with the frozen value model, 64 prompts).
+      A head on the policy (`value_model="shared", train_value_backbone=True`) trains the policy's weights through
+      the value loss: with nothing to learn (a constant reward) that alone moved the policy to KL 6 and lost gold,
+      and two seeds ended 0.30 apart. Neither the head on detached features (`train_value_backbone=False`) nor the
+      frozen reward model lets the value loss move the policy; with the latter PPO raises the reward model's score
+      of its answers (0.088 at the start, 0.181 at 3e-4) and gold follows. Twice the labels (256 prompts, 96 reward
+      model steps) gave a reward model of 0.624 accuracy and no better PPO at the earlier settings (0.441 with the
+      head on the policy, 0.508 with the frozen value model, 64 prompts).
     - Evaluation on all 128 held-out prompts x 2 answers (intervals resample whole prompts): on 64 x 1 an
       interval spans about +-0.1, wider than the gain PPO makes here.
     - Budgets: 48 reward model steps, 24 PPO rollouts, 32 DPO steps. The default run with PPO at 2 x 1, 1e-4 took
