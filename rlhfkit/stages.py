@@ -215,13 +215,6 @@ def ppo(
                 "reward model's folder), or use PPOSettings(value_model='shared')"
             )
         value_from = str(value_from)
-    # A finished run is compared with what these settings decide, not with their Nones: a run made when None meant
-    # a head on a LoRA policy must not pass for one made with today's default.
-    decided = replace(
-        settings,
-        value_model="separate" if settings.separate_value_model else "shared",
-        train_value_backbone=settings.trains_value_backbone,
-    )
     return _training_step(
         "ppo",
         out,
@@ -238,7 +231,7 @@ def ppo(
         ),
         reuse=reuse,
         echo=echo,
-        settings=decided,
+        settings=settings.decided(),  # compared as decided: see PPOSettings.decided
         model=policy,
     )
 

@@ -310,6 +310,15 @@ class PPOSettings:
             return self.lora is None
         return self.train_value_backbone
 
+    def decided(self) -> PPOSettings:
+        """These settings with the value function's Nones replaced by what they decide: what a run records, and
+        what a finished run is compared with (a run made when None meant another value function is another run)."""
+        return dataclasses.replace(
+            self,
+            value_model="separate" if self.separate_value_model else "shared",
+            train_value_backbone=self.trains_value_backbone,
+        )
+
 
 _FIELD_NAMES = {f.name for f in dataclasses.fields(PPOSettings)}
 _TRL_NAMES = {
@@ -1060,9 +1069,7 @@ def _set_up(
     # With LoRA the reference is the policy's own base (adapter disabled), unless another one is named.
     own_reference = settings.lora is None or reference_path != policy_path
     config = {
-        **{f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)},
-        "value_model": "separate" if settings.separate_value_model else "shared",
-        "train_value_backbone": settings.trains_value_backbone,
+        **dataclasses.asdict(settings.decided()),
         "value_learning_rate": value_lr,
         "policy_path": policy_path,
         "reference_path": reference_path if own_reference else "policy with the LoRA adapter disabled",
